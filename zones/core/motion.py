@@ -1,0 +1,64 @@
+"""Movement: commands from visitors and integration of velocities.
+
+Speeds are bounded by V_MAX: a velocity command is clamped to it, and a move
+command that would need more than V_MAX since the entity's last accepted move
+is refused outright (a teleport is a cheat or a bug, not a fast walk).
+"""
+
+import numpy as np
+
+from .constants import MAX_STEP_M, TICK_SECONDS, V_MAX_M_PER_S
+from .state import Status, ZoneState
+from .wire import CommandKind
+
+MOVE_TOLERANCE = 1.001
+"""Float slack on the V_MAX check so a move of exactly V_MAX·dt is accepted."""
+
+
+def clamp_speed(vel: np.ndarray, v_max: float = V_MAX_M_PER_S) -> np.ndarray:
+    """Scale each (N, 3) velocity down to at most `v_max` m/s; NaN becomes zero."""
+    vel = np.nan_to_num(vel.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    speed = np.sqrt(np.einsum("ij,ij->i", vel, vel))
+    scale = np.minimum(1.0, v_max / np.maximum(speed, 1e-12)).astype(np.float32)
+    return vel * scale[:, None]
+
+
+def apply_commands(
+    state: ZoneState, commands: np.ndarray, slots: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply COMMAND_DTYPE rows to the entities at `slots` (-1: not held here).
+
+    Returns (moved, rejected): a slot mask of entities placed by a MOVE this
+    tick (they are not integrated again) and a mask over `commands` of refused
+    moves. Commands are applied in order, so a later command for the same
+    entity sees the effect of an earlier one.
+    """
+    moved = np.zeros(state.capacity, dtype=bool)
+    rejected = np.zeros(len(commands), dtype=bool)
+    held = slots >= 0
+    velocity = held & (commands["kind"] == CommandKind.VELOCITY)
+    if velocity.any():
+        state.vel[slots[velocity]] = clamp_speed(commands["vec"][velocity])
+    moves = np.flatnonzero(held & (commands["kind"] == CommandKind.MOVE))
+    for i in moves:  # moves chain on each other, so they are taken one at a time
+        slot = slots[i]
+        target = commands["vec"][i]
+        elapsed = max(1, state.tick - int(state.last_move[slot]))
+        distance = float(np.linalg.norm(target - state.pos[slot]))
+        if not np.isfinite(distance) or distance > MAX_STEP_M * elapsed * MOVE_TOLERANCE:
+            rejected[i] = True
+            continue
+        state.vel[slot] = (target - state.pos[slot]) / (elapsed * TICK_SECONDS)
+        state.pos[slot] = target
+        state.last_move[slot] = state.tick
+        moved[slot] = True
+    unknown = ~np.isin(commands["kind"], (CommandKind.VELOCITY, CommandKind.MOVE))
+    rejected |= held & unknown
+    return moved, rejected
+
+
+def integrate(state: ZoneState, lo: np.ndarray, hi: np.ndarray, skip: np.ndarray) -> None:
+    """Advance every live entity one tick along its velocity, inside the bounds."""
+    live = (state.status != Status.FREE) & ~skip
+    state.pos[live] += state.vel[live] * np.float32(TICK_SECONDS)
+    np.clip(state.pos, lo, hi, out=state.pos)

@@ -1,0 +1,157 @@
+"""A zone's state as a structure of arrays.
+
+Slot i of every per-entity array describes the same entity; a slot whose
+`status` is FREE is unused. Arrays have length `capacity` (ZONE_CAPACITY
+authority slots); a zone never holds more live entities than that.
+"""
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+from .constants import (
+    DEFAULT_ZONES,
+    INITIAL_RTO_TICKS,
+    MARKET_SIZE_M,
+    MAX_ZONES,
+    SPAWN_CAP,
+    ZONE_CAPACITY,
+)
+from .ranges import RangeMap, floor_ranges
+
+
+class Status:
+    """Values of ZoneState.status: the migration state machine of DESIGN.md §3."""
+
+    FREE = 0
+    OWNED = 1  # authority is here
+    STAGING = 2  # authority still here; an intent is out to `peer`, awaiting ack
+    INCOMING = 3  # admitted from `peer`; becomes OWNED at `arrival`
+
+
+@dataclass(frozen=True)
+class ZoneParams:
+    """What a zone is configured with and does not change tick to tick."""
+
+    zone: int
+    lo: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.float32))
+    hi: np.ndarray = field(default_factory=lambda: np.array(MARKET_SIZE_M, dtype=np.float32))
+    capacity: int = ZONE_CAPACITY
+    spawn_cap: int = SPAWN_CAP
+
+
+@dataclass
+class ZoneState:
+    """Everything one zone knows, as arrays indexed by slot.
+
+    Units: positions in metres (world x, y, z, y up), velocities in m/s, times
+    in ticks unless named `hlc` or `arrival` (packed hybrid logical clocks).
+    """
+
+    zone: int
+    ranges: RangeMap
+    tick: int
+    hlc: int
+    status: np.ndarray  # (C,) uint8, Status
+    id: np.ndarray  # (C,) uint64
+    kind: np.ndarray  # (C,) uint16, RowFlag kind bits
+    pos: np.ndarray  # (C, 3) float32, m
+    vel: np.ndarray  # (C, 3) float32, m/s
+    code: np.ndarray  # (C,) uint32, Hilbert code of pos
+    epoch: np.ndarray  # (C,) uint32, fencing epoch this zone holds the entity at
+    xfer_epoch: (
+        np.ndarray
+    )  # (C,) uint32, epoch of the transfer in flight (last proposed when owned)
+    peer: np.ndarray  # (C,) int16, staging target or incoming source
+    outside: np.ndarray  # (C,) uint16, consecutive ticks outside this zone's range
+    arrival: np.ndarray  # (C,) uint64, HLC at which an incoming entity is promoted
+    deadline: np.ndarray  # (C,) int64, tick at which a staging intent is retransmitted
+    sent_tick: np.ndarray  # (C,) int64, tick the first intent of this transfer left
+    attempts: np.ndarray  # (C,) uint16, intents sent for this transfer
+    rto: np.ndarray  # (C,) int32, current retransmission timeout in ticks
+    retry_at: np.ndarray  # (C,) int64, earliest tick for a new attempt after a nack
+    nacks: np.ndarray  # (C,) uint16, nacks in a row (backoff exponent)
+    last_move: np.ndarray  # (C,) int64, tick of the last accepted MOVE command
+    srtt: np.ndarray  # (MAX_ZONES,) float64, smoothed intent→ack time per peer, ticks; <0 unknown
+    rttvar: np.ndarray  # (MAX_ZONES,) float64, its mean deviation
+    decided: dict[int, int]  # entity id → highest transfer epoch this zone has answered
+    accepted: dict[int, int]  # entity id → highest transfer epoch this zone has accepted
+
+    @classmethod
+    def empty(
+        cls, zone: int, ranges: RangeMap, capacity: int = ZONE_CAPACITY, hlc: int = 0
+    ) -> "ZoneState":
+        """A zone with no entities."""
+        c = capacity
+        return cls(
+            zone=zone,
+            ranges=ranges,
+            tick=0,
+            hlc=hlc,
+            status=np.zeros(c, np.uint8),
+            id=np.zeros(c, np.uint64),
+            kind=np.zeros(c, np.uint16),
+            pos=np.zeros((c, 3), np.float32),
+            vel=np.zeros((c, 3), np.float32),
+            code=np.zeros(c, np.uint32),
+            epoch=np.zeros(c, np.uint32),
+            xfer_epoch=np.zeros(c, np.uint32),
+            peer=np.full(c, -1, np.int16),
+            outside=np.zeros(c, np.uint16),
+            arrival=np.zeros(c, np.uint64),
+            deadline=np.zeros(c, np.int64),
+            sent_tick=np.zeros(c, np.int64),
+            attempts=np.zeros(c, np.uint16),
+            rto=np.full(c, INITIAL_RTO_TICKS, np.int32),
+            retry_at=np.zeros(c, np.int64),
+            nacks=np.zeros(c, np.uint16),
+            last_move=np.zeros(c, np.int64),
+            srtt=np.full(MAX_ZONES, -1.0),
+            rttvar=np.zeros(MAX_ZONES),
+            decided={},
+            accepted={},
+        )
+
+    def copy(self) -> "ZoneState":
+        """A deep copy: arrays and tables are not shared with the original."""
+        copied: dict[str, Any] = {f.name: _copy_value(getattr(self, f.name)) for f in fields(self)}
+        return replace(self, **copied)
+
+    @property
+    def capacity(self) -> int:
+        return int(self.status.size)
+
+    def live_mask(self) -> np.ndarray:
+        """Slots holding an entity in any state."""
+        return self.status != Status.FREE
+
+    def live_count(self) -> int:
+        """Occupied authority slots (owned + staging + incoming)."""
+        return int(np.count_nonzero(self.status))
+
+    def slots_of(self, ids: np.ndarray) -> np.ndarray:
+        """Slot of each id, or -1 where this zone holds no record of it."""
+        live = np.flatnonzero(self.status)
+        if live.size == 0 or len(ids) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        order = np.argsort(self.id[live], kind="stable")
+        sorted_ids = self.id[live][order]
+        found = np.searchsorted(sorted_ids, ids)
+        found = np.minimum(found, sorted_ids.size - 1)
+        hit = sorted_ids[found] == ids
+        slots: np.ndarray = np.where(hit, live[order[found]], -1)
+        return slots
+
+
+def _copy_value(value: object) -> object:
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def default_ranges(n: int = DEFAULT_ZONES) -> RangeMap:
+    """The booth layout every zone starts from when nothing else is configured."""
+    return floor_ranges(n)

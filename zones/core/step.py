@@ -1,0 +1,185 @@
+"""One zone tick: `step(state, inputs, params) -> (state, output)`.
+
+A pure function: it copies the state, applies a fixed chain of stages and
+returns the new state with everything the zone must send and report. No I/O,
+no globals, no clock reads (the wall time comes in `inputs.now_ms`).
+
+The chain, in order:
+  1. clock        advance tick and HLC
+  2. despawn      remove owned entities (others are returned as deferred)
+  3. spawn        admit new entities up to the spawn cap
+  4. messages     gossip, acks, nacks, intents, forwarded commands
+  5. commands     visitor movement (V_MAX enforced); forwarded if in flight
+  6. motion       integrate velocities inside the market bounds
+  7. codes        Hilbert code and owning zone of every entity
+  8. hysteresis   consecutive ticks outside this zone's range
+  9. promotion    incoming → owned at arrival; acks go out
+ 10. migration    retransmit overdue intents, then start new transfers (≤ 50)
+ 11. interest     rows to publish
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import migration
+from .admission import spawn_quota
+from .constants import MAX_MIGRATIONS_PER_TICK
+from .hilbert import encode_positions
+from .hlc import hlc_now, hlc_receive
+from .interest import interest_rows
+from .messages import Ack, Forward, Gossip, Intent, Message, Nack
+from .motion import apply_commands, integrate
+from .ranges import adopt
+from .state import Status, ZoneParams, ZoneState
+from .wire import COMMAND_DTYPE, SPAWN_DTYPE, empty
+
+_NO_IDS = np.zeros(0, dtype=np.uint64)
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    """What arrives at a zone for one tick."""
+
+    now_ms: int
+    messages: tuple[Message, ...] = ()
+    commands: np.ndarray = field(default_factory=lambda: empty(COMMAND_DTYPE))
+    spawns: np.ndarray = field(default_factory=lambda: empty(SPAWN_DTYPE))
+    despawns: np.ndarray = field(default_factory=lambda: _NO_IDS)
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What a zone sends and reports after one tick."""
+
+    messages: list[Message]
+    rows: np.ndarray
+    migration: migration.MigrationEvents
+    spawned: np.ndarray
+    spawn_refused: np.ndarray
+    despawned: np.ndarray
+    despawn_deferred: np.ndarray
+    rejected_commands: np.ndarray  # COMMAND_DTYPE rows refused (impossible moves, unknown kinds)
+    unrouted_commands: np.ndarray  # COMMAND_DTYPE rows for entities this zone does not hold
+    gossip_adopted: bool
+
+
+def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[ZoneState, StepOutput]:
+    """Advance one zone by one tick."""
+    s = state.copy()
+    s.tick += 1
+    s.hlc = hlc_now(s.hlc, inputs.now_ms)
+    events = migration.MigrationEvents()
+    outbox = migration.Outbox()
+
+    despawned, deferred = _despawn(s, inputs.despawns)
+    spawned, spawn_refused = _spawn(s, inputs.spawns, params)
+
+    gossip_adopted = False
+    forwarded: list[np.ndarray] = []
+    admitted = 0
+    for message in inputs.messages:
+        if message.dst != s.zone:
+            continue
+        s.hlc = hlc_receive(s.hlc, message.hlc, inputs.now_ms)
+        if isinstance(message, Ack):
+            migration.handle_ack(s, message, events)
+        elif isinstance(message, Nack):
+            migration.handle_nack(s, message, events)
+        elif isinstance(message, Intent):
+            admitted = migration.handle_intent(s, params, message, outbox, admitted, events)
+        elif isinstance(message, Forward):
+            forwarded.append(message.commands)
+        elif isinstance(message, Gossip):
+            adopted = adopt(s.ranges, message.ranges)
+            gossip_adopted |= adopted is not s.ranges
+            s.ranges = adopted
+
+    commands = np.concatenate([*forwarded, inputs.commands]) if forwarded else inputs.commands
+    slots = s.slots_of(commands["id"])
+    moved, rejected = apply_commands(s, commands, slots)
+    forwards = _forward_in_flight(s, commands, slots, rejected)
+
+    integrate(s, params.lo, params.hi, skip=moved)
+    live = s.status != Status.FREE
+    s.code[live] = encode_positions(s.pos[live], params.lo, params.hi)
+    assigned = np.full(s.capacity, -1, dtype=np.int16)
+    assigned[live] = s.ranges.assign(s.code[live])
+    migration.update_hysteresis(s, assigned)
+    migration.promote_arrivals(s, outbox, events)
+
+    budget = MAX_MIGRATIONS_PER_TICK
+    budget -= migration.retransmit_due(s, budget, outbox, events)
+    migration.start_migrations(s, assigned, budget, outbox, events)
+
+    messages: list[Message] = [*outbox.messages(s.zone, s.hlc), *forwards]
+    return s, StepOutput(
+        messages=messages,
+        rows=interest_rows(s),
+        migration=events,
+        spawned=spawned,
+        spawn_refused=spawn_refused,
+        despawned=despawned,
+        despawn_deferred=deferred,
+        rejected_commands=commands[rejected],
+        unrouted_commands=commands[slots < 0],
+        gossip_adopted=gossip_adopted,
+    )
+
+
+def _despawn(s: ZoneState, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Remove owned entities; an entity in flight is deferred until its transfer ends."""
+    if len(ids) == 0:
+        return _NO_IDS, _NO_IDS
+    slots = s.slots_of(np.asarray(ids, dtype=np.uint64))
+    safe = np.where(slots >= 0, slots, 0)
+    owned = (slots >= 0) & (s.status[safe] == Status.OWNED)
+    in_flight = (slots >= 0) & ~owned
+    s.status[slots[owned]] = Status.FREE
+    return np.asarray(ids, dtype=np.uint64)[owned], np.asarray(ids, dtype=np.uint64)[in_flight]
+
+
+def _spawn(s: ZoneState, spawns: np.ndarray, params: ZoneParams) -> tuple[np.ndarray, np.ndarray]:
+    """Create entities while the zone is under its spawn cap; refuse the rest."""
+    if len(spawns) == 0:
+        return _NO_IDS, _NO_IDS
+    _, first = np.unique(spawns["id"], return_index=True)
+    unique = np.zeros(len(spawns), dtype=bool)
+    unique[first] = True
+    candidates = np.flatnonzero(unique & (s.slots_of(spawns["id"]) < 0))
+    quota = int(spawn_quota(s.live_count(), candidates.size, spawn_cap=params.spawn_cap))
+    take = candidates[:quota]
+    slots = np.flatnonzero(s.status == Status.FREE)[: take.size]
+    rows = spawns[take]
+    s.status[slots] = Status.OWNED
+    s.id[slots], s.kind[slots] = rows["id"], rows["kind"]
+    s.pos[slots] = np.clip(rows["pos"], params.lo, params.hi)
+    s.vel[slots] = rows["vel"]
+    s.epoch[slots] = s.xfer_epoch[slots] = 1
+    s.peer[slots] = -1
+    s.outside[slots] = 0
+    s.attempts[slots] = s.nacks[slots] = 0
+    s.retry_at[slots] = 0
+    s.last_move[slots] = s.tick
+    refused = np.ones(len(spawns), dtype=bool)
+    refused[take] = False
+    return rows["id"].copy(), spawns["id"][refused].copy()
+
+
+def _forward_in_flight(
+    s: ZoneState, commands: np.ndarray, slots: np.ndarray, rejected: np.ndarray
+) -> list[Forward]:
+    """Commands applied to staging entities also go to their target."""
+    held = (slots >= 0) & ~rejected
+    safe = np.where(held, slots, 0)
+    staging = held & (s.status[safe] == Status.STAGING)
+    if not staging.any():
+        return []
+    by_target: dict[int, list[int]] = defaultdict(list)
+    for i in np.flatnonzero(staging):
+        by_target[int(s.peer[slots[i]])].append(int(i))
+    return [
+        Forward(src=s.zone, dst=dst, hlc=s.hlc, commands=commands[idx])
+        for dst, idx in sorted(by_target.items())
+    ]
