@@ -22,12 +22,12 @@ def interest_rows(state: ZoneState) -> np.ndarray:
     """Rows for every live entity, in slot order."""
     live = np.flatnonzero(state.status)
     rows = np.empty(live.size, dtype=ROW_DTYPE)
-    rows["id"] = state.id[live]
-    rows["pos"] = state.pos[live]
-    rows["vel"] = state.vel[live]
+    rows["id"] = state.id.take(live)
+    rows["pos"] = state.pos.take(live, axis=0)
+    rows["vel"] = state.vel.take(live, axis=0)
     rows["hlc"] = state.hlc
-    rows["epoch"] = state.epoch[live]
-    rows["flags"] = _FLAGS_BY_STATUS[state.status[live]] | state.kind[live]
+    rows["epoch"] = state.epoch.take(live)
+    rows["flags"] = _FLAGS_BY_STATUS.take(state.status.take(live)) | state.kind.take(live)
     rows["zone"] = state.zone
     return rows
 

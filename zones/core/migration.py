@@ -7,7 +7,7 @@ owned → staging → (target: incoming → owned), DESIGN.md §3, with fencing:
   comes back; it never takes the entity back on a timeout, it retransmits.
 * The target decides each (entity, epoch) once and never changes its mind: a
   refused epoch stays refused, an accepted one is acked every time it is asked.
-  It remembers its decisions per entity (`decided`, `accepted`), so a delayed or
+  It remembers its decisions per entity (`ZoneState.decisions`), so a delayed or
   duplicated intent can never be admitted after the source was told no.
 * The target acks only once it has promoted the entity to OWNED, so there is
   never a tick at which nobody holds authority; while both hold a record, the
@@ -87,13 +87,18 @@ def is_current_answer(
     )
 
 
-def handle_ack(state: ZoneState, message: Ack, events: MigrationEvents) -> None:
-    """Release entities whose current transfer the target has taken over."""
+def _answered_slots(state: ZoneState, message: Ack | Nack, events: MigrationEvents) -> np.ndarray:
+    """Slots whose transfer in flight this answer is for; other answers count as stale."""
     answers = message.replies
     slots = state.slots_of(answers["id"])
     current = is_current_answer(state, slots, answers["epoch"], message.src)
     events.stale += int(np.count_nonzero(~current))
-    mine = slots[current]
+    return slots[current]
+
+
+def handle_ack(state: ZoneState, message: Ack, events: MigrationEvents) -> None:
+    """Release entities whose current transfer the target has taken over."""
+    mine = _answered_slots(state, message, events)
     if mine.size == 0:
         return
     first_try = mine[state.attempts[mine] == 1]  # Karn: no samples from retransmitted transfers
@@ -105,11 +110,7 @@ def handle_ack(state: ZoneState, message: Ack, events: MigrationEvents) -> None:
 
 def handle_nack(state: ZoneState, message: Nack, events: MigrationEvents) -> None:
     """Keep entities whose current transfer was refused, and back off."""
-    answers = message.replies
-    slots = state.slots_of(answers["id"])
-    current = is_current_answer(state, slots, answers["epoch"], message.src)
-    events.stale += int(np.count_nonzero(~current))
-    mine = slots[current]
+    mine = _answered_slots(state, message, events)
     if mine.size == 0:
         return
     state.status[mine] = Status.OWNED
@@ -160,8 +161,8 @@ def handle_intent(
 
     open_rows = ~refresh & ~taken_over
     id_list, epoch_list = ids.tolist(), proposed.tolist()
-    decided_before = np.array([state.decided.get(i, 0) for i in id_list], dtype=np.int64)
-    accepted_before = np.array([state.accepted.get(i, 0) for i in id_list], dtype=np.int64)
+    before = np.array([state.decisions.get(i) for i in id_list], dtype=np.int64).reshape(-1, 2)
+    decided_before, accepted_before = before[:, 0], before[:, 1]
     answered = open_rows & (decided_before >= proposed)
     re_ack = answered & (accepted_before >= proposed)
     refused_again = answered & ~re_ack
@@ -170,13 +171,13 @@ def handle_intent(
     live = state.live_count()
     quota = int(inbound_quota(live, fresh.size, admitted, capacity=params.capacity))
     admit, refuse = fresh[:quota], fresh[quota:]
-    for i in fresh:
-        state.decided[id_list[i]] = epoch_list[i]
+    for i in refuse.tolist():
+        state.decisions.record(id_list[i], epoch_list[i], int(accepted_before[i]))
     if admit.size:
         free = np.flatnonzero(state.status == Status.FREE)[: admit.size]
         _admit(state, free, rows[admit], src)
-        for i in admit:
-            state.accepted[id_list[i]] = epoch_list[i]
+        for i in admit.tolist():
+            state.decisions.record(id_list[i], epoch_list[i], epoch_list[i])
         events.admitted.append(ids[admit].copy())
     full = live + quota >= params.capacity
     acks = np.flatnonzero(taken_over | re_ack)
@@ -311,9 +312,11 @@ def _admit(state: ZoneState, slots: np.ndarray, rows: np.ndarray, src: int) -> N
     state.nacks[slots] = 0
     state.retry_at[slots] = 0
     state.last_move[slots] = state.tick
+    state.membership_changed()
 
 
 def _free(state: ZoneState, slots: np.ndarray) -> None:
     state.status[slots] = Status.FREE
     state.peer[slots] = -1
     state.attempts[slots] = 0
+    state.membership_changed()

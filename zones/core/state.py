@@ -5,8 +5,7 @@ Slot i of every per-entity array describes the same entity; a slot whose
 authority slots); a zone never holds more live entities than that.
 """
 
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from .constants import (
     SPAWN_CAP,
     ZONE_CAPACITY,
 )
+from .decisions import Decisions
 from .ranges import RangeMap, floor_ranges
 
 
@@ -75,8 +75,8 @@ class ZoneState:
     last_move: np.ndarray  # (C,) int64, tick of the last accepted MOVE command
     srtt: np.ndarray  # (MAX_ZONES,) float64, smoothed intent→ack time per peer, ticks; <0 unknown
     rttvar: np.ndarray  # (MAX_ZONES,) float64, its mean deviation
-    decided: dict[int, int]  # entity id → highest transfer epoch this zone has answered
-    accepted: dict[int, int]  # entity id → highest transfer epoch this zone has accepted
+    decisions: Decisions  # entity id → (highest epoch answered, highest accepted)
+    _index: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def empty(
@@ -109,14 +109,22 @@ class ZoneState:
             last_move=np.zeros(c, np.int64),
             srtt=np.full(MAX_ZONES, -1.0),
             rttvar=np.zeros(MAX_ZONES),
-            decided={},
-            accepted={},
+            decisions=Decisions(),
         )
 
     def copy(self) -> "ZoneState":
-        """A deep copy: arrays and tables are not shared with the original."""
-        copied: dict[str, Any] = {f.name: _copy_value(getattr(self, f.name)) for f in fields(self)}
-        return replace(self, **copied)
+        """An independent copy: writing to either never changes the other."""
+        twin = object.__new__(ZoneState)
+        for name in _ARRAY_FIELDS:
+            setattr(twin, name, getattr(self, name).copy())
+        twin.zone, twin.ranges, twin.tick, twin.hlc = self.zone, self.ranges, self.tick, self.hlc
+        twin.decisions = self.decisions.copy()
+        twin._index = self._index  # immutable once built, safe to share
+        return twin
+
+    def membership_changed(self) -> None:
+        """Call after any slot turns FREE or stops being FREE: drops the id index."""
+        self._index = None
 
     @property
     def capacity(self) -> int:
@@ -131,25 +139,23 @@ class ZoneState:
         return int(np.count_nonzero(self.status))
 
     def slots_of(self, ids: np.ndarray) -> np.ndarray:
-        """Slot of each id, or -1 where this zone holds no record of it."""
-        live = np.flatnonzero(self.status)
-        if live.size == 0 or len(ids) == 0:
+        """Slot of each id, or -1 where this zone holds no record of it.
+
+        Binary search over a sorted index of live ids, built once and reused
+        until `membership_changed` is called.
+        """
+        if self._index is None:
+            live = np.flatnonzero(self.status)
+            order = np.argsort(self.id[live], kind="stable")
+            self._index = (self.id[live][order], live[order])
+        sorted_ids, sorted_slots = self._index
+        if sorted_ids.size == 0 or len(ids) == 0:
             return np.full(len(ids), -1, dtype=np.int64)
-        order = np.argsort(self.id[live], kind="stable")
-        sorted_ids = self.id[live][order]
-        found = np.searchsorted(sorted_ids, ids)
-        found = np.minimum(found, sorted_ids.size - 1)
-        hit = sorted_ids[found] == ids
-        slots: np.ndarray = np.where(hit, live[order[found]], -1)
-        return slots
+        found = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
+        return np.where(sorted_ids[found] == ids, sorted_slots[found], -1)
 
 
-def _copy_value(value: object) -> object:
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, dict):
-        return dict(value)
-    return value
+_ARRAY_FIELDS = tuple(f.name for f in fields(ZoneState) if f.type in ("np.ndarray", np.ndarray))
 
 
 def default_ranges(n: int = DEFAULT_ZONES) -> RangeMap:

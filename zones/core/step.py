@@ -30,7 +30,7 @@ from .hilbert import encode_positions
 from .hlc import hlc_now, hlc_receive
 from .interest import interest_rows
 from .messages import Ack, Forward, Gossip, Intent, Message, Nack
-from .motion import apply_commands, integrate
+from .motion import apply_commands, clamp_speed, integrate
 from .ranges import adopt
 from .state import Status, ZoneParams, ZoneState
 from .wire import COMMAND_DTYPE, SPAWN_DTYPE, empty
@@ -102,8 +102,8 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
     forwards = _forward_in_flight(s, commands, slots, rejected)
 
     integrate(s, params.lo, params.hi, skip=moved)
-    live = s.status != Status.FREE
-    s.code[live] = encode_positions(s.pos[live], params.lo, params.hi)
+    live = np.flatnonzero(s.status)
+    s.code[live] = encode_positions(s.pos.take(live, axis=0), params.lo, params.hi)
     assigned = np.full(s.capacity, -1, dtype=np.int16)
     assigned[live] = s.ranges.assign(s.code[live])
     migration.update_hysteresis(s, assigned)
@@ -137,6 +137,7 @@ def _despawn(s: ZoneState, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     owned = (slots >= 0) & (s.status[safe] == Status.OWNED)
     in_flight = (slots >= 0) & ~owned
     s.status[slots[owned]] = Status.FREE
+    s.membership_changed()
     return np.asarray(ids, dtype=np.uint64)[owned], np.asarray(ids, dtype=np.uint64)[in_flight]
 
 
@@ -155,13 +156,14 @@ def _spawn(s: ZoneState, spawns: np.ndarray, params: ZoneParams) -> tuple[np.nda
     s.status[slots] = Status.OWNED
     s.id[slots], s.kind[slots] = rows["id"], rows["kind"]
     s.pos[slots] = np.clip(rows["pos"], params.lo, params.hi)
-    s.vel[slots] = rows["vel"]
+    s.vel[slots] = clamp_speed(rows["vel"])
     s.epoch[slots] = s.xfer_epoch[slots] = 1
     s.peer[slots] = -1
     s.outside[slots] = 0
     s.attempts[slots] = s.nacks[slots] = 0
     s.retry_at[slots] = 0
     s.last_move[slots] = s.tick
+    s.membership_changed()
     refused = np.ones(len(spawns), dtype=bool)
     refused[take] = False
     return rows["id"].copy(), spawns["id"][refused].copy()

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from zones.core import migration, step
+from zones.core.decisions import Decisions
 from zones.core.state import Status
 
 from .fabric_run import Run, run_fabric
@@ -123,7 +124,7 @@ def test_control_ignoring_the_epoch_of_a_nack_leaves_two_owners(monkeypatch):
     original = migration.handle_intent
 
     def forgetful_target(state, params, message, outbox, admitted, events):
-        state.decided.clear()  # and a target that forgets it said no
+        state.decisions = Decisions()  # and a target that forgets it said no
         return original(state, params, message, outbox, admitted, events)
 
     monkeypatch.setattr(migration, "handle_intent", forgetful_target)
@@ -139,6 +140,7 @@ def test_control_hard_cutover_loses_entities(monkeypatch):
     def release_on_send(state, assigned, budget, outbox, events):
         sent = original(state, assigned, budget, outbox, events)
         state.status[state.status == Status.STAGING] = Status.FREE
+        state.membership_changed()
         return sent
 
     monkeypatch.setattr(migration, "start_migrations", release_on_send)
