@@ -3,7 +3,7 @@
 The market's zones step at SIM_TICK_HZ on the in-process network (lossless,
 one tick of latency) with a demo crowd walking between the booths, so the
 market is alive the moment it starts. Every SUMMARY_EVERY_TICKS ticks a summary
-of each zone goes to the channel-layer group `market_summary`, which the
+of each zone goes to the channel-layer group `market_summary` (market/events.py), which the
 landing page shows live. A tick that takes longer than its 50 ms is counted as
 an overrun and reported, never silently absorbed.
 """
@@ -13,11 +13,10 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-from channels.layers import get_channel_layer
 
+from market.events import MarketSummary, ZoneSummary, market_summary_publish
 from zones.core.constants import DEFAULT_ZONES, SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import Crowd
 from zones.core.ranges import floor_ranges
@@ -27,7 +26,6 @@ from zones.core.step import StepOutput
 
 log = logging.getLogger(__name__)
 
-SUMMARY_GROUP = "market_summary"
 SUMMARY_EVERY_TICKS = SIM_TICK_HZ // 2  # twice a second
 DEMO_WALKERS = 300
 DEMO_BOOTHS = (
@@ -87,9 +85,9 @@ class EmbeddedMarket:
             stat.window_ticks += 1
         return outputs
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> MarketSummary:
         """The market_summary payload, and reset the per-window counters."""
-        zones = []
+        zones: list[ZoneSummary] = []
         for z, state in enumerate(self.net.zones):
             stat = self.stats[z]
             name, colour = DEMO_BOOTHS[z % len(DEMO_BOOTHS)]
@@ -118,16 +116,13 @@ class EmbeddedMarket:
 async def run_embedded_zones(stop: asyncio.Event, market: EmbeddedMarket | None = None) -> None:
     """Run the market's zones as a task of the current event loop until `stop` is set."""
     market = market or EmbeddedMarket()
-    layer = get_channel_layer()
     period = TICK_MS / 1000
     next_tick = time.monotonic()
     log.info("embedded market: %d zones, %d walkers", market.zones, market.walkers)
     while not stop.is_set():
         market.tick(now_ms=time.time_ns() // 1_000_000)
-        if market.net.tick % SUMMARY_EVERY_TICKS == 0 and layer is not None:
-            await layer.group_send(
-                SUMMARY_GROUP, {"type": "market.summary", "summary": market.summary()}
-            )
+        if market.net.tick % SUMMARY_EVERY_TICKS == 0:
+            await market_summary_publish(market.summary())
         next_tick += period
         delay = next_tick - time.monotonic()
         if delay < 0:

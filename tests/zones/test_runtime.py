@@ -3,8 +3,9 @@ import asyncio
 import pytest
 from channels.layers import get_channel_layer
 
+from market.events import MARKET_SUMMARY_GROUP
 from zones.core.simnet import ownership_violations
-from zones.runtime import SUMMARY_GROUP, EmbeddedMarket, run_embedded_zones
+from zones.runtime import EmbeddedMarket, run_embedded_zones
 
 
 def test_demo_market_walkers_cross_booths_and_stay_owned():
@@ -27,7 +28,7 @@ def test_demo_market_walkers_cross_booths_and_stay_owned():
 async def test_runtime_publishes_summaries_to_the_channel_layer():
     layer = get_channel_layer()
     channel = await layer.new_channel()
-    await layer.group_add(SUMMARY_GROUP, channel)
+    await layer.group_add(MARKET_SUMMARY_GROUP, channel)
     stop = asyncio.Event()
     task = asyncio.create_task(run_embedded_zones(stop, EmbeddedMarket(walkers=30)))
     try:

@@ -1,0 +1,1 @@
+"""Chunks: the content-addressed store for creators' assets."""

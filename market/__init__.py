@@ -1,0 +1,1 @@
+"""Market: markets, booths and the pages visitors land on."""

@@ -1,0 +1,43 @@
+"""The market summary event: its schema, its group and its one publisher.
+
+Zone runtimes publish a summary once per reporting interval; every landing page
+socket in the `market_summary` group receives it. `tick` increases with every
+summary, so a client can tell a fresh summary from a late one.
+"""
+
+from typing import TypedDict
+
+from channels.layers import get_channel_layer
+
+MARKET_SUMMARY_GROUP = "market_summary"
+MARKET_SUMMARY_EVENT = "market.summary"
+
+
+class ZoneSummary(TypedDict):
+    """One zone's health as the landing page shows it."""
+
+    zone: int
+    name: str
+    colour: str  # "#rrggbb", the booth's colour
+    entities: int  # authority slots in use, what the capacity limits
+    in_flight: int  # of those, entities staging out or incoming
+    capacity: int
+    tick_ms: float  # wall time of the zone's last step
+    migrations_per_s: float
+
+
+class MarketSummary(TypedDict):
+    """Every zone of the market at one tick."""
+
+    tick: int
+    hlc: int
+    overruns: int  # ticks that took longer than their 50 ms since the start
+    zones: list[ZoneSummary]
+
+
+async def market_summary_publish(summary: MarketSummary) -> None:
+    """Send a summary to every socket watching the market."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("CHANNEL_LAYERS has no default layer to publish the summary on")
+    await layer.group_send(MARKET_SUMMARY_GROUP, {"type": MARKET_SUMMARY_EVENT, "summary": summary})

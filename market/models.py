@@ -1,0 +1,54 @@
+"""A market is one persistent space; booths divide it, one zone each."""
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+
+from zones.core.constants import MARKET_SIZE_M
+
+DEFAULT_WIDTH_X_M, DEFAULT_HEIGHT_Y_M, DEFAULT_DEPTH_Z_M = MARKET_SIZE_M
+
+colour_hex = RegexValidator(r"^#[0-9a-f]{6}$", "Use a lower-case hex colour such as #1f77b4.")
+
+
+class Market(models.Model):
+    """A 3D space with its bounds in metres from the origin, y up."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(unique=True)
+    width_x_m = models.FloatField(default=DEFAULT_WIDTH_X_M, validators=[MinValueValidator(1.0)])
+    depth_z_m = models.FloatField(default=DEFAULT_DEPTH_Z_M, validators=[MinValueValidator(1.0)])
+    height_y_m = models.FloatField(default=DEFAULT_HEIGHT_Y_M, validators=[MinValueValidator(1.0)])
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Booth(models.Model):
+    """A creator's part of a market, simulated by the zone with the same index."""
+
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="booths")
+    name = models.CharField(max_length=100)
+    colour = models.CharField(max_length=7, default="#1f77b4", validators=[colour_hex])
+    zone_index = models.PositiveSmallIntegerField()
+    creator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="booths",
+    )
+
+    class Meta:
+        ordering = ["market", "zone_index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market", "zone_index"], name="booth_zone_index_unique_per_market"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (zone {self.zone_index})"

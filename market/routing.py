@@ -1,0 +1,9 @@
+"""Websocket routes of the market app, composed in fabric_site.asgi."""
+
+from django.urls import path
+
+from market.consumers import MarketSummaryConsumer
+
+websocket_urlpatterns = [
+    path("ws/market/summary/", MarketSummaryConsumer.as_asgi()),
+]

@@ -1,0 +1,1 @@
+"""Operator UI: the dashboard operators watch the live market from."""

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class OperatorUiConfig(AppConfig):
+    """The operator dashboard page and its websocket feed."""
+
+    name = "operator_ui"
+    verbose_name = "Operator UI"

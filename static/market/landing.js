@@ -1,0 +1,77 @@
+// Live zone table of the landing page, fed by the market summary websocket.
+// Reconnects with a growing delay when the socket drops, and says so on the page.
+"use strict";
+
+(function () {
+  const socketPath = document.currentScript.dataset.socketPath;
+  const status = document.getElementById("zones-status");
+  const body = document.getElementById("zones-body");
+  const firstDelayMs = 500;
+  const longestDelayMs = 10000;
+  let delayMs = firstDelayMs;
+  let lastTick = -1;
+
+  function setStatus(text, reconnecting) {
+    status.textContent = text;
+    status.classList.toggle("reconnecting", reconnecting);
+  }
+
+  function cell(row, text) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    row.appendChild(td);
+    return td;
+  }
+
+  function renderSummary(summary) {
+    // Frames can arrive late after a reconnect; never show an older tick over a newer one.
+    if (summary.tick <= lastTick) {
+      return;
+    }
+    lastTick = summary.tick;
+    const rows = summary.zones.map(function (zone) {
+      const row = document.createElement("tr");
+      row.classList.toggle("full", zone.entities >= zone.capacity);
+      cell(row, String(zone.zone));
+      const booth = cell(row, "");
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = zone.colour;
+      booth.append(swatch, " ", zone.name);
+      cell(row, String(zone.entities));
+      cell(row, String(zone.capacity));
+      cell(row, zone.tick_ms.toFixed(2));
+      cell(row, zone.migrations_per_s.toFixed(1));
+      return row;
+    });
+    body.replaceChildren(...rows);
+    setStatus("Live, tick " + summary.tick + ".", false);
+  }
+
+  function connect() {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(scheme + "//" + window.location.host + socketPath);
+
+    socket.addEventListener("open", function () {
+      delayMs = firstDelayMs;
+      lastTick = -1;
+      setStatus("Connected; waiting for the zones' next summary…", false);
+    });
+
+    socket.addEventListener("message", function (event) {
+      const frame = JSON.parse(event.data);
+      if (frame.type === "market.summary") {
+        renderSummary(frame.summary);
+      }
+    });
+
+    socket.addEventListener("close", function () {
+      const seconds = (delayMs / 1000).toFixed(1);
+      setStatus("Connection lost; reconnecting in " + seconds + " s…", true);
+      window.setTimeout(connect, delayMs);
+      delayMs = Math.min(delayMs * 2, longestDelayMs);
+    });
+  }
+
+  connect();
+})();

@@ -1,0 +1,50 @@
+"""Fixtures shared by every test: the real services some tests talk to.
+
+A test that needs Redis or PostgreSQL asks for `redis_url` or `postgres_url`.
+When the service does not answer, the test is skipped with the command that
+starts it, except in CI (CI=true), where a missing service is a failure.
+"""
+
+import os
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+import redis
+
+
+def service_missing(message: str) -> None:
+    """Skip locally; fail in CI, where every service must be there."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a Redis that answers PING (TEST_REDIS_URL, default database 15)."""
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    host, port = urlsplit(url).hostname, urlsplit(url).port or 6379
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        service_missing(
+            f"Redis is not running on {host}:{port} ({error}); start it with: "
+            f'redis-server --daemonize yes --bind {host} --port {port} --save "" --appendonly no'
+        )
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a PostgreSQL database that accepts connections (TEST_DATABASE_URL)."""
+    url = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    where = f"{urlsplit(url).hostname}:{urlsplit(url).port or 5432}"
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.Error as error:
+        service_missing(
+            f"PostgreSQL is not running on {where} ({error}); start it with: "
+            "pg_ctlcluster 15 main start (pg_lsclusters lists the clusters)"
+        )
+    return url

@@ -1,0 +1,82 @@
+"""Settings follow the environment, and fall back to the embedded default."""
+
+import json
+
+from tests.subprocesses import embedded_environment, run_python
+
+READ_SETTINGS = """
+import json
+import django
+from django.conf import settings
+django.setup()
+from fabric_site import celery_app
+print(json.dumps({
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "database_name": str(settings.DATABASES["default"]["NAME"]),
+    "channel_backend": settings.CHANNEL_LAYERS["default"]["BACKEND"],
+    "channel_hosts": settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("hosts"),
+    "celery_broker": settings.CELERY_BROKER_URL,
+    "celery_eager": settings.CELERY_TASK_ALWAYS_EAGER,
+    "celery_app_broker": celery_app.conf.broker_url,
+    "debug": settings.DEBUG,
+    "allowed_hosts": settings.ALLOWED_HOSTS,
+}))
+"""
+
+
+def settings_under(tmp_path, **environment):
+    env = embedded_environment(tmp_path, DJANGO_SETTINGS_MODULE="fabric_site.settings")
+    env.update(environment)
+    result = run_python(READ_SETTINGS, env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_embedded_default_needs_no_service(tmp_path):
+    loaded = settings_under(tmp_path)
+
+    assert loaded["engine"] == "django.db.backends.sqlite3"
+    assert loaded["database_name"] == str(tmp_path / "fabric.sqlite3")
+    assert loaded["channel_backend"] == "channels.layers.InMemoryChannelLayer"
+    assert loaded["celery_eager"] is True
+    assert loaded["debug"] is True
+
+
+def test_redis_url_moves_channel_layer_and_celery_to_redis(tmp_path):
+    url = "redis://127.0.0.1:6379/3"
+    loaded = settings_under(tmp_path, REDIS_URL=url)
+
+    assert loaded["channel_backend"] == "channels_redis.core.RedisChannelLayer"
+    assert loaded["channel_hosts"] == [url]
+    assert loaded["celery_broker"] == url
+    assert loaded["celery_app_broker"] == url
+    assert loaded["celery_eager"] is False
+
+
+def test_database_url_selects_postgresql(tmp_path):
+    loaded = settings_under(tmp_path, DATABASE_URL="postgresql://fabric@db.invalid:5432/fabric")
+
+    assert loaded["engine"] == "django.db.backends.postgresql"
+    assert loaded["database_name"] == "fabric"
+
+
+def test_allowed_hosts_come_from_a_comma_separated_list(tmp_path):
+    loaded = settings_under(tmp_path, ALLOWED_HOSTS="market.example, 10.0.0.5")
+
+    assert loaded["allowed_hosts"] == ["market.example", "10.0.0.5"]
+
+
+def test_production_mode_refuses_to_start_without_a_secret_key(tmp_path):
+    env = embedded_environment(
+        tmp_path, DJANGO_SETTINGS_MODULE="fabric_site.settings", FABRIC_DEBUG="0"
+    )
+    result = run_python(READ_SETTINGS, env)
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_production_mode_starts_with_a_secret_key(tmp_path):
+    loaded = settings_under(tmp_path, FABRIC_DEBUG="0", DJANGO_SECRET_KEY="s3cret-for-this-test")
+
+    assert loaded["debug"] is False
