@@ -74,7 +74,7 @@ class MigrationEvents:
 
 
 def is_current_answer(
-    state: ZoneState, slots: np.ndarray, epochs: np.ndarray, peer: int
+    state: ZoneState, slots: np.ndarray, epochs: np.ndarray, peers: np.ndarray
 ) -> np.ndarray:
     """Which answers are for the transfer each slot has in flight right now."""
     held = slots >= 0
@@ -83,34 +83,45 @@ def is_current_answer(
         held
         & (state.status[safe] == Status.STAGING)
         & (state.xfer_epoch[safe] == epochs)
-        & (state.peer[safe] == peer)
+        & (state.peer[safe] == peers)
     )
 
 
-def _answered_slots(state: ZoneState, message: Ack | Nack, events: MigrationEvents) -> np.ndarray:
-    """Slots whose transfer in flight this answer is for; other answers count as stale."""
-    answers = message.replies
+def _answered_slots(
+    state: ZoneState, answers: np.ndarray, srcs: np.ndarray, events: MigrationEvents
+) -> tuple[np.ndarray, np.ndarray]:
+    """Slots whose transfer in flight an answer is for, with the answering zone;
+    other answers count as stale."""
     slots = state.slots_of(answers["id"])
-    current = is_current_answer(state, slots, answers["epoch"], message.src)
+    current = is_current_answer(state, slots, answers["epoch"], srcs)
     events.stale += int(np.count_nonzero(~current))
-    return slots[current]
+    return slots[current], srcs[current]
 
 
-def handle_ack(state: ZoneState, message: Ack, events: MigrationEvents) -> None:
-    """Release entities whose current transfer the target has taken over."""
-    mine = _answered_slots(state, message, events)
+def handle_acks(
+    state: ZoneState, answers: np.ndarray, srcs: np.ndarray, events: MigrationEvents
+) -> None:
+    """Release entities whose current transfer the target has taken over.
+
+    `answers` are REPLY_DTYPE rows from every ack of the tick, `srcs` the zone
+    that sent each.
+    """
+    mine, peers = _answered_slots(state, answers, srcs, events)
     if mine.size == 0:
         return
-    first_try = mine[state.attempts[mine] == 1]  # Karn: no samples from retransmitted transfers
-    if first_try.size:
-        _observe_rtt(state, message.src, float(np.mean(state.tick - state.sent_tick[first_try])))
+    first_try = state.attempts[mine] == 1  # Karn: no samples from retransmitted transfers
+    for peer in np.unique(peers[first_try]).tolist():
+        sampled = mine[first_try & (peers == peer)]
+        _observe_rtt(state, peer, float(np.mean(state.tick - state.sent_tick[sampled])))
     events.released.append(state.id[mine].copy())
     _free(state, mine)
 
 
-def handle_nack(state: ZoneState, message: Nack, events: MigrationEvents) -> None:
+def handle_nacks(
+    state: ZoneState, answers: np.ndarray, srcs: np.ndarray, events: MigrationEvents
+) -> None:
     """Keep entities whose current transfer was refused, and back off."""
-    mine = _answered_slots(state, message, events)
+    mine, _ = _answered_slots(state, answers, srcs, events)
     if mine.size == 0:
         return
     state.status[mine] = Status.OWNED
@@ -124,20 +135,25 @@ def handle_nack(state: ZoneState, message: Nack, events: MigrationEvents) -> Non
     events.refused.append(state.id[mine].copy())
 
 
-def handle_intent(
+def handle_intents(
     state: ZoneState,
     params: ZoneParams,
-    message: Intent,
+    rows: np.ndarray,
+    srcs: np.ndarray,
     outbox: Outbox,
-    admitted: int,
     events: MigrationEvents,
-) -> int:
-    """Decide every proposed transfer in an intent; returns the new admitted-this-tick count."""
-    rows, src = message.rows, message.src
+) -> None:
+    """Decide every transfer proposed to this zone in one tick.
+
+    `rows` are MIGRANT_DTYPE rows from every intent of the tick, in arrival
+    order, `srcs` the zone that sent each. A second copy of the same entity's
+    row in one tick (a duplicated message) is dropped: the first is answered.
+    """
     _, first = np.unique(rows["id"], return_index=True)
-    if first.size < len(rows):  # a well-formed intent names each entity once
+    if first.size < len(rows):
         events.stale += len(rows) - first.size
-        rows = rows[np.sort(first)]
+        keep = np.sort(first)
+        rows, srcs = rows[keep], srcs[keep]
     ids, proposed = rows["id"], rows["epoch"].astype(np.int64)
     slots = state.slots_of(ids)
     held = slots >= 0
@@ -169,13 +185,13 @@ def handle_intent(
     fresh = np.flatnonzero(open_rows & ~answered)
 
     live = state.live_count()
-    quota = int(inbound_quota(live, fresh.size, admitted, capacity=params.capacity))
+    quota = int(inbound_quota(live, fresh.size, 0, capacity=params.capacity))
     admit, refuse = fresh[:quota], fresh[quota:]
     for i in refuse.tolist():
         state.decisions.record(id_list[i], epoch_list[i], int(accepted_before[i]))
     if admit.size:
         free = np.flatnonzero(state.status == Status.FREE)[: admit.size]
-        _admit(state, free, rows[admit], src)
+        _admit(state, free, rows[admit], srcs[admit])
         for i in admit.tolist():
             state.decisions.record(id_list[i], epoch_list[i], epoch_list[i])
         events.admitted.append(ids[admit].copy())
@@ -188,12 +204,15 @@ def handle_intent(
             np.full(refuse.size, ReplyReason.FULL if full else ReplyReason.RATE),
         ]
     )
-    if acks.size:
-        outbox.acks[src].append(replies(ids[acks], proposed[acks], np.zeros(acks.size)))
-    if nacks.size:
-        outbox.nacks[src].append(replies(ids[nacks], proposed[nacks], reasons))
-        events.nacks_sent += int(nacks.size)
-    return admitted + int(admit.size)
+    _reply(outbox.acks, srcs[acks], replies(ids[acks], proposed[acks], np.zeros(acks.size)))
+    _reply(outbox.nacks, srcs[nacks], replies(ids[nacks], proposed[nacks], reasons))
+    events.nacks_sent += int(nacks.size)
+
+
+def _reply(box: dict[int, list[np.ndarray]], dsts: np.ndarray, answers: np.ndarray) -> None:
+    """File answers under the zone each goes back to."""
+    for dst in np.unique(dsts).tolist():
+        box[dst].append(answers[dsts == dst])
 
 
 def promote_arrivals(state: ZoneState, outbox: Outbox, events: MigrationEvents) -> None:
@@ -300,12 +319,12 @@ def _queue_intents(state: ZoneState, slots: np.ndarray, outbox: Outbox) -> None:
         outbox.intents[int(dst)].append(rows[peers == dst])
 
 
-def _admit(state: ZoneState, slots: np.ndarray, rows: np.ndarray, src: int) -> None:
+def _admit(state: ZoneState, slots: np.ndarray, rows: np.ndarray, srcs: np.ndarray) -> None:
     state.status[slots] = Status.INCOMING
     state.id[slots], state.kind[slots] = rows["id"], rows["kind"]
     state.pos[slots], state.vel[slots] = rows["pos"], rows["vel"]
     state.epoch[slots] = state.xfer_epoch[slots] = rows["epoch"]
-    state.peer[slots] = src
+    state.peer[slots] = srcs
     state.arrival[slots] = rows["arrival"]
     state.outside[slots] = 0
     state.attempts[slots] = 0

@@ -77,24 +77,24 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
     spawned, spawn_refused = _spawn(s, inputs.spawns, params)
 
     gossip_adopted = False
-    forwarded: list[np.ndarray] = []
-    admitted = 0
-    for message in inputs.messages:
-        if message.dst != s.zone:
-            continue
+    mine = [m for m in inputs.messages if m.dst == s.zone]
+    for message in mine:
         s.hlc = hlc_receive(s.hlc, message.hlc, inputs.now_ms)
-        if isinstance(message, Ack):
-            migration.handle_ack(s, message, events)
-        elif isinstance(message, Nack):
-            migration.handle_nack(s, message, events)
-        elif isinstance(message, Intent):
-            admitted = migration.handle_intent(s, params, message, outbox, admitted, events)
-        elif isinstance(message, Forward):
-            forwarded.append(message.commands)
-        elif isinstance(message, Gossip):
+        if isinstance(message, Gossip):
             adopted = adopt(s.ranges, message.ranges)
             gossip_adopted |= adopted is not s.ranges
             s.ranges = adopted
+    # Each kind is handled once for the whole tick, whatever the number of links.
+    answers, srcs = _gather(mine, Ack, "replies")
+    if answers.size:
+        migration.handle_acks(s, answers, srcs, events)
+    answers, srcs = _gather(mine, Nack, "replies")
+    if answers.size:
+        migration.handle_nacks(s, answers, srcs, events)
+    proposals, srcs = _gather(mine, Intent, "rows")
+    if proposals.size:
+        migration.handle_intents(s, params, proposals, srcs, outbox, events)
+    forwarded = [m.commands for m in mine if isinstance(m, Forward)]
 
     commands = np.concatenate([*forwarded, inputs.commands]) if forwarded else inputs.commands
     slots = s.slots_of(commands["id"])
@@ -126,6 +126,18 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
         unrouted_commands=commands[slots < 0],
         gossip_adopted=gossip_adopted,
     )
+
+
+def _gather(messages: list[Message], kind: type, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of every message of one kind, concatenated, with each row's sender."""
+    parts = [m for m in messages if isinstance(m, kind)]
+    if not parts:
+        return np.zeros(0), np.zeros(0, np.int16)
+    rows = np.concatenate([getattr(m, name) for m in parts])
+    srcs = np.repeat(
+        np.array([m.src for m in parts], np.int16), [len(getattr(m, name)) for m in parts]
+    )
+    return rows, srcs
 
 
 def _despawn(s: ZoneState, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

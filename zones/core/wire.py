@@ -76,8 +76,7 @@ class ReplyReason:
     ACCEPTED = 0
     FULL = 1  # no free authority slot
     RATE = 2  # per-tick admission rate reached
-    STALE = 3  # an older proposal than one already decided
-    REFUSED = 4  # refused earlier for this epoch; decisions never change
+    REFUSED = 3  # refused earlier for this epoch; decisions never change
 
 
 def empty(dtype: np.dtype) -> np.ndarray:

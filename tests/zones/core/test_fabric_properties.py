@@ -115,19 +115,19 @@ def test_control_taking_the_entity_back_on_timeout_leaves_two_owners(monkeypatch
 def test_control_ignoring_the_epoch_of_a_nack_leaves_two_owners(monkeypatch):
     """Acting on any answer, whatever transfer it was for, lets stale nacks undo handoffs."""
 
-    def any_epoch(state, slots, epochs, peer):
+    def any_epoch(state, slots, epochs, peers):
         held = slots >= 0
         safe = np.where(held, slots, 0)
         return held & (state.status[safe] == Status.STAGING)
 
     monkeypatch.setattr(migration, "is_current_answer", any_epoch)
-    original = migration.handle_intent
+    original = migration.handle_intents
 
-    def forgetful_target(state, params, message, outbox, admitted, events):
+    def forgetful_target(state, params, rows, srcs, outbox, events):
         state.decisions = Decisions()  # and a target that forgets it said no
-        return original(state, params, message, outbox, admitted, events)
+        return original(state, params, rows, srcs, outbox, events)
 
-    monkeypatch.setattr(migration, "handle_intent", forgetful_target)
+    monkeypatch.setattr(migration, "handle_intents", forgetful_target)
     expect_caught(
         test_no_zone_exceeds_capacity_when_migrants_outnumber_free_slots, "stale OWNED|two owners"
     )
