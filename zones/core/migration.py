@@ -217,9 +217,8 @@ def _reply(box: dict[int, list[np.ndarray]], dsts: np.ndarray, answers: np.ndarr
 
 def promote_arrivals(state: ZoneState, outbox: Outbox, events: MigrationEvents) -> None:
     """Incoming entities whose arrival time has come become owned; ack their sources."""
-    due = np.flatnonzero(
-        (state.status == Status.INCOMING) & (state.arrival <= np.uint64(state.hlc))
-    )
+    due = np.flatnonzero(state.status == Status.INCOMING)
+    due = due[state.arrival[due] <= np.uint64(state.hlc)]
     if due.size == 0:
         return
     state.status[due] = Status.OWNED
@@ -249,7 +248,8 @@ def update_hysteresis(state: ZoneState, assigned: np.ndarray) -> None:
 
 def retransmit_due(state: ZoneState, budget: int, outbox: Outbox, events: MigrationEvents) -> int:
     """Resend intents whose ack is overdue, oldest first; returns intents sent."""
-    due = np.flatnonzero((state.status == Status.STAGING) & (state.deadline <= state.tick))
+    due = np.flatnonzero(state.status == Status.STAGING)
+    due = due[state.deadline[due] <= state.tick]
     if due.size == 0 or budget <= 0:
         return 0
     due = due[np.argsort(state.deadline[due], kind="stable")][:budget]
@@ -265,14 +265,16 @@ def start_migrations(
     state: ZoneState, assigned: np.ndarray, budget: int, outbox: Outbox, events: MigrationEvents
 ) -> int:
     """Begin transfers for entities outside long enough, most overdue first."""
+    # narrow to the few entities outside long enough before testing the rest
+    chosen = np.flatnonzero(state.outside >= HYSTERESIS_TICKS)
+    target = assigned[chosen]
     ready = (
-        (state.status == Status.OWNED)
-        & (state.outside >= HYSTERESIS_TICKS)
-        & (state.retry_at <= state.tick)
-        & (assigned != state.zone)
-        & (assigned >= 0)
+        (state.status[chosen] == Status.OWNED)
+        & (state.retry_at[chosen] <= state.tick)
+        & (target != state.zone)
+        & (target >= 0)
     )
-    chosen = np.flatnonzero(ready)
+    chosen = chosen[ready]
     if chosen.size == 0 or budget <= 0:
         return 0
     chosen = chosen[np.argsort(-state.outside[chosen].astype(np.int32), kind="stable")][:budget]

@@ -17,7 +17,10 @@ MOVE_TOLERANCE = 1.001
 
 def clamp_speed(vel: np.ndarray, v_max: float = V_MAX_M_PER_S) -> np.ndarray:
     """Scale each (N, 3) velocity down to at most `v_max` m/s; NaN becomes zero."""
-    vel = np.nan_to_num(vel.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    vel = vel.astype(np.float32)
+    finite = np.isfinite(vel)
+    if not finite.all():
+        vel = np.where(finite, vel, np.float32(0.0))
     speed = np.sqrt(np.einsum("ij,ij->i", vel, vel))
     scale = np.minimum(1.0, v_max / np.maximum(speed, 1e-12)).astype(np.float32)
     return vel * scale[:, None]
