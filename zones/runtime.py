@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from market.events import MarketSummary, ZoneSummary, market_summary_publish
-from zones.core.constants import DEFAULT_ZONES, SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
+from market.services import DEMO_BOOTHS
+from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import Crowd
 from zones.core.ranges import floor_ranges
 from zones.core.simnet import Faults, SimNetwork
@@ -28,11 +29,6 @@ log = logging.getLogger(__name__)
 
 SUMMARY_EVERY_TICKS = SIM_TICK_HZ // 2  # twice a second
 DEMO_WALKERS = 300
-DEMO_BOOTHS = (
-    ("Loom & Thread", "#e4572e"),
-    ("Glass Garden", "#17bebb"),
-    ("Pixel Forge", "#ffc914"),
-)
 LOSSLESS = Faults(drop=0.0, min_delay=1, max_delay=1, duplicate=0.0, max_skew_ms=0)
 
 
@@ -49,15 +45,17 @@ class ZoneStats:
 class EmbeddedMarket:
     """The demo market's zones, crowd and statistics."""
 
-    zones: int = DEFAULT_ZONES
+    booths: tuple[tuple[str, str], ...] = DEMO_BOOTHS  # (name, colour) of zone 0, 1, …
     walkers: int = DEMO_WALKERS
     seed: int = 2026
+    zones: int = field(init=False)
     net: SimNetwork = field(init=False)
     crowd: Crowd = field(init=False)
     stats: list[ZoneStats] = field(init=False)
     overruns: int = 0
 
     def __post_init__(self) -> None:
+        self.zones = len(self.booths)
         params = [ZoneParams(zone=z) for z in range(self.zones)]
         self.net = SimNetwork(
             ranges=floor_ranges(self.zones),
@@ -90,7 +88,7 @@ class EmbeddedMarket:
         zones: list[ZoneSummary] = []
         for z, state in enumerate(self.net.zones):
             stat = self.stats[z]
-            name, colour = DEMO_BOOTHS[z % len(DEMO_BOOTHS)]
+            name, colour = self.booths[z]
             seconds = max(stat.window_ticks, 1) / SIM_TICK_HZ
             zones.append(
                 {

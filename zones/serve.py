@@ -2,12 +2,13 @@
 
 import asyncio
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import uvicorn
 
-from zones.runtime import run_embedded_zones
+from market.services import DEMO_BOOTHS
+from zones.runtime import EmbeddedMarket, run_embedded_zones
 
 ASGI_APP = "fabric_site.asgi:application"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -28,8 +29,14 @@ def market_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-async def serve_market(*, host: str, port: int, announce: Callable[[str], None]) -> None:
-    """Serve the web app and run the zones until SIGINT or SIGTERM, then stop both."""
+async def serve_market(
+    *,
+    host: str,
+    port: int,
+    announce: Callable[[str], None],
+    booths: Sequence[tuple[str, str]] = DEMO_BOOTHS,
+) -> None:
+    """Serve the web app and run one zone per booth until SIGINT or SIGTERM, then stop both."""
     stop = asyncio.Event()
     config = uvicorn.Config(ASGI_APP, host=host, port=port, lifespan="off", log_level="info")
     server = MarketServer(config)
@@ -43,7 +50,8 @@ async def serve_market(*, host: str, port: int, announce: Callable[[str], None])
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, request_stop)
-    zones = asyncio.create_task(run_embedded_zones(stop), name="embedded-zones")
+    market = EmbeddedMarket(booths=tuple(booths))
+    zones = asyncio.create_task(run_embedded_zones(stop, market), name="embedded-zones")
     # Zones that end on their own (a crash) take the server down with them.
     zones.add_done_callback(lambda _: request_stop())
     announcer = asyncio.create_task(

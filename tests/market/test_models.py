@@ -38,3 +38,23 @@ def test_booth_colour_must_be_lower_case_rrggbb(colour):
 
     with pytest.raises(ValidationError):
         booth.full_clean()
+
+
+@pytest.mark.django_db
+def test_demo_market_is_created_once_and_only_in_an_empty_database():
+    from market.selectors import market_zone_booths
+    from market.services import DEMO_BOOTHS, market_demo_ensure
+
+    market = market_demo_ensure()
+    assert market_zone_booths(market) == list(DEMO_BOOTHS)
+    assert market_demo_ensure() == market
+    assert Market.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_existing_market_is_used_as_it_is():
+    from market.services import market_demo_ensure
+
+    mine = Market.objects.create(name="Mine", slug="mine")
+    assert market_demo_ensure() == mine
+    assert mine.booths.count() == 0

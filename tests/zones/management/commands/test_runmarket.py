@@ -84,6 +84,9 @@ def test_runmarket_serves_pages_and_sockets_then_stops_cleanly(market_server, st
     status, page = http_get(base_url + "/")
     assert status == 200
     assert "Fabric Market" in page
+    # an empty database gets the demo market: its booths are listed on the page
+    for booth in ("Loom &amp; Thread", "Glass Garden", "Pixel Forge"):
+        assert booth in page
     script_status, _ = http_get(base_url + "/static/market/landing.js")
     assert script_status == 200
 
@@ -92,10 +95,27 @@ def test_runmarket_serves_pages_and_sockets_then_stops_cleanly(market_server, st
         first_summary_or_none(f"ws://{address}/ws/market/summary/", origin=base_url)
     )
     if frame is not None:
-        assert json.loads(frame)["type"] == "market.summary"
+        summary = json.loads(frame)
+        assert summary["type"] == "market.summary"
+        assert [z["name"] for z in summary["summary"]["zones"]][:1] == ["Loom & Thread"]
 
     server.send_signal(stop_signal)
     output, _ = server.communicate(timeout=SHUTDOWN_TIMEOUT_S)
     assert server.returncode == 0, output
     assert f"Fabric Market is serving at {base_url}/" in output
     assert "Traceback" not in output
+
+
+def test_runmarket_refuses_a_market_without_booths(tmp_path):
+    env = embedded_environment(tmp_path)
+    assert run_manage("migrate", "--noinput", env=env).returncode == 0
+    created = run_manage(
+        "shell",
+        "-c",
+        "from market.models import Market; Market.objects.create(name='Bare', slug='bare')",
+        env=env,
+    )
+    assert created.returncode == 0, created.stderr
+    refused = run_manage("runmarket", "--port", str(free_port()), env=env)
+    assert refused.returncode != 0
+    assert "Bare has 0 booths" in refused.stderr and "add booths" in refused.stderr
