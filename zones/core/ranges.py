@@ -90,6 +90,10 @@ class RangeMap:
         """Zone index owning each code (int16), by binary search over the starts."""
         return (np.searchsorted(self.starts, codes, side="right") - 1).astype(np.int16)
 
+    def assign_positions(self, positions: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Zone index owning each world position (metres, x y z) in a market of bounds lo..hi."""
+        return self.assign(hilbert.encode_positions(positions, lo, hi))
+
     def band(self, zone: int, aoi: int = AOI_CELLS) -> tuple[int, int]:
         """The interest band of `zone`: its range widened by `aoi` own widths each side."""
         lo, hi = self.range_of(zone)

@@ -145,3 +145,10 @@ def test_floor_booths_are_connected_regions(n):
         assert seen.sum() == mask.sum(), (
             f"booth {zone} is in {mask.sum() - seen.sum()} cells cut off from the rest"
         )
+
+
+def test_positions_are_assigned_through_their_codes_and_clamped_to_the_market():
+    ranges = equal_ranges(2)  # the first split of the code line is on x
+    lo, hi = np.zeros(3), np.array([128.0, 64.0, 128.0])
+    positions = np.array([[10, 1, 10], [100, 1, 10], [-50, 1, 10], [500, 1, 10]], np.float32)
+    assert ranges.assign_positions(positions, lo, hi).tolist() == [0, 1, 0, 1]
