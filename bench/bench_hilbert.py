@@ -13,8 +13,6 @@ what a caller sees.
 """
 
 import argparse
-import datetime
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import machine_info  # noqa: E402
 from zones.core import hilbert  # noqa: E402
 from zones.core.constants import CODE_SPACE, HILBERT_ORDER  # noqa: E402
 
@@ -32,27 +31,6 @@ POINTS = 1_000_000
 REPEATS = 7
 SEED = 20040101
 CHUNK = 1 << 22
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info() -> None:
-    now = datetime.datetime.now(datetime.UTC).astimezone()
-    print(f"date      {now:%Y-%m-%d %H:%M:%S %Z}")
-    print(f"platform  {platform.platform()}")
-    print(f"cpu       {cpu_model()}")
-    print(f"python    {platform.python_version()}")
-    print(f"numpy     {np.__version__}")
-    print()
 
 
 def timings(function: Callable[[], object], repeats: int = REPEATS) -> list[float]:
@@ -159,7 +137,7 @@ def main() -> None:
         help="also round-trip all 2^30 codes and check continuity",
     )
     args = parser.parse_args()
-    machine_info()
+    machine_info(numpy=np.__version__)
     throughput()
     if args.exhaustive:
         exhaustive()

@@ -48,10 +48,8 @@ for _variable in (
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
-import datetime  # noqa: E402
 import gc  # noqa: E402
 import io  # noqa: E402
-import platform  # noqa: E402
 import pstats  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -65,6 +63,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import machine_info  # noqa: E402
 from zones.core import simnet  # noqa: E402
 from zones.core.constants import ZONE_CAPACITY  # noqa: E402
 from zones.core.crowd import Crowd  # noqa: E402
@@ -81,37 +80,6 @@ NATIVE_BASELINE_MS = (2.5, 3.35)
 """The native zone server's time for this step, from the design."""
 TARGET_MS = 1.0
 SEED = 20240607
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg", encoding="utf-8") as loadavg:
-            return " ".join(loadavg.read().split()[:3])
-    except OSError:
-        return "unknown"
-
-
-def machine_info() -> None:
-    now = datetime.datetime.now(datetime.UTC).astimezone()
-    print(f"date      {now:%Y-%m-%d %H:%M:%S %Z}")
-    print(f"platform  {platform.platform()}")
-    print(f"cpu       {cpu_model()} ({os.cpu_count()} logical CPUs visible)")
-    print(f"python    {platform.python_version()}")
-    print(f"numpy     {np.__version__}")
-    print(f"load      {load_average()} (1, 5, 15 min load average, all processes)")
-    print(f"threads   OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, single-threaded step")
-    print()
 
 
 KINDS = (Intent, Ack, Nack, Forward)
@@ -449,7 +417,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.ticks < 1 or args.warmup < 0 or args.profile_ticks < 0:
         parser.error("--ticks must be at least 1, --warmup and --profile-ticks at least 0")
-    machine_info()
+    machine_info(
+        numpy=np.__version__,
+        threads=f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, single-threaded step",
+    )
     run(args)
 
 
