@@ -3,44 +3,14 @@
 import asyncio
 import json
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 
 import pytest
 import websockets
 
-from tests.subprocesses import REPO_ROOT, embedded_environment, run_manage
+from tests.live import LiveMarket, free_port, http_get, live_market, wait_until_healthy
+from tests.subprocesses import embedded_environment, run_manage
 
-STARTUP_TIMEOUT_S = 30
 SHUTDOWN_TIMEOUT_S = 15
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def http_get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.status, response.read().decode()
-
-
-def wait_until_healthy(base_url: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"runmarket exited with {server.returncode} before answering")
-        try:
-            if http_get(base_url + "/healthz") == (200, '{"ok": true}'):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.2)
-    pytest.fail(f"runmarket did not answer {base_url}/healthz within {STARTUP_TIMEOUT_S} s")
 
 
 async def first_summary_or_none(url: str, origin: str) -> str | None:
@@ -55,24 +25,8 @@ async def first_summary_or_none(url: str, origin: str) -> str | None:
 @pytest.fixture
 def market_server(tmp_path):
     """A runmarket process on a free port, with its own SQLite database."""
-    env = embedded_environment(tmp_path, PYTHONUNBUFFERED="1")
-    migrated = run_manage("migrate", "--noinput", env=env)
-    assert migrated.returncode == 0, migrated.stderr
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "manage.py"), "runmarket", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield server, f"127.0.0.1:{port}"
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+    with live_market(tmp_path, wait=False) as market:
+        yield market.process, market.address
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -80,7 +34,7 @@ def test_runmarket_serves_pages_and_sockets_then_stops_cleanly(market_server, st
     server, address = market_server
     base_url = f"http://{address}"
 
-    wait_until_healthy(base_url, server)
+    wait_until_healthy(LiveMarket(process=server, address=address, env={}))
     status, page = http_get(base_url + "/")
     assert status == 200
     assert "Fabric Market" in page

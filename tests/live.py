@@ -1,0 +1,87 @@
+"""A real market server for tests: `manage.py runmarket` on a free loopback port."""
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.subprocesses import REPO_ROOT, embedded_environment, run_manage
+
+STARTUP_TIMEOUT_S = 30
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read().decode()
+
+
+@dataclass
+class LiveMarket:
+    """A running market: its process, address and environment (for manage.py calls)."""
+
+    process: subprocess.Popen[str]
+    address: str
+    env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run another manage.py command against the same database."""
+        return run_manage(*args, env=self.env)
+
+
+def wait_until_healthy(market: LiveMarket) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if market.process.poll() is not None:
+            raise AssertionError(
+                f"runmarket exited with {market.process.returncode} before answering"
+            )
+        try:
+            if http_get(market.url + "/healthz") == (200, '{"ok": true}'):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    raise AssertionError(
+        f"runmarket did not answer {market.url}/healthz within {STARTUP_TIMEOUT_S} s"
+    )
+
+
+@contextmanager
+def live_market(data_dir: Path, *, wait: bool = True, **env_overrides: str) -> Iterator[LiveMarket]:
+    """Migrate a fresh database under `data_dir`, start runmarket, stop it afterwards."""
+    env = embedded_environment(data_dir, PYTHONUNBUFFERED="1", **env_overrides)
+    migrated = run_manage("migrate", "--noinput", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "manage.py"), "runmarket", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    market = LiveMarket(process=process, address=f"127.0.0.1:{port}", env=env)
+    try:
+        if wait:
+            wait_until_healthy(market)
+        yield market
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
