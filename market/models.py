@@ -52,3 +52,6 @@ class Booth(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (zone {self.zone_index})"
+
+
+from market.rebac.models import RelationTuple  # noqa: E402, F401  (registers the tuple store with the app)
