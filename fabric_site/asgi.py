@@ -1,12 +1,24 @@
-"""ASGI entry point: HTTP goes to Django, websockets to each app's routing."""
+"""ASGI entry point: HTTP goes to Django, websockets to each app's routing.
+
+HTTP is served by Django's ASGI handler, extended so that chunk uploads read
+their body as it arrives instead of after Django has spooled all of it
+(chunks/asgi.py says why). Anonymous downloads of world-readable chunks are
+answered in front of Django (chunks/fastpath.py).
+"""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fabric_site.settings")
-# Django must be set up before anything imports models (consumers, routing).
-django_http = get_asgi_application()
+# Django must be set up before anything imports models (consumers, routing); this is
+# what django.core.asgi.get_asgi_application does before it builds its handler.
+django.setup(set_prefix=False)
+
+from chunks.asgi import StreamingUploadASGIHandler  # noqa: E402
+from chunks.fastpath import ChunkFastPath  # noqa: E402
+
+django_http = StreamingUploadASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -18,7 +30,7 @@ from market.routing import websocket_urlpatterns as market_websockets  # noqa: E
 application = ProtocolTypeRouter(
     {
         # The embedded default has no front server, so the app serves its own static files.
-        "http": ASGIStaticFilesHandler(django_http),
+        "http": ChunkFastPath(ASGIStaticFilesHandler(django_http)),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(market_websockets))),
     }
 )

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "drf_spectacular",
     "guardian",
     "zones",
     "chunks",
@@ -59,6 +60,9 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chunks:upload"
 
 ROOT_URLCONF = "fabric_site.urls"
 ASGI_APPLICATION = "fabric_site.asgi.application"
@@ -109,6 +113,9 @@ else:
     CELERY_RESULT_BACKEND = "cache+memory://"
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BEAT_SCHEDULE = {
+    "chunk-collect-garbage": {"task": "chunks.tasks.chunk_collect_garbage", "schedule": 3600.0},
+}
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -117,3 +124,29 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Fabric Market API",
+    "DESCRIPTION": "Chunks (content-addressed by BLAKE3), namespaces and booth asset manifests.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# The chunk store: files under CHUNK_STORE_DIR (ab/cd/<hash>, uploads in its tmp/).
+CHUNK_STORE_DIR = Path(os.environ.get("CHUNK_STORE_DIR") or DATA_DIR / "chunks")
+CHUNK_MAX_BYTES = int(os.environ.get("CHUNK_MAX_BYTES") or 64 * 1024 * 1024)
+# Unreferenced chunks younger than this are kept, so uploads in flight are never collected.
+CHUNK_GC_GRACE_SECONDS = int(os.environ.get("CHUNK_GC_GRACE_SECONDS") or 3600)
+# How often the embedded main job collects garbage (distributed: Celery beat, hourly).
+CHUNK_GC_INTERVAL_SECONDS = float(os.environ.get("CHUNK_GC_INTERVAL_SECONDS") or 3600)
+# How long a web process may serve a chunk it found world-readable to anonymous
+# requests without asking again (chunks/fastpath.py; 0 asks every time). Deleting
+# any relation tuple clears the memory of the process that deleted it, so with one
+# web process (the embedded default) a revoke acts at once; with several (REDIS_URL
+# set) the others would not hear of it, so the memory is off.
+CHUNK_PUBLIC_CACHE_SECONDS = float(
+    os.environ.get("CHUNK_PUBLIC_CACHE_SECONDS") or (0 if REDIS_URL else 10)
+)

@@ -1,12 +1,16 @@
-"""Site URLs: each app's pages, the admin and the health check."""
+"""Site URLs: app pages, the chunk store, the API schema, sign-in, the admin, the health check."""
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 from fabric_site.views import healthz
 
 urlpatterns = [
     path("", include("market.urls")),
+    path("", include("chunks.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", healthz, name="healthz"),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -34,8 +34,10 @@ def chromium_path() -> str | None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
+    """A browser per test: Playwright's sync API holds an event loop while it runs,
+    which must not outlive the test (other tests call asyncio.run)."""
     executable = chromium_path()
     if executable is None:
         service_missing(

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 import redis
+from hypothesis import settings as hypothesis_settings
 
 
 def service_missing(message: str) -> None:
@@ -48,3 +49,9 @@ def postgres_url() -> str:
             "pg_ctlcluster 15 main start (pg_lsclusters lists the clusters)"
         )
     return url
+
+
+# Tests check behaviour, not timings: a slow first call (a table being built, a
+# noisy shared machine) must not fail a property.
+hypothesis_settings.register_profile("fabric", deadline=None)
+hypothesis_settings.load_profile("fabric")

@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import uvicorn
+from django.conf import settings
 
+from chunks.periodic import collect_garbage_periodically
 from market.services import DEMO_BOOTHS
 from zones.runtime import EmbeddedMarket, run_embedded_zones
 
@@ -54,6 +56,14 @@ async def serve_market(
     zones = asyncio.create_task(run_embedded_zones(stop, market), name="embedded-zones")
     # Zones that end on their own (a crash) take the server down with them.
     zones.add_done_callback(lambda _: request_stop())
+    background = []
+    if settings.CELERY_TASK_ALWAYS_EAGER:  # no beat process: the main job schedules it
+        background.append(
+            asyncio.create_task(
+                collect_garbage_periodically(stop, settings.CHUNK_GC_INTERVAL_SECONDS),
+                name="chunk-garbage",
+            )
+        )
     announcer = asyncio.create_task(
         _announce_once_started(server, market_url(host, port), announce)
     )
@@ -62,6 +72,8 @@ async def serve_market(
     finally:
         stop.set()
         announcer.cancel()
+        for task in background:
+            await task
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
         await zones  # re-raises whatever ended the zones early

@@ -38,3 +38,8 @@ def rebac_check(
 def rebac_list_objects(*, user: str | None, type: str, relation: str) -> list[str]:
     """Sorted objects of `type` on which `user` (None: anonymous) holds `relation`."""
     return rebac_graph().list_objects(user or ANONYMOUS, type, relation)
+
+
+def rebac_users_of(*, object: str, relation: str) -> list[str]:
+    """The subjects stored directly on `object#relation` (no rewriting, no inheritance)."""
+    return list(DatabaseTupleSource().users_of(object, relation))

@@ -8,6 +8,7 @@ zone adopts a received map only if it is newer, and every map is validated when
 it is built, so an adopted map is always disjoint and covering.
 """
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,6 +161,7 @@ def floor_cells(
     return max(1, math.ceil(floor_height_m / size_m[1] * (1 << HILBERT_ORDER)))
 
 
+@functools.cache
 def floor_ranges(n: int, floor_height_cells: int = floor_cells(), version: int = 0) -> RangeMap:
     """The default booth layout: n ranges splitting the market floor into compact booths.
 

@@ -1,0 +1,491 @@
+"""Chunk store throughput: the market's GET and PUT beside nginx serving the same files.
+
+    python bench/bench_chunks.py [--seconds 10] [--connections 32] [--repeats 5]
+
+What it does, all on this machine, in this one run:
+
+1. starts `manage.py runmarket` (the embedded default: SQLite, zones in the same
+   process) on a free loopback port with a temporary FABRIC_DATA_DIR, and makes a
+   writer and a namespace that the whole world may read (`user:*`);
+2. PUTs 200 chunks of 64 KiB (one connection, one after another) and a 64 MiB
+   chunk several times, each time new bytes, so every PUT is hashed, written,
+   flushed with fsync and renamed: the figure is what a client sees, in GB/s;
+3. GETs the 64 KiB chunks anonymously with wrk (`--connections` concurrent, the 200
+   chunks in turn) for requests/s, and the 64 MiB chunk over one connection for
+   MB/s, first from the market and then from nginx serving the same store
+   directory (one worker process, like the market's one process; sendfile on).
+   Every chunk is fetched once before the timed runs: the first anonymous GET of
+   a chunk goes through Django, later ones through chunks/fastpath.py. The same
+   64 KiB run is repeated signed in (a session cookie), which always takes the
+   Django path;
+4. prints for reference the raw BLAKE3 speed of this machine (one thread, and
+   `blake3(max_threads=AUTO)`) and how fast a plain write + fsync of 64 MiB is on
+   the store's file system, and the ratios to their targets: GET >= 0.5x nginx,
+   verified PUT of a large chunk >= 1 GB/s.
+
+nginx and wrk are not installed by this script. Without them the GET comparison
+is skipped with a note; on Debian or Ubuntu: `apt-get install -y nginx wrk`.
+"""
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from bench.machine import machine_info  # noqa: E402
+
+SMALL_BYTES = 64 * 1024
+SMALL_COUNT = 200
+LARGE_BYTES = 64 * 1024 * 1024
+MIB = 1024 * 1024
+GET_RATIO_TARGET = 0.5
+PUT_TARGET_GB_S = 1.0
+STARTUP_TIMEOUT_S = 60
+# Environment variables that would move the market off its embedded default.
+SERVICE_VARIABLES = ("REDIS_URL", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CHUNK_STORE_DIR")
+CSRF_TOKEN = "b" * 32  # an unmasked token: cookie and header carry the same value
+
+SETUP = """
+import json
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from chunks.services import namespace_create
+from market.rebac.services import rebac_tuple_write
+
+user = get_user_model().objects.create_user("bench-writer")
+namespace = namespace_create(slug="bench", name="Bench")
+rebac_tuple_write(object=namespace.rebac_object, relation="writer", user=f"user:{user.pk}")
+rebac_tuple_write(object=namespace.rebac_object, relation="reader", user="user:*")
+session = SessionStore()
+session[SESSION_KEY] = str(user.pk)
+session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+session.create()
+print(json.dumps({"session": session.session_key}))
+"""
+
+NGINX_CONF = """
+worker_processes {workers};
+{user}
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        location ~ "^/chunks/([0-9a-f]{{2}})([0-9a-f]{{2}})([0-9a-f]{{60}})$" {{
+            alias {store}/$1/$2/$1$2$3;
+            add_header Cache-Control "public, max-age=31536000, immutable";
+        }}
+    }}
+}}
+"""
+
+WRK_ROTATION = """
+local paths = {{{paths}}}
+local turn = 0
+request = function()
+    turn = turn + 1
+    return wrk.format("GET", paths[turn % #paths + 1])
+end
+"""
+
+
+@dataclass
+class Market:
+    """A running market under test."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    data_dir: Path
+    session: str
+
+    @property
+    def store(self) -> Path:
+        return self.data_dir / "chunks"
+
+
+@dataclass
+class WrkResult:
+    requests_per_s: float
+    bytes_per_s: float
+    errors: str
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def embedded_environment(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env["FABRIC_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "manage.py"), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"manage.py {args[0]} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def wait_until_answering(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url} exited with {process.returncode} before answering")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {STARTUP_TIMEOUT_S} s")
+
+
+def wait_until_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server for port {port} exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port} after {STARTUP_TIMEOUT_S} s")
+
+
+@contextlib.contextmanager
+def running_market(workdir: Path) -> Iterator[Market]:
+    data_dir = workdir / "data"
+    env = embedded_environment(data_dir)
+    manage(env, "migrate", "--noinput")
+    session = json.loads(manage(env, "shell", "-c", SETUP).strip().splitlines()[-1])["session"]
+    port = free_port()
+    with open(workdir / "runmarket.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / "manage.py"), "runmarket", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_answering(f"http://127.0.0.1:{port}/healthz", process)
+        yield Market(process=process, port=port, data_dir=data_dir, session=session)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def running_nginx(nginx: str, store: Path, workdir: Path, workers: int) -> Iterator[int]:
+    prefix = workdir / f"nginx-{workers}"
+    prefix.mkdir()
+    port = free_port()
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            workers=workers,
+            # As root, nginx would hand its workers to `nobody`, who cannot enter the temp dir.
+            user="user root;" if os.geteuid() == 0 else "",
+            prefix=prefix,
+            port=port,
+            store=store,
+        )
+    )
+    process = subprocess.Popen(
+        [nginx, "-p", str(prefix), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_listening(port, process)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def put_chunk(connection: http.client.HTTPConnection, market: Market, data: bytes) -> float:
+    """PUT one chunk; the seconds from sending the request to the end of the answer."""
+    digest = blake3.blake3(data, max_threads=blake3.blake3.AUTO).hexdigest()
+    headers = {
+        "Cookie": f"sessionid={market.session}; csrftoken={CSRF_TOKEN}",
+        "X-CSRFToken": CSRF_TOKEN,
+        "Content-Type": "application/octet-stream",
+    }
+    start = time.perf_counter()
+    connection.request("PUT", f"/chunks/{digest}?namespace=bench", body=data, headers=headers)
+    response = connection.getresponse()
+    body = response.read()
+    seconds = time.perf_counter() - start
+    if response.status not in (200, 201):
+        raise SystemExit(f"PUT {digest}: {response.status} {body[:300]!r}")
+    return seconds
+
+
+def bench_puts(market: Market, repeats: int) -> tuple[list[str], str, dict[str, float]]:
+    connection = http.client.HTTPConnection("127.0.0.1", market.port, timeout=300)
+    small = [os.urandom(SMALL_BYTES) for _ in range(SMALL_COUNT)]
+    start = time.perf_counter()
+    for data in small:
+        put_chunk(connection, market, data)
+    small_seconds = time.perf_counter() - start
+    large_seconds = []
+    for _ in range(repeats):
+        data = os.urandom(LARGE_BYTES)
+        large_seconds.append(put_chunk(connection, market, data))
+    # The last one again: already stored, so hashed and written but neither synced nor kept.
+    again = [put_chunk(connection, market, data) for _ in range(repeats)]
+    connection.close()
+    figures = {
+        "small_per_s": SMALL_COUNT / small_seconds,
+        "large_median_gb_s": LARGE_BYTES / statistics.median(large_seconds) / 1e9,
+        "large_best_gb_s": LARGE_BYTES / min(large_seconds) / 1e9,
+        "large_present_gb_s": LARGE_BYTES / statistics.median(again) / 1e9,
+    }
+    hashes = [blake3.blake3(data).hexdigest() for data in small]
+    return hashes, blake3.blake3(data, max_threads=blake3.blake3.AUTO).hexdigest(), figures
+
+
+WRK_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def run_wrk(
+    wrk: str,
+    url: str,
+    *,
+    connections: int,
+    seconds: int,
+    script: Path | None,
+    headers: tuple[str, ...] = (),
+) -> WrkResult:
+    threads = max(1, min(connections, 2))
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s"]
+    if script is not None:
+        argv += ["-s", str(script)]
+    for header in headers:
+        argv += ["-H", header]
+    output = subprocess.run(
+        [*argv, url], capture_output=True, text=True, timeout=seconds + 60
+    ).stdout
+    requests = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    transfer = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", output)
+    if requests is None or transfer is None:
+        raise SystemExit(f"could not read wrk's output:\n{output}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", output)
+    return WrkResult(
+        requests_per_s=float(requests.group(1)),
+        bytes_per_s=float(transfer.group(1)) * WRK_UNITS[transfer.group(2)],
+        errors=errors.group(0) if errors else "",
+    )
+
+
+def rotation_script(workdir: Path, hashes: list[str]) -> Path:
+    script = workdir / "rotate.lua"
+    script.write_text(
+        WRK_ROTATION.format(paths=", ".join(f'"/chunks/{digest}"' for digest in hashes))
+    )
+    return script
+
+
+def warm_up(port: int, hashes: list[str]) -> None:
+    """Fetch every chunk once, as the first visitor of each would."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for digest in hashes:
+        connection.request("GET", f"/chunks/{digest}")
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"GET {digest}: {response.status}")
+    connection.close()
+
+
+def bench_gets(
+    wrk: str, port: int, hashes: list[str], large: str, workdir: Path, args: argparse.Namespace
+) -> tuple[WrkResult, WrkResult]:
+    warm_up(port, [*hashes, large])
+    base = f"http://127.0.0.1:{port}"
+    small = run_wrk(
+        wrk,
+        base + "/",
+        connections=args.connections,
+        seconds=args.seconds,
+        script=rotation_script(workdir, hashes),
+    )
+    big = run_wrk(wrk, f"{base}/chunks/{large}", connections=1, seconds=args.seconds, script=None)
+    return small, big
+
+
+def bench_signed_in_gets(
+    wrk: str, market: Market, hashes: list[str], workdir: Path, args: argparse.Namespace
+) -> WrkResult:
+    return run_wrk(
+        wrk,
+        f"http://127.0.0.1:{market.port}/",
+        connections=args.connections,
+        seconds=args.seconds,
+        script=rotation_script(workdir, hashes),
+        headers=(f"Cookie: sessionid={market.session}",),
+    )
+
+
+def blake3_speed() -> tuple[float, float]:
+    data = os.urandom(LARGE_BYTES)
+    speeds = []
+    for threads in (1, blake3.blake3.AUTO):
+        best = min(
+            _timed(lambda threads=threads: blake3.blake3(data, max_threads=threads).digest())
+            for _ in range(5)
+        )
+        speeds.append(LARGE_BYTES / best / 1e9)
+    return speeds[0], speeds[1]
+
+
+def disk_write_speed(directory: Path) -> float:
+    """GB/s of a plain write + fsync of new 64 MiB files in `directory`: what any durable
+    PUT of a new chunk has to do, with nothing else."""
+    data = os.urandom(LARGE_BYTES)
+    seconds = []
+    with tempfile.TemporaryDirectory(dir=directory) as folder:
+        for index in range(3):  # each file kept until the end, as stored chunks are
+
+            def write(path: Path = Path(folder) / str(index)) -> None:
+                with open(path, "wb") as file:
+                    file.write(data)
+                    file.flush()
+                    os.fsync(file.fileno())
+
+            seconds.append(_timed(write))
+    return LARGE_BYTES / statistics.median(seconds) / 1e9
+
+
+def _timed(function) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def report_gets(
+    market: tuple[WrkResult, WrkResult], signed_in: WrkResult, nginx: tuple[WrkResult, WrkResult]
+) -> None:
+    rows = [
+        ("GET 64 KiB, requests/s", market[0].requests_per_s, nginx[0].requests_per_s),
+        ("  signed in (Django path)", signed_in.requests_per_s, nginx[0].requests_per_s),
+        ("GET 64 MiB, MB/s", market[1].bytes_per_s / 1e6, nginx[1].bytes_per_s / 1e6),
+    ]
+    for name, ours, theirs in rows:
+        ratio = ours / theirs if theirs else float("nan")
+        verdict = "meets" if ratio >= GET_RATIO_TARGET else "below"
+        print(
+            f"{name:<26} market {ours:10.1f}   nginx {theirs:10.1f}   "
+            f"ratio {ratio:5.2f}x  ({verdict} the {GET_RATIO_TARGET}x target)"
+        )
+    for label, results in (("market", (*market, signed_in)), ("nginx", nginx)):
+        for result in results:
+            if result.errors:
+                print(f"  {label}: wrk reported {result.errors}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent 64 KiB GETs")
+    parser.add_argument("--repeats", type=int, default=5, help="64 MiB PUTs to time")
+    args = parser.parse_args()
+
+    nginx, wrk = shutil.which("nginx"), shutil.which("wrk")
+    machine_info(
+        blake3=blake3.__version__,
+        nginx=nginx or "not installed",
+        wrk=wrk or "not installed",
+    )
+    single, threaded = blake3_speed()
+    print(
+        f"BLAKE3, 64 MiB in memory: one thread {single:5.2f} GB/s, max_threads=AUTO {threaded:5.2f} GB/s"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench-chunks-") as temp:
+        workdir = Path(temp)
+        print(
+            f"write + fsync of 64 MiB to a new file here: {disk_write_speed(workdir):5.2f} GB/s "
+            "(no durable PUT of a new chunk can be faster)"
+        )
+        with running_market(workdir) as market:
+            hashes, large, puts = bench_puts(market, args.repeats)
+            print(
+                f"PUT 64 KiB, one connection   {puts['small_per_s']:8.1f} requests/s "
+                f"({puts['small_per_s'] * SMALL_BYTES / 1e6:.1f} MB/s)"
+            )
+            verdict = "meets" if puts["large_median_gb_s"] >= PUT_TARGET_GB_S else "below"
+            print(
+                f"PUT 64 MiB, new, verified    median {puts['large_median_gb_s']:5.2f} GB/s, "
+                f"best {puts['large_best_gb_s']:5.2f} GB/s  ({verdict} the "
+                f"{PUT_TARGET_GB_S} GB/s target; includes fsync)"
+            )
+            print(
+                f"PUT 64 MiB, already stored   median {puts['large_present_gb_s']:5.2f} GB/s "
+                "(verified again: hashed and written to a temporary file, not synced, dropped)"
+            )
+            if not (nginx and wrk):
+                print(
+                    "\nThe GET comparison needs nginx and wrk; install them "
+                    "(Debian/Ubuntu: apt-get install -y nginx wrk) and run this again."
+                )
+                return
+            print(
+                f"\nGET: wrk, {args.seconds} s per figure; 64 KiB chunks with "
+                f"{args.connections} connections, the 64 MiB chunk over one"
+            )
+            ours = bench_gets(wrk, market.port, hashes, large, workdir, args)
+            signed_in = bench_signed_in_gets(wrk, market, hashes, workdir, args)
+            with running_nginx(nginx, market.store, workdir, workers=1) as port:
+                theirs = bench_gets(wrk, port, hashes, large, workdir, args)
+        report_gets(ours, signed_in, theirs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The JSON endpoints of the chunk store (DRF): missing chunks, booth manifests, assets.
+
+Each view parses its input, calls one selector or service, and serializes the
+answer; a ChunkError becomes its response in `ChunkApi.handle_exception`.
+"""
+
+from typing import Any
+
+from django.http import HttpResponseBase
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chunks.errors import ChunkError
+from chunks.http import chunk_error_response
+from chunks.models import Asset, AssetChunk
+from chunks.permissions import principal_of
+from chunks.selectors import MISSING_QUERY_LIMIT, booth_manifest, chunks_missing
+from chunks.services import asset_create, asset_update
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every refused request (chunks.errors.ChunkError.body)."""
+
+    error = serializers.CharField(help_text="invalid, forbidden, not_authenticated, …")
+    detail = serializers.CharField(help_text="What went wrong, for people.")
+
+
+REFUSALS = {
+    400: OpenApiResponse(ErrorSerializer, description="Malformed input; see `detail`."),
+    403: OpenApiResponse(ErrorSerializer, description="Not signed in, or not allowed."),
+}
+
+
+class ChunkApi(APIView):
+    """An APIView that answers a ChunkError the way every chunk endpoint does."""
+
+    def handle_exception(self, exc: Exception) -> HttpResponseBase:
+        if isinstance(exc, ChunkError):
+            return chunk_error_response(exc, self.request._request)
+        return super().handle_exception(exc)
+
+
+class AssetPartOutput(serializers.Serializer):
+    """One chunk of an asset, where it sits in the asset, and where to fetch it."""
+
+    hash = serializers.CharField(source="chunk_id")
+    offset = serializers.IntegerField()
+    size = serializers.IntegerField()
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, part: AssetChunk) -> str:
+        return self.context["request"].build_absolute_uri(
+            reverse("chunks:chunk", args=[part.chunk_id])
+        )
+
+
+class AssetOutput(serializers.Serializer):
+    """An asset: its chunks in order, concatenated, are its bytes."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    content_type = serializers.CharField()
+    size = serializers.IntegerField()
+    namespace = serializers.CharField(source="namespace.slug", help_text="Its namespace's slug.")
+    chunks = AssetPartOutput(source="parts", many=True)
+
+
+class AssetInput(serializers.Serializer):
+    """An asset to create or replace, from chunks already uploaded to its namespace."""
+
+    name = serializers.CharField(max_length=200)
+    content_type = serializers.CharField(max_length=100, default="application/octet-stream")
+    chunks = serializers.ListField(
+        child=serializers.CharField(max_length=128),
+        allow_empty=False,
+        help_text="The asset's chunk hashes, in order.",
+    )
+
+
+class AssetCreateInput(AssetInput):
+    namespace = serializers.CharField(
+        required=False,
+        help_text="Id or slug of the booth's namespace; may be left out if it has only one.",
+    )
+
+
+class ManifestOutput(serializers.Serializer):
+    booth = serializers.IntegerField(source="booth.pk")
+    assets = AssetOutput(many=True)
+
+
+def asset_body(asset: Asset, request: Request) -> dict[str, Any]:
+    """An asset as AssetOutput."""
+    return AssetOutput(asset, context={"request": request}).data
+
+
+class ChunksMissingApi(ChunkApi):
+    """Which chunks a namespace lacks, so an uploader sends only those."""
+
+    class InputSerializer(serializers.Serializer):
+        namespace = serializers.CharField(help_text="Id or slug of the namespace to upload to.")
+        hashes = serializers.ListField(
+            child=serializers.CharField(max_length=128), max_length=MISSING_QUERY_LIMIT
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        missing = serializers.ListField(
+            child=serializers.CharField(),
+            help_text="The hashes the namespace does not hold, in the order asked. A chunk "
+            "stored only in other namespaces is listed: PUT its bytes to link it.",
+        )
+
+    @extend_schema(
+        operation_id="chunks_missing",
+        request=InputSerializer,
+        responses={200: OutputSerializer, **REFUSALS},
+    )
+    def post(self, request: Request) -> Response:
+        given = self.InputSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        missing = chunks_missing(
+            user=request.user,
+            namespace_reference=given.validated_data["namespace"],
+            hashes=given.validated_data["hashes"],
+        )
+        return Response(self.OutputSerializer({"missing": missing}).data)
+
+
+class BoothAssetsApi(ChunkApi):
+    """A booth's manifest (GET), and new assets for it (POST)."""
+
+    @extend_schema(
+        operation_id="booth_manifest",
+        responses={200: ManifestOutput, 403: REFUSALS[403]},
+        description="The booth's assets that the caller may read (a 403 when it may read "
+        "none of the booth's namespaces, or when there is no such booth).",
+    )
+    def get(self, request: Request, booth_id: int) -> Response:
+        manifest = booth_manifest(booth_id=booth_id, principal=principal_of(request.user))
+        return Response(ManifestOutput(manifest, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="booth_asset_create",
+        request=AssetCreateInput,
+        responses={201: AssetOutput, **REFUSALS},
+        description="A 400 lists in `missing` the chunks the namespace does not hold yet.",
+    )
+    def post(self, request: Request, booth_id: int) -> Response:
+        given = AssetCreateInput(data=request.data)
+        given.is_valid(raise_exception=True)
+        asset = asset_create(
+            user=request.user,
+            booth_id=booth_id,
+            namespace_reference=given.validated_data.get("namespace"),
+            name=given.validated_data["name"],
+            content_type=given.validated_data["content_type"],
+            hashes=given.validated_data["chunks"],
+        )
+        return Response(asset_body(asset, request), status=201)
+
+
+class BoothAssetApi(ChunkApi):
+    """Replace one asset of a booth."""
+
+    @extend_schema(
+        operation_id="booth_asset_update",
+        request=AssetInput,
+        responses={200: AssetOutput, **REFUSALS},
+    )
+    def put(self, request: Request, booth_id: int, asset_id: int) -> Response:
+        given = AssetInput(data=request.data)
+        given.is_valid(raise_exception=True)
+        asset = asset_update(
+            user=request.user,
+            booth_id=booth_id,
+            asset_id=asset_id,
+            name=given.validated_data["name"],
+            content_type=given.validated_data["content_type"],
+            hashes=given.validated_data["chunks"],
+        )
+        return Response(asset_body(asset, request))

@@ -1,0 +1,171 @@
+"""Reads of the chunk store, each with the permission check it needs."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Prefetch
+
+from chunks.errors import ChunkError, ChunkErrorKind, chunk_forbidden
+from chunks.hashes import chunk_hash_validate
+from chunks.models import Asset, AssetChunk, ChunkNamespace, Namespace
+from chunks.permissions import (
+    CAN_READ,
+    CAN_WRITE,
+    namespace_allows,
+    principal_of,
+    readable_namespace,
+    world_readable,
+)
+from chunks.storage import chunk_store
+from market.models import Booth
+
+MISSING_QUERY_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class ChunkReadable:
+    """A chunk the principal may read: where its file is, and whether all the world may."""
+
+    hash: str
+    size: int
+    path: Path
+    public: bool
+
+
+@dataclass(frozen=True)
+class BoothManifest:
+    """The assets of a booth that the principal may read, with their chunks in order."""
+
+    booth: Booth
+    assets: list[Asset]
+
+
+def namespace_for_reference(reference: str | None) -> Namespace:
+    """The namespace named by its id (all digits) or its slug; ChunkError if there is none."""
+    if not reference:
+        raise ChunkError(
+            ChunkErrorKind.INVALID,
+            "Name the namespace to write to: ?namespace=<id or slug>.",
+        )
+    lookup = {"pk": int(reference)} if reference.isdigit() else {"slug": reference}
+    namespace = Namespace.objects.filter(**lookup).first()
+    if namespace is None:
+        raise ChunkError(
+            ChunkErrorKind.INVALID,
+            f"There is no namespace {reference[:80]!r} (give its id or its slug).",
+            extra={"namespace": reference[:80]},
+        )
+    return namespace
+
+
+def namespace_for_writing(
+    *, user: AbstractBaseUser | AnonymousUser, reference: str | None
+) -> Namespace:
+    """The namespace `reference` names, if `user` may write to it; ChunkError otherwise."""
+    if not user.is_authenticated:
+        raise ChunkError(ChunkErrorKind.NOT_AUTHENTICATED, "Sign in to write to a namespace.")
+    namespace = namespace_for_reference(reference)
+    if not namespace_allows(namespace.pk, CAN_WRITE, principal_of(user)):
+        raise ChunkError(
+            ChunkErrorKind.FORBIDDEN, f"You may not write to namespace {namespace.slug!r}."
+        )
+    return namespace
+
+
+def chunks_missing(
+    *, user: AbstractBaseUser | AnonymousUser, namespace_reference: str | None, hashes: list[str]
+) -> list[str]:
+    """Which of `hashes` the namespace does not hold yet, in the order given.
+
+    A chunk stored only in other namespaces counts as missing: the uploader must
+    send its bytes (which then link it), and the answer reveals nothing about
+    namespaces the writer cannot see. Writers only: this is an upload helper.
+    """
+    if len(hashes) > MISSING_QUERY_LIMIT:
+        raise ChunkError(
+            ChunkErrorKind.INVALID,
+            f"Ask about at most {MISSING_QUERY_LIMIT} hashes at a time; got {len(hashes)}.",
+        )
+    for chunk_hash in hashes:
+        chunk_hash_validate(chunk_hash)
+    namespace = namespace_for_writing(user=user, reference=namespace_reference)
+    held = set(
+        ChunkNamespace.objects.filter(namespace=namespace, chunk_id__in=hashes).values_list(
+            "chunk_id", flat=True
+        )
+    )
+    return list(dict.fromkeys(h for h in hashes if h not in held))
+
+
+def chunk_readable(*, chunk_hash: str, principal: str) -> ChunkReadable:
+    """The chunk, if `principal` can read one of its namespaces.
+
+    A chunk that does not exist and one the principal may not read raise the
+    same ChunkError, so the answer says nothing about which hashes are stored.
+    """
+    chunk_hash_validate(chunk_hash)
+    links = list(
+        ChunkNamespace.objects.filter(chunk_id=chunk_hash)
+        .order_by("namespace_id")
+        .values_list("namespace_id", "chunk__size")
+    )
+    namespace_ids = [namespace_id for namespace_id, _ in links]
+    allowed_by = readable_namespace(namespace_ids, principal)
+    if allowed_by is None:
+        raise chunk_forbidden()
+    return ChunkReadable(
+        hash=chunk_hash,
+        size=links[0][1],
+        path=chunk_store().path_for(chunk_hash),
+        public=world_readable(namespace_ids, principal, allowed_by),
+    )
+
+
+def booth_for_assets(booth_id: int) -> Booth:
+    """The booth whose assets are asked for; a missing booth is refused like a forbidden one."""
+    booth = Booth.objects.filter(pk=booth_id).first()
+    if booth is None:
+        raise ChunkError(
+            ChunkErrorKind.FORBIDDEN, f"You may not use the assets of booth {booth_id}."
+        )
+    return booth
+
+
+def booth_manifest(*, booth_id: int, principal: str) -> BoothManifest:
+    """The booth's assets in the namespaces `principal` can read; ChunkError if none."""
+    booth = booth_for_assets(booth_id)
+    namespace_ids = list(booth.chunk_namespaces.values_list("pk", flat=True))
+    readable = [n for n in namespace_ids if namespace_allows(n, CAN_READ, principal)]
+    if not readable:
+        raise ChunkError(
+            ChunkErrorKind.FORBIDDEN, f"You may not use the assets of booth {booth_id}."
+        )
+    assets = list(
+        Asset.objects.filter(booth=booth, namespace_id__in=readable)
+        .order_by("id")
+        .prefetch_related(Prefetch("parts", queryset=AssetChunk.objects.order_by("index")))
+    )
+    return BoothManifest(booth=booth, assets=assets)
+
+
+@dataclass(frozen=True)
+class WritableBooth:
+    """A booth with the namespaces of it that someone may write (upload to)."""
+
+    booth: Booth
+    namespaces: list[Namespace]
+
+
+def booths_writable(*, user: AbstractBaseUser | AnonymousUser) -> list[WritableBooth]:
+    """The booths, each with its namespaces, where `user` holds `can_write` (ReBAC)."""
+    if not user.is_authenticated:
+        return []
+    principal = principal_of(user)
+    by_booth: dict[int, WritableBooth] = {}
+    namespaces = Namespace.objects.filter(booth__isnull=False).select_related("booth")
+    for namespace in namespaces.order_by("booth__market_id", "booth__zone_index", "slug"):
+        if namespace_allows(namespace.pk, CAN_WRITE, principal):
+            entry = by_booth.setdefault(namespace.booth_id, WritableBooth(namespace.booth, []))
+            entry.namespaces.append(namespace)
+    return list(by_booth.values())
