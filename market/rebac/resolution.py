@@ -11,6 +11,8 @@ The model is refused when a relation depends on its own exclusion (schema.py), s
 `subtract` of a difference never leads back onto the path: its answer is exact too.
 """
 
+from collections.abc import Sequence
+
 from market.rebac.errors import RebacDepthError
 from market.rebac.rewrites import (
     Computed,
@@ -113,31 +115,35 @@ class Resolution:
         self, rewrite: Union, object: str, object_type: str, relation: str, depth: int
     ) -> bool:
         """Union: a grant from any child, even if another went too deep; else the depth error."""
-        too_deep = None
-        for child in rewrite.children:
-            try:
-                if self.rewrite(child, object, object_type, relation, depth):
-                    return True
-            except RebacDepthError as error:
-                too_deep = too_deep or error
-        if too_deep is not None:
-            raise too_deep
-        return False
+        return self.settled_by(True, rewrite.children, object, object_type, relation, depth)
 
     def every_child(
         self, rewrite: Intersection, object: str, object_type: str, relation: str, depth: int
     ) -> bool:
         """Intersection: "no" from any child settles it; a grant needs every child answered."""
+        return self.settled_by(False, rewrite.children, object, object_type, relation, depth)
+
+    def settled_by(
+        self,
+        answer: bool,
+        children: Sequence[Rewrite],
+        object: str,
+        object_type: str,
+        relation: str,
+        depth: int,
+    ) -> bool:
+        """`answer` as soon as one child gives it; if none does, a child's depth error if
+        there was one (its answer is unknown), else the opposite of `answer`."""
         too_deep = None
-        for child in rewrite.children:
+        for child in children:
             try:
-                if not self.rewrite(child, object, object_type, relation, depth):
-                    return False
+                if self.rewrite(child, object, object_type, relation, depth) is answer:
+                    return answer
             except RebacDepthError as error:
                 too_deep = too_deep or error
         if too_deep is not None:
             raise too_deep
-        return True
+        return not answer
 
     def direct(self, object: str, object_type: str, relation: str, depth: int) -> bool:
         """Tuples on the relation itself: the user, its type's wildcard, or a userset holding it."""
