@@ -24,13 +24,26 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from market.routing import websocket_urlpatterns as market_websockets  # noqa: E402
+from zones.routing import websocket_urlpatterns as visitor_websockets  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # The embedded default has no front server, so the app serves its own static files.
         "http": ChunkFastPath(ASGIStaticFilesHandler(django_http)),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(market_websockets))),
+        # Visitor sockets are programs holding a signed one-time ticket, not browsers with
+        # a session cookie: no Origin header to check and no session to look up. The
+        # browser pages' sockets keep both.
+        "websocket": URLRouter(
+            [
+                *visitor_websockets,
+                re_path(
+                    r"^",
+                    AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(market_websockets))),
+                ),
+            ]
+        ),
     }
 )

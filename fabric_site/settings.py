@@ -101,14 +101,24 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # A zone gets a few messages a tick; a lagging reader must not have them
+            # dropped at channels-redis's default of 100 queued messages.
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "capacity": 2000,
+                # markets that share one Redis but must never hear each other (tests,
+                # staging beside production) each get their own prefix
+                "prefix": os.environ.get("FABRIC_CHANNEL_PREFIX") or "asgi",
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 2000}}
+    }
     CELERY_BROKER_URL = "memory://"
     CELERY_RESULT_BACKEND = "cache+memory://"
     CELERY_TASK_ALWAYS_EAGER = True
@@ -116,6 +126,19 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULE = {
     "chunk-collect-garbage": {"task": "chunks.tasks.chunk_collect_garbage", "schedule": 3600.0},
 }
+
+# Join tickets remember here that they were used (market/tickets.py): with
+# several web processes (REDIS_URL set) they must all see the same memory.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "fabric",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"

@@ -1,8 +1,9 @@
 """The market summary event: its schema, its group and its one publisher.
 
-Zone runtimes publish a summary once per reporting interval; every landing page
-socket in the `market_summary` group receives it. `tick` increases with every
-summary, so a client can tell a fresh summary from a late one.
+Each zone worker publishes a summary of the zones it hosts once per reporting
+interval, and the supervisor publishes the health of zones it is restarting or
+has quarantined; every socket in the `market_summary` group receives both and
+keeps the newest state of each zone.
 """
 
 from typing import TypedDict
@@ -23,7 +24,9 @@ class ZoneSummary(TypedDict):
     in_flight: int  # of those, entities staging out or incoming
     capacity: int
     tick_ms: float  # wall time of the zone's last step
+    tick_p99_ms: float  # 99th percentile of its steps over the last minute
     migrations_per_s: float
+    health: str  # "ok", "degraded" (ticks overran), "restarting", "quarantined"
 
 
 class MarketSummary(TypedDict):

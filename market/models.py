@@ -54,4 +54,22 @@ class Booth(models.Model):
         return f"{self.name} (zone {self.zone_index})"
 
 
+class VisitorIdentity(models.Model):
+    """A visitor program that joins with an authKey: the same key, the same entity id.
+
+    The raw key is a credential, so it is never stored: `key_hash` is the SHA-256
+    hex of its UTF-8 bytes, which is all a later join needs to find the row.
+    """
+
+    key_hash = models.CharField(max_length=64, unique=True, db_index=True)
+    created = models.DateTimeField(auto_now_add=True)
+    last_joined = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "visitor identities"
+
+    def __str__(self) -> str:
+        return f"visitor {self.key_hash[:8]}"
+
+
 from market.rebac.models import RelationTuple  # noqa: E402, F401  (registers the tuple store with the app)

@@ -1,7 +1,9 @@
 from django.urls import path
 
+from market.api import market_join
 from market.views import landing
 
 urlpatterns = [
     path("", landing, name="landing"),
+    path("api/markets/<int:market_id>/join/", market_join, name="market-join"),
 ]

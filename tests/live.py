@@ -6,7 +6,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,11 @@ class LiveMarket:
     process: subprocess.Popen[str]
     address: str
     env: dict[str, str]
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything the server has written so far."""
+        return self.log_path.read_text(errors="replace")
 
     @property
     def url(self) -> str:
@@ -62,21 +67,36 @@ def wait_until_healthy(market: LiveMarket) -> None:
 
 
 @contextmanager
-def live_market(data_dir: Path, *, wait: bool = True, **env_overrides: str) -> Iterator[LiveMarket]:
-    """Migrate a fresh database under `data_dir`, start runmarket, stop it afterwards."""
+def live_market(
+    data_dir: Path, *, wait: bool = True, args: Sequence[str] = (), **env_overrides: str
+) -> Iterator[LiveMarket]:
+    """Migrate a fresh database under `data_dir`, start runmarket, stop it afterwards.
+
+    `args` go to runmarket; its output goes to `data_dir/runmarket.log` (a file, so a
+    chatty server can never block on a full pipe).
+    """
     env = embedded_environment(data_dir, PYTHONUNBUFFERED="1", **env_overrides)
     migrated = run_manage("migrate", "--noinput", env=env)
     assert migrated.returncode == 0, migrated.stderr
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "manage.py"), "runmarket", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    market = LiveMarket(process=process, address=f"127.0.0.1:{port}", env=env)
+    log_path = data_dir / "runmarket.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO_ROOT / "manage.py"),
+                "runmarket",
+                "--port",
+                str(port),
+                *args,
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    market = LiveMarket(process=process, address=f"127.0.0.1:{port}", env=env, log_path=log_path)
     try:
         if wait:
             wait_until_healthy(market)

@@ -1,16 +1,28 @@
-"""One process serving the whole market: the ASGI app under uvicorn, the zones beside it."""
+"""The main job: the ASGI app under uvicorn, and the market's zones.
+
+Embedded (no REDIS_URL): one zone worker hosting every zone runs as a task of
+this process, on the in-memory channel layer. Distributed (REDIS_URL set): the
+supervisor runs the zone workers as separate processes on the Redis layer and
+restarts them when they crash; this process serves the web app and relays the
+zones to visitors.
+"""
 
 import asyncio
 import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from django.conf import settings
 
 from chunks.periodic import collect_garbage_periodically
-from market.services import DEMO_BOOTHS
-from zones.runtime import EmbeddedMarket, run_embedded_zones
+from market.live import LiveMarket, live_market_set
+from zones.core.ranges import floor_ranges
+from zones.supervisor import Supervisor
+from zones.worker import ZoneWorker
 
 ASGI_APP = "fabric_site.asgi:application"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -31,14 +43,77 @@ def market_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+DEMO_WALKERS = 300
+
+
+@dataclass(frozen=True)
+class MarketPlan:
+    """What the main job runs: which market, its booths, and how its zones are hosted."""
+
+    market_id: int
+    booths: tuple[tuple[str, str], ...]
+    walkers: int = DEMO_WALKERS
+    distributed: bool = False
+    zones_per_worker: int = 1
+
+    def live(self) -> LiveMarket:
+        starts = tuple(int(s) for s in floor_ranges(len(self.booths)).starts)
+        return LiveMarket(market_id=self.market_id, booths=self.booths, starts=starts)
+
+    def groups(self) -> list[list[int]]:
+        zones = list(range(len(self.booths)))
+        step = max(1, self.zones_per_worker)
+        return [zones[i : i + step] for i in range(0, len(zones), step)]
+
+
+def snapshot_dir(market_id: int) -> Path:
+    """Where the zones of a market keep their snapshots."""
+    return Path(settings.DATA_DIR) / "zones" / f"market-{market_id}"
+
+
+def worker_argv(plan: MarketPlan, zones: Sequence[int]) -> list[str]:
+    """The command line of a zone worker process for `zones`."""
+    return [
+        sys.executable,
+        str(Path(settings.BASE_DIR) / "manage.py"),
+        "zoneworker",
+        "--market",
+        str(plan.market_id),
+        "--zones",
+        ",".join(str(z) for z in zones),
+        "--walkers",
+        str(plan.walkers),
+    ]
+
+
+def zones_task(plan: MarketPlan, stop: asyncio.Event) -> asyncio.Task[None]:
+    """The task that runs the plan's zones: in this process, or as supervised workers."""
+    if plan.distributed:
+        supervisor = Supervisor(
+            market_id=plan.market_id,
+            booths=plan.booths,
+            groups=plan.groups(),
+            launcher=lambda zones: worker_argv(plan, zones),
+        )
+        return asyncio.create_task(supervisor.run(stop), name="zone-supervisor")
+    worker = ZoneWorker(
+        market_id=plan.market_id,
+        zones=range(len(plan.booths)),
+        booths=plan.booths,
+        data_dir=snapshot_dir(plan.market_id),
+        walkers=plan.walkers,
+    )
+    return asyncio.create_task(worker.run(stop), name="embedded-zones")
+
+
 async def serve_market(
     *,
     host: str,
     port: int,
     announce: Callable[[str], None],
-    booths: Sequence[tuple[str, str]] = DEMO_BOOTHS,
+    plan: MarketPlan,
 ) -> None:
-    """Serve the web app and run one zone per booth until SIGINT or SIGTERM, then stop both."""
+    """Serve the web app and run the market's zones until SIGINT or SIGTERM, then stop both."""
     stop = asyncio.Event()
     config = uvicorn.Config(ASGI_APP, host=host, port=port, lifespan="off", log_level="info")
     server = MarketServer(config)
@@ -52,8 +127,8 @@ async def serve_market(
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, request_stop)
-    market = EmbeddedMarket(booths=tuple(booths))
-    zones = asyncio.create_task(run_embedded_zones(stop, market), name="embedded-zones")
+    live_market_set(plan.live())
+    zones = zones_task(plan, stop)
     # Zones that end on their own (a crash) take the server down with them.
     zones.add_done_callback(lambda _: request_stop())
     background = []
@@ -76,6 +151,7 @@ async def serve_market(
             await task
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
+        live_market_set(None)
         await zones  # re-raises whatever ended the zones early
 
 

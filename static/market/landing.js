@@ -9,7 +9,9 @@
   const firstDelayMs = 500;
   const longestDelayMs = 10000;
   let delayMs = firstDelayMs;
-  let lastTick = -1;
+  // Each zone worker reports its own zones, and the supervisor the health of zones it
+  // restarts or quarantines: keep the newest report of every zone and show them together.
+  const zones = new Map();
 
   function setStatus(text, reconnecting) {
     status.textContent = text;
@@ -24,12 +26,13 @@
   }
 
   function renderSummary(summary) {
-    // Frames can arrive late after a reconnect; never show an older tick over a newer one.
-    if (summary.tick <= lastTick) {
-      return;
-    }
-    lastTick = summary.tick;
-    const rows = summary.zones.map(function (zone) {
+    summary.zones.forEach(function (zone) {
+      zones.set(zone.zone, Object.assign({}, zones.get(zone.zone), zone));
+    });
+    const ordered = Array.from(zones.values()).sort(function (a, b) {
+      return a.zone - b.zone;
+    });
+    const rows = ordered.map(function (zone) {
       const row = document.createElement("tr");
       row.classList.toggle("full", zone.entities >= zone.capacity);
       cell(row, String(zone.zone));
@@ -38,14 +41,17 @@
       swatch.className = "swatch";
       swatch.style.background = zone.colour;
       booth.append(swatch, " ", zone.name);
-      cell(row, String(zone.entities));
-      cell(row, String(zone.capacity));
-      cell(row, zone.tick_ms.toFixed(2));
-      cell(row, zone.migrations_per_s.toFixed(1));
+      // a zone reported only by the supervisor (restarting, quarantined) has no figures yet
+      cell(row, zone.entities === undefined ? "–" : String(zone.entities));
+      cell(row, zone.capacity === undefined ? "–" : String(zone.capacity));
+      cell(row, zone.tick_ms === undefined ? "–" : zone.tick_ms.toFixed(2));
+      cell(row, zone.migrations_per_s === undefined ? "–" : zone.migrations_per_s.toFixed(1));
+      const health = cell(row, zone.health || "ok");
+      health.className = "health " + (zone.health || "ok");
       return row;
     });
     body.replaceChildren(...rows);
-    setStatus("Live, tick " + summary.tick + ".", false);
+    setStatus("Live, updated " + new Date().toLocaleTimeString() + ".", false);
   }
 
   function connect() {
@@ -54,7 +60,6 @@
 
     socket.addEventListener("open", function () {
       delayMs = firstDelayMs;
-      lastTick = -1;
       setStatus("Connected; waiting for the zones' next summary…", false);
     });
 

@@ -1,4 +1,4 @@
-"""A crowd walking across booth borders, driving a SimNetwork.
+"""Walkers: a crowd driving a SimNetwork, and the steering a zone does for its own NPCs.
 
 Each entity walks at 0.5–4 m/s and turns at random moments; a share of them
 pace back and forth across a border faster than the hysteresis period. The
@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .hilbert import encode_positions
+from .ranges import RangeMap
 from .simnet import SimNetwork, authority_records
-from .state import Status
+from .state import Status, ZoneState
 from .step import StepOutput
 from .wire import COMMAND_DTYPE, SPAWN_DTYPE, CommandKind, RowFlag
+
+FLOOR_Y_M = 1.0  # where a walker's root stands: hip height above the floor
 
 
 @dataclass
@@ -35,7 +38,7 @@ class Crowd:
         rows["id"] = np.arange(self.next_id, self.next_id + count, dtype=np.uint64)
         self.next_id += count
         rows["pos"] = self.rng.uniform(p.lo, p.hi, size=(count, 3)).astype(np.float32)
-        rows["pos"][:, 1] = 1.0  # on the floor
+        rows["pos"][:, 1] = FLOOR_Y_M
         rows["vel"] = self._headings(count)
         rows["kind"] = RowFlag.VISITOR_ROOT
         zones = self.net.ranges.assign(encode_positions(rows["pos"], p.lo, p.hi))
@@ -81,8 +84,70 @@ class Crowd:
             self.expected = np.union1d(self.expected, np.concatenate(spawned))
 
     def _headings(self, count: int) -> np.ndarray:
-        angle = self.rng.uniform(0, 2 * np.pi, count)
-        speed = self.rng.uniform(*self.speed_range, count)
-        vel = np.zeros((count, 3), np.float32)
-        vel[:, 0], vel[:, 2] = speed * np.cos(angle), speed * np.sin(angle)
-        return vel
+        return headings(self.rng, count, self.speed_range)
+
+
+def headings(rng: np.random.Generator, count: int, speed_range: tuple[float, float]) -> np.ndarray:
+    """Random floor velocities: any direction, speeds uniform in `speed_range` (m/s)."""
+    angle = rng.uniform(0, 2 * np.pi, count)
+    speed = rng.uniform(*speed_range, count)
+    vel = np.zeros((count, 3), np.float32)
+    vel[:, 0], vel[:, 2] = speed * np.cos(angle), speed * np.sin(angle)
+    return vel
+
+
+def floor_points(
+    ranges: RangeMap,
+    zone: int,
+    rng: np.random.Generator,
+    count: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> np.ndarray:
+    """`count` random points on the floor (y = 1 m) of `zone`'s region."""
+    found: list[np.ndarray] = []
+    have = 0
+    for _ in range(1000):
+        candidates = rng.uniform(lo, hi, size=(max(4 * count, 64), 3)).astype(np.float32)
+        candidates[:, 1] = FLOOR_Y_M
+        inside = candidates[ranges.assign(encode_positions(candidates, lo, hi)) == zone]
+        found.append(inside)
+        have += inside.shape[0]
+        if have >= count:
+            return np.concatenate(found)[:count]
+    raise ValueError(f"zone {zone} has no floor to stand on")
+
+
+def steer_walkers(
+    state: ZoneState,
+    rng: np.random.Generator,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    *,
+    turn_probability: float = 0.03,
+    speed_range: tuple[float, float] = (0.5, 4.0),
+) -> np.ndarray:
+    """Velocity commands for the NPC walkers this zone owns: random turns, and away from walls.
+
+    The owner of a walker decides where it goes, so each zone steers only its own.
+    """
+    mine = np.flatnonzero((state.status == Status.OWNED) & ((state.kind & RowFlag.NPC) != 0))
+    pos = state.pos[mine]
+    margin = 2.0
+    floor = pos[:, [0, 2]]
+    near_wall = (floor < lo[[0, 2]] + margin) | (floor > hi[[0, 2]] - margin)
+    at_wall: np.ndarray = np.any(near_wall, axis=1)
+    turning = at_wall | (rng.random(mine.size) < turn_probability)
+    slots = mine[turning]
+    vel = headings(rng, slots.size, speed_range)
+    # at a wall, walk towards the middle of the floor instead
+    walled = at_wall[turning]
+    if walled.any():
+        towards = (lo + hi) / 2 - state.pos[slots[walled]]
+        towards[:, 1] = 0.0
+        norm = np.linalg.norm(towards, axis=1, keepdims=True) + 1e-6
+        speed = np.linalg.norm(vel[walled], axis=1, keepdims=True)
+        vel[walled] = (towards / norm * speed).astype(np.float32)
+    cmds = np.zeros(slots.size, COMMAND_DTYPE)
+    cmds["id"], cmds["kind"], cmds["vec"] = state.id[slots], CommandKind.VELOCITY, vel
+    return cmds

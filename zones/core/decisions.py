@@ -10,6 +10,8 @@ writes to, so copying a state costs the same however many entities the zone
 has ever seen.
 """
 
+import numpy as np
+
 BUCKETS = 256
 
 
@@ -41,6 +43,20 @@ class Decisions:
         twin._owned = set()
         self._owned = set()  # the buckets are shared now, for both sides
         return twin
+
+    def to_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, decided, accepted) of every decision, for a snapshot."""
+        items = [(i, d, a) for bucket in self._buckets for i, (d, a) in bucket.items()]
+        table = np.array(items, dtype=np.uint64).reshape(-1, 3)
+        return table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy()
+
+    @classmethod
+    def from_arrays(cls, ids: np.ndarray, decided: np.ndarray, accepted: np.ndarray) -> "Decisions":
+        """The table `to_arrays` described."""
+        table = cls()
+        for i, d, a in zip(ids.tolist(), decided.tolist(), accepted.tolist(), strict=True):
+            table._buckets[i % BUCKETS][i] = (d, a)
+        return table
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._buckets)

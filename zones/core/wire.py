@@ -77,6 +77,7 @@ class ReplyReason:
     FULL = 1  # no free authority slot
     RATE = 2  # per-tick admission rate reached
     REFUSED = 3  # refused earlier for this epoch; decisions never change
+    QUARANTINED = 4  # the target zone is quarantined; answered by its supervisor, not the zone
 
 
 def empty(dtype: np.dtype) -> np.ndarray:
@@ -91,3 +92,71 @@ def from_bytes(data: bytes, dtype: np.dtype, what: str) -> np.ndarray:
             f"{what}: {len(data)} bytes is not a whole number of {dtype.itemsize}-byte rows"
         )
     return np.frombuffer(data, dtype=dtype).copy()
+
+
+FRAME_MAGIC = 0x4D46  # bytes "FM" little-endian
+FRAME_VERSION = 1
+FRAME_KIND_INTEREST = 1
+FRAME_FAR_ROWS = 0x1  # FRAME_HEADER_DTYPE.flags: this frame includes rows beyond the radius
+
+FRAME_HEADER_DTYPE = np.dtype(
+    [
+        ("magic", "<u2"),  # 0: FRAME_MAGIC
+        ("version", "<u1"),  # 2: FRAME_VERSION
+        ("kind", "<u1"),  # 3: FRAME_KIND_INTEREST
+        ("ack_seq", "<u4"),  # 4: highest input seq taken from this visitor
+        ("tick_ms", "<u8"),  # 8: wall-clock ms of the newest zone tick in the frame
+        ("rows", "<u2"),  # 16: ROW_DTYPE rows that follow
+        ("bodies", "<u2"),  # 18: BODY_DTYPE blocks that follow the rows
+        ("flags", "<u4"),  # 20: FRAME_FAR_ROWS
+    ]
+)
+"""The 24-byte header of a binary interest frame sent to a visitor."""
+
+BONES_PER_BODY = 55
+BODY_DTYPE = np.dtype([("id", "<u8"), ("bones", "<i2", (BONES_PER_BODY, 3))])
+"""One visitor's 55 bones: root id, then each bone's offset from the root in mm (338 bytes)."""
+
+INPUT_DTYPE = np.dtype([("seq", "<u4"), ("vel", "<f4", (3,))])
+"""A visitor's binary input frame: sequence number and velocity (16 bytes)."""
+
+
+def frame_encode(
+    rows: np.ndarray,
+    bodies: np.ndarray,
+    *,
+    ack_seq: int,
+    tick_ms: int,
+    far: bool,
+) -> bytes:
+    """An interest frame's bytes: header, then rows, then bodies."""
+    header = np.zeros(1, FRAME_HEADER_DTYPE)
+    header["magic"], header["version"], header["kind"] = FRAME_MAGIC, FRAME_VERSION, 1
+    header["ack_seq"], header["tick_ms"] = ack_seq, tick_ms
+    header["rows"], header["bodies"] = rows.size, bodies.size
+    header["flags"] = FRAME_FAR_ROWS if far else 0
+    return b"".join((header.tobytes(), rows.tobytes(), bodies.tobytes()))
+
+
+def frame_decode(data: bytes) -> tuple[np.void, np.ndarray, np.ndarray]:
+    """(header, rows, bodies) from an interest frame; a frame of the wrong shape is an error.
+
+    The arrays are read-only views of `data`.
+    """
+    size = FRAME_HEADER_DTYPE.itemsize
+    if len(data) < size:
+        raise ValueError(f"interest frame: {len(data)} bytes is shorter than the header")
+    header = np.frombuffer(data, FRAME_HEADER_DTYPE, count=1)[0]
+    if header["magic"] != FRAME_MAGIC or header["kind"] != FRAME_KIND_INTEREST:
+        raise ValueError("interest frame: bad magic or kind")
+    if header["version"] != FRAME_VERSION:
+        raise ValueError(f"interest frame: version {header['version']}, expected {FRAME_VERSION}")
+    n_rows, n_bodies = int(header["rows"]), int(header["bodies"])
+    expected = size + n_rows * ROW_DTYPE.itemsize + n_bodies * BODY_DTYPE.itemsize
+    if len(data) != expected:
+        raise ValueError(f"interest frame: {len(data)} bytes, the header announces {expected}")
+    rows = np.frombuffer(data, ROW_DTYPE, count=n_rows, offset=size)
+    bodies = np.frombuffer(
+        data, BODY_DTYPE, count=n_bodies, offset=size + n_rows * ROW_DTYPE.itemsize
+    )
+    return header, rows, bodies

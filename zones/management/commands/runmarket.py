@@ -4,22 +4,50 @@ import asyncio
 from typing import Any
 
 import uvloop
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from market.selectors import market_zone_booths
 from market.services import market_demo_ensure
 from zones.core.constants import MAX_ZONES
-from zones.serve import serve_market
+from zones.serve import DEMO_WALKERS, MarketPlan, serve_market
 
 
 class Command(BaseCommand):
-    help = "Serve the web app and run the market's zones in this process until SIGINT or SIGTERM."
+    help = (
+        "Serve the web app and run the market's zones until SIGINT or SIGTERM: in this"
+        " process by default, as supervised zone worker processes when REDIS_URL is set."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
         parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+        parser.add_argument(
+            "--walkers",
+            type=int,
+            default=DEMO_WALKERS,
+            help=f"simulated visitors walking between booths (default {DEMO_WALKERS})",
+        )
+        parser.add_argument(
+            "--zones-per-worker",
+            type=int,
+            default=1,
+            help="zones each worker process hosts when distributed (default 1)",
+        )
 
-    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        host: str,
+        port: int,
+        walkers: int,
+        zones_per_worker: int,
+        **options: Any,
+    ) -> None:
+        if walkers < 0:
+            raise CommandError("--walkers cannot be negative")
+        if zones_per_worker < 1:
+            raise CommandError("--zones-per-worker must be at least 1")
         market = market_demo_ensure()
         booths = market_zone_booths(market)
         if not 1 <= len(booths) <= MAX_ZONES:
@@ -27,9 +55,21 @@ class Command(BaseCommand):
                 f"{market.name} has {len(booths)} booths; a market needs 1 to {MAX_ZONES}"
                 " (one zone each): add booths in the admin at /admin/market/booth/"
             )
-        self.announce(f"{market.name}: {len(booths)} booths, one zone each")
+        plan = MarketPlan(
+            market_id=market.pk,
+            booths=tuple(booths),
+            walkers=walkers,
+            distributed=bool(settings.REDIS_URL),
+            zones_per_worker=zones_per_worker,
+        )
+        mode = (
+            f"{len(plan.groups())} zone worker processes on Redis"
+            if plan.distributed
+            else "zones in this process"
+        )
+        self.announce(f"{market.name}: {len(booths)} booths, one zone each; {mode}")
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve_market(host=host, port=port, announce=self.announce, booths=booths))
+            runner.run(serve_market(host=host, port=port, announce=self.announce, plan=plan))
 
     def announce(self, line: str) -> None:
         self.stdout.write(line)

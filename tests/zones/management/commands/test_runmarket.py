@@ -7,7 +7,7 @@ import signal
 import pytest
 import websockets
 
-from tests.live import LiveMarket, free_port, http_get, live_market, wait_until_healthy
+from tests.live import free_port, http_get, live_market, wait_until_healthy
 from tests.subprocesses import embedded_environment, run_manage
 
 SHUTDOWN_TIMEOUT_S = 15
@@ -26,15 +26,15 @@ async def first_summary_or_none(url: str, origin: str) -> str | None:
 def market_server(tmp_path):
     """A runmarket process on a free port, with its own SQLite database."""
     with live_market(tmp_path, wait=False) as market:
-        yield market.process, market.address
+        yield market
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_runmarket_serves_pages_and_sockets_then_stops_cleanly(market_server, stop_signal):
-    server, address = market_server
+    server, address = market_server.process, market_server.address
     base_url = f"http://{address}"
 
-    wait_until_healthy(LiveMarket(process=server, address=address, env={}))
+    wait_until_healthy(market_server)
     status, page = http_get(base_url + "/")
     assert status == 200
     assert "Fabric Market" in page
@@ -54,7 +54,8 @@ def test_runmarket_serves_pages_and_sockets_then_stops_cleanly(market_server, st
         assert [z["name"] for z in summary["summary"]["zones"]][:1] == ["Loom & Thread"]
 
     server.send_signal(stop_signal)
-    output, _ = server.communicate(timeout=SHUTDOWN_TIMEOUT_S)
+    server.wait(timeout=SHUTDOWN_TIMEOUT_S)
+    output = market_server.log()
     assert server.returncode == 0, output
     assert f"Fabric Market is serving at {base_url}/" in output
     assert "Traceback" not in output

@@ -1,0 +1,174 @@
+"""The join endpoint: `POST /api/markets/<id>/join/` hands out one-time tickets.
+
+A plain Django view rather than DRF: its callers are visitor programs, not
+browsers with a session, so there is no cookie to protect with CSRF and no user
+to authenticate beyond the optional authKey; the request and answer shapes are
+the protocol's own (docs/protocol.md §1). The view parses, asks the ORM and the
+ticket module one thing each, and shapes the answer; it never logs the raw key.
+"""
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from market.live import LiveMarket, live_market
+from market.models import Market
+from market.services import visitor_identity_for_key
+from market.tickets import (
+    TICKET_TTL_S,
+    TicketError,
+    resume_entity,
+    ticket_issue,
+    visitor_entity_disposable,
+    visitor_identity_kind,
+)
+from zones.core.constants import MARKET_SIZE_M
+
+logger = logging.getLogger(__name__)
+
+KEY_MIN_CHARS = 16
+KEY_MAX_CHARS = 256
+
+
+class JoinRefused(Exception):
+    """A join request answered with an error: its HTTP status, `error` code and detail."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+    def response(self) -> JsonResponse:
+        return JsonResponse({"error": self.code, "detail": self.detail}, status=self.status)
+
+
+def _bad_request(detail: str) -> JoinRefused:
+    return JoinRefused(400, "bad_request", detail)
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    """The fields of a join request, each checked for type and range on its own."""
+
+    key: str | None = None
+    resume: str | None = None
+    booth: int | None = None
+    at: tuple[float, float, float] | None = None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _body_object(body: bytes) -> dict[str, Any]:
+    """The JSON object of the body; an empty body is an empty object (all fields optional)."""
+    if not body.strip():
+        return {}
+    try:
+        fields = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise _bad_request("The body is not JSON; send a JSON object or nothing.") from error
+    if not isinstance(fields, dict):
+        raise _bad_request("The body must be a JSON object.")
+    return fields
+
+
+def _key_parse(key: Any) -> str | None:
+    if key is not None and not (
+        isinstance(key, str) and KEY_MIN_CHARS <= len(key) <= KEY_MAX_CHARS
+    ):
+        raise _bad_request(
+            f"key must be a string of {KEY_MIN_CHARS} to {KEY_MAX_CHARS} characters."
+        )
+    return key
+
+
+def _at_parse(at: Any) -> tuple[float, float, float] | None:
+    if at is None:
+        return None
+    shaped = isinstance(at, list) and len(at) == 3
+    if not (shaped and all((_is_int(v) or isinstance(v, float)) and math.isfinite(v) for v in at)):
+        raise _bad_request("at must be a list of three finite numbers [x, y, z] in metres.")
+    if not all(0.0 <= v <= size for v, size in zip(at, MARKET_SIZE_M, strict=True)):
+        bounds = " × ".join(f"{size:g}" for size in MARKET_SIZE_M)
+        raise _bad_request(f"at {at} is outside the market, which spans 0 to {bounds} m.")
+    return (float(at[0]), float(at[1]), float(at[2]))
+
+
+def join_request_parse(body: bytes) -> JoinRequest:
+    """The join request in `body`, or JoinRefused(400 bad_request) saying what is wrong."""
+    fields = _body_object(body)
+    key, resume, booth = _key_parse(fields.get("key")), fields.get("resume"), fields.get("booth")
+    if resume is not None and not isinstance(resume, str):
+        raise _bad_request("resume must be the string token from an earlier welcome.")
+    if key is not None and resume is not None:
+        raise _bad_request("Send key or resume, not both: each names a visitor.")
+    if booth is not None and not _is_int(booth):
+        raise _bad_request("booth must be an integer zone index.")
+    return JoinRequest(key=key, resume=resume, booth=booth, at=_at_parse(fields.get("at")))
+
+
+def _market_live(market_id: int) -> LiveMarket:
+    """The live layout of `market_id`, or JoinRefused 404 / 409."""
+    if not Market.objects.filter(pk=market_id).exists():
+        raise JoinRefused(404, "no_market", f"There is no market {market_id}.")
+    live = live_market()
+    if live is None or live.market_id != market_id:
+        raise JoinRefused(
+            409, "market_not_live", f"Market {market_id} exists but no zones run for it here."
+        )
+    return live
+
+
+def _booth_check(booth: int | None, live: LiveMarket) -> None:
+    if booth is not None and not 0 <= booth < len(live.booths):
+        count = len(live.booths)
+        raise _bad_request(f"booth {booth} is unknown: the market has {count}, numbered from 0.")
+
+
+def _join_entity(join: JoinRequest) -> tuple[int, str]:
+    """(entity id, identity kind) of the visitor joining: keyed, resumed or new."""
+    if join.key is not None:
+        return visitor_identity_for_key(join.key), "key"
+    if join.resume is not None:
+        try:
+            entity = resume_entity(join.resume)
+        except TicketError as error:
+            raise JoinRefused(400, error.code, error.message) from error
+        return entity, visitor_identity_kind(entity)
+    return visitor_entity_disposable(), "anon"
+
+
+@csrf_exempt  # an API for programs: no cookies, so nothing for CSRF to protect
+def market_join(request: HttpRequest, market_id: int) -> JsonResponse:
+    """A one-time ticket to open the visitor socket of a live market."""
+    if request.method != "POST":
+        refusal = JoinRefused(405, "method_not_allowed", "Ask for a join ticket with POST.")
+        response = refusal.response()
+        response["Allow"] = "POST"
+        return response
+    try:
+        join = join_request_parse(request.body)
+        live = _market_live(market_id)
+        _booth_check(join.booth, live)
+        entity, identity = _join_entity(join)
+    except JoinRefused as refusal:
+        return refusal.response()
+    ticket = ticket_issue(
+        market_id=market_id, entity=entity, identity=identity, booth=join.booth, at=join.at
+    )
+    logger.info("join ticket: market %s, entity %s (%s)", market_id, entity, identity)
+    return JsonResponse(
+        {
+            "ticket": ticket,
+            "expires_in": TICKET_TTL_S,
+            "entity": entity,
+            "ws": f"/ws/markets/{market_id}/visit/",
+        }
+    )

@@ -1,0 +1,621 @@
+"""The visitor socket of a real market (docs/protocol.md §2–§4), misused every way §4 lists.
+
+One `manage.py runmarket` serves the whole module. A well-behaved visitor (the
+watcher) stays connected from the first test to the last, in its own thread,
+while the other tests open sockets that misbehave; the last test checks that it
+kept receiving frames at the tick rate and was never closed, and that the
+server logged no traceback.
+"""
+
+import asyncio
+import json
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+import pytest
+from django.conf import settings
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from market.tickets import ticket_issue, visitor_entity_disposable
+from tests.live import LiveMarket, live_market
+from zones.core.constants import HYSTERESIS_TICKS, MARKET_SIZE_M, SIM_TICK_HZ
+from zones.core.crowd import FLOOR_Y_M
+from zones.core.ranges import RangeMap, floor_ranges
+from zones.core.wire import INPUT_DTYPE, frame_decode
+
+MARKET = 1  # the demo market runmarket creates in an empty database
+BOOTHS = 3  # ... with its three booths
+LO = np.zeros(3, np.float32)
+HI = np.array(MARKET_SIZE_M, np.float32)
+TICK_S = 1.0 / SIM_TICK_HZ
+
+
+# --- the server and a well-behaved visitor for the whole module ------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMarket]:
+    # The server gets this process's SECRET_KEY, so tickets minted here verify there.
+    with live_market(
+        tmp_path_factory.mktemp("visitor-socket"),
+        args=["--walkers", "20"],
+        DJANGO_SECRET_KEY=settings.SECRET_KEY,
+    ) as market:
+        yield market
+
+
+def join(server: LiveMarket, market: int = MARKET, **body: Any) -> dict[str, Any]:
+    """POST /api/markets/<market>/join/ with `body`; the 200 answer."""
+    request = urllib.request.Request(
+        f"{server.url}/api/markets/{market}/join/",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def visit_url(server: LiveMarket, ticket: str | None, market: int = MARKET) -> str:
+    url = f"ws://{server.address}/ws/markets/{market}/visit/"
+    return url if ticket is None else f"{url}?{urlencode({'ticket': ticket})}"
+
+
+class Watcher(threading.Thread):
+    """A visitor that only listens, on its own event loop, until stopped."""
+
+    def __init__(self, server: LiveMarket) -> None:
+        super().__init__(name="well-behaved-visitor", daemon=True)
+        self.server = server
+        self.welcome: dict[str, Any] = {}
+        self.stamps: list[float] = []  # monotonic arrival time of each interest frame
+        self.missing_self = 0  # frames without the watcher's own root
+        self.texts: list[dict[str, Any]] = []
+        self.close_code: int | None = None
+        self.failure: BaseException | None = None
+        self.ready = threading.Event()
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._watch())
+        except BaseException as exc:  # reported by the last test
+            self.failure = exc
+        finally:
+            self.ready.set()
+
+    async def _watch(self) -> None:
+        ticket = join(self.server, at=[100.0, FLOOR_Y_M, 100.0])
+        async with connect(visit_url(self.server, ticket["ticket"]), open_timeout=10) as ws:
+            self.welcome = json.loads(await ws.recv())
+            entity = self.welcome["entity"]
+            self.ready.set()
+            while not self.halt.is_set():
+                try:
+                    message = await asyncio.wait_for(ws.recv(), 0.25)
+                except TimeoutError:
+                    continue
+                except ConnectionClosed as closed:
+                    self.close_code = closed.rcvd.code if closed.rcvd else 1006
+                    return
+                if isinstance(message, bytes):
+                    self.stamps.append(time.monotonic())
+                    _, rows, _ = frame_decode(message)
+                    self.missing_self += int(entity not in rows["id"])
+                else:
+                    self.texts.append(json.loads(message))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def watcher(server: LiveMarket) -> Iterator[Watcher]:
+    watcher = Watcher(server)
+    watcher.start()
+    assert watcher.ready.wait(15), "the well-behaved visitor never got its welcome"
+    assert watcher.failure is None, watcher.failure
+    assert watcher.welcome.get("type") == "welcome", watcher.welcome
+    yield watcher
+    watcher.halt.set()
+    watcher.join(5)
+
+
+# --- a visitor socket, for the tests ---------------------------------------------------------
+
+
+@dataclass
+class Visit:
+    """An open visitor socket after its welcome."""
+
+    ws: ClientConnection
+    welcome: dict[str, Any]
+    seen: list[dict[str, Any]] = field(default_factory=list)  # JSON frames read so far
+
+    @property
+    def entity(self) -> int:
+        return int(self.welcome["entity"])
+
+    async def send(self, message: dict[str, Any] | str | bytes) -> None:
+        await self.ws.send(json.dumps(message) if isinstance(message, dict) else message)
+
+    async def until(
+        self, wanted: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """The next JSON frame that `wanted` accepts, skipping interest frames."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.ws.recv()
+                if isinstance(message, str):
+                    parsed = json.loads(message)
+                    self.seen.append(parsed)
+                    if wanted(parsed):
+                        return parsed
+
+    async def error(self, timeout: float = 5.0) -> dict[str, Any]:
+        return await self.until(lambda m: m["type"] == "error", timeout)
+
+    async def frames(self, seconds: float) -> list[tuple[float, Any, np.ndarray, np.ndarray]]:
+        """(arrival, header, rows, bodies) of the interest frames of the next `seconds`."""
+        got = []
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            try:
+                message = await asyncio.wait_for(self.ws.recv(), left)
+            except TimeoutError:
+                break
+            if isinstance(message, bytes):
+                header, rows, bodies = frame_decode(message)
+                got.append((time.monotonic(), header, rows.copy(), bodies.copy()))
+            else:
+                self.seen.append(json.loads(message))
+        return got
+
+    async def own_positions(self, seconds: float) -> np.ndarray:
+        """(n, 3) positions of this visitor's root in the frames of the next `seconds`."""
+        rows = [r[r["id"] == self.entity] for _, _, r, _ in await self.frames(seconds)]
+        assert all(r.size == 1 for r in rows), "a frame lacks the visitor's own root"
+        return np.array([r["pos"][0] for r in rows])
+
+    async def ack(self) -> int:
+        """The ack_seq of the first interest frame after everything sent so far was read."""
+        await self.ping(0xACC)  # answered only after the messages sent before it
+        async with asyncio.timeout(2.0):
+            while True:
+                message = await self.ws.recv()
+                if isinstance(message, bytes):
+                    return int(frame_decode(message)[0]["ack_seq"])
+                self.seen.append(json.loads(message))
+
+    async def ping(self, ident: int = 1) -> dict[str, Any]:
+        await self.send({"type": "ping", "id": ident, "t": 0.5})
+        return await self.until(lambda m: m["type"] == "pong" and m["id"] == ident)
+
+
+async def refusal(ws: ClientConnection, timeout: float = 5.0) -> tuple[list[dict[str, Any]], int]:
+    """Every JSON frame until the server closes the socket, and the close code."""
+    texts = []
+    async with asyncio.timeout(timeout):
+        try:
+            while True:
+                message = await ws.recv()
+                if isinstance(message, str):
+                    texts.append(json.loads(message))
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None, "the server dropped the socket without a close frame"
+            return texts, closed.rcvd.code
+
+
+@asynccontextmanager
+async def visiting(server: LiveMarket, **body: Any) -> AsyncIterator[Visit]:
+    """A new visitor (POST join with `body`, then the socket), closed afterwards."""
+    ticket = await asyncio.to_thread(join, server, **body)
+    async with connect(visit_url(server, ticket["ticket"]), open_timeout=10) as ws:
+        welcome = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert welcome["type"] == "welcome", welcome
+        assert welcome["entity"] == ticket["entity"]
+        yield Visit(ws, welcome)
+
+
+async def refused(url: str) -> tuple[list[dict[str, Any]], int]:
+    async with connect(url, open_timeout=10) as ws:
+        return await refusal(ws)
+
+
+def fresh_key() -> str:
+    return f"socket-test-key-{uuid.uuid4().hex}"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# --- tickets ---------------------------------------------------------------------------------
+
+
+async def test_a_socket_without_a_ticket_is_refused_with_4401(server):
+    texts, code = await refused(visit_url(server, None))
+    assert code == 4401
+    assert [t["code"] for t in texts] == ["ticket_malformed"]
+
+
+async def test_a_garbage_ticket_is_refused_with_4401(server):
+    texts, code = await refused(visit_url(server, "not-a-ticket.at-all"))
+    assert code == 4401
+    assert [t["code"] for t in texts] == ["ticket_malformed"]
+
+
+async def test_a_ticket_with_one_character_of_its_signature_changed_is_refused_as_forged(server):
+    ticket = (await asyncio.to_thread(join, server))["ticket"]
+    payload, signature = ticket.split(".")
+    tampered = signature[:10] + ("B" if signature[10] != "B" else "C") + signature[11:]
+    texts, code = await refused(visit_url(server, f"{payload}.{tampered}"))
+    assert code == 4401
+    assert [t["code"] for t in texts] == ["ticket_forged"]
+
+
+async def test_a_second_socket_with_the_same_ticket_is_refused_with_4403(server):
+    ticket = await asyncio.to_thread(join, server)
+    async with connect(visit_url(server, ticket["ticket"]), open_timeout=10) as first:
+        assert json.loads(await first.recv())["type"] == "welcome"
+        texts, code = await refused(visit_url(server, ticket["ticket"]))
+        assert code == 4403
+        assert [t["code"] for t in texts] == ["ticket_replayed"]
+        # the first socket is untouched by the replay
+        visit = Visit(first, {})
+        assert (await visit.ping(5))["id"] == 5
+
+
+async def test_a_ticket_minted_with_this_process_settings_is_accepted_by_the_server(server):
+    """The premise of the expiry and wrong-market tests: both sides sign with one key."""
+    entity = visitor_entity_disposable()
+    ticket = ticket_issue(market_id=MARKET, entity=entity, identity="anon")
+    async with connect(visit_url(server, ticket), open_timeout=10) as ws:
+        welcome = json.loads(await ws.recv())
+        assert welcome["type"] == "welcome" and welcome["entity"] == entity
+
+
+async def test_an_expired_ticket_is_refused_with_4402(server):
+    ticket = ticket_issue(
+        market_id=MARKET,
+        entity=visitor_entity_disposable(),
+        identity="anon",
+        now_ms=now_ms() - 20_000,
+    )
+    texts, code = await refused(visit_url(server, ticket))
+    assert code == 4402
+    assert [t["code"] for t in texts] == ["ticket_expired"]
+
+
+async def test_a_ticket_for_another_market_is_refused_with_4404(server):
+    ticket = ticket_issue(market_id=MARKET + 1, entity=visitor_entity_disposable(), identity="anon")
+    texts, code = await refused(visit_url(server, ticket))
+    assert code == 4404
+    assert [t["code"] for t in texts] == ["ticket_wrong_market"]
+
+
+async def test_a_socket_for_a_market_that_is_not_live_here_is_refused_with_4404(server):
+    ticket = (await asyncio.to_thread(join, server))["ticket"]
+    texts, code = await refused(visit_url(server, ticket, market=MARKET + 1))
+    assert code == 4404
+    assert [t["code"] for t in texts] == ["market_not_live"]
+
+
+# --- what a visitor sends --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{", "not json", "[1, 2, 3]", "42", '"input"', "null"],
+    ids=["truncated", "words", "array", "number", "string", "null"],
+)
+async def test_a_text_frame_that_is_not_a_json_object_gets_bad_json_and_the_socket_stays_open(
+    server, text
+):
+    async with visiting(server) as visit:
+        await visit.send(text)
+        error = await visit.error()
+        assert error["code"] == "bad_json"
+        assert (await visit.ping(2))["id"] == 2
+
+
+@pytest.mark.parametrize("message", [{"type": "dance"}, {"seq": 1}, {"type": 7}])
+async def test_a_message_of_an_unknown_type_gets_unknown_type(server, message):
+    async with visiting(server) as visit:
+        await visit.send(message)
+        assert (await visit.error())["code"] == "unknown_type"
+        assert (await visit.ping(3))["id"] == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "input", "vel": [1, 0, 0]}',
+        '{"type": "input", "seq": "1", "vel": [1, 0, 0]}',
+        '{"type": "input", "seq": 0, "vel": [1, 0, 0]}',
+        '{"type": "input", "seq": true, "vel": [1, 0, 0]}',
+        '{"type":"input","seq":1,"vel":[NaN,0,0]}',
+        '{"type": "input", "seq": 1, "vel": [Infinity, 0, 0]}',
+        '{"type": "input", "seq": 1, "vel": [1, 0]}',
+        '{"type": "input", "seq": 1}',
+        '{"type": "move", "seq": 1, "to": "here"}',
+        '{"type": "ping", "id": "x", "t": 1}',
+        '{"type": "ping", "id": 1}',
+    ],
+    ids=[
+        "missing-seq",
+        "seq-string",
+        "seq-zero",
+        "seq-bool",
+        "vel-nan",
+        "vel-infinity",
+        "vel-two",
+        "missing-vel",
+        "to-string",
+        "ping-id-string",
+        "ping-missing-t",
+    ],
+)
+async def test_a_missing_or_mistyped_field_gets_bad_field(server, text):
+    async with visiting(server) as visit:
+        await visit.send(text)
+        error = await visit.error()
+        assert error["code"] == "bad_field", error
+        assert (await visit.ping(4))["id"] == 4
+        # and nothing of it was taken as an input
+        assert await visit.ack() == 0
+
+
+@pytest.mark.parametrize("size", [5, 15, 17])
+async def test_a_binary_frame_that_is_not_16_bytes_gets_bad_binary(server, size):
+    async with visiting(server) as visit:
+        await visit.send(bytes(range(size)))
+        assert (await visit.error())["code"] == "bad_binary"
+        assert (await visit.ping(6))["id"] == 6
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+async def test_a_frame_over_4096_bytes_gets_too_big_then_close_1009(server, binary):
+    async with visiting(server) as visit:
+        await visit.send(
+            b"\0" * 5000 if binary else json.dumps({"type": "ping", "pad": "x" * 5000})
+        )
+        texts, code = await refusal(visit.ws)
+    assert code == 1009
+    assert [t["code"] for t in texts if t["type"] == "error"] == ["too_big"]
+
+
+async def test_a_burst_beyond_the_limit_is_rate_limited_and_the_extra_inputs_dropped(server):
+    async with visiting(server) as visit:
+        for seq in range(1, 121):
+            await visit.send({"type": "input", "seq": seq, "vel": [0.0, 0.0, 0.0]})
+        assert (await visit.error())["code"] == "rate_limited"
+        await asyncio.sleep(1.0)  # let the bucket refill: the socket is still good
+        assert (await visit.ping(8))["id"] == 8
+        ack = await visit.ack()
+        # the burst of 80 was taken; the tail of the 120 was dropped
+        assert 80 <= ack < 120
+
+
+async def test_an_input_flood_is_rate_limited_then_closed_with_4429(server):
+    async with visiting(server) as visit:
+        try:
+            for seq in range(1, 1001):
+                await visit.send({"type": "input", "seq": seq, "vel": [0.1, 0.0, 0.0]})
+        except ConnectionClosed:
+            pass  # closed while still flooding
+        texts, code = await refusal(visit.ws)
+    codes = [t["code"] for t in texts if t["type"] == "error"]
+    assert "rate_limited" in codes
+    assert codes[-1] == "flood"
+    assert code == 4429
+
+
+async def test_a_move_faster_than_v_max_is_refused_with_too_fast_and_the_entity_stays(server):
+    start = np.array([40.0, FLOOR_Y_M, 90.0])
+    async with visiting(server, at=start.tolist()) as visit:
+        await visit.send({"type": "move", "seq": 1, "to": (start + [50.0, 0, 0]).tolist()})
+        error = await visit.error()
+        assert error["code"] == "too_fast"
+        assert error["seq"] == 1
+        positions = await visit.own_positions(1.0)
+    assert len(positions) >= 10
+    np.testing.assert_allclose(positions, np.broadcast_to(start, positions.shape), atol=0.01)
+
+
+async def test_fifty_protocol_errors_close_the_socket_with_4400(server):
+    async with visiting(server) as visit:
+        for _ in range(49):
+            await visit.send("{")
+        assert (await visit.ping(9))["id"] == 9  # 49 errors: still open
+        await visit.send("{")
+        texts, code = await refusal(visit.ws)
+    codes = [t["code"] for t in visit.seen + texts if t["type"] == "error"]
+    assert codes == ["bad_json"] * 50 + ["too_many_errors"]
+    assert code == 4400
+
+
+# --- resume, takeover, leave -----------------------------------------------------------------
+
+
+async def test_a_visitor_that_reconnects_with_its_key_resumes_the_same_entity(server):
+    key = fresh_key()
+    async with visiting(server, key=key) as first:
+        assert not first.welcome["resumed"]
+        assert first.welcome["last_seq"] == 0
+        for seq in (1, 2, 3):
+            await first.send({"type": "input", "seq": seq, "vel": [0.2, 0.0, 0.0]})
+        assert (await first.ping(1))["id"] == 1
+        entity = first.entity
+    async with visiting(server, key=key) as again:
+        assert again.entity == entity
+        assert again.welcome["resumed"] is True
+        assert again.welcome["last_seq"] == 3
+        frames = await again.frames(1.0)
+    assert len(frames) >= 10
+    for _, _, rows, _ in frames:
+        assert np.count_nonzero(rows["id"] == entity) == 1  # never doubled, never missing
+
+
+async def test_a_disposable_visitor_resumes_with_its_resume_token(server):
+    async with visiting(server) as first:
+        token, entity = first.welcome["resume"], first.entity
+    async with visiting(server, resume=token) as again:
+        assert again.entity == entity
+        assert again.welcome["resumed"] is True
+        frames = await again.frames(0.5)
+    assert frames and all(np.count_nonzero(r["id"] == entity) == 1 for _, _, r, _ in frames)
+
+
+async def test_a_second_socket_of_the_same_key_closes_the_first_with_4409(server):
+    key = fresh_key()
+    async with visiting(server, key=key) as first, visiting(server, key=key) as second:
+        texts, code = await refusal(first.ws)
+        assert code == 4409
+        assert [t["code"] for t in texts if t["type"] == "error"] == ["superseded"]
+        assert second.entity == first.entity
+        assert second.welcome["resumed"] is True
+        assert (await second.ping(3))["id"] == 3
+
+
+async def test_a_takeover_reports_the_inputs_taken_from_the_first_socket(server):
+    key = fresh_key()
+    async with visiting(server, key=key) as first:
+        for seq in (1, 2, 3):
+            await first.send({"type": "input", "seq": seq, "vel": [0.0, 0.0, 0.0]})
+        assert (await first.ping(1))["id"] == 1
+        async with visiting(server, key=key) as second:
+            assert second.welcome["last_seq"] == 3
+            # a resent input is ignored: the ack stays at 3
+            await second.send({"type": "input", "seq": 2, "vel": [1.0, 0.0, 0.0]})
+            assert await second.ack() == 3
+
+
+async def test_leave_closes_with_1000_and_the_entity_vanishes_from_its_neighbours(server):
+    spot = [70.0, FLOOR_Y_M, 110.0]
+    async with visiting(server, at=spot) as stayer, visiting(server, at=spot) as leaver:
+        before = await stayer.frames(0.5)
+        assert any(leaver.entity in rows["id"] for _, _, rows, _ in before)
+        await leaver.send({"type": "leave"})
+        _, code = await refusal(leaver.ws)
+        left_at = time.monotonic()
+        assert code == 1000
+        after = await stayer.frames(1.5)
+    late = [(rows, bodies) for at, _, rows, bodies in after if at - left_at > 1.0]
+    assert len(late) >= 5
+    for rows, bodies in late:
+        assert leaver.entity not in rows["id"]
+        assert leaver.entity not in bodies["id"]
+
+
+# --- moving ----------------------------------------------------------------------------------
+
+
+async def test_a_ping_is_answered_with_a_pong_echoing_id_and_t(server):
+    async with visiting(server) as visit:
+        sent = now_ms()
+        await visit.send({"type": "ping", "id": 123456, "t": 987.25})
+        pong = await visit.until(lambda m: m["type"] == "pong")
+    assert pong["id"] == 123456 and pong["t"] == 987.25
+    assert sent - 1000 <= pong["server_ms"] <= now_ms() + 1000
+
+
+async def test_a_binary_input_walks_the_entity(server):
+    start = np.array([30.0, FLOOR_Y_M, 30.0])
+    async with visiting(server, at=start.tolist()) as visit:
+        still = await visit.own_positions(0.3)
+        np.testing.assert_allclose(still[-1], start, atol=0.01)
+        record = np.zeros(1, INPUT_DTYPE)
+        record["seq"], record["vel"] = 1, (2.0, 0.0, 0.0)
+        await visit.send(record.tobytes())
+        frames = await visit.frames(1.0)
+    own = [rows[rows["id"] == visit.entity][0] for _, _, rows, _ in frames]
+    assert own[-1]["pos"][0] - start[0] > 1.0
+    np.testing.assert_allclose(own[-1]["vel"], [2.0, 0.0, 0.0], atol=1e-5)
+    assert abs(own[-1]["pos"][2] - start[2]) < 0.01
+    assert int(frames[-1][1]["ack_seq"]) == 1
+
+
+def border_crossing(ranges: RangeMap) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """A floor point on a booth border, a walking direction, and the booths on either side.
+
+    The booth is the same for 3 m before the point and for 20 m after it, so a
+    walker at 2 m/s stays outside its first zone for longer than the hysteresis.
+    """
+    before = np.arange(0.05, 3.0, 0.25)
+    after = np.arange(0.05, 20.0, 0.25)
+    for axis in (0, 2):
+        for sign in (1.0, -1.0):
+            direction = np.zeros(3)
+            direction[axis] = sign
+            for across in np.arange(12.0, 116.0, 4.0):
+                for along in np.arange(12.0, 116.0, 0.25):
+                    point = np.array([along, FLOOR_Y_M, across])
+                    if axis == 2:
+                        point = point[[2, 1, 0]]
+                    path = np.concatenate(
+                        [point - before[:, None] * direction, point + after[:, None] * direction]
+                    )
+                    floor = path[:, [0, 2]]
+                    if np.any(floor < 2.0) or np.any(floor > HI[[0, 2]] - 2.0):
+                        continue
+                    zones = ranges.assign_positions(path.astype(np.float32), LO, HI)
+                    first, then = zones[: before.size], zones[before.size :]
+                    uniform = (first == first[0]).all() and (then == then[0]).all()
+                    if uniform and first[0] != then[0]:
+                        return point, direction, int(first[0]), int(then[0])
+    raise AssertionError("no straight booth border on this floor")
+
+
+async def test_walking_across_a_booth_border_enters_the_booth_then_changes_zone(server, watcher):
+    ranges = floor_ranges(BOOTHS)
+    assert watcher.welcome["layout"]["starts"] == [int(s) for s in ranges.starts]
+    border, direction, home, other = border_crossing(ranges)
+    start = border - 1.5 * direction
+    async with visiting(server, at=start.tolist()) as visit:
+        assert visit.welcome["zone"] == home and visit.welcome["booth"]["zone"] == home
+        await visit.send({"type": "input", "seq": 1, "vel": (2.0 * direction).tolist()})
+        walked = time.monotonic()
+        entered = await visit.until(lambda m: m["type"] == "booth_entered", timeout=3.0)
+        entered_after = time.monotonic() - walked
+        changed = await visit.until(lambda m: m["type"] == "zone_changed", timeout=10.0)
+        changed_after = time.monotonic() - walked
+        await visit.send({"type": "leave"})
+    assert entered["zone"] == other
+    assert entered["name"] == visit.welcome["layout"]["booths"][other]["name"]
+    assert (changed["from"], changed["to"]) == (home, other)
+    # the border is 0.75 s away; the handoff waits HYSTERESIS_TICKS beyond it
+    assert 0.5 < entered_after < 3.0
+    assert changed_after >= 0.75 + HYSTERESIS_TICKS * TICK_S - 0.5
+    assert not [m for m in visit.seen if m["type"] == "error"]
+
+
+# --- the bystander ---------------------------------------------------------------------------
+
+
+def test_the_well_behaved_visitor_was_served_throughout_and_never_closed(server, watcher):
+    """Runs (nearly) last: every test above misbehaved next to the watcher."""
+    assert watcher.failure is None, repr(watcher.failure)
+    assert watcher.is_alive() and watcher.close_code is None
+    stamps = np.array(watcher.stamps)
+    span = stamps[-1] - stamps[0]
+    assert span > 10.0, "the module ran for less time than this check assumes"
+    rate = (stamps.size - 1) / span
+    gaps = np.diff(stamps)
+    assert rate > 0.8 * SIM_TICK_HZ, f"{rate:.1f} frames/s over {span:.0f} s"
+    assert gaps.max() < 1.0, f"a gap of {gaps.max():.2f} s between frames"
+    assert watcher.missing_self == 0
+    assert not [t for t in watcher.texts if t["type"] == "error"], watcher.texts
+
+
+def test_the_server_logged_no_traceback_while_visitors_misbehaved(server):
+    log = server.log()
+    at = log.find("Traceback")
+    assert at < 0, log[max(0, at - 300) : at + 4000]

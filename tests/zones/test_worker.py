@@ -1,0 +1,167 @@
+"""Zone workers on the in-memory layer: ticking, handoffs, snapshots, leases, summaries."""
+
+import asyncio
+
+import numpy as np
+import pytest
+from channels.layers import get_channel_layer
+
+from market.events import MARKET_SUMMARY_GROUP
+from market.services import DEMO_BOOTHS
+from zones import worker as worker_module
+from zones.channels import rows_group, zone_channel
+from zones.core.simnet import ownership_violations
+from zones.core.wire import ROW_DTYPE, SPAWN_DTYPE, RowFlag, from_bytes
+from zones.snapshots import ZoneLocked
+from zones.worker import ZoneWorker, zone_walkers
+
+T0 = 1_800_000_000_000
+
+
+def demo_worker(tmp_path=None, walkers=200, market_id=7):
+    return ZoneWorker(
+        market_id=market_id,
+        zones=range(3),
+        booths=DEMO_BOOTHS,
+        data_dir=tmp_path,
+        walkers=walkers,
+        seed=5,
+    )
+
+
+def states(worker):
+    return [hz.state for hz in worker.hosted.values()]
+
+
+def all_ids(worker):
+    ids = np.concatenate([s.id[s.status != 0] for s in states(worker)])
+    return np.unique(ids)
+
+
+def test_walkers_are_shared_out_between_the_zones():
+    assert [zone_walkers(200, z, 3) for z in range(3)] == [67, 67, 66]
+    assert sum(zone_walkers(7, z, 32) for z in range(32)) == 7
+
+
+@pytest.mark.asyncio
+async def test_walkers_cross_booths_with_exactly_one_owner_each_tick():
+    worker = demo_worker()
+    await worker.tick(T0)
+    expected = all_ids(worker)
+    assert expected.size == 200
+    released = 0
+    for t in range(1, 600):
+        await worker.tick(T0 + 50 * t)
+        released += sum(hz.migrations for hz in worker.hosted.values())
+        for hz in worker.hosted.values():
+            hz.migrations = 0
+        assert not ownership_violations(states(worker), expected)
+    assert released > 0, "nobody crossed a border in 30 s of walking"
+    assert np.array_equal(all_ids(worker), expected)
+
+
+@pytest.mark.asyncio
+async def test_rows_go_once_per_tick_to_each_zones_group():
+    worker = demo_worker(walkers=30)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    for z in range(3):
+        await layer.group_add(rows_group(7, z), channel)
+    await worker.tick(T0)
+    received = [await asyncio.wait_for(layer.receive(channel), 1) for _ in range(3)]
+    assert sorted(m["zone"] for m in received) == [0, 1, 2]
+    assert {m["tick_ms"] for m in received} == {T0}
+    rows = np.concatenate([from_bytes(m["rows"], ROW_DTYPE, "rows") for m in received])
+    assert rows.size == 30 and np.all(rows["flags"] & RowFlag.NPC)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(channel), 0.1)  # one message per zone, no more
+
+
+@pytest.mark.asyncio
+async def test_summary_reports_every_hosted_zone():
+    worker = demo_worker(walkers=30)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(MARKET_SUMMARY_GROUP, channel)
+    for t in range(worker_module.SUMMARY_EVERY_TICKS):
+        await worker.tick(T0 + 50 * t)
+    event = await asyncio.wait_for(layer.receive(channel), 1)
+    zones = event["summary"]["zones"]
+    assert [z["name"] for z in zones] == [name for name, _ in DEMO_BOOTHS]
+    assert sum(z["entities"] for z in zones) >= 30
+    assert all(z["health"] == "ok" and z["tick_p99_ms"] > 0 for z in zones)
+
+
+@pytest.mark.asyncio
+async def test_a_restarted_worker_resumes_from_its_snapshots(tmp_path):
+    first = demo_worker(tmp_path, walkers=90)
+    for t in range(45):
+        await first.tick(T0 + 50 * t)
+    before = {z: hz.state.copy() for z, hz in first.hosted.items()}
+    with pytest.raises(ZoneLocked):
+        demo_worker(tmp_path)  # one writer per zone while the first still runs
+    for hz in first.hosted.values():
+        hz.store.write(hz.state)
+        hz.store.close()
+    second = demo_worker(tmp_path, walkers=90)
+    for z, hz in second.hosted.items():
+        assert hz.state.tick == before[z].tick
+        assert np.array_equal(hz.state.id, before[z].id)
+        assert np.array_equal(hz.state.pos, before[z].pos)
+        assert not hz.spawns, "a resumed zone must not spawn its walkers again"
+    await second.tick(T0 + 50 * 45)
+    assert all_ids(second).size == 90
+
+
+@pytest.mark.asyncio
+async def test_visitors_nobody_vouches_for_leave_after_their_lease(monkeypatch):
+    monkeypatch.setattr(worker_module, "VISITOR_LEASE_TICKS", 40)
+    worker = demo_worker(walkers=0)
+    layer = get_channel_layer()
+    gateway = await layer.new_channel()
+    spawn = np.zeros(2, SPAWN_DTYPE)
+    spawn["id"] = [1 << 41, (1 << 41) + 1]
+    spawn["pos"] = [[10, 1, 10], [10, 1, 11]]
+    spawn["kind"] = RowFlag.VISITOR_ROOT
+    hz = worker.hosted[int(worker.ranges.assign_positions(spawn["pos"][:1], *_bounds())[0])]
+    worker.accept(hz, {"type": "zone.spawn", "gateway": gateway, "rows": spawn.tobytes()})
+    await worker.tick(T0)
+    answer = await asyncio.wait_for(layer.receive(gateway), 1)
+    assert answer["type"] == "zone.spawned"
+    assert sorted(np.frombuffer(answer["spawned"], "<u8").tolist()) == spawn["id"].tolist()
+    vouched = np.array([spawn["id"][0]], "<u8").tobytes()
+    for t in range(1, 120):
+        worker.accept(
+            hz, {"type": "zone.inputs", "gateway": gateway, "commands": b"", "alive": vouched}
+        )
+        await worker.tick(T0 + 50 * t)
+    assert all_ids(worker).tolist() == [spawn["id"][0]]
+
+
+@pytest.mark.asyncio
+async def test_malformed_messages_are_counted_and_dropped():
+    worker = demo_worker(walkers=0)
+    layer = get_channel_layer()
+    task = asyncio.create_task(worker._receive(worker.hosted[0]))
+    try:
+        await layer.send(zone_channel(7, 0), {"type": "zone.intent", "src": "x"})
+        await layer.send(zone_channel(7, 0), {"type": "zone.spawn", "gateway": "g", "rows": b"123"})
+        for _ in range(50):
+            if worker.hosted[0].bad_messages == 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert worker.hosted[0].bad_messages == 2
+    assert not worker.hosted[0].inbox and not worker.hosted[0].spawns
+
+
+def test_a_worker_refuses_zones_the_market_does_not_have():
+    with pytest.raises(ValueError, match="zone 3 is not a booth"):
+        ZoneWorker(market_id=1, zones=[3], booths=DEMO_BOOTHS, data_dir=None)
+
+
+def _bounds():
+    from zones.gateway import HI, LO
+
+    return LO, HI

@@ -1,0 +1,507 @@
+"""A visitor program's side of the market protocol (docs/protocol.md).
+
+`join_ticket` asks the REST endpoint for a one-time ticket; `Visitor.connect`
+spends it on a websocket, waits for the welcome and starts one reader task that
+decodes every interest frame into read-only numpy views (no per-row Python work,
+so one process can drive a thousand visitors).
+"""
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.error import HTTPError
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.request import Request, urlopen
+
+import numpy as np
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from zones.core.wire import (
+    BODY_DTYPE,
+    FRAME_FAR_ROWS,
+    INPUT_DTYPE,
+    ROW_DTYPE,
+    RowFlag,
+    frame_decode,
+)
+
+from .layout import Layout
+
+RESEND_MEMORY = 256
+"""Inputs kept for resending after a reconnect (the newest ones)."""
+
+MAX_SEQ = 2**32 - 1
+"""Sequence numbers are u32 on the wire."""
+
+FrameCallback = Callable[["Visitor", np.void, np.ndarray, np.ndarray, float], None]
+
+
+class JoinRefused(Exception):
+    """The join endpoint answered with an error (`status`, `code`, `detail`)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        self.status, self.code, self.detail = status, code, detail
+        super().__init__(f"join refused: {status} {code}: {detail}")
+
+
+class VisitorClosed(Exception):
+    """The server closed the socket: `close_code`, `reason`, and the last `error` frame if any."""
+
+    def __init__(self, close_code: int | None, reason: str, error: dict[str, Any] | None) -> None:
+        self.close_code, self.reason, self.error = close_code, reason, error
+        said = f" after error {error.get('code')!r}" if error else ""
+        super().__init__(f"socket closed with {close_code} {reason!r}{said}")
+
+
+@dataclass
+class VisitorStats:
+    """What one visitor received: counts, and the age of every interest frame on arrival."""
+
+    frames: int = 0
+    bytes: int = 0
+    far_frames: int = 0
+    bad_frames: int = 0
+    latencies_ms: array = field(default_factory=lambda: array("d"))  # received_ms - tick_ms
+
+    def latency_percentile(self, q: float) -> float:
+        """The q-th percentile (0..100) of frame latency in ms; NaN before any frame."""
+        if not self.latencies_ms:
+            return math.nan
+        return float(np.percentile(np.frombuffer(self.latencies_ms, np.float64), q))
+
+
+def _now_ms() -> float:
+    """Wall-clock milliseconds, the clock of a frame's tick_ms."""
+    return time.time_ns() / 1e6
+
+
+def _vector(values: Sequence[float] | np.ndarray) -> list[float]:
+    """Three floats for a JSON vector field."""
+    return [float(v) for v in np.asarray(values, dtype=np.float64).reshape(3)]
+
+
+async def join_ticket(
+    base_url: str,
+    market_id: int,
+    *,
+    key: str | None = None,
+    resume: str | None = None,
+    booth: int | None = None,
+    at: Sequence[float] | None = None,
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    """POST /api/markets/<id>/join/ and return the 200 body; JoinRefused on any other status."""
+    fields = {"key": key, "resume": resume, "booth": booth}
+    body = {name: value for name, value in fields.items() if value is not None}
+    if at is not None:
+        body["at"] = _vector(at)
+    url = urljoin(base_url.rstrip("/") + "/", f"api/markets/{market_id}/join/")
+    return await asyncio.to_thread(_post_json, url, body, timeout)
+
+
+def _post_json(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Blocking POST of a JSON body; run in a thread."""
+    request = Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        method="POST",
+    )
+    try:
+        with urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except HTTPError as error:
+        raw = error.read()
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            answer = {}
+        if not isinstance(answer, dict):
+            answer = {}
+        code = str(answer.get("error", "http_error"))
+        detail = str(answer.get("detail", raw[:200].decode(errors="replace")))
+        raise JoinRefused(error.code, code, detail) from None
+
+
+def visit_url(base_url: str, market_id: int, ticket: dict[str, Any]) -> str:
+    """The socket URL for a ticket: the ticket's `ws` path on the base URL's host, ws or wss."""
+    parts = urlsplit(base_url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = ticket.get("ws") or f"/ws/markets/{market_id}/visit/"
+    origin = urlunsplit((scheme, parts.netloc, parts.path or "/", "", ""))
+    return f"{urljoin(origin, path)}?ticket={quote(str(ticket['ticket']), safe='')}"
+
+
+class Visitor:
+    """One visitor's live socket: its state from the latest frame, and the calls it can make."""
+
+    def __init__(
+        self,
+        base_url: str,
+        market_id: int,
+        *,
+        key: str | None = None,
+        on_frame: FrameCallback | None = None,
+    ) -> None:
+        self.base_url, self.market_id, self.key = base_url, market_id, key
+        self.on_frame = on_frame
+        self.welcome: dict[str, Any] = {}
+        self.layout: Layout | None = None
+        self.entity = 0
+        self.zone: int | None = None
+        self.booth: int | None = None
+        self.resumed = False
+        self.position: np.ndarray | None = None
+        self.velocity: np.ndarray | None = None
+        self.rows = np.zeros(0, ROW_DTYPE)
+        self.bodies = np.zeros(0, BODY_DTYPE)
+        self.ack_seq = 0
+        self.tick_ms = 0
+        self.events: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.stats = VisitorStats()
+        self._seq = 0
+        self._sent: deque[tuple[int, str | bytes]] = deque(maxlen=RESEND_MEMORY)
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._waiters: list[tuple[Callable[[Visitor], bool], asyncio.Future[None]]] = []
+        self._pings: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ping_id = 0
+        self._taken: dict[str, int] = {}  # events already returned by wait_event, per type
+
+    # --- opening --------------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls,
+        base_url: str,
+        market_id: int,
+        *,
+        key: str | None = None,
+        resume: str | None = None,
+        booth: int | None = None,
+        at: Sequence[float] | None = None,
+        on_frame: FrameCallback | None = None,
+        timeout: float = 10.0,
+    ) -> "Visitor":
+        """Join with a fresh ticket and wait for the welcome; VisitorClosed if the socket is refused."""
+        visitor = cls(base_url, market_id, key=key, on_frame=on_frame)
+        await visitor._open(resume, booth=booth, at=at, timeout=timeout)
+        return visitor
+
+    async def _open(
+        self,
+        resume: str | None,
+        *,
+        booth: int | None = None,
+        at: Sequence[float] | None = None,
+        timeout: float,
+    ) -> None:
+        """Ticket, socket, welcome, reader: on any failure the new socket is closed again."""
+        ticket = await join_ticket(
+            self.base_url,
+            self.market_id,
+            key=self.key,
+            resume=resume,
+            booth=booth,
+            at=at,
+            timeout=timeout,
+        )
+        url = visit_url(self.base_url, self.market_id, ticket)
+        try:
+            ws = await connect(url, compression=None, open_timeout=timeout, max_size=2**22)
+        except InvalidStatus as error:  # refused before the upgrade: no close code exists
+            status = error.response.status_code
+            raise VisitorClosed(None, f"HTTP {status}", None) from None
+        try:
+            async with asyncio.timeout(timeout):
+                welcome = await self._await_welcome(ws)
+            self._welcomed(welcome)
+        except BaseException:
+            await ws.close()
+            raise
+        self._ws, self.close_code, self.close_reason = ws, None, ""
+        self._reader = asyncio.create_task(self._read(ws), name=f"visitor-{self.entity}")
+
+    async def _await_welcome(self, ws: ClientConnection) -> dict[str, Any]:
+        """Messages up to the welcome; errors before it are kept, a close raises VisitorClosed."""
+        error = None
+        while True:
+            try:
+                message = await ws.recv()
+            except ConnectionClosed:
+                raise VisitorClosed(ws.close_code, ws.close_reason or "", error) from None
+            if isinstance(message, bytes):
+                continue  # a frame before the welcome has no entity to read it for
+            data = json.loads(message)
+            if data.get("type") == "welcome":
+                return data
+            if data.get("type") == "error":
+                error = {**data, "received_ms": _now_ms()}
+                self.errors.append(error)
+
+    def _welcomed(self, welcome: dict[str, Any]) -> None:
+        self.welcome = welcome
+        self.layout = Layout.from_welcome(welcome["layout"])
+        self.entity = int(welcome["entity"])
+        self.zone = int(welcome["zone"])
+        self.booth = int(welcome["booth"]["zone"]) if welcome.get("booth") else self.zone
+        self.resumed = bool(welcome.get("resumed", False))
+        # a key visitor may come back from a new process: its seqs must continue
+        self._seq = max(self._seq, int(welcome.get("last_seq", 0)))
+
+    # --- receiving ------------------------------------------------------------
+
+    async def _read(self, ws: ClientConnection) -> None:
+        """The reader task of one socket: apply every message, then record the close."""
+        try:
+            async for message in ws:
+                if isinstance(message, bytes):
+                    self._frame(message)
+                else:
+                    self._text(message)
+                self._check_waiters()
+        except ConnectionClosed:
+            pass
+        except Exception as error:
+            self._fail_all(error)
+            raise
+        if ws is self._ws:
+            self.close_code, self.close_reason = ws.close_code, ws.close_reason or ""
+            self._check_waiters()
+            error = self.errors[-1] if self.errors else None
+            self._fail_all(VisitorClosed(self.close_code, self.close_reason, error))
+
+    def _frame(self, data: bytes) -> None:
+        received_ms = _now_ms()
+        try:
+            header, rows, bodies = frame_decode(data)
+        except ValueError:
+            self.stats.bad_frames += 1
+            return
+        self.rows, self.bodies = rows, bodies
+        self.ack_seq = int(header["ack_seq"])
+        self.tick_ms = int(header["tick_ms"])
+        own = np.flatnonzero(rows["id"] == self.entity)
+        if own.size:
+            row = rows[own[0]]
+            self.position = np.array(row["pos"], dtype=np.float64)
+            self.velocity = np.array(row["vel"], dtype=np.float64)
+            if row["flags"] & RowFlag.AUTHORITATIVE:
+                self.zone = int(row["zone"])
+        stats = self.stats
+        stats.frames += 1
+        stats.bytes += len(data)
+        if header["flags"] & FRAME_FAR_ROWS:
+            stats.far_frames += 1
+        stats.latencies_ms.append(received_ms - self.tick_ms)
+        if self.on_frame is not None:
+            self.on_frame(self, header, rows, bodies, received_ms)
+
+    def _text(self, message: str) -> None:
+        try:
+            data = json.loads(message)
+            kind = data.get("type")
+            data["received_ms"] = _now_ms()
+            if kind == "pong":
+                waiter = self._pings.pop(data.get("id"), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(data)
+            elif kind == "error":
+                self.errors.append(data)
+            else:
+                if kind == "zone_changed":
+                    self.zone = int(data["to"])
+                elif kind == "booth_entered":
+                    self.booth = int(data["zone"])
+                self.events.append(data)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            self.stats.bad_frames += 1  # not the protocol: counted, never fatal
+
+    def _check_waiters(self) -> None:
+        if not self._waiters:
+            return
+        pending = []
+        for predicate, future in self._waiters:
+            if future.done():
+                continue
+            try:
+                if predicate(self):
+                    future.set_result(None)
+                    continue
+            except Exception as error:
+                future.set_exception(error)
+                continue
+            pending.append((predicate, future))
+        self._waiters = pending
+
+    def _fail_all(self, error: Exception) -> None:
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(error)
+        self._waiters = []
+        for future in self._pings.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pings.clear()
+
+    # --- waiting --------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether the socket has closed (for any reason)."""
+        reader = self._reader
+        return self._ws is None or reader is None or reader.done() or self.close_code is not None
+
+    async def wait_for(self, predicate: Callable[["Visitor"], bool], timeout: float) -> None:
+        """Until predicate(self) holds, checked after every message; TimeoutError otherwise."""
+        if predicate(self):
+            return
+        if self.closed:
+            error = self.errors[-1] if self.errors else None
+            raise VisitorClosed(self.close_code, self.close_reason, error)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((predicate, future))
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+        finally:
+            future.cancel()
+
+    async def wait_event(self, type: str, timeout: float) -> dict[str, Any]:
+        """The next event (or `error` frame) of this type not yet returned by wait_event."""
+        source = self.errors if type == "error" else self.events
+        start = self._taken.get(type, 0)
+
+        def _find() -> int | None:
+            for index in range(start, len(source)):
+                if source[index].get("type") == type:
+                    return index
+            return None
+
+        await self.wait_for(lambda _: _find() is not None, timeout)
+        index = _find()
+        assert index is not None
+        self._taken[type] = index + 1
+        return source[index]
+
+    # --- sending --------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        if self._seq >= MAX_SEQ:
+            raise OverflowError("input sequence numbers are exhausted (u32)")
+        self._seq += 1
+        return self._seq
+
+    async def _send_input(self, seq: int, payload: str | bytes) -> int:
+        self._sent.append((seq, payload))
+        await self._send(payload)
+        return seq
+
+    async def _send(self, payload: str | bytes) -> None:
+        """Send on the current socket; VisitorClosed once the server has closed it."""
+        if self._ws is None:
+            raise RuntimeError("the visitor is not connected")
+        try:
+            await self._ws.send(payload)
+        except ConnectionClosed:
+            error = self.errors[-1] if self.errors else None
+            raise VisitorClosed(self._ws.close_code, self._ws.close_reason or "", error) from None
+
+    @property
+    def seq(self) -> int:
+        """The highest input sequence number used so far."""
+        return self._seq
+
+    async def walk(self, vel: Sequence[float] | np.ndarray) -> int:
+        """Walk with this velocity (m/s, JSON `input`); returns the seq sent."""
+        seq = self._next_seq()
+        return await self._send_input(
+            seq, json.dumps({"type": "input", "seq": seq, "vel": _vector(vel)})
+        )
+
+    async def walk_binary(self, vel: Sequence[float] | np.ndarray) -> int:
+        """Walk with this velocity as a 16-byte binary input; returns the seq sent."""
+        seq = self._next_seq()
+        frame = np.zeros(1, INPUT_DTYPE)
+        frame["seq"], frame["vel"] = seq, np.asarray(vel, dtype=np.float32).reshape(3)
+        return await self._send_input(seq, frame.tobytes())
+
+    async def move(self, to: Sequence[float] | np.ndarray) -> int:
+        """Step to this position (metres, JSON `move`); returns the seq sent."""
+        seq = self._next_seq()
+        return await self._send_input(
+            seq, json.dumps({"type": "move", "seq": seq, "to": _vector(to)})
+        )
+
+    async def ping(self, timeout: float = 5.0) -> float:
+        """Round-trip time in ms of a ping answered by its pong."""
+        self._ping_id += 1
+        ping_id = self._ping_id
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pings[ping_id] = future
+        sent = time.perf_counter() * 1000.0
+        try:
+            await self._send(json.dumps({"type": "ping", "id": ping_id, "t": sent}))
+            async with asyncio.timeout(timeout):
+                await future
+        finally:
+            self._pings.pop(ping_id, None)
+        return time.perf_counter() * 1000.0 - sent
+
+    async def send_raw(self, data: str | bytes) -> None:
+        """Send a frame as it is (no seq, no bookkeeping): for testing the server's refusals."""
+        await self._send(data)
+
+    # --- closing and coming back ------------------------------------------------
+
+    async def leave(self, timeout: float = 5.0) -> int | None:
+        """Remove the entity now and wait for the server's close; returns the close code."""
+        await self._send(json.dumps({"type": "leave"}))
+        if self._reader is not None:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._reader)
+        return self.close_code
+
+    async def close(self) -> None:
+        """Close the socket without leaving: the entity stays in the market for a while."""
+        if self._ws is not None:
+            await self._ws.close()
+        await self._reader_finished()
+
+    async def _reader_finished(self) -> None:
+        """Wait for the reader task; its failure was already handed to the pending waiters."""
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await self._reader
+
+    async def reconnect(self, timeout: float = 10.0) -> list[int]:
+        """Rejoin as the same visitor on a new socket; resend inputs the market did not take.
+
+        Uses the key if there is one, else the welcome's resume token. Returns the
+        seqs resent (those above the new welcome's `last_seq`).
+        """
+        resume = None if self.key else self.welcome.get("resume")
+        old = self._ws
+        if old is not None:
+            self._ws = None  # the old reader must not record its close as ours
+            await old.close()
+        await self._reader_finished()
+        await self._open(resume, timeout=timeout)
+        last_seq = int(self.welcome.get("last_seq", 0))
+        resent = []
+        for seq, payload in list(self._sent):
+            if seq > last_seq:
+                await self._send(payload)
+                resent.append(seq)
+        return resent

@@ -1,0 +1,302 @@
+"""The visitor socket: `/ws/markets/<market_id>/visit/?ticket=…` (docs/protocol.md).
+
+The consumer checks what the visitor sends and nothing else: tickets, sizes,
+rates, shapes. Everything it accepts goes to this process's gateway, which
+batches it per zone and tick; every frame the visitor receives comes from the
+gateway too. A refusal is an error frame or a close code on this socket only.
+It never touches the ORM: the join endpoint did that before the ticket was
+signed.
+"""
+
+import json
+import logging
+import math
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import numpy as np
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.core.cache import cache
+
+from market.live import live_market
+from market.tickets import TicketError, aticket_redeem, resume_token
+from zones.core.constants import INTEREST_RADIUS_M, MARKET_SIZE_M, V_MAX_M_PER_S
+from zones.core.wire import INPUT_DTYPE, CommandKind
+from zones.gateway import FAR_RADIUS_M, Gateway, JoinRefused, gateway_for
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 4096
+INPUTS_PER_S = 40.0
+BURST = 80.0
+FLOOD_DROPS = 200  # dropped messages within FLOOD_WINDOW_S that end the socket
+FLOOD_WINDOW_S = 5.0
+MAX_PROTOCOL_ERRORS = 50
+LAST_SEQ_MEMORY_S = 120  # how long a dropped socket's last seq is kept for a resume
+
+CLOSE_LEAVE = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+CLOSE_PROTOCOL = 4400
+CLOSE_NOT_LIVE = 4404
+CLOSE_SUPERSEDED = 4409
+CLOSE_FLOOD = 4429
+CLOSE_JOIN_REFUSED = 4503
+
+
+def last_seq_key(entity: int) -> str:
+    return f"visitor-last-seq:{entity}"
+
+
+class TokenBucket:
+    """`rate` messages a second on average, `burst` at once."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class BadField(ValueError):
+    """A field of a client message that is missing or of the wrong shape."""
+
+
+def _vector(message: dict[str, Any], key: str) -> tuple[float, float, float]:
+    value = message.get(key)
+    if (
+        not isinstance(value, list)
+        or len(value) != 3
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        or not all(math.isfinite(v) and abs(v) < 1e6 for v in value)
+    ):
+        raise BadField(f"{key!r} must be a list of 3 finite numbers")
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def _seq(message: dict[str, Any]) -> int:
+    value = message.get("seq")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**32:
+        raise BadField("'seq' must be an integer from 1 to 2^32 - 1")
+    return value
+
+
+class VisitorConsumer(AsyncWebsocketConsumer):
+    """One visitor's socket."""
+
+    entity: int | None = None
+    gateway: Gateway | None = None
+
+    async def connect(self) -> None:
+        # Accept first, so that every refusal can say why before its close code.
+        await self.accept()
+        self.bucket = TokenBucket(INPUTS_PER_S, BURST)
+        self.drops: list[float] = []
+        self.errors = 0
+        self.last_rate_error = 0.0
+        market_id = int(self.scope["url_route"]["kwargs"]["market_id"])
+        live = live_market()
+        if live is None or live.market_id != market_id:
+            await self.refuse(
+                "market_not_live", "this market has no zones running here", CLOSE_NOT_LIVE
+            )
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        token = (query.get("ticket") or [""])[0]
+        try:
+            claims = await aticket_redeem(token, market_id)
+        except TicketError as exc:
+            await self.refuse(exc.code, exc.message, exc.close_code)
+            return
+        self.gateway = gateway_for(live)
+        last_seq = int(await cache.aget(last_seq_key(claims.entity), 0))
+        try:
+            welcome = await self.gateway.join(
+                self, claims.entity, booth=claims.booth, at=claims.at, last_seq=last_seq
+            )
+        except JoinRefused as exc:
+            await self.refuse(exc.code, exc.message, CLOSE_JOIN_REFUSED)
+            return
+        self.entity = claims.entity
+        name, colour = live.booths[welcome.zone]
+        await self.send_json(
+            {
+                "type": "welcome",
+                "protocol": PROTOCOL_VERSION,
+                "entity": claims.entity,
+                "zone": welcome.zone,
+                "booth": {"zone": welcome.zone, "name": name, "colour": colour},
+                "tick_ms": welcome.tick_ms,
+                "hlc": welcome.hlc,
+                "resumed": welcome.resumed,
+                "last_seq": welcome.last_seq,
+                "resume": resume_token(claims.entity),
+                "layout": {
+                    "version": 1,
+                    "bounds": [[0.0, 0.0, 0.0], list(MARKET_SIZE_M)],
+                    "starts": list(live.starts),
+                    "booths": [
+                        {"zone": z, "name": n, "colour": c} for z, (n, c) in enumerate(live.booths)
+                    ],
+                },
+                "limits": {
+                    "max_frame_bytes": MAX_FRAME_BYTES,
+                    "inputs_per_s": INPUTS_PER_S,
+                    "burst": BURST,
+                    "radius_m": INTEREST_RADIUS_M,
+                    "far_radius_m": FAR_RADIUS_M,
+                    "v_max": V_MAX_M_PER_S,
+                },
+            }
+        )
+        log.info(
+            "visitor %d joined zone %d (resumed %s)", claims.entity, welcome.zone, welcome.resumed
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if self.gateway is not None and self.entity is not None:
+            last = self.gateway.detach(self.entity, self)
+            if last is not None:
+                await cache.aset(last_seq_key(self.entity), last, LAST_SEQ_MEMORY_S)
+
+    # --- what the visitor sends ------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
+        if size > MAX_FRAME_BYTES:
+            await self.refuse(
+                "too_big",
+                f"frames are limited to {MAX_FRAME_BYTES} bytes; this one had {size}",
+                CLOSE_TOO_BIG,
+            )
+            return
+        if self.entity is None or self.gateway is None:
+            return  # refused or still joining: nothing the visitor sends can act yet
+        if not self.bucket.take():
+            await self.dropped()
+            return
+        if bytes_data is not None:
+            await self.receive_binary(bytes_data)
+            return
+        try:
+            message = json.loads(text_data or "")
+        except (json.JSONDecodeError, RecursionError):
+            await self.error("bad_json", "a text frame must be one JSON object")
+            return
+        if not isinstance(message, dict):
+            await self.error("bad_json", "a text frame must be one JSON object")
+            return
+        kind = message.get("type")
+        handler = self.HANDLERS.get(kind) if isinstance(kind, str) else None
+        if handler is None:
+            await self.error(
+                "unknown_type", f"unknown message type {str(kind)[:40]!r}; see docs/protocol.md"
+            )
+            return
+        try:
+            await handler(self, message)
+        except BadField as exc:
+            await self.error("bad_field", str(exc))
+
+    async def receive_binary(self, data: bytes) -> None:
+        if len(data) != INPUT_DTYPE.itemsize:
+            await self.error(
+                "bad_binary", f"a binary input is {INPUT_DTYPE.itemsize} bytes, not {len(data)}"
+            )
+            return
+        record = np.frombuffer(data, INPUT_DTYPE)[0]
+        seq, vel = int(record["seq"]), [float(v) for v in record["vel"]]
+        if seq == 0 or not all(math.isfinite(v) and abs(v) < 1e6 for v in vel):
+            await self.error("bad_binary", "a binary input needs seq ≥ 1 and a finite velocity")
+            return
+        self.walk(CommandKind.VELOCITY, (vel[0], vel[1], vel[2]), seq)
+
+    async def on_input(self, message: dict[str, Any]) -> None:
+        self.walk(CommandKind.VELOCITY, _vector(message, "vel"), _seq(message))
+
+    async def on_move(self, message: dict[str, Any]) -> None:
+        self.walk(CommandKind.MOVE, _vector(message, "to"), _seq(message))
+
+    async def on_ping(self, message: dict[str, Any]) -> None:
+        ping_id, sent = message.get("id"), message.get("t")
+        if not isinstance(ping_id, int) or isinstance(ping_id, bool):
+            raise BadField("'id' must be an integer")
+        if not isinstance(sent, int | float) or isinstance(sent, bool):
+            raise BadField("'t' must be a number")
+        await self.send_json(
+            {"type": "pong", "id": ping_id, "t": sent, "server_ms": time.time_ns() // 1_000_000}
+        )
+
+    async def on_leave(self, message: dict[str, Any]) -> None:
+        assert self.gateway is not None and self.entity is not None
+        await self.gateway.leave(self.entity)
+        self.entity = None
+        await self.close(CLOSE_LEAVE)
+
+    HANDLERS = {"input": on_input, "move": on_move, "ping": on_ping, "leave": on_leave}
+
+    def walk(self, kind: int, vec: tuple[float, float, float], seq: int) -> None:
+        assert self.gateway is not None and self.entity is not None
+        self.gateway.command(self.entity, kind, vec, seq)
+
+    # --- refusals --------------------------------------------------------------------------
+
+    async def error(self, code: str, message: str, **extra: Any) -> None:
+        """An error frame; too many of them end the socket."""
+        self.errors += 1
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+        if self.errors >= MAX_PROTOCOL_ERRORS:
+            await self.refuse(
+                "too_many_errors", f"{self.errors} protocol errors on one socket", CLOSE_PROTOCOL
+            )
+
+    async def dropped(self) -> None:
+        now = time.monotonic()
+        self.drops = [t for t in self.drops if now - t < FLOOD_WINDOW_S] + [now]
+        if len(self.drops) >= FLOOD_DROPS:
+            await self.refuse("flood", "inputs kept coming far above the limit", CLOSE_FLOOD)
+        elif now - self.last_rate_error >= 1.0:
+            self.last_rate_error = now
+            await self.send_json(
+                {
+                    "type": "error",
+                    "code": "rate_limited",
+                    "message": f"more than {INPUTS_PER_S:g} messages a second; extra ones dropped",
+                }
+            )
+
+    async def refuse(self, code: str, message: str, close_code: int) -> None:
+        """Say why, then close with `close_code`."""
+        log.info("visitor socket refused: %s (%d)", code, close_code)
+        await self.send_json({"type": "error", "code": code, "message": message})
+        if self.gateway is not None and self.entity is not None:
+            self.gateway.detach(self.entity, self)
+            self.entity = None
+        await self.close(close_code)
+
+    # --- what the gateway sends ------------------------------------------------------------
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content))
+
+    async def send_frame(self, frame: bytes) -> None:
+        await self.send(bytes_data=frame)
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        await self.send_json(event)
+
+    async def supersede(self) -> None:
+        self.entity = None
+        await self.send_json(
+            {"type": "error", "code": "superseded", "message": "a newer socket of yours took over"}
+        )
+        await self.close(CLOSE_SUPERSEDED)

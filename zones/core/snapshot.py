@@ -1,0 +1,67 @@
+"""A zone's state as bytes, and back: what a zone worker writes before it sends.
+
+The format is numpy's .npz (a zip of .npy arrays, uncompressed): every array of
+the state, the scalars, the range map and the decision table as three arrays.
+Reading refuses anything that is not a whole, consistent snapshot.
+"""
+
+import io
+import zipfile
+
+import numpy as np
+
+from .decisions import Decisions
+from .ranges import RangeMap
+from .state import _ARRAY_FIELDS, ZoneState
+
+SNAPSHOT_FORMAT = 1
+
+
+class SnapshotError(ValueError):
+    """Bytes that are not a readable zone snapshot."""
+
+
+def state_to_bytes(state: ZoneState) -> bytes:
+    """The snapshot bytes of `state`."""
+    ids, decided, accepted = state.decisions.to_arrays()
+    arrays = {name: getattr(state, name) for name in _ARRAY_FIELDS}
+    arrays["scalars"] = np.array(
+        [SNAPSHOT_FORMAT, state.zone, state.tick, state.hlc, state.ranges.version], dtype=np.uint64
+    )
+    arrays["range_starts"] = state.ranges.starts.astype(np.int64)
+    arrays["decision_ids"], arrays["decided"], arrays["accepted"] = ids, decided, accepted
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()
+
+
+def state_from_bytes(data: bytes) -> ZoneState:
+    """The state a snapshot holds."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise SnapshotError(f"not a zone snapshot: {exc}") from exc
+    missing = {*_ARRAY_FIELDS, "scalars", "range_starts", "decision_ids", "decided", "accepted"}
+    missing -= arrays.keys()
+    if missing:
+        raise SnapshotError(f"zone snapshot lacks {sorted(missing)}")
+    fmt, zone, tick, hlc, version = (int(v) for v in arrays["scalars"])
+    if fmt != SNAPSHOT_FORMAT:
+        raise SnapshotError(f"zone snapshot format {fmt}, this build reads {SNAPSHOT_FORMAT}")
+    capacity = arrays["status"].size
+    if any(arrays[name].shape[0] != capacity for name in _ARRAY_FIELDS if name not in _PER_PEER):
+        raise SnapshotError("zone snapshot arrays disagree on the capacity")
+    state = object.__new__(ZoneState)
+    for name in _ARRAY_FIELDS:
+        setattr(state, name, arrays[name])
+    state.zone, state.tick, state.hlc = zone, tick, hlc
+    state.ranges = RangeMap(starts=arrays["range_starts"], version=version)
+    state.decisions = Decisions.from_arrays(
+        arrays["decision_ids"], arrays["decided"], arrays["accepted"]
+    )
+    state._index = None
+    return state
+
+
+_PER_PEER = ("srtt", "rttvar")

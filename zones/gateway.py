@@ -1,0 +1,454 @@
+"""The gateway: one per web process, between the zones and the visitors it serves.
+
+It subscribes once to each zone of the market (the zone's rows group), never
+once per visitor. Each tick it merges what the zones published into one view
+(the authoritative row with the highest epoch wins, so an entity in the middle
+of a handoff appears once), cuts every visitor's share out of it with numpy,
+and sends each visitor one binary frame:
+
+  * rows within INTEREST_RADIUS_M (5 m) every tick;
+  * rows within FAR_RADIUS_M (20 m) every FAR_EVERY-th tick, staggered across
+    visitors so the extra bytes spread evenly;
+  * the bodies (55 bones) of visitors within 5 m every BODIES_EVERY-th tick.
+
+A tick's frames go out when every zone that is alive has delivered that tick,
+or FLUSH_WAIT_S after the first one did. Visitor inputs are batched the same
+way: one message per zone per tick, carrying the commands and the ids of the
+visitors this gateway still vouches for (their lease).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from market.live import LiveMarket
+from zones.channels import layer_required, rows_group, zone_channel
+from zones.core.constants import INTEREST_RADIUS_M, MARKET_SIZE_M, TICK_MS, V_MAX_M_PER_S
+from zones.core.crowd import floor_points
+from zones.core.interest import resolve_authority
+from zones.core.ranges import RangeMap
+from zones.core.skeleton import bodies as body_blocks
+from zones.core.wire import (
+    BODY_DTYPE,
+    COMMAND_DTYPE,
+    ROW_DTYPE,
+    SPAWN_DTYPE,
+    CommandKind,
+    RowFlag,
+    frame_encode,
+    from_bytes,
+)
+
+log = logging.getLogger(__name__)
+
+FAR_RADIUS_M = 20.0
+FAR_EVERY = 4
+BODIES_EVERY = 2
+FLUSH_WAIT_S = 0.008
+ZONE_STALE_MS = 5 * TICK_MS  # a zone silent this long is down: left out of frames
+JOIN_TIMEOUT_S = 3.0
+FIRST_VIEW_TIMEOUT_S = 3.0
+LO = np.zeros(3, np.float32)
+HI = np.array(MARKET_SIZE_M, np.float32)
+
+
+class JoinRefused(Exception):
+    """A join the market cannot take: `code` and a sentence for the visitor."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class VisitorSink(Protocol):
+    """What the gateway needs from a visitor's socket."""
+
+    def send_frame(self, frame: bytes) -> Awaitable[None]: ...
+    def send_event(self, event: dict[str, Any]) -> Awaitable[None]: ...
+    def supersede(self) -> Awaitable[None]: ...
+
+
+@dataclass
+class Link:
+    """One connected visitor."""
+
+    entity: int
+    sink: VisitorSink
+    stagger: int
+    seq_taken: int
+    zone: int  # zone holding authority, as last seen
+    booth: int  # booth the visitor stands in, as last seen
+    commands: list[tuple[int, tuple[float, float, float], int]] = field(default_factory=list)
+
+
+@dataclass
+class Welcome:
+    """What a visitor's welcome reports about its entity."""
+
+    zone: int
+    resumed: bool
+    tick_ms: int
+    hlc: int
+    last_seq: int = 0
+
+
+class Gateway:
+    """Relays one live market's zones to this process's visitors."""
+
+    def __init__(self, live: LiveMarket) -> None:
+        self.live = live
+        self.market_id = live.market_id
+        self.ranges = RangeMap(starts=np.array(live.starts, dtype=np.int64), version=0)
+        self.zones = len(live.booths)
+        self.layer = layer_required()
+        self.channel = ""
+        self.links: dict[int, Link] = {}
+        self.latest: dict[int, tuple[int, np.ndarray]] = {}  # zone → (tick_ms, rows)
+        self.view = np.zeros(0, ROW_DTYPE)  # merged rows of the last flush, sorted by id
+        self.view_tick_ms = 0
+        self.frames = 0
+        self._spawning: dict[int, asyncio.Future[tuple[bool, int, str]]] = {}
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._viewed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stagger = 0
+        self._departed: list[Link] = []  # detached this tick: one last command, no lease
+        self._rng = np.random.default_rng()
+        self._started = asyncio.Lock()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Subscribe to every zone's rows, once; later calls return at once."""
+        async with self._started:
+            if self._tasks:
+                return
+            # The default prefix, not our own: channels-redis pulls every process-local
+            # channel from one shared key, and only channels named with its default
+            # prefix live there.
+            self.channel = await self.layer.new_channel()
+            for z in range(self.zones):
+                await self.layer.group_add(rows_group(self.market_id, z), self.channel)
+            self._tasks = [
+                asyncio.create_task(self._receive(), name="gateway-receive"),
+                asyncio.create_task(self._relay(), name="gateway-relay"),
+            ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            # redis-py turns a cancelled blocking read into TimeoutError
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self.channel:
+            for z in range(self.zones):
+                await self.layer.group_discard(rows_group(self.market_id, z), self.channel)
+
+    async def _receive(self) -> None:
+        while True:
+            self._queue.put_nowait(await self.layer.receive(self.channel))
+
+    async def _relay(self) -> None:
+        pending: int | None = None  # tick_ms of the frames waiting to go out
+        arrived: set[int] = set()
+        deadline = 0.0
+        while True:
+            timeout = None if pending is None else max(0.0, deadline - time.monotonic())
+            try:
+                message = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                assert pending is not None
+                await self._flush_safely(pending)
+                pending = None
+                continue
+            kind = message.get("type")
+            if kind == "zone.rows":
+                zone, tick_ms = int(message["zone"]), int(message["tick_ms"])
+                self.latest[zone] = (tick_ms, from_bytes(message["rows"], ROW_DTYPE, "rows"))
+                if pending is not None and tick_ms > pending:
+                    await self._flush_safely(pending)
+                    pending = None
+                if pending is None:
+                    pending, arrived = tick_ms, set()
+                    deadline = time.monotonic() + FLUSH_WAIT_S
+                if tick_ms == pending:
+                    arrived.add(zone)
+                if arrived >= self._alive_zones(pending):
+                    await self._flush_safely(pending)
+                    pending = None
+            elif kind == "zone.spawned":
+                self._spawn_answered(message)
+            elif kind == "zone.rejected":
+                await self._rejected(message)
+
+    def _alive_zones(self, tick_ms: int) -> set[int]:
+        return {z for z, (t, _) in self.latest.items() if tick_ms - t <= ZONE_STALE_MS}
+
+    async def _flush_safely(self, tick_ms: int) -> None:
+        try:
+            await self.flush(tick_ms)
+        except Exception:  # one bad tick must not end the relay for everyone
+            log.exception("gateway: flush of tick %d failed", tick_ms)
+
+    # --- the tick's frames -----------------------------------------------------------------
+
+    async def flush(self, tick_ms: int) -> None:
+        """Send every visitor its frame for `tick_ms`, then the tick's inputs to the zones."""
+        alive = self._alive_zones(tick_ms)
+        parts = [rows for z, (_, rows) in self.latest.items() if z in alive]
+        view = resolve_authority(np.concatenate(parts)) if parts else np.zeros(0, ROW_DTYPE)
+        self.view, self.view_tick_ms = view, tick_ms
+        self._viewed.set()
+        self.frames += 1
+        links = list(self.links.values())
+        if links and view.size:
+            await self._send_frames(links, view, tick_ms)
+        await self._send_inputs(links)
+
+    def row_of(self, entity: int) -> np.ndarray | None:
+        """The merged view's row of `entity`, or None."""
+        i = int(np.searchsorted(self.view["id"], entity))
+        if i < self.view.size and int(self.view["id"][i]) == entity:
+            return self.view[i]
+        return None
+
+    async def _send_frames(self, links: list[Link], view: np.ndarray, tick_ms: int) -> None:
+        wanted = np.array([link.entity for link in links], dtype=np.uint64)
+        found = np.minimum(np.searchsorted(view["id"], wanted), view.size - 1)
+        present = view["id"][found] == wanted
+        own = found[present]
+        served = [link for link, ok in zip(links, present.tolist(), strict=True) if ok]
+        pos = view["pos"]
+        centres = pos[own]
+        d2 = (
+            np.einsum("ij,ij->i", centres, centres)[:, None]
+            - 2.0 * centres @ pos.T
+            + np.einsum("ij,ij->i", pos, pos)[None, :]
+        )
+        near = d2 <= INTEREST_RADIUS_M**2
+        near[np.arange(own.size), own] = True  # your own root, always
+        far = d2 <= FAR_RADIUS_M**2
+        roots = (view["flags"] & RowFlag.VISITOR_ROOT) != 0
+        body_rows = np.flatnonzero(roots & near.any(axis=0))
+        body_index = np.full(view.size, -1, np.int64)
+        body_index[body_rows] = np.arange(body_rows.size)
+        blocks = body_blocks(view[body_rows]) if body_rows.size else None
+        booths = self.ranges.assign_positions(centres, LO, HI)
+        empty_bodies = np.zeros(0, BODY_DTYPE)
+        for i, link in enumerate(served):
+            phase = self.frames + link.stagger
+            with_far = phase % FAR_EVERY == 0
+            mask = far[i] if with_far else near[i]
+            if blocks is not None and phase % BODIES_EVERY == 0:
+                nearby = body_index[near[i] & roots]
+                bodies = blocks[nearby]
+            else:
+                bodies = empty_bodies
+            frame = frame_encode(
+                view[mask], bodies, ack_seq=link.seq_taken, tick_ms=tick_ms, far=with_far
+            )
+            try:
+                await link.sink.send_frame(frame)
+                await self._events(link, view[own[i]], int(booths[i]), tick_ms)
+            except Exception as exc:  # a socket closing under us: its disconnect detaches it
+                log.debug("gateway: frame for visitor %d not sent: %r", link.entity, exc)
+
+    async def _events(self, link: Link, row: np.void, booth: int, tick_ms: int) -> None:
+        zone = int(row["zone"])
+        settled = row["flags"] & RowFlag.AUTHORITATIVE and not row["flags"] & RowFlag.STAGING
+        if settled and zone != link.zone:
+            await link.sink.send_event(
+                {"type": "zone_changed", "from": link.zone, "to": zone, "tick_ms": tick_ms}
+            )
+            link.zone = zone
+        if booth != link.booth:
+            name, colour = self.live.booths[booth]
+            await link.sink.send_event(
+                {"type": "booth_entered", "zone": booth, "name": name, "colour": colour}
+            )
+            link.booth = booth
+
+    async def _send_inputs(self, links: list[Link]) -> None:
+        by_zone: dict[int, tuple[list[np.ndarray], list[int]]] = {}
+        departed, self._departed = self._departed, []
+        for link in links + departed:
+            commands, alive = by_zone.setdefault(link.zone, ([], []))
+            if link.entity in self.links:
+                alive.append(link.entity)
+            if link.commands:
+                rows = np.zeros(len(link.commands), COMMAND_DTYPE)
+                rows["id"] = link.entity
+                rows["kind"] = [kind for kind, _, _ in link.commands]
+                rows["vec"] = [vec for _, vec, _ in link.commands]
+                rows["seq"] = [seq for _, _, seq in link.commands]
+                commands.append(rows)
+                link.commands = []
+        for zone, (commands, alive) in by_zone.items():
+            batch = np.concatenate(commands) if commands else np.zeros(0, COMMAND_DTYPE)
+            await self.layer.send(
+                zone_channel(self.market_id, zone),
+                {
+                    "type": "zone.inputs",
+                    "gateway": self.channel,
+                    "commands": batch.tobytes(),
+                    "alive": np.array(alive, dtype="<u8").tobytes(),
+                },
+            )
+
+    # --- visitors --------------------------------------------------------------------------
+
+    async def join(
+        self,
+        sink: VisitorSink,
+        entity: int,
+        *,
+        booth: int | None,
+        at: tuple[float, float, float] | None,
+        last_seq: int,
+    ) -> Welcome:
+        """Attach a visitor's socket to its entity: resume it if it is alive, else spawn it."""
+        await self.start()
+        try:
+            await asyncio.wait_for(self._viewed.wait(), FIRST_VIEW_TIMEOUT_S)
+        except TimeoutError:
+            raise JoinRefused(
+                "zones_unavailable", "no zone of this market is running; try again shortly"
+            ) from None
+        previous = self.links.pop(entity, None)
+        if previous is not None:
+            last_seq = max(last_seq, previous.seq_taken)
+            with contextlib.suppress(Exception):  # the old socket may be closing already
+                await previous.sink.supersede()
+        row = self.row_of(entity)
+        resumed = row is not None and bool(row["flags"] & RowFlag.AUTHORITATIVE)
+        if row is not None:
+            zone = int(row["zone"])
+            position = np.array(row["pos"], np.float32)
+        else:
+            zone, position = await self._spawn(entity, booth, at)
+        self._stagger += 1
+        self.links[entity] = Link(
+            entity=entity,
+            sink=sink,
+            stagger=self._stagger,
+            seq_taken=last_seq,
+            zone=zone,
+            booth=int(self.ranges.assign_positions(position[None, :], LO, HI)[0]),
+        )
+        hlc = int(self.view["hlc"].max()) if self.view.size else 0
+        return Welcome(
+            zone=zone, resumed=resumed, tick_ms=self.view_tick_ms, hlc=hlc, last_seq=last_seq
+        )
+
+    async def _spawn(
+        self, entity: int, booth: int | None, at: tuple[float, float, float] | None
+    ) -> tuple[int, np.ndarray]:
+        if at is not None:
+            position = np.array(at, np.float32)
+        else:
+            zone = int(self._rng.integers(self.zones)) if booth is None else booth
+            position = floor_points(self.ranges, zone, self._rng, 1, LO, HI)[0]
+        zone = int(self.ranges.assign_positions(position[None, :], LO, HI)[0])
+        row = np.zeros(1, SPAWN_DTYPE)
+        row["id"], row["pos"], row["kind"] = entity, position, RowFlag.VISITOR_ROOT
+        answer: asyncio.Future[tuple[bool, int, str]] = asyncio.get_running_loop().create_future()
+        self._spawning[entity] = answer
+        try:
+            await self.layer.send(
+                zone_channel(self.market_id, zone),
+                {"type": "zone.spawn", "gateway": self.channel, "rows": row.tobytes()},
+            )
+            ok, zone, reason = await asyncio.wait_for(answer, JOIN_TIMEOUT_S)
+        except TimeoutError:
+            name = self.live.booths[zone][0]
+            raise JoinRefused(
+                "booth_unavailable", f"booth {name!r} did not answer within {JOIN_TIMEOUT_S:g} s"
+            ) from None
+        finally:
+            self._spawning.pop(entity, None)
+        if not ok:
+            name = self.live.booths[zone][0]
+            if reason == "quarantined":
+                raise JoinRefused(
+                    "booth_quarantined",
+                    f"booth {name!r} is quarantined after repeated crashes; try another booth",
+                )
+            raise JoinRefused("booth_full", f"booth {name!r} is full; try another booth")
+        return zone, position
+
+    def _spawn_answered(self, message: dict[str, Any]) -> None:
+        zone, reason = int(message["zone"]), str(message.get("reason", ""))
+        for key, ok in (("spawned", True), ("refused", False)):
+            for entity in np.frombuffer(message[key], dtype="<u8").tolist():
+                answer = self._spawning.get(entity)
+                if answer is not None and not answer.done():
+                    answer.set_result((ok, zone, reason))
+
+    async def _rejected(self, message: dict[str, Any]) -> None:
+        for command in from_bytes(message["commands"], COMMAND_DTYPE, "rejected"):
+            link = self.links.get(int(command["id"]))
+            if link is not None:
+                await link.sink.send_event(
+                    {
+                        "type": "error",
+                        "code": "too_fast",
+                        "message": f"that move is faster than {V_MAX_M_PER_S:g} m/s; "
+                        "your entity did not move",
+                        "seq": int(command["seq"]),
+                    }
+                )
+
+    def command(self, entity: int, kind: int, vec: tuple[float, float, float], seq: int) -> bool:
+        """Queue a movement for the tick's batch; False for a seq already taken (a resend)."""
+        link = self.links.get(entity)
+        if link is None or seq <= link.seq_taken:
+            return False
+        link.seq_taken = seq
+        link.commands.append((kind, vec, seq))
+        return True
+
+    def detach(self, entity: int, sink: VisitorSink) -> int | None:
+        """The socket closed: stop the entity and let its lease run out. The last seq taken."""
+        link = self.links.get(entity)
+        if link is None or link.sink is not sink:
+            return None
+        del self.links[entity]
+        self._stop_walking(link)
+        return link.seq_taken
+
+    def _stop_walking(self, link: Link) -> None:
+        link.commands = [(CommandKind.VELOCITY, (0.0, 0.0, 0.0), link.seq_taken)]
+        self._departed.append(link)
+
+    async def leave(self, entity: int) -> None:
+        """Remove the visitor's entity from the market now."""
+        link = self.links.pop(entity, None)
+        zone = link.zone if link is not None else None
+        row = self.row_of(entity)
+        if row is not None:
+            zone = int(row["zone"])
+        if zone is not None:
+            await self.layer.send(
+                zone_channel(self.market_id, zone),
+                {"type": "zone.despawn", "ids": np.array([entity], "<u8").tobytes()},
+            )
+
+
+_gateways: dict[tuple[int, int], Gateway] = {}
+
+
+def gateway_for(live: LiveMarket) -> Gateway:
+    """This event loop's gateway for the live market, created on first use."""
+    key = (id(asyncio.get_running_loop()), live.market_id)
+    gateway = _gateways.get(key)
+    if gateway is None or gateway.live != live:
+        gateway = _gateways[key] = Gateway(live)
+    return gateway

@@ -1,0 +1,92 @@
+"""Zone snapshots on disk: one writer per zone, one file per (zone, revision).
+
+A worker takes an exclusive lock on each zone it hosts before it reads or
+writes a snapshot, so two workers can never both run (and write) one zone. A
+snapshot's revision is the zone's tick; a file is written to a temporary name
+and renamed into place, never rewritten: writing the same (zone, revision)
+twice is a no-op. The newest readable snapshot is where a restarted zone
+resumes. The worker writes one before it sends anything a peer could act on
+(write-ahead), so a restarted zone never forgets an answer it gave.
+"""
+
+import fcntl
+import logging
+import os
+from pathlib import Path
+
+from zones.core.snapshot import SnapshotError, state_from_bytes, state_to_bytes
+from zones.core.state import ZoneState
+
+log = logging.getLogger(__name__)
+
+KEEP = 3  # newest snapshots kept per zone; older ones are deleted after each write
+
+
+class ZoneLocked(RuntimeError):
+    """Another live process already hosts this zone."""
+
+
+class SnapshotStore:
+    """The snapshots of one zone, held under its lock for as long as the store is open."""
+
+    def __init__(self, root: Path, zone: int) -> None:
+        self.zone = zone
+        self.dir = root / f"zone-{zone:02d}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.dir / "writer.lock", "a+")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or "another process"
+            self._lock.close()
+            raise ZoneLocked(f"zone {zone} is already run by {holder}") from None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(f"pid {os.getpid()}")
+        self._lock.flush()
+        self.written = 0
+
+    def path(self, revision: int) -> Path:
+        return self.dir / f"{revision:012d}.snap"
+
+    def write(self, state: ZoneState) -> bool:
+        """Persist `state` as revision `state.tick`; False if that revision is on disk already."""
+        final = self.path(state.tick)
+        if final.exists():
+            return False
+        temporary = self.dir / f".{state.tick:012d}.{os.getpid()}.tmp"
+        temporary.write_bytes(state_to_bytes(state))
+        os.replace(temporary, final)
+        self.written += 1
+        for old in self.revisions()[:-KEEP]:
+            old.unlink(missing_ok=True)
+        return True
+
+    def revisions(self) -> list[Path]:
+        """Snapshot files, oldest first."""
+        return sorted(self.dir.glob("*.snap"))
+
+    def latest(self) -> ZoneState | None:
+        """The newest snapshot that reads back whole, or None."""
+        for path in reversed(self.revisions()):
+            try:
+                state = state_from_bytes(path.read_bytes())
+            except (OSError, SnapshotError) as exc:
+                log.warning("zone %d: skipping unreadable snapshot %s: %s", self.zone, path, exc)
+                continue
+            if state.zone != self.zone:
+                log.warning("zone %d: %s holds zone %d; skipped", self.zone, path, state.zone)
+                continue
+            return state
+        return None
+
+    def discard(self) -> None:
+        """Delete every snapshot (the layout changed: the old records no longer apply)."""
+        for path in self.revisions():
+            path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if not self._lock.closed:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()

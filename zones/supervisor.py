@@ -1,0 +1,246 @@
+"""The supervisor: keeps the zone worker processes of a distributed market running.
+
+It starts one worker process per group of zones and watches them. A worker
+that exits on its own is restarted after a backoff that doubles with each
+crash in a row (0.5 s up to 10 s, reset after a minute of health). A worker
+that crashes more than CRASH_LIMIT times within CRASH_WINDOW_S is quarantined
+for QUARANTINE_S: it is not restarted, and the supervisor answers for its
+zones meanwhile, refusing joins and migrations with the reason "quarantined"
+so that no peer waits on silence. The health of every zone it restarts or
+quarantines goes to the market summary, so operators see it.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from market.events import MARKET_SUMMARY_EVENT, MARKET_SUMMARY_GROUP
+from zones.channels import layer_required, zone_channel
+from zones.core.messages import Intent, Nack, message_from_wire, message_to_wire, replies
+from zones.core.wire import SPAWN_DTYPE, ReplyReason, from_bytes
+
+log = logging.getLogger(__name__)
+
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 10.0
+HEALTHY_AFTER_S = 60.0  # a worker up this long has its backoff reset
+CRASH_LIMIT = 3  # more crashes than this within the window: quarantine
+CRASH_WINDOW_S = 60.0
+QUARANTINE_S = 60.0
+STOP_GRACE_S = 5.0
+POLL_S = 0.05
+
+Launcher = Callable[[Sequence[int]], Sequence[str]]  # zones → argv of a worker process
+
+
+@dataclass
+class WorkerSlot:
+    """One group of zones and the process running them."""
+
+    zones: tuple[int, ...]
+    process: asyncio.subprocess.Process | None = None
+    started_at: float = 0.0
+    crashes: deque[float] = field(default_factory=deque)
+    backoff_s: float = BACKOFF_FIRST_S
+    restart_at: float = 0.0
+    quarantined_until: float = 0.0
+    stand_in: asyncio.Task[None] | None = None
+    starts: int = 0
+
+    @property
+    def state(self) -> str:
+        if self.stand_in is not None:
+            return "quarantined"
+        if self.process is None or self.process.returncode is not None:
+            return "restarting"
+        return "running"
+
+
+class Supervisor:
+    """Runs and restarts the workers of `groups` (each a tuple of zone indexes)."""
+
+    def __init__(
+        self,
+        *,
+        market_id: int,
+        booths: Sequence[tuple[str, str]],
+        groups: Sequence[Sequence[int]],
+        launcher: Launcher,
+        env: dict[str, str] | None = None,
+        quarantine_s: float = QUARANTINE_S,
+    ) -> None:
+        self.market_id = market_id
+        self.booths = tuple(booths)
+        self.slots = [WorkerSlot(zones=tuple(g)) for g in groups]
+        self.launcher = launcher
+        self.env = env
+        self.quarantine_s = quarantine_s
+        self.layer = layer_required()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start every worker, keep them up until `stop`, then stop them all."""
+        try:
+            for slot in self.slots:
+                await self._start(slot)
+            while not stop.is_set():
+                for slot in self.slots:
+                    await self._watch(slot)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), POLL_S)
+        finally:
+            await self._stop_all()
+
+    def pids(self) -> dict[tuple[int, ...], int | None]:
+        """Process id of each group's worker (None while it is down)."""
+        return {
+            s.zones: s.process.pid if s.process and s.process.returncode is None else None
+            for s in self.slots
+        }
+
+    async def _start(self, slot: WorkerSlot) -> None:
+        argv = list(self.launcher(slot.zones))
+        slot.process = await asyncio.create_subprocess_exec(*argv, env=self.env)
+        slot.started_at = time.monotonic()
+        slot.starts += 1
+        log.info("zones %s: worker started (pid %d)", slot.zones, slot.process.pid)
+        if slot.starts > 1:
+            await self._report(slot, "restarting")  # until its first summary says otherwise
+
+    async def _watch(self, slot: WorkerSlot) -> None:
+        now = time.monotonic()
+        if slot.stand_in is not None:
+            if now >= slot.quarantined_until:
+                log.warning("zones %s: quarantine over; starting the worker again", slot.zones)
+                slot.stand_in.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await slot.stand_in
+                slot.stand_in = None
+                slot.crashes.clear()
+                slot.backoff_s = BACKOFF_FIRST_S
+                await self._start(slot)
+            return
+        process = slot.process
+        if process is not None and process.returncode is None:
+            if now - slot.started_at >= HEALTHY_AFTER_S:
+                slot.backoff_s = BACKOFF_FIRST_S
+            return
+        if process is not None:  # it just exited on its own: a crash
+            code = process.returncode
+            slot.process = None
+            slot.crashes.append(now)
+            while slot.crashes and now - slot.crashes[0] > CRASH_WINDOW_S:
+                slot.crashes.popleft()
+            if len(slot.crashes) > CRASH_LIMIT:
+                slot.quarantined_until = now + self.quarantine_s
+                slot.stand_in = asyncio.create_task(self._stand_in(slot))
+                log.error(
+                    "zones %s: %d crashes within %.0f s (last exit %s); quarantined for %.0f s",
+                    slot.zones,
+                    len(slot.crashes),
+                    CRASH_WINDOW_S,
+                    code,
+                    self.quarantine_s,
+                )
+                await self._report(slot, "quarantined")
+                return
+            slot.restart_at = now + slot.backoff_s
+            log.warning(
+                "zones %s: worker exited with %s; restarting in %.1f s",
+                slot.zones,
+                code,
+                slot.backoff_s,
+            )
+            slot.backoff_s = min(slot.backoff_s * 2, BACKOFF_MAX_S)
+            await self._report(slot, "restarting")
+        if now >= slot.restart_at:
+            await self._start(slot)
+
+    async def _report(self, slot: WorkerSlot, health: str) -> None:
+        zones: list[dict[str, Any]] = [
+            {"zone": z, "name": self.booths[z][0], "colour": self.booths[z][1], "health": health}
+            for z in slot.zones
+        ]
+        await self.layer.group_send(
+            MARKET_SUMMARY_GROUP,
+            {"type": MARKET_SUMMARY_EVENT, "summary": {"zones": zones, "health_only": True}},
+        )
+
+    async def _stand_in(self, slot: WorkerSlot) -> None:
+        """Answer for quarantined zones: refuse joins and migrations, with the reason."""
+        receivers = [asyncio.create_task(self._answer_for(z)) for z in slot.zones]
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                await self._report(slot, "quarantined")
+        finally:
+            for task in receivers:
+                task.cancel()
+            for task in receivers:
+                # redis-py turns a cancelled blocking read into TimeoutError
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _answer_for(self, zone: int) -> None:
+        channel = zone_channel(self.market_id, zone)
+        while True:
+            message = await self.layer.receive(channel)
+            try:
+                await self._refuse(zone, message)
+            except Exception as exc:  # a malformed message is not the stand-in's problem
+                log.warning(
+                    "zone %d stand-in: ignored a %r message: %s", zone, message.get("type"), exc
+                )
+
+    async def _refuse(self, zone: int, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "zone.spawn":
+            ids = from_bytes(message["rows"], SPAWN_DTYPE, "spawn")["id"]
+            await self.layer.send(
+                message["gateway"],
+                {
+                    "type": "zone.spawned",
+                    "zone": zone,
+                    "spawned": b"",
+                    "refused": ids.astype("<u8").tobytes(),
+                    "reason": "quarantined",
+                },
+            )
+        elif kind == Intent.type:
+            intent = message_from_wire(message)
+            assert isinstance(intent, Intent)
+            rows = intent.rows
+            nack = Nack(
+                src=zone,
+                dst=intent.src,
+                hlc=intent.hlc,
+                replies=replies(
+                    rows["id"], rows["epoch"], np.full(rows.size, ReplyReason.QUARANTINED)
+                ),
+            )
+            await self.layer.send(zone_channel(self.market_id, intent.src), message_to_wire(nack))
+
+    async def _stop_all(self) -> None:
+        for slot in self.slots:
+            if slot.stand_in is not None:
+                slot.stand_in.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await slot.stand_in
+        running = [s.process for s in self.slots if s.process and s.process.returncode is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        for process in running:
+            try:
+                await asyncio.wait_for(process.wait(), STOP_GRACE_S)
+            except TimeoutError:
+                log.error("worker pid %d ignored SIGTERM; killing it", process.pid)
+                process.kill()
+                await process.wait()

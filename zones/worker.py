@@ -1,0 +1,377 @@
+"""A zone worker: one or more zones ticking at 20 Hz on the channel layer.
+
+Each hosted zone receives on its own channel (zones/channels.py): migration
+intents, acks, nacks and gossip from other zones, one batch of visitor inputs
+per gateway per tick, spawn and despawn requests. Every tick the worker steps
+each zone with the pure core (`zones.core.step`), then
+
+  1. writes the zone's snapshot if the tick sends anything a peer could act on
+     (write-ahead: a restarted zone never forgets an answer it gave);
+  2. hands messages to zones it hosts itself directly, and sends the rest over
+     the layer, one message per link;
+  3. publishes the zone's interest rows once, to the zone's rows group, which
+     each gateway and nothing else subscribes to.
+
+Ticks are aligned to wall-clock 50 ms slots, so zones in different processes
+tick together and a row's `tick_ms` names the same instant everywhere. A tick
+that ends after its slot is over counts as an overrun; the slots it missed
+are skipped, never run in a burst.
+
+In the embedded default one worker hosts every zone inside the web process on
+the in-memory layer; with REDIS_URL the supervisor runs one worker process per
+zone (or per group of zones) on the Redis layer.
+"""
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from market.events import MARKET_SUMMARY_EVENT, MARKET_SUMMARY_GROUP, MarketSummary, ZoneSummary
+from zones.channels import layer_required, rows_group, zone_channel
+from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
+from zones.core.crowd import floor_points, headings, steer_walkers
+from zones.core.messages import Message, MessageError, message_from_wire, message_to_wire
+from zones.core.ranges import RangeMap, floor_ranges
+from zones.core.state import Status, ZoneParams, ZoneState
+from zones.core.step import StepInputs, StepOutput, step
+from zones.core.wire import COMMAND_DTYPE, SPAWN_DTYPE, RowFlag, empty, from_bytes
+from zones.snapshots import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+SUMMARY_EVERY_TICKS = SIM_TICK_HZ // 2  # twice a second
+SNAPSHOT_EVERY_TICKS = SIM_TICK_HZ  # at least once a second, even when nothing is sent
+VISITOR_LEASE_TICKS = 30 * SIM_TICK_HZ  # a visitor no gateway vouches for leaves after 30 s
+LEASE_CHECK_EVERY_TICKS = SIM_TICK_HZ
+NPC_ID_STRIDE = 1 << 32  # zone z numbers its demo walkers from (z + 1) << 32
+TICK_WINDOW = 60 * SIM_TICK_HZ  # tick times kept for the p99: the last minute
+
+
+def zone_walkers(total: int, zone: int, zones: int) -> int:
+    """This zone's share of the demo walkers."""
+    return total // zones + (1 if zone < total % zones else 0)
+
+
+@dataclass
+class HostedZone:
+    """One zone inside a worker: its state and what arrived for its next tick."""
+
+    params: ZoneParams
+    state: ZoneState
+    store: SnapshotStore | None
+    rng: np.random.Generator
+    inbox: list[Message] = field(default_factory=list)
+    commands: list[np.ndarray] = field(default_factory=list)
+    spawns: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (reply channel, rows)
+    despawns: list[np.ndarray] = field(default_factory=list)
+    alive: dict[int, int] = field(default_factory=dict)  # visitor id → last tick vouched for
+    gateway_of: dict[int, str] = field(default_factory=dict)  # visitor id → gateway channel
+    tick_times: deque[float] = field(default_factory=lambda: deque(maxlen=TICK_WINDOW))
+    migrations: int = 0
+    overruns_window: int = 0
+    bad_messages: int = 0
+    last_write_tick: int = 0
+
+    @property
+    def zone(self) -> int:
+        return self.params.zone
+
+
+class ZoneWorker:
+    """Runs `zones` of a market of `len(booths)` booths until stopped."""
+
+    def __init__(
+        self,
+        *,
+        market_id: int,
+        zones: Sequence[int],
+        booths: Sequence[tuple[str, str]],
+        data_dir: Path | None,
+        walkers: int = 0,
+        seed: int = 2026,
+    ) -> None:
+        self.market_id = market_id
+        self.booths = tuple(booths)
+        self.ranges: RangeMap = floor_ranges(len(self.booths))
+        self.layer = layer_required()
+        self.walkers = walkers
+        self.overruns = 0
+        self.ticks = 0
+        self.hosted: dict[int, HostedZone] = {}
+        for z in zones:
+            if not 0 <= z < len(self.booths):
+                raise ValueError(
+                    f"zone {z} is not a booth of this market (0..{len(self.booths) - 1})"
+                )
+            store = SnapshotStore(data_dir, z) if data_dir is not None else None
+            params = ZoneParams(zone=z)
+            state = self._resume(store, z)
+            self.hosted[z] = HostedZone(
+                params=params, state=state, store=store, rng=np.random.default_rng(seed + z)
+            )
+            if state.tick == 0 and walkers:
+                self._spawn_walkers(self.hosted[z])
+
+    def _resume(self, store: SnapshotStore | None, zone: int) -> ZoneState:
+        state = store.latest() if store is not None else None
+        if state is not None and state.ranges != self.ranges:
+            log.warning("zone %d: snapshot is for another booth layout; starting empty", zone)
+            assert store is not None
+            store.discard()
+            state = None
+        if state is None:
+            return ZoneState.empty(zone, self.ranges)
+        log.info("zone %d: resumed from snapshot at tick %d", zone, state.tick)
+        return state
+
+    def _spawn_walkers(self, hz: HostedZone) -> None:
+        count = zone_walkers(self.walkers, hz.zone, len(self.booths))
+        if not count:
+            return
+        rows = np.zeros(count, SPAWN_DTYPE)
+        rows["id"] = np.arange(count, dtype=np.uint64) + np.uint64((hz.zone + 1) * NPC_ID_STRIDE)
+        rows["pos"] = floor_points(self.ranges, hz.zone, hz.rng, count, hz.params.lo, hz.params.hi)
+        rows["vel"] = headings(hz.rng, count, (0.5, 2.0))
+        rows["kind"] = RowFlag.NPC
+        hz.spawns.append(("", rows))
+
+    # --- receiving -------------------------------------------------------------------------
+
+    async def _receive(self, hz: HostedZone) -> None:
+        channel = zone_channel(self.market_id, hz.zone)
+        while True:
+            message = await self.layer.receive(channel)
+            try:
+                self.accept(hz, message)
+            except (MessageError, ValueError, KeyError, TypeError) as exc:
+                hz.bad_messages += 1
+                log.warning(
+                    "zone %d: dropped a malformed %r message: %s", hz.zone, message.get("type"), exc
+                )
+
+    def accept(self, hz: HostedZone, message: dict[str, Any]) -> None:
+        """File one received message for the zone's next tick."""
+        kind = message["type"]
+        if kind == "zone.inputs":
+            gateway = str(message["gateway"])
+            commands = from_bytes(message["commands"], COMMAND_DTYPE, "inputs")
+            if commands.size:
+                hz.commands.append(commands)
+            alive = np.frombuffer(message["alive"], dtype="<u8")
+            for ident in alive.tolist():
+                hz.alive[ident] = hz.state.tick
+                hz.gateway_of[ident] = gateway
+        elif kind == "zone.spawn":
+            hz.spawns.append(
+                (str(message["gateway"]), from_bytes(message["rows"], SPAWN_DTYPE, "spawn"))
+            )
+        elif kind == "zone.despawn":
+            hz.despawns.append(np.frombuffer(message["ids"], dtype="<u8").astype(np.uint64))
+        else:
+            hz.inbox.append(message_from_wire(message))
+
+    # --- ticking ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick every hosted zone each 50 ms slot until `stop` is set."""
+        receivers = [asyncio.create_task(self._receive(hz)) for hz in self.hosted.values()]
+        period_ms = TICK_MS
+        slot = math.ceil(time.time() * 1000 / period_ms)
+        try:
+            while not stop.is_set():
+                delay = slot * period_ms / 1000 - time.time()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=delay)
+                    if stop.is_set():
+                        break
+                await self.tick(slot * period_ms)
+                now_slot = math.floor(time.time() * 1000 / period_ms)
+                if now_slot > slot:  # the tick ran into the next slot
+                    missed = now_slot - slot
+                    self.overruns += missed
+                    for hz in self.hosted.values():
+                        hz.overruns_window += missed
+                    slot = now_slot + 1
+                else:
+                    slot += 1
+        finally:
+            for task in receivers:
+                task.cancel()
+            for task in receivers:
+                # redis-py turns a cancelled blocking read into TimeoutError
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            for hz in self.hosted.values():
+                if hz.store is not None:
+                    hz.store.write(hz.state)
+                    hz.store.close()
+
+    async def tick(self, tick_ms: int) -> None:
+        """Step every hosted zone once for the slot starting at `tick_ms`."""
+        self.ticks += 1
+        outgoing: list[tuple[int, Message]] = []
+        for hz in self.hosted.values():
+            started = time.perf_counter()
+            out, spawn_requests = self._step(hz, tick_ms)
+            hz.tick_times.append((time.perf_counter() - started) * 1000)
+            for message in out.messages:
+                outgoing.append((hz.zone, message))
+            await self._publish(hz, out, tick_ms, spawn_requests)
+        for _, message in outgoing:
+            target = self.hosted.get(message.dst)
+            if target is not None:
+                target.inbox.append(message)  # arrives with the next tick, like any other
+            else:
+                await self.layer.send(
+                    zone_channel(self.market_id, message.dst), message_to_wire(message)
+                )
+        if self.ticks % SUMMARY_EVERY_TICKS == 0:
+            await self.layer.group_send(
+                MARKET_SUMMARY_GROUP, {"type": MARKET_SUMMARY_EVENT, "summary": self.summary()}
+            )
+
+    def _step(
+        self, hz: HostedZone, tick_ms: int
+    ) -> tuple[StepOutput, list[tuple[str, np.ndarray]]]:
+        inbox, hz.inbox = hz.inbox, []
+        spawns, hz.spawns = hz.spawns, []
+        commands = hz.commands
+        hz.commands = []
+        if self.walkers:
+            commands.append(steer_walkers(hz.state, hz.rng, hz.params.lo, hz.params.hi))
+        despawns = hz.despawns
+        hz.despawns = []
+        if hz.state.tick % LEASE_CHECK_EVERY_TICKS == 0:
+            despawns.append(self._lapsed(hz))
+        inputs = StepInputs(
+            now_ms=tick_ms,
+            messages=tuple(inbox),
+            commands=np.concatenate(commands) if commands else empty(COMMAND_DTYPE),
+            spawns=np.concatenate([rows for _, rows in spawns]) if spawns else empty(SPAWN_DTYPE),
+            despawns=np.concatenate(despawns) if despawns else np.zeros(0, np.uint64),
+        )
+        hz.state, out = step(hz.state, inputs, hz.params)
+        hz.migrations += sum(ids.size for ids in out.migration.released)
+        for ident in out.spawned.tolist():
+            hz.alive[ident] = hz.state.tick
+        for ident in out.despawned.tolist():
+            hz.alive.pop(ident, None)
+            hz.gateway_of.pop(ident, None)
+        for ident in (ids for released in out.migration.released for ids in released.tolist()):
+            hz.alive.pop(ident, None)
+        return out, spawns
+
+    def _lapsed(self, hz: HostedZone) -> np.ndarray:
+        """Visitor roots this zone owns that no gateway has vouched for within the lease."""
+        s = hz.state
+        roots = np.flatnonzero((s.status == Status.OWNED) & ((s.kind & RowFlag.VISITOR_ROOT) != 0))
+        lapsed = []
+        for ident in s.id[roots].tolist():
+            seen = hz.alive.setdefault(ident, s.tick)  # first seen here (arrived, or restarted)
+            if s.tick - seen > VISITOR_LEASE_TICKS:
+                lapsed.append(ident)
+        if lapsed:
+            log.info("zone %d: %d visitors left without a gateway; removing", hz.zone, len(lapsed))
+        return np.array(lapsed, dtype=np.uint64)
+
+    async def _publish(
+        self,
+        hz: HostedZone,
+        out: StepOutput,
+        tick_ms: int,
+        spawn_requests: list[tuple[str, np.ndarray]],
+    ) -> None:
+        s = hz.state
+        if hz.store is not None and (
+            out.messages or s.tick - hz.last_write_tick >= SNAPSHOT_EVERY_TICKS
+        ):
+            hz.store.write(s)  # write-ahead: before anything of this tick leaves
+            hz.last_write_tick = s.tick
+        await self._answer_spawns(hz, out, spawn_requests)
+        if out.rejected_commands.size:
+            await self._refer_back(hz, out.rejected_commands)
+        await self.layer.group_send(
+            rows_group(self.market_id, hz.zone),
+            {
+                "type": "zone.rows",
+                "zone": hz.zone,
+                "tick": s.tick,
+                "tick_ms": tick_ms,
+                "rows": out.rows.tobytes(),
+            },
+        )
+
+    async def _answer_spawns(
+        self, hz: HostedZone, out: StepOutput, requests: list[tuple[str, np.ndarray]]
+    ) -> None:
+        spawned = set(out.spawned.tolist())
+        for gateway, rows in requests:
+            if not gateway:
+                continue
+            ids = rows["id"]
+            ok = np.array([i in spawned for i in ids.tolist()], dtype=bool)
+            await self.layer.send(
+                gateway,
+                {
+                    "type": "zone.spawned",
+                    "zone": hz.zone,
+                    "spawned": ids[ok].astype("<u8").tobytes(),
+                    "refused": ids[~ok].astype("<u8").tobytes(),
+                    "reason": "booth_full",
+                },
+            )
+
+    async def _refer_back(self, hz: HostedZone, rejected: np.ndarray) -> None:
+        """Send refused commands back to the gateways they came from."""
+        by_gateway: dict[str, list[int]] = {}
+        for i, ident in enumerate(rejected["id"].tolist()):
+            gateway = hz.gateway_of.get(ident)
+            if gateway:
+                by_gateway.setdefault(gateway, []).append(i)
+        for gateway, index in by_gateway.items():
+            await self.layer.send(
+                gateway,
+                {"type": "zone.rejected", "zone": hz.zone, "commands": rejected[index].tobytes()},
+            )
+
+    # --- reporting -------------------------------------------------------------------------
+
+    def summary(self) -> MarketSummary:
+        """This worker's zones, for the market summary; resets the per-window counters."""
+        zones: list[ZoneSummary] = []
+        for hz in self.hosted.values():
+            s = hz.state
+            name, colour = self.booths[hz.zone]
+            seconds = SUMMARY_EVERY_TICKS / SIM_TICK_HZ
+            times = np.fromiter(hz.tick_times, dtype=np.float64)
+            zones.append(
+                {
+                    "zone": hz.zone,
+                    "name": name,
+                    "colour": colour,
+                    "entities": s.live_count(),
+                    "in_flight": int(np.count_nonzero(s.status >= Status.STAGING)),
+                    "capacity": ZONE_CAPACITY,
+                    "tick_ms": round(times[-1], 3) if times.size else 0.0,
+                    "tick_p99_ms": round(float(np.percentile(times, 99)), 3) if times.size else 0.0,
+                    "migrations_per_s": round(hz.migrations / seconds, 2),
+                    "health": "degraded" if hz.overruns_window else "ok",
+                }
+            )
+            hz.migrations = hz.overruns_window = 0
+        return {
+            "tick": self.ticks,
+            "hlc": int(max(hz.state.hlc for hz in self.hosted.values())),
+            "overruns": self.overruns,
+            "zones": zones,
+        }
