@@ -26,8 +26,15 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from market.live import live_market_set  # noqa: E402
 from market.routing import websocket_urlpatterns as market_websockets  # noqa: E402
 from zones.routing import websocket_urlpatterns as visitor_websockets  # noqa: E402
+from zones.serve import live_market_from_environment  # noqa: E402
+
+# A web process started on its own (daphne, uvicorn) learns its market from the
+# environment; runmarket announces the market itself.
+if (announced := live_market_from_environment()) is not None:
+    live_market_set(announced)
 
 application = ProtocolTypeRouter(
     {

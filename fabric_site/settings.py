@@ -104,7 +104,9 @@ if REDIS_URL:
             # A zone gets a few messages a tick; a lagging reader must not have them
             # dropped at channels-redis's default of 100 queued messages.
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # channels-redis blocks 5 s in BZPOPMIN; a socket timeout at or under that
+                # turns an idle wait into an error (and can drop a popped message)
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "capacity": 2000,
                 # markets that share one Redis but must never hear each other (tests,
                 # staging beside production) each get their own prefix
@@ -173,3 +175,16 @@ CHUNK_GC_INTERVAL_SECONDS = float(os.environ.get("CHUNK_GC_INTERVAL_SECONDS") or
 CHUNK_PUBLIC_CACHE_SECONDS = float(
     os.environ.get("CHUNK_PUBLIC_CACHE_SECONDS") or (0 if REDIS_URL else 10)
 )
+
+# The market's own loggers report at INFO (zones resumed, workers restarted, visitors
+# refused) on stderr; Django and the servers keep their defaults.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        name: {"handlers": ["console"], "level": os.environ.get("FABRIC_LOG_LEVEL", "INFO")}
+        for name in ("zones", "market", "chunks")
+    },
+}

@@ -3,9 +3,16 @@
 Every name carries the market id, so several markets can share one Redis.
 """
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
+
+log = logging.getLogger(__name__)
+
+RECEIVE_RETRY_S = 0.2
 
 
 def zone_channel(market_id: int, zone: int) -> str:
@@ -24,3 +31,28 @@ def layer_required() -> BaseChannelLayer:
     if layer is None:
         raise RuntimeError("CHANNEL_LAYERS has no default layer; zones need one")
     return layer
+
+
+async def receive_forever(
+    layer: BaseChannelLayer,
+    channel: str,
+    handle: Callable[[dict[str, Any]], Awaitable[None] | None],
+) -> None:
+    """Receive on `channel` and hand each message to `handle`, until cancelled.
+
+    A failed receive (Redis restarting, a dropped connection, a read timeout) is
+    logged and retried: a zone or gateway whose receiving loop silently ended would
+    go deaf while it kept ticking.
+    """
+    while True:
+        try:
+            message = await layer.receive(channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("receive on %s failed (%r); retrying", channel, exc)
+            await asyncio.sleep(RECEIVE_RETRY_S)
+            continue
+        result = handle(message)
+        if result is not None:
+            await result

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from market.live import LiveMarket
-from zones.channels import layer_required, rows_group, zone_channel
+from zones.channels import layer_required, receive_forever, rows_group, zone_channel
 from zones.core.constants import INTEREST_RADIUS_M, MARKET_SIZE_M, TICK_MS, V_MAX_M_PER_S
 from zones.core.crowd import floor_points
 from zones.core.interest import resolve_authority
@@ -153,8 +153,7 @@ class Gateway:
                 await self.layer.group_discard(rows_group(self.market_id, z), self.channel)
 
     async def _receive(self) -> None:
-        while True:
-            self._queue.put_nowait(await self.layer.receive(self.channel))
+        await receive_forever(self.layer, self.channel, self._queue.put_nowait)
 
     async def _relay(self) -> None:
         pending: int | None = None  # tick_ms of the frames waiting to go out

@@ -8,6 +8,7 @@ zones to visitors.
 """
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -64,6 +65,29 @@ class MarketPlan:
         zones = list(range(len(self.booths)))
         step = max(1, self.zones_per_worker)
         return [zones[i : i + step] for i in range(0, len(zones), step)]
+
+
+MARKET_ID_VARIABLE = "FABRIC_MARKET_ID"
+
+
+def live_market_from_environment() -> LiveMarket | None:
+    """The live market named by FABRIC_MARKET_ID, for web processes started on their own.
+
+    `daphne fabric_site.asgi:application` or `uvicorn fabric_site.asgi:application` with
+    REDIS_URL and FABRIC_MARKET_ID set serve visitors of a market whose zones run in
+    zone workers elsewhere; without the variable a web process serves no visitors.
+    """
+    value = os.environ.get(MARKET_ID_VARIABLE, "")
+    if not value:
+        return None
+    from market.models import Market  # the ORM is ready once the ASGI module has set Django up
+    from market.selectors import market_zone_booths
+
+    market = Market.objects.filter(pk=int(value)).first()
+    if market is None:
+        raise RuntimeError(f"{MARKET_ID_VARIABLE}={value}: there is no such market")
+    booths = tuple(market_zone_booths(market))
+    return MarketPlan(market_id=market.pk, booths=booths).live()
 
 
 def snapshot_dir(market_id: int) -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from market.events import MARKET_SUMMARY_EVENT, MARKET_SUMMARY_GROUP
-from zones.channels import layer_required, zone_channel
+from zones.channels import layer_required, receive_forever, zone_channel
 from zones.core.messages import Intent, Nack, message_from_wire, message_to_wire, replies
 from zones.core.wire import SPAWN_DTYPE, ReplyReason, from_bytes
 
@@ -189,15 +189,15 @@ class Supervisor:
                     await task
 
     async def _answer_for(self, zone: int) -> None:
-        channel = zone_channel(self.market_id, zone)
-        while True:
-            message = await self.layer.receive(channel)
+        async def answer(message: dict[str, Any]) -> None:
             try:
                 await self._refuse(zone, message)
             except Exception as exc:  # a malformed message is not the stand-in's problem
                 log.warning(
                     "zone %d stand-in: ignored a %r message: %s", zone, message.get("type"), exc
                 )
+
+        await receive_forever(self.layer, zone_channel(self.market_id, zone), answer)
 
     async def _refuse(self, zone: int, message: dict[str, Any]) -> None:
         kind = message.get("type")

@@ -5,8 +5,11 @@ intents, acks, nacks and gossip from other zones, one batch of visitor inputs
 per gateway per tick, spawn and despawn requests. Every tick the worker steps
 each zone with the pure core (`zones.core.step`), then
 
-  1. writes the zone's snapshot if the tick sends anything a peer could act on
-     (write-ahead: a restarted zone never forgets an answer it gave);
+  1. writes the zone's snapshot if the tick sends anything a peer could act on,
+     or applied anything from outside (inputs, spawns, despawns), and at least
+     once a second (write-ahead: a restarted zone never forgets an answer it
+     gave or an input it took; it only loses up to a second of motion along
+     velocities it already had);
   2. hands messages to zones it hosts itself directly, and sends the rest over
      the layer, one message per link;
   3. publishes the zone's interest rows once, to the zone's rows group, which
@@ -35,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from market.events import MARKET_SUMMARY_EVENT, MARKET_SUMMARY_GROUP, MarketSummary, ZoneSummary
-from zones.channels import layer_required, rows_group, zone_channel
+from market.events import MarketSummary, ZoneSummary, market_summary_publish
+from zones.channels import layer_required, receive_forever, rows_group, zone_channel
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import floor_points, headings, steer_walkers
 from zones.core.messages import Message, MessageError, message_from_wire, message_to_wire
@@ -80,6 +83,7 @@ class HostedZone:
     overruns_window: int = 0
     bad_messages: int = 0
     last_write_tick: int = 0
+    outside_inputs: bool = False  # this tick applied inputs, spawns or despawns from outside
 
     @property
     def zone(self) -> int:
@@ -147,9 +151,7 @@ class ZoneWorker:
     # --- receiving -------------------------------------------------------------------------
 
     async def _receive(self, hz: HostedZone) -> None:
-        channel = zone_channel(self.market_id, hz.zone)
-        while True:
-            message = await self.layer.receive(channel)
+        def file(message: dict[str, Any]) -> None:
             try:
                 self.accept(hz, message)
             except (MessageError, ValueError, KeyError, TypeError) as exc:
@@ -157,6 +159,8 @@ class ZoneWorker:
                 log.warning(
                     "zone %d: dropped a malformed %r message: %s", hz.zone, message.get("type"), exc
                 )
+
+        await receive_forever(self.layer, zone_channel(self.market_id, hz.zone), file)
 
     def accept(self, hz: HostedZone, message: dict[str, Any]) -> None:
         """File one received message for the zone's next tick."""
@@ -236,9 +240,7 @@ class ZoneWorker:
                     zone_channel(self.market_id, message.dst), message_to_wire(message)
                 )
         if self.ticks % SUMMARY_EVERY_TICKS == 0:
-            await self.layer.group_send(
-                MARKET_SUMMARY_GROUP, {"type": MARKET_SUMMARY_EVENT, "summary": self.summary()}
-            )
+            await market_summary_publish(self.summary())
 
     def _step(
         self, hz: HostedZone, tick_ms: int
@@ -247,6 +249,9 @@ class ZoneWorker:
         spawns, hz.spawns = hz.spawns, []
         commands = hz.commands
         hz.commands = []
+        # What came from outside must survive a crash once it has acted: a restarted zone
+        # that forgot a visitor's input would leave the visitor where it no longer is.
+        hz.outside_inputs = bool(commands or spawns or hz.despawns)
         if self.walkers:
             commands.append(steer_walkers(hz.state, hz.rng, hz.params.lo, hz.params.hi))
         despawns = hz.despawns
@@ -293,7 +298,7 @@ class ZoneWorker:
     ) -> None:
         s = hz.state
         if hz.store is not None and (
-            out.messages or s.tick - hz.last_write_tick >= SNAPSHOT_EVERY_TICKS
+            out.messages or hz.outside_inputs or s.tick - hz.last_write_tick >= SNAPSHOT_EVERY_TICKS
         ):
             hz.store.write(s)  # write-ahead: before anything of this tick leaves
             hz.last_write_tick = s.tick

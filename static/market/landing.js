@@ -12,6 +12,7 @@
   // Each zone worker reports its own zones, and the supervisor the health of zones it
   // restarts or quarantines: keep the newest report of every zone and show them together.
   const zones = new Map();
+  let lastTick = 0;
 
   function setStatus(text, reconnecting) {
     status.textContent = text;
@@ -51,7 +52,9 @@
       return row;
     });
     body.replaceChildren(...rows);
-    setStatus("Live, updated " + new Date().toLocaleTimeString() + ".", false);
+    // workers tick in step on wall-clock slots: the highest tick reported is the market's
+    lastTick = Math.max(lastTick, summary.tick || 0);
+    setStatus("Live, tick " + lastTick + ".", false);
   }
 
   function connect() {

@@ -58,9 +58,9 @@ class RowsObserver:
     async def stop(self) -> None:
         assert self.task is not None
         self.task.cancel()
-        with pytest.raises((asyncio.CancelledError, Exception)):
-            await self.task
-        await self.layer.flush()
+        # a receive cancelled inside channels-redis may not unwind promptly; the prefix is
+        # unique to this test, so what is left on Redis expires on its own
+        await asyncio.wait([self.task], timeout=2)
 
     def violations(self, visitors: list[int], since_ms: int = 0) -> tuple[int, list[str]]:
         """(complete ticks checked, problems) over the ticks every zone published.

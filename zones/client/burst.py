@@ -3,8 +3,8 @@
 `plan_crossings` picks, for each visitor, a start a little inside one booth
 and an end a little inside a neighbouring one, straight across the border.
 `run_burst` joins every visitor at its start through the SDK, sends them all
-walking at once, stops each past the border, and waits until every one is held
-by its destination zone. While it runs, every visitor records what it sees of
+walking at once, stops each once the market shows it past its end point, and
+waits until every one is held by its destination zone. While it runs, every visitor records what it sees of
 the others, so the report can say whether anyone's position jumped.
 """
 
@@ -25,6 +25,7 @@ WALK_SPEED_M_S = 1.5
 INSIDE_M = 1.0  # how far inside its booth each end of a crossing is
 JUMP_M = 0.5  # a larger step between two sightings…
 GAP_MS = 200.0  # …is a jump unless at least this long passed between them
+CHECK_S = 0.1  # how often a walking visitor checks whether it has arrived
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,27 @@ async def join_all(
     return list(await asyncio.gather(*(one(c) for c in crossings)))
 
 
+async def walk_to(visitor: Visitor, end: np.ndarray, heading: np.ndarray, timeout_s: float) -> None:
+    """Keep walking along `heading` until past `end`, then stop.
+
+    The goal is a place, not a duration: if the market loses the visitor's motion (a
+    zone restarting from a snapshot a moment old), the visitor walks on from wherever
+    the market says it stands.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(CHECK_S)
+        if visitor.position is None:
+            continue
+        if float(np.dot(end - visitor.position, heading)) <= 0.0:
+            await visitor.walk([0.0, 0.0, 0.0])
+            return
+        moving = visitor.velocity is not None and float(np.dot(visitor.velocity, heading)) > 0.1
+        if not moving:
+            await visitor.walk((heading * WALK_SPEED_M_S).tolist())
+    await visitor.walk([0.0, 0.0, 0.0])
+
+
 async def run_burst(
     base_url: str,
     market_id: int,
@@ -179,25 +201,18 @@ async def run_burst(
         visitor.on_frame = seen.record
     say(f"{count} joined in {join_s:.1f} s; everyone walks across now")
     go = time.monotonic()
-    walks = []
-    for crossing in crossings:
-        heading = crossing.end - crossing.start
-        walks.append((np.linalg.norm(heading) / WALK_SPEED_M_S, heading / np.linalg.norm(heading)))
+    headings = [(c.end - c.start) / np.linalg.norm(c.end - c.start) for c in crossings]
     await asyncio.gather(
-        *(v.walk((h * WALK_SPEED_M_S).tolist()) for v, (_, h) in zip(visitors, walks, strict=True))
+        *(v.walk((h * WALK_SPEED_M_S).tolist()) for v, h in zip(visitors, headings, strict=True))
     )
-
-    async def stop_at_end(visitor: Visitor, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        await visitor.walk([0.0, 0.0, 0.0])
-
-    stoppers = [
-        asyncio.create_task(stop_at_end(v, s)) for v, (s, _) in zip(visitors, walks, strict=True)
+    walkers = [
+        asyncio.create_task(walk_to(v, c.end, h, timeout_s))
+        for v, c, h in zip(visitors, crossings, headings, strict=True)
     ]
     if during is not None:
         await asyncio.sleep(1.0)
         await during()
-    await asyncio.gather(*stoppers)
+    await asyncio.gather(*walkers)
 
     def arrived(v: Visitor, c: Crossing) -> bool:
         return v.zone == c.dst
