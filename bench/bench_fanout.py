@@ -207,7 +207,8 @@ def manage(env: dict[str, str], *args: str) -> str:
         timeout=300,
     )
     if result.returncode != 0:
-        raise BenchError(f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}")
+        said = (result.stdout + result.stderr).rstrip().splitlines()[-LOG_TAIL_LINES:]
+        raise BenchError(f"manage.py {args[0]} failed; its last lines:\n" + "\n".join(said))
     return result.stdout
 
 

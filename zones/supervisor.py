@@ -76,10 +76,12 @@ class Supervisor:
         launcher: Launcher,
         env: dict[str, str] | None = None,
         quarantine_s: float = QUARANTINE_S,
+        backoff_first_s: float = BACKOFF_FIRST_S,
     ) -> None:
         self.market_id = market_id
         self.booths = tuple(booths)
-        self.slots = [WorkerSlot(zones=tuple(g)) for g in groups]
+        self.backoff_first_s = backoff_first_s
+        self.slots = [WorkerSlot(zones=tuple(g), backoff_s=backoff_first_s) for g in groups]
         self.launcher = launcher
         self.env = env
         self.quarantine_s = quarantine_s
@@ -124,13 +126,13 @@ class Supervisor:
                     await slot.stand_in
                 slot.stand_in = None
                 slot.crashes.clear()
-                slot.backoff_s = BACKOFF_FIRST_S
+                slot.backoff_s = self.backoff_first_s
                 await self._start(slot)
             return
         process = slot.process
         if process is not None and process.returncode is None:
             if now - slot.started_at >= HEALTHY_AFTER_S:
-                slot.backoff_s = BACKOFF_FIRST_S
+                slot.backoff_s = self.backoff_first_s
             return
         if process is not None:  # it just exited on its own: a crash
             code = process.returncode

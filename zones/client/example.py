@@ -24,7 +24,7 @@ import numpy as np
 
 from .visitor import JoinRefused, Visitor, VisitorClosed
 
-WALK_SPEED_M_S = 1.5
+WALK_SPEED_M_S = 4.0  # a brisk walk: the nearest border can be 50 m away in a large booth
 OVERSHOOT_M = 1.0
 """Stop this far past the border point, so the visitor stays in the new booth
 through the handoff's hysteresis instead of pacing on the line."""
@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="base URL of the site")
     parser.add_argument("--market", type=int, default=1, help="market id")
     parser.add_argument("--key", help="authKey (16-256 chars); omit for a disposable visitor")
-    parser.add_argument("--seconds", type=float, default=30.0, help="give up after this long")
+    parser.add_argument("--seconds", type=float, default=60.0, help="give up after this long")
     parser.add_argument(
         "--speed", type=float, default=WALK_SPEED_M_S, help="walking speed in m/s (max v_max)"
     )
@@ -102,6 +102,9 @@ async def main(argv: list[str] | None = None) -> int:
         return 2
     except VisitorClosed as closed:
         print(f"socket refused: {closed}", file=sys.stderr)
+        return 2
+    except OSError as unreachable:  # connection refused, unknown host, timeout
+        print(f"cannot reach the market at {args.url}: {unreachable}", file=sys.stderr)
         return 2
     print(describe_welcome(visitor.welcome))
     try:
