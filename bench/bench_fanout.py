@@ -829,7 +829,7 @@ def table(title: str, rows: Sequence[Figure], results: dict[str, list[dict[str, 
             line += f" {cell:>30}"
         a, b = medians["daphne"], medians["uvicorn"]
         ratio = b / a if a and not math.isnan(a) and not math.isnan(b) else math.nan
-        line += f" {number(ratio, 2) + 'x':>15}"
+        line += f" {'-' if math.isnan(ratio) else number(ratio, 2) + 'x':>15}"
         print(line)
     print()
 
