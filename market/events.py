@@ -26,6 +26,7 @@ class ZoneSummary(TypedDict):
     tick_ms: float  # wall time of the zone's last step
     tick_p99_ms: float  # 99th percentile of its steps over the last minute
     migrations_per_s: float
+    ghosts: int  # neighbours' entities kept in this zone's interest band
     health: str  # "ok", "degraded" (ticks overran), "restarting", "quarantined"
 
 

@@ -13,7 +13,8 @@ each zone with the pure core (`zones.core.step`), then
   2. hands messages to zones it hosts itself directly, and sends the rest over
      the layer, one message per link;
   3. publishes the zone's interest rows once, to the zone's rows group, which
-     each gateway and nothing else subscribes to.
+     each gateway and each band neighbour subscribes to (a neighbour keeps the
+     rows inside its interest band as ghosts, at most INTEREST_CAPACITY).
 
 Ticks are aligned to wall-clock 50 ms slots, so zones in different processes
 tick together and a row's `tick_ms` names the same instant everywhere. A tick
@@ -42,11 +43,12 @@ from market.events import MarketSummary, ZoneSummary, market_summary_publish
 from zones.channels import layer_required, receive_forever, rows_group, zone_channel
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import floor_points, headings, steer_walkers
+from zones.core.interest import ghost_rows
 from zones.core.messages import Message, MessageError, message_from_wire, message_to_wire
 from zones.core.ranges import RangeMap, floor_ranges
 from zones.core.state import Status, ZoneParams, ZoneState
 from zones.core.step import StepInputs, StepOutput, step
-from zones.core.wire import COMMAND_DTYPE, SPAWN_DTYPE, RowFlag, empty, from_bytes
+from zones.core.wire import COMMAND_DTYPE, ROW_DTYPE, SPAWN_DTYPE, RowFlag, empty, from_bytes
 from zones.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class HostedZone:
     commands: list[np.ndarray] = field(default_factory=list)
     spawns: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (reply channel, rows)
     despawns: list[np.ndarray] = field(default_factory=list)
+    ghosts: dict[int, np.ndarray] = field(default_factory=dict)  # neighbour → rows in our band
     alive: dict[int, int] = field(default_factory=dict)  # visitor id → last tick vouched for
     gateway_of: dict[int, str] = field(default_factory=dict)  # visitor id → gateway channel
     tick_times: deque[float] = field(default_factory=lambda: deque(maxlen=TICK_WINDOW))
@@ -165,7 +168,12 @@ class ZoneWorker:
     def accept(self, hz: HostedZone, message: dict[str, Any]) -> None:
         """File one received message for the zone's next tick."""
         kind = message["type"]
-        if kind == "zone.inputs":
+        if kind == "zone.rows":  # a band neighbour's rows: keep what is near us as ghosts
+            rows = from_bytes(message["rows"], ROW_DTYPE, "rows")
+            hz.ghosts[int(message["zone"])] = ghost_rows(
+                rows, self.ranges, hz.zone, hz.params.lo, hz.params.hi
+            )
+        elif kind == "zone.inputs":
             gateway = str(message["gateway"])
             commands = from_bytes(message["commands"], COMMAND_DTYPE, "inputs")
             if commands.size:
@@ -185,8 +193,17 @@ class ZoneWorker:
 
     # --- ticking ---------------------------------------------------------------------------
 
+    async def subscribe_neighbours(self) -> None:
+        """Each hosted zone joins the rows group of every zone whose range meets its band."""
+        for hz in self.hosted.values():
+            for neighbour in self.ranges.band_neighbours(hz.zone).tolist():
+                await self.layer.group_add(
+                    rows_group(self.market_id, neighbour), zone_channel(self.market_id, hz.zone)
+                )
+
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every hosted zone each 50 ms slot until `stop` is set."""
+        await self.subscribe_neighbours()
         receivers = [asyncio.create_task(self._receive(hz)) for hz in self.hosted.values()]
         period_ms = TICK_MS
         slot = math.ceil(time.time() * 1000 / period_ms)
@@ -370,6 +387,7 @@ class ZoneWorker:
                     "tick_ms": round(times[-1], 3) if times.size else 0.0,
                     "tick_p99_ms": round(float(np.percentile(times, 99)), 3) if times.size else 0.0,
                     "migrations_per_s": round(hz.migrations / seconds, 2),
+                    "ghosts": sum(rows.size for rows in hz.ghosts.values()),
                     "health": "degraded" if hz.overruns_window else "ok",
                 }
             )

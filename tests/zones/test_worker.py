@@ -165,3 +165,26 @@ def _bounds():
     from zones.gateway import HI, LO
 
     return LO, HI
+
+
+@pytest.mark.asyncio
+async def test_band_neighbours_keep_each_others_rows_as_ghosts():
+    worker = demo_worker(walkers=300)
+    await worker.subscribe_neighbours()
+    receivers = [asyncio.create_task(worker._receive(hz)) for hz in worker.hosted.values()]
+    try:
+        for t in range(3):
+            await worker.tick(T0 + 50 * t)
+            await asyncio.sleep(0.01)
+    finally:
+        for task in receivers:
+            task.cancel()
+    for z, hz in worker.hosted.items():
+        neighbours = set(worker.ranges.band_neighbours(z).tolist())
+        assert set(hz.ghosts) == neighbours
+        for rows in hz.ghosts.values():
+            assert (
+                rows.size <= 400
+                and not np.isin(rows["id"], hz.state.id[hz.state.status != 0]).any()
+            )
+    assert sum(z["ghosts"] for z in worker.summary()["zones"]) > 0
