@@ -233,15 +233,22 @@ def redis_check(url: str) -> str:
 
 
 def redis_forget_groups(url: str, prefix: str) -> int:
-    """Empty the zones' rows groups of this run: members a stopped web process left behind.
+    """Take stopped web processes' gateways out of the zones' rows groups; how many.
 
     A gateway joins the rows groups when its first visitor arrives and leaves them only
-    in Gateway.stop(), which no web server calls on shutdown; left alone, the zone worker
-    would go on publishing every tick to each stopped server of this run.
+    in Gateway.stop(), which no web server calls on shutdown: left alone, the zone worker
+    would go on publishing every tick to each web server this run has stopped. Gateways
+    (and the probe) are process-local channels, `specific.…!…`; the zones' own
+    subscriptions to their neighbours' rows are named channels and stay.
     """
     client = redis_client(url)
-    keys = [f"{prefix}:group:{rows_group(MARKET_ID, z)}" for z in range(ZONES)]
-    return int(client.delete(*keys))
+    removed = 0
+    for z in range(ZONES):
+        key = f"{prefix}:group:{rows_group(MARKET_ID, z)}"
+        local = [m for m in client.zrange(key, 0, -1) if m.startswith(b"specific.")]
+        if local:
+            removed += int(client.zrem(key, *local))
+    return removed
 
 
 def redis_forget_prefix(url: str, prefix: str) -> int:
@@ -632,7 +639,7 @@ FIGURES = (
     Figure("p50_first_ms", "latency p50, first delivery of a tick only", "ms", "lower"),
     Figure("p99_first_ms", "latency p99, first delivery of a tick only", "ms", "lower"),
     Figure("rows_per_frame", "rows per frame (median)", "", "higher", 0),
-    Figure("bodies_per_frame", "bodies per frame (median)", "", "higher", 0),
+    Figure("bodies_per_frame", "bodies per frame (mean)", "", "higher", 1),
     Figure("cpu_web", "CPU web server", "s/s", "lower", 3),
     Figure("cpu_worker", "CPU zone worker", "s/s", "lower", 3),
     Figure("cpu_client", "CPU bench client", "s/s", "lower", 3),
@@ -650,11 +657,12 @@ BREAKDOWN = (
     Figure("median_frame_ms", "median of the tick's frames", "ms", "lower"),
     Figure("last_frame_ms", "last of the tick's frames", "ms", "lower"),
     Figure("last_frame_p99_ms", "  its p99", "ms", "lower"),
-    Figure("gateway_ms", "  = gateway: last rows -> first frame", "ms", "lower"),
+    Figure("gateway_ms", "  = gateway: last rows -> first frame (*)", "ms", "lower"),
     Figure("spread_ms", "  = fan-out: first -> median frame", "ms", "lower"),
     Figure("tail_ms", "  = fan-out: median -> last frame", "ms", "lower"),
     Figure("after_rows_p50_ms", "frame after its tick's last rows, p50", "ms", "lower"),
     Figure("after_rows_p99_ms", "frame after its tick's last rows, p99", "ms", "lower"),
+    Figure("early_flush_pct", "(*) ticks sent before the last zone's rows", "%", "lower", 1),
     Figure("frames_per_tick", "frames per tick (median)", "", "higher", 0),
     Figure("overruns", "worker tick overruns in the window", "", "lower", 0),
 )
@@ -753,9 +761,13 @@ def after_rows(recorder: TickRecorder, probe: dict[str, Any]) -> dict[str, float
     delay = frame_at[known] - last[index[known]]
     if not delay.size:
         return {}
+    # ticks whose first frame reached a client before the last zone's rows reached the
+    # probe: the gateway stopped waiting (FLUSH_WAIT_S) and sent the tick without them
+    early = np.unique(frame_tick[known][delay < 0]).size / np.unique(frame_tick[known]).size
     return {
         "after_rows_p50_ms": float(np.percentile(delay, 50)),
         "after_rows_p99_ms": float(np.percentile(delay, 99)),
+        "early_flush_pct": 100.0 * early,
     }
 
 
@@ -772,7 +784,7 @@ def figures(window: Window) -> dict[str, float]:
         "kbytes_per_s": window.bytes / per_visitor_s / 1e3,
         "kbit_per_s": window.bytes * 8 / per_visitor_s / 1e3,
         "rows_per_frame": float(np.median(rows)),
-        "bodies_per_frame": float(np.median(bodies)),
+        "bodies_per_frame": float(np.mean(bodies)),  # bodies come every 2nd tick: a mean
         "frames": float(window.frames),
         "visitors": float(window.visitors),
         "closed": float(window.closed),
@@ -828,7 +840,7 @@ def table(title: str, rows: Sequence[Figure], results: dict[str, list[dict[str, 
             cell = f"{number(medians[server], fig.digits)} [{number(lo, fig.digits)}-{number(hi, fig.digits)}]"
             line += f" {cell:>30}"
         a, b = medians["daphne"], medians["uvicorn"]
-        ratio = b / a if a and not math.isnan(a) and not math.isnan(b) else math.nan
+        ratio = b / a if a > 0 and b >= 0 else math.nan  # NaN compares False: no ratio
         line += f" {'-' if math.isnan(ratio) else number(ratio, 2) + 'x':>15}"
         print(line)
     print()
@@ -863,6 +875,29 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
 
 
 # --- the run -----------------------------------------------------------------------------
+
+
+def code_version() -> str:
+    """The commit the servers run, and whether the working tree differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            # this script itself does not count: it is not what is measured
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"]
+            + ["--", ".", ":!bench"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    head = head if len(head) <= 72 else head[:69] + "..."
+    return f"{head}{' (+ uncommitted changes)' if dirty else ''}" if head else "unknown"
 
 
 def versions() -> dict[str, str]:
@@ -1022,6 +1057,7 @@ def main() -> None:
     except BenchError as exc:
         raise SystemExit(str(exc)) from None
     machine_info(
+        code=code_version(),
         servers=f"daphne {found['daphne']} (twisted {found['twisted']}, autobahn "
         f"{found['autobahn']}); uvicorn {found['uvicorn']} (--loop uvloop, websockets "
         f"{found['websockets']})",

@@ -108,6 +108,9 @@ if REDIS_URL:
                 # turns an idle wait into an error (and can drop a popped message)
                 "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "capacity": 2000,
+                # members renew every 20 s; one that died without leaving (a killed web
+                # process) stops receiving group messages after a minute
+                "group_expiry": 60,
                 # markets that share one Redis but must never hear each other (tests,
                 # staging beside production) each get their own prefix
                 "prefix": os.environ.get("FABRIC_CHANNEL_PREFIX") or "asgi",

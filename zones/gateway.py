@@ -54,6 +54,7 @@ FLUSH_WAIT_S = 0.008
 ZONE_STALE_MS = 5 * TICK_MS  # a zone silent this long is down: left out of frames
 JOIN_TIMEOUT_S = 3.0
 FIRST_VIEW_TIMEOUT_S = 3.0
+RESUBSCRIBE_EVERY_FRAMES = 20 * 20  # about every 20 s, well within the groups' expiry
 LO = np.zeros(3, np.float32)
 HI = np.array(MARKET_SIZE_M, np.float32)
 
@@ -112,6 +113,7 @@ class Gateway:
         self.latest: dict[int, tuple[int, np.ndarray]] = {}  # zone → (tick_ms, rows)
         self.view = np.zeros(0, ROW_DTYPE)  # merged rows of the last flush, sorted by id
         self.view_tick_ms = 0
+        self.sent_tick_ms = 0  # the newest tick whose frames went out; later rows wait
         self.frames = 0
         self._spawning: dict[int, asyncio.Future[tuple[bool, int, str]]] = {}
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -133,8 +135,7 @@ class Gateway:
             # channel from one shared key, and only channels named with its default
             # prefix live there.
             self.channel = await self.layer.new_channel()
-            for z in range(self.zones):
-                await self.layer.group_add(rows_group(self.market_id, z), self.channel)
+            await self.subscribe()
             self._tasks = [
                 asyncio.create_task(self._receive(), name="gateway-receive"),
                 asyncio.create_task(self._relay(), name="gateway-relay"),
@@ -172,6 +173,8 @@ class Gateway:
             if kind == "zone.rows":
                 zone, tick_ms = int(message["zone"]), int(message["tick_ms"])
                 self.latest[zone] = (tick_ms, from_bytes(message["rows"], ROW_DTYPE, "rows"))
+                if tick_ms <= self.sent_tick_ms:
+                    continue  # late for a tick already sent: it waits for the next one
                 if pending is not None and tick_ms > pending:
                     await self._flush_safely(pending)
                     pending = None
@@ -192,12 +195,18 @@ class Gateway:
         return {z for z, (t, _) in self.latest.items() if tick_ms - t <= ZONE_STALE_MS}
 
     async def _flush_safely(self, tick_ms: int) -> None:
+        self.sent_tick_ms = tick_ms
         try:
             await self.flush(tick_ms)
         except Exception:  # one bad tick must not end the relay for everyone
             log.exception("gateway: flush of tick %d failed", tick_ms)
 
     # --- the tick's frames -----------------------------------------------------------------
+
+    async def subscribe(self) -> None:
+        """Join (or renew membership of) every zone's rows group."""
+        for z in range(self.zones):
+            await self.layer.group_add(rows_group(self.market_id, z), self.channel)
 
     async def flush(self, tick_ms: int) -> None:
         """Send every visitor its frame for `tick_ms`, then the tick's inputs to the zones."""
@@ -207,6 +216,8 @@ class Gateway:
         self.view, self.view_tick_ms = view, tick_ms
         self._viewed.set()
         self.frames += 1
+        if self.frames % RESUBSCRIBE_EVERY_FRAMES == 0:
+            await self.subscribe()  # memberships expire: a gateway that died drops out
         links = list(self.links.values())
         if links and view.size:
             await self._send_frames(links, view, tick_ms)

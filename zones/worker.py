@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,9 @@ VISITOR_LEASE_TICKS = 30 * SIM_TICK_HZ  # a visitor no gateway vouches for leave
 LEASE_CHECK_EVERY_TICKS = SIM_TICK_HZ
 NPC_ID_STRIDE = 1 << 32  # zone z numbers its demo walkers from (z + 1) << 32
 TICK_WINDOW = 60 * SIM_TICK_HZ  # tick times kept for the p99: the last minute
+# Group memberships on Redis expire (GROUP_EXPIRY_S in settings); every member renews its
+# own well within that, so a process that died without leaving drops out on its own.
+RESUBSCRIBE_EVERY_TICKS = 20 * SIM_TICK_HZ
 
 
 def zone_walkers(total: int, zone: int, zones: int) -> int:
@@ -238,26 +241,40 @@ class ZoneWorker:
                     hz.store.close()
 
     async def tick(self, tick_ms: int) -> None:
-        """Step every hosted zone once for the slot starting at `tick_ms`."""
+        """Step every hosted zone once for the slot starting at `tick_ms`.
+
+        Every zone steps first and writes its snapshot; then everything the tick sends
+        leaves at once, so the last zone's rows are not held up behind the first's.
+        """
         self.ticks += 1
-        outgoing: list[tuple[int, Message]] = []
+        stepped = []
         for hz in self.hosted.values():
             started = time.perf_counter()
             out, spawn_requests = self._step(hz, tick_ms)
             hz.tick_times.append((time.perf_counter() - started) * 1000)
+            self._persist(hz, out)
+            stepped.append((hz, out, spawn_requests))
+        sends = []
+        for hz, out, spawn_requests in stepped:
+            sends.append(self._publish(hz, out, tick_ms))
+            sends.extend(self._answer_spawns(hz, out, spawn_requests))
+            if out.rejected_commands.size:
+                sends.extend(self._refer_back(hz, out.rejected_commands))
             for message in out.messages:
-                outgoing.append((hz.zone, message))
-            await self._publish(hz, out, tick_ms, spawn_requests)
-        for _, message in outgoing:
-            target = self.hosted.get(message.dst)
-            if target is not None:
-                target.inbox.append(message)  # arrives with the next tick, like any other
-            else:
-                await self.layer.send(
-                    zone_channel(self.market_id, message.dst), message_to_wire(message)
-                )
+                target = self.hosted.get(message.dst)
+                if target is not None:
+                    target.inbox.append(message)  # arrives with the next tick, like any other
+                else:
+                    sends.append(
+                        self.layer.send(
+                            zone_channel(self.market_id, message.dst), message_to_wire(message)
+                        )
+                    )
         if self.ticks % SUMMARY_EVERY_TICKS == 0:
-            await market_summary_publish(self.summary())
+            sends.append(market_summary_publish(self.summary()))
+        if self.ticks % RESUBSCRIBE_EVERY_TICKS == 0:
+            sends.append(self.subscribe_neighbours())
+        await asyncio.gather(*sends)
 
     def _step(
         self, hz: HostedZone, tick_ms: int
@@ -306,65 +323,66 @@ class ZoneWorker:
             log.info("zone %d: %d visitors left without a gateway; removing", hz.zone, len(lapsed))
         return np.array(lapsed, dtype=np.uint64)
 
-    async def _publish(
-        self,
-        hz: HostedZone,
-        out: StepOutput,
-        tick_ms: int,
-        spawn_requests: list[tuple[str, np.ndarray]],
-    ) -> None:
+    def _persist(self, hz: HostedZone, out: StepOutput) -> None:
+        """Write-ahead: the snapshot goes to disk before anything of this tick leaves."""
         s = hz.state
         if hz.store is not None and (
             out.messages or hz.outside_inputs or s.tick - hz.last_write_tick >= SNAPSHOT_EVERY_TICKS
         ):
-            hz.store.write(s)  # write-ahead: before anything of this tick leaves
+            hz.store.write(s)
             hz.last_write_tick = s.tick
-        await self._answer_spawns(hz, out, spawn_requests)
-        if out.rejected_commands.size:
-            await self._refer_back(hz, out.rejected_commands)
+
+    async def _publish(self, hz: HostedZone, out: StepOutput, tick_ms: int) -> None:
         await self.layer.group_send(
             rows_group(self.market_id, hz.zone),
             {
                 "type": "zone.rows",
                 "zone": hz.zone,
-                "tick": s.tick,
+                "tick": hz.state.tick,
                 "tick_ms": tick_ms,
                 "rows": out.rows.tobytes(),
             },
         )
 
-    async def _answer_spawns(
+    def _answer_spawns(
         self, hz: HostedZone, out: StepOutput, requests: list[tuple[str, np.ndarray]]
-    ) -> None:
+    ) -> list[Coroutine[Any, Any, None]]:
+        """Tell each gateway which of its spawn requests the zone admitted."""
         spawned = set(out.spawned.tolist())
+        answers = []
         for gateway, rows in requests:
             if not gateway:
                 continue
             ids = rows["id"]
             ok = np.array([i in spawned for i in ids.tolist()], dtype=bool)
-            await self.layer.send(
-                gateway,
-                {
-                    "type": "zone.spawned",
-                    "zone": hz.zone,
-                    "spawned": ids[ok].astype("<u8").tobytes(),
-                    "refused": ids[~ok].astype("<u8").tobytes(),
-                    "reason": "booth_full",
-                },
+            answers.append(
+                self.layer.send(
+                    gateway,
+                    {
+                        "type": "zone.spawned",
+                        "zone": hz.zone,
+                        "spawned": ids[ok].astype("<u8").tobytes(),
+                        "refused": ids[~ok].astype("<u8").tobytes(),
+                        "reason": "booth_full",
+                    },
+                )
             )
+        return answers
 
-    async def _refer_back(self, hz: HostedZone, rejected: np.ndarray) -> None:
+    def _refer_back(self, hz: HostedZone, rejected: np.ndarray) -> list[Coroutine[Any, Any, None]]:
         """Send refused commands back to the gateways they came from."""
         by_gateway: dict[str, list[int]] = {}
         for i, ident in enumerate(rejected["id"].tolist()):
             gateway = hz.gateway_of.get(ident)
             if gateway:
                 by_gateway.setdefault(gateway, []).append(i)
-        for gateway, index in by_gateway.items():
-            await self.layer.send(
+        return [
+            self.layer.send(
                 gateway,
                 {"type": "zone.rejected", "zone": hz.zone, "commands": rejected[index].tobytes()},
             )
+            for gateway, index in by_gateway.items()
+        ]
 
     # --- reporting -------------------------------------------------------------------------
 
