@@ -8,10 +8,13 @@ It never touches the ORM: the join endpoint did that before the ticket was
 signed.
 """
 
+import asyncio
 import json
 import logging
 import math
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -48,6 +51,45 @@ CLOSE_JOIN_REFUSED = 4503
 
 def last_seq_key(entity: int) -> str:
     return f"visitor-last-seq:{entity}"
+
+
+class Outbox:
+    """What the gateway has for one socket, written out by the socket's own task.
+
+    Events queue up in order; of interest frames only the newest waits, because a newer
+    frame supersedes an older one. A socket that cannot keep up loses frames (counted in
+    `dropped`), never anyone else's time.
+    """
+
+    def __init__(self, send: Callable[..., Awaitable[None]]) -> None:
+        self._send = send
+        self._frame: bytes | None = None
+        self._events: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self.dropped = 0
+
+    def frame(self, data: bytes) -> None:
+        if self._frame is not None:
+            self.dropped += 1
+        self._frame = data
+        self._wake.set()
+
+    def event(self, text: str) -> None:
+        self._events.append(text)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                while self._events:
+                    await self._send(text_data=self._events.popleft())
+                if self._frame is not None:
+                    frame, self._frame = self._frame, None
+                    await self._send(bytes_data=frame)
+            except Exception:  # the socket is closing: its disconnect will tidy up
+                return
 
 
 class TokenBucket:
@@ -99,6 +141,8 @@ class VisitorConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         # Accept first, so that every refusal can say why before its close code.
         await self.accept()
+        self.outbox = Outbox(self.send)
+        self.writer = asyncio.create_task(self.outbox.run())
         self.bucket = TokenBucket(INPUTS_PER_S, BURST)
         self.drops: list[float] = []
         self.errors = 0
@@ -163,6 +207,9 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         )
 
     async def disconnect(self, code: int) -> None:
+        writer = getattr(self, "writer", None)
+        if writer is not None:
+            writer.cancel()
         if self.gateway is not None and self.entity is not None:
             last = self.gateway.detach(self.entity, self)
             if last is not None:
@@ -288,11 +335,11 @@ class VisitorConsumer(AsyncWebsocketConsumer):
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content))
 
-    async def send_frame(self, frame: bytes) -> None:
-        await self.send(bytes_data=frame)
+    def send_frame(self, frame: bytes) -> None:
+        self.outbox.frame(frame)
 
-    async def send_event(self, event: dict[str, Any]) -> None:
-        await self.send_json(event)
+    def send_event(self, event: dict[str, Any]) -> None:
+        self.outbox.event(json.dumps(event))
 
     async def supersede(self) -> None:
         self.entity = None

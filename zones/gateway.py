@@ -70,8 +70,12 @@ class JoinRefused(Exception):
 class VisitorSink(Protocol):
     """What the gateway needs from a visitor's socket."""
 
-    def send_frame(self, frame: bytes) -> Awaitable[None]: ...
-    def send_event(self, event: dict[str, Any]) -> Awaitable[None]: ...
+    def send_frame(self, frame: bytes) -> None:
+        """Queue the newest frame; must not wait for the socket (a slow one drops frames)."""
+
+    def send_event(self, event: dict[str, Any]) -> None:
+        """Queue an event; must not wait for the socket."""
+
     def supersede(self) -> Awaitable[None]: ...
 
 
@@ -189,7 +193,7 @@ class Gateway:
             elif kind == "zone.spawned":
                 self._spawn_answered(message)
             elif kind == "zone.rejected":
-                await self._rejected(message)
+                self._rejected(message)
 
     def _alive_zones(self, tick_ms: int) -> set[int]:
         return {z for z, (t, _) in self.latest.items() if tick_ms - t <= ZONE_STALE_MS}
@@ -265,23 +269,21 @@ class Gateway:
             frame = frame_encode(
                 view[mask], bodies, ack_seq=link.seq_taken, tick_ms=tick_ms, far=with_far
             )
-            try:
-                await link.sink.send_frame(frame)
-                await self._events(link, view[own[i]], int(booths[i]), tick_ms)
-            except Exception as exc:  # a socket closing under us: its disconnect detaches it
-                log.debug("gateway: frame for visitor %d not sent: %r", link.entity, exc)
+            # queued, never awaited: one slow socket must not hold up everyone's frames
+            link.sink.send_frame(frame)
+            self._events(link, view[own[i]], int(booths[i]), tick_ms)
 
-    async def _events(self, link: Link, row: np.void, booth: int, tick_ms: int) -> None:
+    def _events(self, link: Link, row: np.void, booth: int, tick_ms: int) -> None:
         zone = int(row["zone"])
         settled = row["flags"] & RowFlag.AUTHORITATIVE and not row["flags"] & RowFlag.STAGING
         if settled and zone != link.zone:
-            await link.sink.send_event(
+            link.sink.send_event(
                 {"type": "zone_changed", "from": link.zone, "to": zone, "tick_ms": tick_ms}
             )
             link.zone = zone
         if booth != link.booth:
             name, colour = self.live.booths[booth]
-            await link.sink.send_event(
+            link.sink.send_event(
                 {"type": "booth_entered", "zone": booth, "name": name, "colour": colour}
             )
             link.booth = booth
@@ -335,8 +337,9 @@ class Gateway:
         previous = self.links.pop(entity, None)
         if previous is not None:
             last_seq = max(last_seq, previous.seq_taken)
-            with contextlib.suppress(Exception):  # the old socket may be closing already
-                await previous.sink.supersede()
+            # the old socket may be closing already, or too slow to say goodbye promptly
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(previous.sink.supersede(), 1.0)
         row = self.row_of(entity)
         resumed = row is not None and bool(row["flags"] & RowFlag.AUTHORITATIVE)
         if row is not None:
@@ -402,11 +405,11 @@ class Gateway:
                 if answer is not None and not answer.done():
                     answer.set_result((ok, zone, reason))
 
-    async def _rejected(self, message: dict[str, Any]) -> None:
+    def _rejected(self, message: dict[str, Any]) -> None:
         for command in from_bytes(message["commands"], COMMAND_DTYPE, "rejected"):
             link = self.links.get(int(command["id"]))
             if link is not None:
-                await link.sink.send_event(
+                link.sink.send_event(
                     {
                         "type": "error",
                         "code": "too_fast",

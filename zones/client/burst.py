@@ -68,7 +68,7 @@ def plan_crossings(layout: Layout, count: int, rng: np.random.Generator) -> list
 
 @dataclass
 class Sightings:
-    """What one visitor saw of the other visitors' roots: (received ms, id, position)."""
+    """What one visitor saw of the other visitors' roots: (tick ms, id, position)."""
 
     times: list[np.ndarray] = field(default_factory=list)
     ids: list[np.ndarray] = field(default_factory=list)
@@ -78,7 +78,9 @@ class Sightings:
         self, visitor: Visitor, header: Any, rows: np.ndarray, bodies: Any, received_ms: float
     ) -> None:
         roots = rows[(rows["flags"] & RowFlag.VISITOR_ROOT) != 0]
-        self.times.append(np.full(roots.size, received_ms))
+        # market time of the sighting (the frame's tick), not when this client got to it:
+        # a client that falls behind reads several frames at once, which is no jump
+        self.times.append(np.full(roots.size, float(header["tick_ms"])))
         self.ids.append(roots["id"].copy())
         self.positions.append(roots["pos"].copy())
 
