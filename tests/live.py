@@ -103,5 +103,10 @@ def live_market(
         yield market
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            # SIGTERM first: the main job stops its zone worker processes on the way out
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -50,9 +50,24 @@ async def receive_forever(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py reports a cancelled blocking read as a TimeoutError
+                raise asyncio.CancelledError from exc
             log.warning("receive on %s failed (%r); retrying", channel, exc)
             await asyncio.sleep(RECEIVE_RETRY_S)
             continue
         result = handle(message)
         if result is not None:
             await result
+
+
+CANCEL_GRACE_S = 2.0
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel receiving tasks and give them a moment to unwind; never hang on one."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=CANCEL_GRACE_S)

@@ -28,7 +28,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from market.live import LiveMarket
-from zones.channels import layer_required, receive_forever, rows_group, zone_channel
+from zones.channels import (
+    cancel_and_wait,
+    layer_required,
+    receive_forever,
+    rows_group,
+    zone_channel,
+)
 from zones.core.constants import INTEREST_RADIUS_M, MARKET_SIZE_M, TICK_MS, V_MAX_M_PER_S
 from zones.core.crowd import floor_points
 from zones.core.interest import resolve_authority
@@ -146,12 +152,7 @@ class Gateway:
             ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            # redis-py turns a cancelled blocking read into TimeoutError
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self.channel:
             for z in range(self.zones):

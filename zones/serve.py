@@ -107,6 +107,8 @@ def worker_argv(plan: MarketPlan, zones: Sequence[int]) -> list[str]:
         ",".join(str(z) for z in zones),
         "--walkers",
         str(plan.walkers),
+        "--parent",
+        str(os.getpid()),
     ]
 
 

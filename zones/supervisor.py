@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from market.events import MARKET_SUMMARY_EVENT, MARKET_SUMMARY_GROUP
-from zones.channels import layer_required, receive_forever, zone_channel
+from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
 from zones.core.messages import Intent, Nack, message_from_wire, message_to_wire, replies
 from zones.core.wire import SPAWN_DTYPE, ReplyReason, from_bytes
 
@@ -183,12 +183,7 @@ class Supervisor:
                 await asyncio.sleep(1.0)
                 await self._report(slot, "quarantined")
         finally:
-            for task in receivers:
-                task.cancel()
-            for task in receivers:
-                # redis-py turns a cancelled blocking read into TimeoutError
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(receivers)
 
     async def _answer_for(self, zone: int) -> None:
         async def answer(message: dict[str, Any]) -> None:

@@ -40,7 +40,13 @@ from typing import Any
 import numpy as np
 
 from market.events import MarketSummary, ZoneSummary, market_summary_publish
-from zones.channels import layer_required, receive_forever, rows_group, zone_channel
+from zones.channels import (
+    cancel_and_wait,
+    layer_required,
+    receive_forever,
+    rows_group,
+    zone_channel,
+)
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import floor_points, headings, steer_walkers
 from zones.core.interest import ghost_rows
@@ -229,12 +235,7 @@ class ZoneWorker:
                 else:
                     slot += 1
         finally:
-            for task in receivers:
-                task.cancel()
-            for task in receivers:
-                # redis-py turns a cancelled blocking read into TimeoutError
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(receivers)
             for hz in self.hosted.values():
                 if hz.store is not None:
                     hz.store.write(hz.state)

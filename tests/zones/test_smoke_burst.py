@@ -195,3 +195,28 @@ def test_a_short_burst_in_the_embedded_default(tmp_path):
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def test_zone_workers_stop_when_the_main_job_is_killed_outright(distributed):
+    market, _ = distributed
+    deadline = time.monotonic() + 20
+    while len(pids := worker_pids(market.process.pid)) < ZONES:
+        assert time.monotonic() < deadline, market.log()
+        time.sleep(0.2)
+    market.process.kill()  # no chance to stop its workers itself
+    market.process.wait()
+    deadline = time.monotonic() + 10
+    alive = set(pids.values())
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if Path(f"/proc/{pid}").exists() and _running(pid)}
+        time.sleep(0.2)
+    assert not alive, f"zone workers {sorted(alive)} outlived their supervisor"
+
+
+def _running(pid: int) -> bool:
+    """True unless the process is gone or a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

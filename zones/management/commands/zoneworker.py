@@ -6,6 +6,7 @@ SIGINT, after writing a last snapshot of each zone.
 """
 
 import asyncio
+import os
 import signal
 from typing import Any
 
@@ -18,6 +19,8 @@ from zones.serve import snapshot_dir
 from zones.snapshots import ZoneLocked
 from zones.worker import ZoneWorker
 
+PARENT_CHECK_S = 0.5
+
 
 class Command(BaseCommand):
     help = "Run zones of a market in this process until SIGINT or SIGTERM."
@@ -26,8 +29,23 @@ class Command(BaseCommand):
         parser.add_argument("--market", type=int, required=True, help="market id")
         parser.add_argument("--zones", required=True, help="comma-separated zone indexes, e.g. 0,1")
         parser.add_argument("--walkers", type=int, default=0, help="demo walkers in the market")
+        parser.add_argument(
+            "--parent",
+            type=int,
+            default=None,
+            help="stop as soon as the process with this pid is no longer our parent"
+            " (the supervisor passes its own pid)",
+        )
 
-    def handle(self, *args: Any, market: int, zones: str, walkers: int, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        market: int,
+        zones: str,
+        walkers: int,
+        parent: int | None,
+        **options: Any,
+    ) -> None:
         try:
             wanted = [int(z) for z in zones.split(",") if z.strip()]
         except ValueError:
@@ -49,11 +67,23 @@ class Command(BaseCommand):
         self.stdout.write(f"zone worker for {record.name}: zones {wanted}")
         self.stdout.flush()
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(self._run(worker))
+            runner.run(self._run(worker, parent))
 
-    async def _run(self, worker: ZoneWorker) -> None:
+    async def _run(self, worker: ZoneWorker, parent: int | None) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await worker.run(stop)
+        watcher = asyncio.create_task(self._watch_parent(parent, stop)) if parent else None
+        try:
+            await worker.run(stop)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    async def _watch_parent(self, parent: int, stop: asyncio.Event) -> None:
+        """A supervisor killed outright cannot stop its workers: they notice and stop."""
+        while os.getppid() == parent:
+            await asyncio.sleep(PARENT_CHECK_S)
+        self.stderr.write(f"parent process {parent} is gone; stopping")
+        stop.set()
