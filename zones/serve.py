@@ -8,13 +8,17 @@ zones to visitors.
 """
 
 import asyncio
+import copy
+import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from django.conf import settings
@@ -45,6 +49,28 @@ def market_url(host: str, port: int) -> str:
 
 
 DEMO_WALKERS = 300
+TICKET_IN_QUERY = re.compile(r"(ticket=)[^&\s\"']+")
+
+
+class RedactTickets(logging.Filter):
+    """Keeps join tickets out of the server's log: uvicorn logs every socket's full URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                TICKET_IN_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's own logging setup, with tickets redacted on every handler."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_tickets"] = {"()": RedactTickets}
+    for handler in config["handlers"].values():
+        handler.setdefault("filters", []).append("redact_tickets")
+    return config
 
 
 @dataclass(frozen=True)
@@ -141,7 +167,9 @@ async def serve_market(
 ) -> None:
     """Serve the web app and run the market's zones until SIGINT or SIGTERM, then stop both."""
     stop = asyncio.Event()
-    config = uvicorn.Config(ASGI_APP, host=host, port=port, lifespan="off", log_level="info")
+    config = uvicorn.Config(
+        ASGI_APP, host=host, port=port, lifespan="off", log_level="info", log_config=log_config()
+    )
     server = MarketServer(config)
 
     def request_stop() -> None:

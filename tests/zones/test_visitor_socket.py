@@ -9,6 +9,7 @@ server logged no traceback.
 
 import asyncio
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -613,6 +614,14 @@ def test_the_well_behaved_visitor_was_served_throughout_and_never_closed(server,
     assert gaps.max() < 1.0, f"a gap of {gaps.max():.2f} s between frames"
     assert watcher.missing_self == 0
     assert not [t for t in watcher.texts if t["type"] == "error"], watcher.texts
+
+
+async def test_tickets_never_reach_the_servers_log(server):
+    async with visiting(server) as visit:
+        assert visit.welcome["type"] == "welcome"
+    log = server.log()
+    assert "ticket=[redacted]" in log  # the socket's URL was logged, without its ticket
+    assert re.search(r"ticket=(?!\[redacted\])", log) is None
 
 
 def test_the_server_logged_no_traceback_while_visitors_misbehaved(server):
