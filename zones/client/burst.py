@@ -112,6 +112,7 @@ class BurstReport:
     latency_p50_ms: float
     latency_p99_ms: float
     entities: list[int]
+    ended_ms: int  # wall-clock ms when the burst was over, before the visitors left
 
     def ok(self) -> bool:
         return not self.missing and not self.jumps
@@ -232,6 +233,7 @@ async def run_burst(
     latencies = np.concatenate([np.asarray(v.stats.latencies_ms) for v in visitors])
     frames = sum(v.stats.frames for v in visitors)
     entities = [v.entity for v in visitors]
+    ended_ms = time.time_ns() // 1_000_000  # the burst is over; leaving is not part of it
     await asyncio.gather(*(v.close() for v in visitors))
     return BurstReport(
         visitors=count,
@@ -244,4 +246,5 @@ async def run_burst(
         latency_p50_ms=float(np.percentile(latencies, 50)) if latencies.size else float("nan"),
         latency_p99_ms=float(np.percentile(latencies, 99)) if latencies.size else float("nan"),
         entities=entities,
+        ended_ms=ended_ms,
     )
