@@ -51,6 +51,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.machine import machine_info  # noqa: E402
+from bench.processes import BenchError, free_port, manage  # noqa: E402
 
 SMALL_BYTES = 64 * 1024
 SMALL_COUNT = 200
@@ -141,30 +142,10 @@ class WrkResult:
     errors: str
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def embedded_environment(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     env["FABRIC_DATA_DIR"] = str(data_dir)
     return env
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "manage.py"), *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"manage.py {args[0]} failed:\n{result.stderr}")
-    return result.stdout
 
 
 def wait_until_answering(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -488,4 +469,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BenchError as exc:
+        raise SystemExit(str(exc)) from None

@@ -58,7 +58,6 @@ import math
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -77,6 +76,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.machine import load_average, machine_info  # noqa: E402
+from bench.processes import LOG_TAIL_LINES, BenchError, free_port, manage  # noqa: E402
 from zones.channels import rows_group  # noqa: E402
 from zones.core.constants import MARKET_SIZE_M  # noqa: E402
 from zones.core.crowd import floor_points  # noqa: E402
@@ -93,7 +93,6 @@ CROWD_RADIUS_M = 2.0  # a 4 m circle: no two visitors more than 4 m apart, insid
 JOIN_CONCURRENCY = 10
 STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
-LOG_TAIL_LINES = 30
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 SERVERS = ("daphne", "uvicorn")
 SUMMARY_GROUP = "market_summary"  # market.events.MARKET_SUMMARY_GROUP
@@ -102,10 +101,6 @@ SUMMARY_EVENT = "market.summary"
 SERVICE_VARIABLES = ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CHUNK_STORE_DIR")
 LO = np.zeros(3, np.float32)
 HI = np.array(MARKET_SIZE_M, np.float32)
-
-
-class BenchError(Exception):
-    """Something the bench cannot go on without; the message says what and why."""
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -189,27 +184,6 @@ def cpu_seconds(pid: int) -> float:
 def own_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "manage.py"), *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode != 0:
-        said = (result.stdout + result.stderr).rstrip().splitlines()[-LOG_TAIL_LINES:]
-        raise BenchError(f"manage.py {args[0]} failed; its last lines:\n" + "\n".join(said))
-    return result.stdout
 
 
 def redis_client(url: str) -> Any:
