@@ -28,6 +28,7 @@ from django.urls import re_path  # noqa: E402
 
 from market.live import live_market_set  # noqa: E402
 from market.routing import websocket_urlpatterns as market_websockets  # noqa: E402
+from operator_ui.routing import websocket_urlpatterns as operator_websockets  # noqa: E402
 from zones.routing import websocket_urlpatterns as visitor_websockets  # noqa: E402
 from zones.serve import live_market_from_environment  # noqa: E402
 
@@ -48,7 +49,9 @@ application = ProtocolTypeRouter(
                 *visitor_websockets,
                 re_path(
                     r"^",
-                    AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(market_websockets))),
+                    AllowedHostsOriginValidator(
+                        AuthMiddlewareStack(URLRouter(market_websockets + operator_websockets))
+                    ),
                 ),
             ]
         ),

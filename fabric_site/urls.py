@@ -9,6 +9,7 @@ from fabric_site.views import healthz
 urlpatterns = [
     path("", include("market.urls")),
     path("", include("chunks.urls")),
+    path("", include("operator_ui.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", healthz, name="healthz"),
     path("accounts/", include("django.contrib.auth.urls")),

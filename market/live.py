@@ -7,6 +7,9 @@ describes this process, not the database, so it needs no ORM and no cache.
 """
 
 from dataclasses import dataclass
+from typing import Any
+
+from zones.core.constants import MARKET_SIZE_M
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,18 @@ class LiveMarket:
     market_id: int
     booths: tuple[tuple[str, str], ...]  # (name, colour) per zone index
     starts: tuple[int, ...]  # first Hilbert code of each zone
+
+    def layout(self) -> dict[str, Any]:
+        """The booth layout as clients receive it (docs/protocol.md §2)."""
+        return {
+            "version": 1,
+            "bounds": [[0.0, 0.0, 0.0], list(MARKET_SIZE_M)],
+            "starts": list(self.starts),
+            "booths": [
+                {"zone": z, "name": name, "colour": colour}
+                for z, (name, colour) in enumerate(self.booths)
+            ],
+        }
 
 
 _live: LiveMarket | None = None

@@ -24,7 +24,7 @@ from django.core.cache import cache
 
 from market.live import live_market
 from market.tickets import TicketError, aticket_redeem, resume_token
-from zones.core.constants import INTEREST_RADIUS_M, MARKET_SIZE_M, V_MAX_M_PER_S
+from zones.core.constants import INTEREST_RADIUS_M, V_MAX_M_PER_S
 from zones.core.wire import INPUT_DTYPE, CommandKind
 from zones.gateway import FAR_RADIUS_M, Gateway, JoinRefused, gateway_for
 
@@ -184,14 +184,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 "resumed": welcome.resumed,
                 "last_seq": welcome.last_seq,
                 "resume": resume_token(claims.entity),
-                "layout": {
-                    "version": 1,
-                    "bounds": [[0.0, 0.0, 0.0], list(MARKET_SIZE_M)],
-                    "starts": list(live.starts),
-                    "booths": [
-                        {"zone": z, "name": n, "colour": c} for z, (n, c) in enumerate(live.booths)
-                    ],
-                },
+                "layout": live.layout(),
                 "limits": {
                     "max_frame_bytes": MAX_FRAME_BYTES,
                     "inputs_per_s": INPUTS_PER_S,

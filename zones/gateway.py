@@ -38,6 +38,7 @@ from zones.channels import (
 from zones.core.constants import INTEREST_RADIUS_M, MARKET_SIZE_M, TICK_MS, V_MAX_M_PER_S
 from zones.core.crowd import floor_points
 from zones.core.interest import resolve_authority
+from zones.core.overview import overview_encode, overview_rows
 from zones.core.ranges import RangeMap
 from zones.core.skeleton import bodies as body_blocks
 from zones.core.wire import (
@@ -61,6 +62,7 @@ ZONE_STALE_MS = 5 * TICK_MS  # a zone silent this long is down: left out of fram
 JOIN_TIMEOUT_S = 3.0
 FIRST_VIEW_TIMEOUT_S = 3.0
 RESUBSCRIBE_EVERY_FRAMES = 20 * 20  # about every 20 s, well within the groups' expiry
+OVERVIEW_EVERY = 2  # operators get the whole market every 2nd tick: 10 Hz
 LO = np.zeros(3, np.float32)
 HI = np.array(MARKET_SIZE_M, np.float32)
 
@@ -83,6 +85,12 @@ class VisitorSink(Protocol):
         """Queue an event; must not wait for the socket."""
 
     def supersede(self) -> Awaitable[None]: ...
+
+
+class FrameSink(Protocol):
+    """What the gateway needs from an operator's socket: frames, never awaited."""
+
+    def send_frame(self, frame: bytes) -> None: ...
 
 
 @dataclass
@@ -120,6 +128,7 @@ class Gateway:
         self.layer = layer_required()
         self.channel = ""
         self.links: dict[int, Link] = {}
+        self.watchers: set[FrameSink] = set()  # operators' sockets: the overview frame
         self.latest: dict[int, tuple[int, np.ndarray]] = {}  # zone → (tick_ms, rows)
         self.view = np.zeros(0, ROW_DTYPE)  # merged rows of the last flush, sorted by id
         self.view_tick_ms = 0
@@ -226,6 +235,11 @@ class Gateway:
         links = list(self.links.values())
         if links and view.size:
             await self._send_frames(links, view, tick_ms)
+        if self.watchers and self.frames % OVERVIEW_EVERY == 0:
+            raw = np.concatenate(parts) if parts else view
+            overview = overview_encode(overview_rows(raw, view), tick_ms)
+            for watcher in list(self.watchers):  # one frame, shared by every operator
+                watcher.send_frame(overview)
         await self._send_inputs(links)
 
     def row_of(self, entity: int) -> np.ndarray | None:
@@ -315,6 +329,16 @@ class Gateway:
                     "alive": np.array(alive, dtype="<u8").tobytes(),
                 },
             )
+
+    # --- operators -------------------------------------------------------------------------
+
+    async def watch(self, sink: FrameSink) -> None:
+        """Send `sink` the overview of the whole market, 10 times a second."""
+        await self.start()
+        self.watchers.add(sink)
+
+    def unwatch(self, sink: FrameSink) -> None:
+        self.watchers.discard(sink)
 
     # --- visitors --------------------------------------------------------------------------
 

@@ -70,6 +70,13 @@ TICK_WINDOW = 60 * SIM_TICK_HZ  # tick times kept for the p99: the last minute
 RESUBSCRIBE_EVERY_TICKS = 20 * SIM_TICK_HZ
 
 
+MIGRATION_MEMORY_S = 60.0  # a handoff not acked within this long is not timed
+
+
+def _percentile(values: np.ndarray, q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values.size else None
+
+
 def zone_walkers(total: int, zone: int, zones: int) -> int:
     """This zone's share of the demo walkers."""
     return total // zones + (1 if zone < total % zones else 0)
@@ -92,7 +99,12 @@ class HostedZone:
     gateway_of: dict[int, str] = field(default_factory=dict)  # visitor id → gateway channel
     tick_times: deque[float] = field(default_factory=lambda: deque(maxlen=TICK_WINDOW))
     migrations: int = 0
+    migration_started: dict[int, float] = field(default_factory=dict)  # id → first intent
+    migration_ms: list[float] = field(default_factory=list)  # intent → ack, this window
+    gateways: set[str] = field(default_factory=set)  # gateways heard from, this window
+    subscribers: int = 0  # band neighbours taking this zone's rows
     overruns_window: int = 0
+    overruns: int = 0
     bad_messages: int = 0
     last_write_tick: int = 0
     outside_inputs: bool = False  # this tick applied inputs, spawns or despawns from outside
@@ -136,6 +148,12 @@ class ZoneWorker:
             )
             if state.tick == 0 and walkers:
                 self._spawn_walkers(self.hosted[z])
+        for z, hz in self.hosted.items():
+            hz.subscribers = sum(
+                z in self.ranges.band_neighbours(other).tolist()
+                for other in range(len(self.booths))
+                if other != z
+            )
 
     def _resume(self, store: SnapshotStore | None, zone: int) -> ZoneState:
         state = store.latest() if store is not None else None
@@ -184,6 +202,7 @@ class ZoneWorker:
             )
         elif kind == "zone.inputs":
             gateway = str(message["gateway"])
+            hz.gateways.add(gateway)
             commands = from_bytes(message["commands"], COMMAND_DTYPE, "inputs")
             if commands.size:
                 hz.commands.append(commands)
@@ -231,6 +250,7 @@ class ZoneWorker:
                     self.overruns += missed
                     for hz in self.hosted.values():
                         hz.overruns_window += missed
+                        hz.overruns += missed
                     slot = now_slot + 1
                 else:
                     slot += 1
@@ -301,7 +321,7 @@ class ZoneWorker:
             despawns=np.concatenate(despawns) if despawns else np.zeros(0, np.uint64),
         )
         hz.state, out = step(hz.state, inputs, hz.params)
-        hz.migrations += sum(ids.size for ids in out.migration.released)
+        self._time_migrations(hz, out)
         for ident in out.spawned.tolist():
             hz.alive[ident] = hz.state.tick
         for ident in out.despawned.tolist():
@@ -310,6 +330,19 @@ class ZoneWorker:
         for ident in (ids for released in out.migration.released for ids in released.tolist()):
             hz.alive.pop(ident, None)
         return out, spawns
+
+    def _time_migrations(self, hz: HostedZone, out: StepOutput) -> None:
+        """Count handoffs and time each from its first intent to the target's ack."""
+        now = time.monotonic()
+        for ids in out.migration.started:
+            for ident in ids.tolist():
+                hz.migration_started[ident] = now
+        for ids in out.migration.released:
+            hz.migrations += ids.size
+            for ident in ids.tolist():
+                began = hz.migration_started.pop(ident, None)
+                if began is not None:
+                    hz.migration_ms.append((now - began) * 1000)
 
     def _lapsed(self, hz: HostedZone) -> np.ndarray:
         """Visitor roots this zone owns that no gateway has vouched for within the lease."""
@@ -395,6 +428,7 @@ class ZoneWorker:
             name, colour = self.booths[hz.zone]
             seconds = SUMMARY_EVERY_TICKS / SIM_TICK_HZ
             times = np.fromiter(hz.tick_times, dtype=np.float64)
+            handoffs = np.array(hz.migration_ms)
             zones.append(
                 {
                     "zone": hz.zone,
@@ -406,11 +440,24 @@ class ZoneWorker:
                     "tick_ms": round(times[-1], 3) if times.size else 0.0,
                     "tick_p99_ms": round(float(np.percentile(times, 99)), 3) if times.size else 0.0,
                     "migrations_per_s": round(hz.migrations / seconds, 2),
+                    "migrations": hz.migrations,
+                    "migration_ms_p50": _percentile(handoffs, 50),
+                    "migration_ms_p99": _percentile(handoffs, 99),
                     "ghosts": sum(rows.size for rows in hz.ghosts.values()),
+                    "visitors": int(
+                        np.count_nonzero(
+                            (s.status == Status.OWNED) & ((s.kind & RowFlag.VISITOR_ROOT) != 0)
+                        )
+                    ),
+                    "subscribers": len(hz.gateways) + hz.subscribers,
+                    "overruns": hz.overruns,
                     "health": "degraded" if hz.overruns_window else "ok",
                 }
             )
             hz.migrations = hz.overruns_window = 0
+            hz.migration_ms, hz.gateways = [], set()
+            stale = time.monotonic() - MIGRATION_MEMORY_S  # intents that were refused
+            hz.migration_started = {i: t for i, t in hz.migration_started.items() if t >= stale}
         return {
             "tick": self.ticks,
             "hlc": int(max(hz.state.hlc for hz in self.hosted.values())),

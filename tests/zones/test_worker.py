@@ -188,3 +188,32 @@ async def test_band_neighbours_keep_each_others_rows_as_ghosts():
                 and not np.isin(rows["id"], hz.state.id[hz.state.status != 0]).any()
             )
     assert sum(z["ghosts"] for z in worker.summary()["zones"]) > 0
+
+
+@pytest.mark.asyncio
+async def test_summary_times_handoffs_and_counts_subscribers_and_visitors():
+    worker = demo_worker(walkers=300)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(MARKET_SUMMARY_GROUP, channel)
+    for hz in worker.hosted.values():  # a gateway vouching for nobody yet
+        worker.accept(hz, {"type": "zone.inputs", "gateway": "gw!1", "commands": b"", "alive": b""})
+    windows = []
+    for t in range(400):
+        await worker.tick(T0 + 50 * t)
+        if (t + 1) % worker_module.SUMMARY_EVERY_TICKS == 0:
+            event = await asyncio.wait_for(layer.receive(channel), 1)
+            windows.append(event["summary"]["zones"])
+    zones = [z for window in windows for z in window]
+    assert sum(z["migrations"] for z in zones) > 0
+    timed = [z for z in zones if z["migrations"]]
+    assert timed and all(0 <= z["migration_ms_p50"] <= z["migration_ms_p99"] for z in timed)
+    assert all(z["migration_ms_p50"] is None for z in zones if not z["migrations"])
+    neighbours = [
+        sum(z in worker.ranges.band_neighbours(o).tolist() for o in range(3) if o != z)
+        for z in range(3)
+    ]
+    # the gateway counts in the first window only: it did not send again
+    assert [z["subscribers"] for z in windows[0]] == [n + 1 for n in neighbours]
+    assert [z["subscribers"] for z in windows[1]] == neighbours
+    assert all(z["visitors"] == 0 and z["overruns"] == 0 for z in zones)

@@ -161,6 +161,39 @@ def floor_cells(
     return max(1, math.ceil(floor_height_m / size_m[1] * (1 << HILBERT_ORDER)))
 
 
+def _column_shape(floor_height_cells: int) -> tuple[int, int]:
+    """(k, side): floor columns are cubes of 2^k cells, 2^side of them along x and z."""
+    k = max(0, math.ceil(math.log2(floor_height_cells)))
+    side = HILBERT_ORDER - k
+    if side < 1:
+        raise RangeMapError(
+            f"a walkable band of {floor_height_cells} cells leaves no floor to split"
+        )
+    return k, side
+
+
+def column_booths(
+    ranges: RangeMap,
+    size_m: tuple[float, float, float] = MARKET_SIZE_M,
+    floor_height_cells: int = floor_cells(),
+) -> np.ndarray:
+    """(side, side) zone index of every floor column, indexed [x column, z column].
+
+    The map of the booths as seen from above: every column of a floor-cut layout
+    belongs to exactly one zone, whatever the height.
+    """
+    _, side = _column_shape(floor_height_cells)
+    count = 1 << side
+    width_x, width_z = size_m[0] / count, size_m[2] / count
+    xs = (np.arange(count) + 0.5) * width_x
+    zs = (np.arange(count) + 0.5) * width_z
+    grid = np.stack(np.meshgrid(xs, zs, indexing="ij"), -1).reshape(-1, 2)
+    height = floor_height_cells * size_m[1] / (1 << HILBERT_ORDER) / 2
+    points = np.column_stack([grid[:, 0], np.full(len(grid), height), grid[:, 1]])
+    lo, hi = np.zeros(3), np.array(size_m, dtype=np.float64)
+    return ranges.assign_positions(points, lo, hi).reshape(count, count)
+
+
 @functools.cache
 def floor_ranges(n: int, floor_height_cells: int = floor_cells(), version: int = 0) -> RangeMap:
     """The default booth layout: n ranges splitting the market floor into compact booths.
@@ -177,12 +210,7 @@ def floor_ranges(n: int, floor_height_cells: int = floor_cells(), version: int =
     """
     if not 1 <= n <= MAX_ZONES:
         raise RangeMapError(f"zone count must be 1..{MAX_ZONES}, got {n}")
-    k = max(0, math.ceil(math.log2(floor_height_cells)))
-    side = HILBERT_ORDER - k
-    if side < 1:
-        raise RangeMapError(
-            f"a walkable band of {floor_height_cells} cells leaves no floor to split"
-        )
+    k, side = _column_shape(floor_height_cells)
     grid = np.stack(
         np.meshgrid(np.arange(1 << side), np.arange(1 << side), indexing="ij"), -1
     ).reshape(-1, 2)

@@ -9,6 +9,7 @@ from zones.core.ranges import (
     RangeMap,
     RangeMapError,
     adopt,
+    column_booths,
     equal_ranges,
     floor_cells,
     floor_ranges,
@@ -152,3 +153,18 @@ def test_positions_are_assigned_through_their_codes_and_clamped_to_the_market():
     lo, hi = np.zeros(3), np.array([128.0, 64.0, 128.0])
     positions = np.array([[10, 1, 10], [100, 1, 10], [-50, 1, 10], [500, 1, 10]], np.float32)
     assert ranges.assign_positions(positions, lo, hi).tolist() == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("booths", [1, 3, 7, 32])
+def test_the_map_from_above_gives_every_floor_column_the_zone_that_owns_it(booths):
+    ranges = floor_ranges(booths)
+    grid = column_booths(ranges)
+    assert grid.shape == (16, 16)
+    assert sorted(np.unique(grid).tolist()) == list(range(booths))
+    # any floor point lies in the zone its column says, whatever its height
+    rng = np.random.default_rng(booths)
+    points = rng.uniform((0, 0, 0), (128, 4, 128), size=(500, 3))
+    columns = np.floor(points[:, [0, 2]] / 8).astype(int)
+    expected = grid[columns[:, 0], columns[:, 1]]
+    lo, hi = np.zeros(3), np.array((128.0, 64.0, 128.0))
+    assert ranges.assign_positions(points, lo, hi).tolist() == expected.tolist()

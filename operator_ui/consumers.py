@@ -1,0 +1,101 @@
+"""The operators' feed: `/ws/markets/<market_id>/operate/` (docs/dashboard.md).
+
+A signed-in operator of the market receives, on one socket:
+
+  * a `hello` with the booth layout: names, colours and which booth owns each
+    floor column, so the page can draw the booths without asking anything else;
+  * every market summary (each zone worker's twice a second, the supervisor's
+    health reports), as JSON;
+  * the overview frame (zones/core/overview.py) ten times a second: every
+    visitor and NPC, built once per web process and shared by every operator.
+
+Nothing here runs in a zone's tick. A slow browser loses overview frames, never
+summaries, and never anyone else's frames.
+"""
+
+import asyncio
+import json
+from typing import Any
+
+import numpy as np
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from market.events import MARKET_SUMMARY_GROUP
+from market.live import LiveMarket, live_market
+from operator_ui.access import may_operate
+from zones.channels import cancel_and_wait
+from zones.consumers import CLOSE_NOT_LIVE, Outbox
+from zones.core.constants import SIM_TICK_HZ, ZONE_CAPACITY
+from zones.core.ranges import RangeMap, column_booths
+from zones.gateway import OVERVIEW_EVERY, Gateway, gateway_for
+
+CLOSE_SIGN_IN = 4401
+CLOSE_NOT_OPERATOR = 4403
+
+
+class OperatorFeedConsumer(AsyncWebsocketConsumer):
+    """One operator's dashboard socket."""
+
+    gateway: Gateway | None = None
+    writer: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        await self.accept()  # first, so that a refusal can say why
+        self.outbox = Outbox(self.send)
+        self.writer = asyncio.create_task(self.outbox.run())
+        market_id = int(self.scope["url_route"]["kwargs"]["market_id"])
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.refuse("sign_in", "sign in as an operator of this market", CLOSE_SIGN_IN)
+            return
+        if not await database_sync_to_async(may_operate)(user, market_id):
+            await self.refuse(
+                "not_operator", "you are not an operator of this market", CLOSE_NOT_OPERATOR
+            )
+            return
+        live = live_market()
+        if live is None or live.market_id != market_id:
+            await self.refuse(
+                "market_not_live", "this market has no zones running here", CLOSE_NOT_LIVE
+            )
+            return
+        await self.send(text_data=json.dumps(hello(live)))
+        await self.channel_layer.group_add(MARKET_SUMMARY_GROUP, self.channel_name)
+        self.gateway = gateway_for(live)
+        await self.gateway.watch(self)
+
+    async def refuse(self, code: str, message: str, close_code: int) -> None:
+        await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
+        await self.close(close_code)
+
+    async def disconnect(self, code: int) -> None:
+        if self.gateway is not None:
+            self.gateway.unwatch(self)
+        await self.channel_layer.group_discard(MARKET_SUMMARY_GROUP, self.channel_name)
+        if self.writer is not None:
+            await cancel_and_wait([self.writer])
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The page only listens on this socket; whatever it sends is ignored."""
+
+    def send_frame(self, frame: bytes) -> None:
+        """The gateway's overview frame: queued, the newest one only."""
+        self.outbox.frame(frame)
+
+    async def market_summary(self, event: dict[str, Any]) -> None:
+        self.outbox.event(json.dumps({"type": "summary", "summary": event["summary"]}))
+
+
+def hello(live: LiveMarket) -> dict[str, Any]:
+    """What the page needs before the first frame: the market and its booths from above."""
+    layout = live.layout()
+    grid = column_booths(RangeMap(starts=np.array(live.starts, dtype=np.int64)))
+    return {
+        "type": "hello",
+        "market": live.market_id,
+        "layout": layout,
+        "columns": {"count": int(grid.shape[0]), "booth": grid.tolist()},  # [x column][z column]
+        "capacity": ZONE_CAPACITY,
+        "overview_hz": SIM_TICK_HZ / OVERVIEW_EVERY,
+    }

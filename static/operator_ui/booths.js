@@ -1,0 +1,89 @@
+// The booths seen from above, from the feed's hello: which booth owns each floor column,
+// where each booth's name goes, and the border lines between booths. Both views draw these.
+
+export function boothGeometry(hello) {
+  const [lo, hi] = hello.layout.bounds;
+  const count = hello.columns.count;
+  const grid = hello.columns.booth; // [x column][z column] → zone
+  const cellX = (hi[0] - lo[0]) / count;
+  const cellZ = (hi[2] - lo[2]) / count;
+  const booths = hello.layout.booths.map(function (booth) {
+    return { zone: booth.zone, name: booth.name, colour: booth.colour, columns: [] };
+  });
+  for (let i = 0; i < count; i += 1) {
+    for (let k = 0; k < count; k += 1) booths[grid[i][k]].columns.push([i, k]);
+  }
+  booths.forEach(function (booth) {
+    // The name goes on the booth's own column nearest its centroid: a booth need not be
+    // convex, and its centroid may lie in another booth.
+    const n = booth.columns.length || 1;
+    const ci = booth.columns.reduce((s, c) => s + c[0], 0) / n;
+    const ck = booth.columns.reduce((s, c) => s + c[1], 0) / n;
+    let best = booth.columns[0] || [0, 0];
+    let bestD = Infinity;
+    booth.columns.forEach(function (c) {
+      const d = (c[0] - ci) ** 2 + (c[1] - ck) ** 2;
+      if (d < bestD) {
+        best = c;
+        bestD = d;
+      }
+    });
+    booth.anchor = [lo[0] + (best[0] + 0.5) * cellX, lo[2] + (best[1] + 0.5) * cellZ];
+    booth.centre = [lo[0] + (ci + 0.5) * cellX, lo[2] + (ck + 0.5) * cellZ];
+  });
+  // Border segments [x0, z0, x1, z1]: between columns of different booths, and the edge.
+  const borders = [];
+  const owner = (i, k) => (i < 0 || k < 0 || i >= count || k >= count ? -1 : grid[i][k]);
+  for (let i = 0; i <= count; i += 1) {
+    for (let k = 0; k < count; k += 1) {
+      if (owner(i - 1, k) !== owner(i, k)) {
+        const x = lo[0] + i * cellX;
+        borders.push([x, lo[2] + k * cellZ, x, lo[2] + (k + 1) * cellZ]);
+      }
+    }
+  }
+  for (let k = 0; k <= count; k += 1) {
+    for (let i = 0; i < count; i += 1) {
+      if (owner(i, k - 1) !== owner(i, k)) {
+        const z = lo[2] + k * cellZ;
+        borders.push([lo[0] + i * cellX, z, lo[0] + (i + 1) * cellX, z]);
+      }
+    }
+  }
+  return { lo: lo, hi: hi, count: count, grid: grid, cellX: cellX, cellZ: cellZ, booths: booths, borders: borders };
+}
+
+// One label element per booth, placed by whichever view is showing.
+export class BoothLabels {
+  constructor(layer) {
+    this.layer = layer;
+    this.elements = [];
+  }
+
+  build(geometry) {
+    this.layer.replaceChildren();
+    this.elements = geometry.booths.map((booth) => {
+      const label = document.createElement("div");
+      label.className = "booth-label";
+      label.textContent = booth.name;
+      label.title = `${booth.name} (zone ${booth.zone})`;
+      label.dataset.zone = String(booth.zone);
+      label.style.setProperty("--booth-colour", booth.colour);
+      this.layer.appendChild(label);
+      return label;
+    });
+  }
+
+  // place(i) → [x, y] in pixels, or null when the anchor is behind the camera
+  place(geometry, project) {
+    geometry.booths.forEach((booth, i) => {
+      const label = this.elements[i];
+      const at = project(booth.anchor[0], 0, booth.anchor[1]);
+      label.dataset.hidden = at === null ? "true" : "false";
+      if (at !== null) {
+        label.style.left = `${at[0].toFixed(1)}px`;
+        label.style.top = `${at[1].toFixed(1)}px`;
+      }
+    });
+  }
+}

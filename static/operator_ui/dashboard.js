@@ -1,0 +1,175 @@
+// The operator dashboard: wires the feed to the two views and the panel (docs/dashboard.md).
+
+import { BoothLabels, boothGeometry } from "./booths.js";
+import { DOT_MIGRATING, DOT_VISITOR, connectFeed } from "./feed.js";
+import { Hud } from "./hud.js";
+import { OrbitView } from "./orbit.js";
+import { TopDown } from "./topdown.js";
+
+const STALE_AFTER_MS = 2000;
+
+const root = document.getElementById("dashboard");
+const banner = document.getElementById("banner");
+const empty = document.getElementById("empty");
+const feedStatus = document.getElementById("feed-status");
+const modeName = document.getElementById("mode-name");
+const selection = document.getElementById("selection");
+const hudElement = document.getElementById("hud");
+const labels = new BoothLabels(document.getElementById("labels"));
+const hud = new Hud({
+  body: document.getElementById("zones-body"),
+  totals: document.getElementById("totals"),
+  entitiesChart: document.getElementById("chart-entities"),
+  tickChart: document.getElementById("chart-tick"),
+});
+
+let mode = "topdown";
+let live = false;
+let lastFrame = null;
+let lastFrameAt = 0;
+let marker = null; // {x, z} placed on the floor, or {id, x, z} following an entity
+
+const reservedRight = () => hudElement.offsetWidth + 24;
+const topdown = new TopDown(document.getElementById("topdown"), labels, reservedRight, pick);
+const orbit = new OrbitView(document.getElementById("orbit"), labels, reservedRight);
+
+function showBanner(text) {
+  banner.textContent = text || "";
+  banner.hidden = !text;
+}
+
+function pick(target) {
+  if (target.id !== undefined) {
+    marker = { id: target.id, x: 0, z: 0, lost: false };
+    follow(lastFrame);
+  } else {
+    marker = { x: target.x, z: target.z };
+    selection.textContent = `Marker at x ${target.x.toFixed(1)} m, z ${target.z.toFixed(1)} m.`;
+  }
+  topdown.marker = orbit.marker = marker;
+}
+
+// The marker follows its entity's authoritative position in every frame.
+function follow(frame) {
+  if (!marker || marker.id === undefined || !frame) return;
+  const i = frame.ids.indexOf(marker.id);
+  if (i < 0) {
+    if (!marker.lost) selection.textContent = `Entity ${marker.id} has left the market.`;
+    marker.lost = true;
+    return;
+  }
+  marker.x = frame.x[i];
+  marker.z = frame.z[i];
+  marker.lost = false;
+  const booth = hud.booths[frame.zone[i]];
+  const what = frame.kind[i] & DOT_VISITOR ? "Visitor" : "NPC";
+  selection.textContent =
+    `${what} ${marker.id} in ${booth ? booth.name : "zone " + frame.zone[i]}` +
+    ` at x ${marker.x.toFixed(1)} m, z ${marker.z.toFixed(1)} m` +
+    (frame.kind[i] & DOT_MIGRATING ? ", being handed over" : "") +
+    ".";
+}
+
+function overview(frame) {
+  lastFrame = frame;
+  lastFrameAt = Date.now();
+  topdown.frame = orbit.frame = frame;
+  follow(frame);
+  let visitors = 0;
+  let migrating = 0;
+  for (let i = 0; i < frame.count; i += 1) {
+    if (frame.kind[i] & DOT_VISITOR) visitors += 1;
+    if (frame.kind[i] & DOT_MIGRATING) migrating += 1;
+  }
+  hud.counts(frame, visitors, frame.count - visitors, migrating);
+  empty.hidden = frame.count !== 0;
+  if (live && !banner.hidden && banner.dataset.kind === "stale") showBanner("");
+}
+
+function hello(message) {
+  const geometry = boothGeometry(message);
+  labels.build(geometry);
+  hud.setLayout(message);
+  topdown.setGeometry(geometry);
+  orbit.setGeometry(geometry);
+}
+
+function state(name, detail) {
+  live = name === "live";
+  feedStatus.className = `feed-status ${name}`;
+  banner.dataset.kind = name;
+  if (name === "connecting") {
+    feedStatus.textContent = "Connecting…";
+  } else if (name === "live") {
+    feedStatus.textContent = "Live";
+    showBanner("");
+  } else if (name === "reconnecting") {
+    feedStatus.textContent = "Reconnecting…";
+    showBanner(`Reconnecting: ${detail}`);
+  } else if (name === "refused") {
+    feedStatus.textContent = "Refused";
+    showBanner(detail);
+  }
+}
+
+function toggle() {
+  if (mode === "topdown") {
+    topdown.deactivate();
+    orbit.activate();
+    mode = "orbit";
+    if (orbit.failure) showBanner(orbit.failure);
+  } else {
+    orbit.deactivate();
+    topdown.activate();
+    mode = "topdown";
+    if (orbit.failure) showBanner("");
+  }
+  root.dataset.mode = mode;
+  modeName.textContent = mode === "orbit" ? "Orbit" : "Top-down";
+}
+
+document.addEventListener("keydown", function (event) {
+  const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement;
+  if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
+  if (event.key === "Tab" && !event.shiftKey) {
+    event.preventDefault();
+    if (!event.repeat) toggle();
+  } else if (event.key === "Home") {
+    event.preventDefault();
+    if (mode === "topdown") topdown.fit();
+    else if (orbit.renderer) orbit.home();
+  }
+});
+
+window.addEventListener("resize", () => topdown.fit());
+
+window.setInterval(function () {
+  if (live && lastFrameAt && Date.now() - lastFrameAt > STALE_AFTER_MS) {
+    const seconds = Math.round((Date.now() - lastFrameAt) / 1000);
+    showBanner(`No frames from the zones for ${seconds} s: are the zone workers running?`);
+    banner.dataset.kind = "stale";
+  }
+}, 1000);
+
+function frameLoop(nowMs) {
+  if (mode === "topdown") topdown.render(nowMs);
+  else orbit.render(nowMs);
+  window.requestAnimationFrame(frameLoop);
+}
+window.requestAnimationFrame(frameLoop);
+
+connectFeed(root.dataset.socketPath, { hello: hello, summary: (s) => hud.summary(s), overview: overview, state: state });
+
+// For the page's own tests: what is showing, without reading pixels.
+window.fabricDashboard = {
+  get mode() {
+    return mode;
+  },
+  get frame() {
+    return lastFrame;
+  },
+  get marker() {
+    return marker;
+  },
+  zones: hud.zones,
+};

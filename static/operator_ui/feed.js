@@ -1,0 +1,100 @@
+// The operators' feed socket: hello, summaries and overview frames (docs/dashboard.md).
+// Reconnects by itself with a growing delay; the page hears about every state change.
+
+const FRAME_MAGIC = 0x4d46;
+const KIND_OVERVIEW = 2;
+const HEADER_BYTES = 16;
+const RECORD_BYTES = 18;
+const FIRST_DELAY_MS = 500;
+const LONGEST_DELAY_MS = 10000;
+
+export const DOT_VISITOR = 0x1;
+export const DOT_NPC = 0x2;
+export const DOT_MIGRATING = 0x4;
+export const NO_ZONE = 0xff;
+
+// One overview frame as arrays, one entry per visitor or NPC.
+export function parseOverview(buffer) {
+  const view = new DataView(buffer);
+  if (buffer.byteLength < HEADER_BYTES) throw new Error("overview frame shorter than its header");
+  if (view.getUint16(0, true) !== FRAME_MAGIC || view.getUint8(3) !== KIND_OVERVIEW) {
+    throw new Error("not an overview frame");
+  }
+  const count = view.getUint32(4, true);
+  if (buffer.byteLength !== HEADER_BYTES + count * RECORD_BYTES) {
+    throw new Error(`overview frame of ${buffer.byteLength} bytes cannot hold ${count} records`);
+  }
+  const frame = {
+    tickMs: Number(view.getBigUint64(8, true)),
+    count: count,
+    ids: new BigUint64Array(count),
+    x: new Float32Array(count),
+    y: new Float32Array(count),
+    z: new Float32Array(count),
+    kind: new Uint8Array(count),
+    zone: new Uint8Array(count),
+    to: new Uint8Array(count),
+  };
+  for (let i = 0, at = HEADER_BYTES; i < count; i += 1, at += RECORD_BYTES) {
+    frame.ids[i] = view.getBigUint64(at, true);
+    frame.x[i] = view.getInt16(at + 8, true) / 100;
+    frame.y[i] = view.getInt16(at + 10, true) / 100;
+    frame.z[i] = view.getInt16(at + 12, true) / 100;
+    frame.kind[i] = view.getUint8(at + 14);
+    frame.zone[i] = view.getUint8(at + 15);
+    frame.to[i] = view.getUint8(at + 16);
+  }
+  return frame;
+}
+
+// handlers: hello(message), summary(summary), overview(frame), state(name, detail)
+// where name is "connecting", "live", "reconnecting" or "refused".
+export function connectFeed(path, handlers) {
+  let delayMs = FIRST_DELAY_MS;
+  let socket = null;
+  let stopped = false;
+
+  function open() {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(`${scheme}//${window.location.host}${path}`);
+    socket.binaryType = "arraybuffer";
+    let refusal = null;
+    handlers.state("connecting");
+    socket.addEventListener("message", function (event) {
+      if (typeof event.data !== "string") {
+        handlers.overview(parseOverview(event.data));
+        return;
+      }
+      const message = JSON.parse(event.data);
+      if (message.type === "hello") {
+        delayMs = FIRST_DELAY_MS;
+        handlers.hello(message);
+        handlers.state("live");
+      } else if (message.type === "summary") {
+        handlers.summary(message.summary);
+      } else if (message.type === "error") {
+        refusal = message;
+      }
+    });
+    socket.addEventListener("close", function (event) {
+      if (stopped) return;
+      // Refusals that a retry cannot fix (signed out, not an operator) stop here.
+      if (refusal && (event.code === 4401 || event.code === 4403)) {
+        handlers.state("refused", refusal.message);
+        return;
+      }
+      const why = refusal ? refusal.message : "the connection to the market dropped";
+      handlers.state("reconnecting", `${why}; retrying in ${(delayMs / 1000).toFixed(1)} s`);
+      window.setTimeout(open, delayMs);
+      delayMs = Math.min(delayMs * 2, LONGEST_DELAY_MS);
+    });
+  }
+
+  open();
+  return {
+    close: function () {
+      stopped = true;
+      if (socket) socket.close();
+    },
+  };
+}

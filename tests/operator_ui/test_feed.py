@@ -1,0 +1,138 @@
+"""The operators' feed socket: who is refused, and what an operator receives."""
+
+import asyncio
+import json
+
+import pytest
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+
+from market.live import live_market_set
+from market.rebac.services import rebac_tuple_write
+from market.selectors import market_zone_booths
+from market.services import market_demo_ensure
+from operator_ui.access import may_operate
+from operator_ui.routing import websocket_urlpatterns
+from zones.core.overview import DotKind, overview_decode
+from zones.serve import MarketPlan
+from zones.worker import ZoneWorker
+
+pytestmark = [pytest.mark.django_db, pytest.mark.asyncio]
+
+
+@pytest.fixture(autouse=True)
+def in_memory_layer(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture
+def market():
+    found = market_demo_ensure()
+    plan = MarketPlan(market_id=found.pk, booths=tuple(market_zone_booths(found)))
+    live_market_set(plan.live())
+    yield found, plan
+    live_market_set(None)
+
+
+@pytest.fixture
+def olga(django_user_model, market):
+    user = django_user_model.objects.create_user("olga", password="pw")
+    rebac_tuple_write(object=f"market:{market[0].pk}", relation="operator", user=f"user:{user.pk}")
+    return user
+
+
+@pytest.fixture(autouse=True)
+def answered_before(monkeypatch, market, olga, sam):
+    """Who operates the market, asked of the real ReBAC store before any socket opens.
+
+    The consumer asks on asgiref's worker thread; a connection opened there outlives a
+    test and trips the next one that is not allowed the database, so the answers are
+    taken here, on the test's own thread, with the same function."""
+    answers = {(u.pk, market[0].pk): may_operate(u, market[0].pk) for u in (olga, sam)}
+    monkeypatch.setattr(
+        "operator_ui.consumers.may_operate",
+        lambda user, market_id: answers.get((user.pk, market_id), False),
+    )
+
+
+def feed(market_id, user):
+    socket = WebsocketCommunicator(
+        URLRouter(websocket_urlpatterns), f"/ws/markets/{market_id}/operate/"
+    )
+    socket.scope["user"] = user
+    return socket
+
+
+async def refusal(socket):
+    connected, _ = await socket.connect()
+    assert connected  # accepted first, so that the refusal can say why
+    error = json.loads(await socket.receive_from(timeout=2))
+    closed = await socket.receive_output(timeout=2)
+    return error, closed["code"]
+
+
+async def test_an_anonymous_socket_is_told_to_sign_in(market):
+    error, code = await refusal(feed(market[0].pk, AnonymousUser()))
+    assert (error["code"], code) == ("sign_in", 4401)
+
+
+@pytest.fixture
+def sam(django_user_model):
+    return django_user_model.objects.create_user("sam", password="pw")
+
+
+async def test_a_signed_in_stranger_is_not_an_operator(sam, market):
+    error, code = await refusal(feed(market[0].pk, sam))
+    assert (error["code"], code) == ("not_operator", 4403)
+    assert "not an operator" in error["message"]
+
+
+async def test_a_market_with_no_zones_here_is_not_live(olga, market):
+    live_market_set(None)
+    error, code = await refusal(feed(market[0].pk, olga))
+    assert (error["code"], code) == ("market_not_live", 4404)
+
+
+async def test_an_operator_gets_the_layout_then_summaries_and_every_entity_ten_times_a_second(
+    olga, market
+):
+    found, plan = market
+    worker = ZoneWorker(
+        market_id=found.pk, zones=range(3), booths=plan.booths, data_dir=None, walkers=30
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    socket = feed(found.pk, olga)
+    try:
+        connected, _ = await socket.connect()
+        assert connected
+        hello = json.loads(await socket.receive_from(timeout=3))
+        assert hello["type"] == "hello" and hello["market"] == found.pk
+        assert [b["name"] for b in hello["layout"]["booths"]] == [n for n, _ in plan.booths]
+        grid = hello["columns"]["booth"]
+        assert hello["columns"]["count"] == len(grid) == 16
+        assert {z for column in grid for z in column} == {0, 1, 2}
+        assert hello["capacity"] == 1800 and hello["overview_hz"] == 10
+        summaries, frames = [], []
+        deadline = asyncio.get_running_loop().time() + 5
+        while (not summaries or len(frames) < 5) and asyncio.get_running_loop().time() < deadline:
+            message = await socket.receive_output(timeout=3)
+            if message.get("bytes") is not None:
+                frames.append(overview_decode(message["bytes"]))
+            else:
+                summaries.append(json.loads(message["text"]))
+        assert summaries and summaries[0]["type"] == "summary"
+        assert {z["zone"] for z in summaries[0]["summary"]["zones"]} == {0, 1, 2}
+        assert len(frames) >= 5
+        ticks = [tick for tick, _ in frames]
+        assert ticks == sorted(ticks) and all(
+            b - a >= 100 for a, b in zip(ticks, ticks[1:], strict=False)
+        )
+        tick_ms, records = frames[-1]
+        assert records.size == 30
+        assert all(k & DotKind.NPC for k in records["kind"].tolist())
+    finally:
+        await socket.disconnect()
+        stop.set()
+        await running
