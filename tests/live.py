@@ -68,19 +68,25 @@ def wait_until_healthy(market: LiveMarket) -> None:
 
 @contextmanager
 def live_market(
-    data_dir: Path, *, wait: bool = True, args: Sequence[str] = (), **env_overrides: str
+    data_dir: Path,
+    *,
+    wait: bool = True,
+    args: Sequence[str] = (),
+    port: int | None = None,
+    **env_overrides: str,
 ) -> Iterator[LiveMarket]:
     """Migrate a fresh database under `data_dir`, start runmarket, stop it afterwards.
 
     `args` go to runmarket; its output goes to `data_dir/runmarket.log` (a file, so a
-    chatty server can never block on a full pipe).
+    chatty server can never block on a full pipe). `port` (default: a free one) lets a
+    test start the market again where its clients expect it.
     """
     env = embedded_environment(data_dir, PYTHONUNBUFFERED="1", **env_overrides)
     migrated = run_manage("migrate", "--noinput", env=env)
     assert migrated.returncode == 0, migrated.stderr
-    port = free_port()
+    port = port or free_port()
     log_path = data_dir / "runmarket.log"
-    with log_path.open("w") as log_file:
+    with log_path.open("a") as log_file:
         process = subprocess.Popen(
             [
                 sys.executable,

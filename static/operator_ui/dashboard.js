@@ -172,4 +172,10 @@ window.fabricDashboard = {
     return marker;
   },
   zones: hud.zones,
+  // where entity `i` of the newest frame is drawn in the top-down view, in page pixels
+  screenOf(i) {
+    const [x, y] = topdown.toScreen(lastFrame.x[i], lastFrame.z[i]);
+    const box = topdown.canvas.getBoundingClientRect();
+    return [box.left + x, box.top + y];
+  },
 };
