@@ -15,6 +15,10 @@ A tick's frames go out when every zone that is alive has delivered that tick,
 or FLUSH_WAIT_S after the first one did. Visitor inputs are batched the same
 way: one message per zone per tick, carrying the commands and the ids of the
 visitors this gateway still vouches for (their lease).
+
+Operators watching the dashboard get the whole market instead of a cut: every
+OVERVIEW_EVERY-th tick one overview frame (zones/core/overview.py) is built from
+the same rows, and the same bytes go to every operator's socket.
 """
 
 import asyncio
