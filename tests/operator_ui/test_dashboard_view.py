@@ -3,27 +3,8 @@
 import pytest
 
 from market.live import live_market_set
-from market.rebac.services import rebac_tuple_write
-from market.selectors import market_zone_booths
-from market.services import market_demo_ensure
-from zones.serve import MarketPlan
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def market():
-    found = market_demo_ensure()
-    live_market_set(MarketPlan(market_id=found.pk, booths=tuple(market_zone_booths(found))).live())
-    yield found
-    live_market_set(None)
-
-
-@pytest.fixture
-def operator(django_user_model, market):
-    user = django_user_model.objects.create_user("olga", password="pw")
-    rebac_tuple_write(object=f"market:{market.pk}", relation="operator", user=f"user:{user.pk}")
-    return user
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client, market):
@@ -42,10 +23,8 @@ def test_a_signed_in_stranger_is_told_who_may_watch_and_how_to_become_one(
     assert b"manage.py operator_add sam" in response.content
 
 
-def test_an_operator_gets_the_page_with_its_feed_and_the_orbit_view_s_library(
-    client, operator, market
-):
-    client.force_login(operator)
+def test_an_operator_gets_the_page_with_its_feed_and_the_orbit_view_s_library(client, olga, market):
+    client.force_login(olga)
     response = client.get("/dashboard/")
     assert response.status_code == 200
     page = response.content.decode()
@@ -59,9 +38,9 @@ def test_a_superuser_may_watch_every_market(client, django_user_model, market):
     assert client.get("/dashboard/").status_code == 200
 
 
-def test_with_no_market_live_in_the_process_the_page_says_how_to_start_one(client, operator):
+def test_with_no_market_live_in_the_process_the_page_says_how_to_start_one(client, olga):
     live_market_set(None)
-    client.force_login(operator)
+    client.force_login(olga)
     response = client.get("/dashboard/")
     assert response.status_code == 503
     assert b"python manage.py runmarket" in response.content

@@ -9,13 +9,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
 from market.live import live_market_set
-from market.rebac.services import rebac_tuple_write
-from market.selectors import market_zone_booths
-from market.services import market_demo_ensure
 from operator_ui.access import may_operate
 from operator_ui.routing import websocket_urlpatterns
 from zones.core.overview import DotKind, overview_decode
-from zones.serve import MarketPlan
 from zones.worker import ZoneWorker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.asyncio]
@@ -26,22 +22,6 @@ def in_memory_layer(settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
-@pytest.fixture
-def market():
-    found = market_demo_ensure()
-    plan = MarketPlan(market_id=found.pk, booths=tuple(market_zone_booths(found)))
-    live_market_set(plan.live())
-    yield found, plan
-    live_market_set(None)
-
-
-@pytest.fixture
-def olga(django_user_model, market):
-    user = django_user_model.objects.create_user("olga", password="pw")
-    rebac_tuple_write(object=f"market:{market[0].pk}", relation="operator", user=f"user:{user.pk}")
-    return user
-
-
 @pytest.fixture(autouse=True)
 def answered_before(monkeypatch, market, olga, sam):
     """Who operates the market, asked of the real ReBAC store before any socket opens.
@@ -49,7 +29,7 @@ def answered_before(monkeypatch, market, olga, sam):
     The consumer asks on asgiref's worker thread; a connection opened there outlives a
     test and trips the next one that is not allowed the database, so the answers are
     taken here, on the test's own thread, with the same function."""
-    answers = {(u.pk, market[0].pk): may_operate(u, market[0].pk) for u in (olga, sam)}
+    answers = {(u.pk, market.pk): may_operate(u, market.pk) for u in (olga, sam)}
     monkeypatch.setattr(
         "operator_ui.consumers.may_operate",
         lambda user, market_id: answers.get((user.pk, market_id), False),
@@ -73,7 +53,7 @@ async def refusal(socket):
 
 
 async def test_an_anonymous_socket_is_told_to_sign_in(market):
-    error, code = await refusal(feed(market[0].pk, AnonymousUser()))
+    error, code = await refusal(feed(market.pk, AnonymousUser()))
     assert (error["code"], code) == ("sign_in", 4401)
 
 
@@ -83,21 +63,21 @@ def sam(django_user_model):
 
 
 async def test_a_signed_in_stranger_is_not_an_operator(sam, market):
-    error, code = await refusal(feed(market[0].pk, sam))
+    error, code = await refusal(feed(market.pk, sam))
     assert (error["code"], code) == ("not_operator", 4403)
     assert "not an operator" in error["message"]
 
 
 async def test_a_market_with_no_zones_here_is_not_live(olga, market):
     live_market_set(None)
-    error, code = await refusal(feed(market[0].pk, olga))
+    error, code = await refusal(feed(market.pk, olga))
     assert (error["code"], code) == ("market_not_live", 4404)
 
 
 async def test_an_operator_gets_the_layout_then_summaries_and_every_entity_ten_times_a_second(
-    olga, market
+    olga, market, plan
 ):
-    found, plan = market
+    found = market
     worker = ZoneWorker(
         market_id=found.pk, zones=range(3), booths=plan.booths, data_dir=None, walkers=30
     )

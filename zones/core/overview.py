@@ -12,7 +12,7 @@ OVERVIEW_DTYPE records (18 bytes each).
 
 import numpy as np
 
-from .wire import FRAME_MAGIC, RowFlag
+from .wire import FRAME_MAGIC, RowFlag, frame_header
 
 OVERVIEW_VERSION = 1
 FRAME_KIND_OVERVIEW = 2  # the interest frame is kind 1 (wire.py)
@@ -90,15 +90,9 @@ def overview_encode(records: np.ndarray, tick_ms: int) -> bytes:
 def overview_decode(data: bytes) -> tuple[int, np.ndarray]:
     """(tick_ms, records) from an overview frame; a frame of the wrong shape is an error."""
     size = OVERVIEW_HEADER_DTYPE.itemsize
-    if len(data) < size:
-        raise ValueError(f"overview frame: {len(data)} bytes is shorter than the header")
-    header = np.frombuffer(data, OVERVIEW_HEADER_DTYPE, count=1)[0]
-    if header["magic"] != FRAME_MAGIC or header["kind"] != FRAME_KIND_OVERVIEW:
-        raise ValueError("overview frame: bad magic or kind")
-    if header["version"] != OVERVIEW_VERSION:
-        raise ValueError(
-            f"overview frame: version {header['version']}, expected {OVERVIEW_VERSION}"
-        )
+    header = frame_header(
+        data, OVERVIEW_HEADER_DTYPE, FRAME_KIND_OVERVIEW, OVERVIEW_VERSION, "overview"
+    )
     count = int(header["count"])
     if len(data) != size + count * OVERVIEW_DTYPE.itemsize:
         raise ValueError(f"overview frame: {len(data)} bytes do not hold {count} records")

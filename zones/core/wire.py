@@ -138,19 +138,25 @@ def frame_encode(
     return b"".join((header.tobytes(), rows.tobytes(), bodies.tobytes()))
 
 
+def frame_header(data: bytes, dtype: np.dtype, kind: int, version: int, what: str) -> np.void:
+    """The checked header of a binary frame of `kind` and `version`; ValueError says why not."""
+    if len(data) < dtype.itemsize:
+        raise ValueError(f"{what} frame: {len(data)} bytes is shorter than the header")
+    header = np.frombuffer(data, dtype, count=1)[0]
+    if header["magic"] != FRAME_MAGIC or header["kind"] != kind:
+        raise ValueError(f"{what} frame: bad magic or kind")
+    if header["version"] != version:
+        raise ValueError(f"{what} frame: version {header['version']}, expected {version}")
+    return header
+
+
 def frame_decode(data: bytes) -> tuple[np.void, np.ndarray, np.ndarray]:
     """(header, rows, bodies) from an interest frame; a frame of the wrong shape is an error.
 
     The arrays are read-only views of `data`.
     """
     size = FRAME_HEADER_DTYPE.itemsize
-    if len(data) < size:
-        raise ValueError(f"interest frame: {len(data)} bytes is shorter than the header")
-    header = np.frombuffer(data, FRAME_HEADER_DTYPE, count=1)[0]
-    if header["magic"] != FRAME_MAGIC or header["kind"] != FRAME_KIND_INTEREST:
-        raise ValueError("interest frame: bad magic or kind")
-    if header["version"] != FRAME_VERSION:
-        raise ValueError(f"interest frame: version {header['version']}, expected {FRAME_VERSION}")
+    header = frame_header(data, FRAME_HEADER_DTYPE, FRAME_KIND_INTEREST, FRAME_VERSION, "interest")
     n_rows, n_bodies = int(header["rows"]), int(header["bodies"])
     expected = size + n_rows * ROW_DTYPE.itemsize + n_bodies * BODY_DTYPE.itemsize
     if len(data) != expected:
