@@ -25,12 +25,14 @@ import numpy as np
 
 from .admission import inbound_quota
 from .constants import (
+    HLC_LOGICAL_BITS,
     HYSTERESIS_TICKS,
     INITIAL_RTO_TICKS,
     LATENCY_TICKS,
     MAX_RTO_TICKS,
     MIN_RTO_TICKS,
     NACK_BACKOFF_TICKS,
+    TICK_MS,
 )
 from .hlc import hlc_after_ticks
 from .messages import Ack, Intent, Nack, replies
@@ -163,7 +165,7 @@ def handle_intents(
 
     refresh = incoming & (held_epoch == proposed)  # a retransmission of what we hold
     state.pos[slots[refresh]], state.vel[slots[refresh]] = (
-        rows["pos"][refresh],
+        caught_up(state, rows[refresh]),
         rows["vel"][refresh],
     )
     taken_over = held & ~refresh & (held_epoch >= proposed)  # accepted here long ago
@@ -321,10 +323,30 @@ def _queue_intents(state: ZoneState, slots: np.ndarray, outbox: Outbox) -> None:
         outbox.intents[int(dst)].append(rows[peers == dst])
 
 
+MAX_CATCH_UP_S = 2.0
+
+
+def caught_up(state: ZoneState, rows: np.ndarray) -> np.ndarray:
+    """Where migrant rows' entities are now: carried along their velocity since sent.
+
+    An intent leaves its source with `arrival` LATENCY_TICKS ahead of the source's
+    clock. One that spent longer on the way (a loaded link, a retransmission read
+    late) holds a position the source has long moved on from; taken as it is, the
+    entity would step back by that much when the target promotes it. At most
+    MAX_CATCH_UP_S is made up: beyond that the row's velocity says little.
+    """
+    sent_ms = (rows["arrival"] >> np.uint64(HLC_LOGICAL_BITS)).astype(np.int64) - (
+        LATENCY_TICKS * TICK_MS
+    )
+    now_ms = int(state.hlc) >> HLC_LOGICAL_BITS
+    age_s = np.clip((now_ms - sent_ms) / 1000.0, 0.0, MAX_CATCH_UP_S)
+    return (rows["pos"] + rows["vel"] * age_s[:, None].astype(np.float32)).astype(np.float32)
+
+
 def _admit(state: ZoneState, slots: np.ndarray, rows: np.ndarray, srcs: np.ndarray) -> None:
     state.status[slots] = Status.INCOMING
     state.id[slots], state.kind[slots] = rows["id"], rows["kind"]
-    state.pos[slots], state.vel[slots] = rows["pos"], rows["vel"]
+    state.pos[slots], state.vel[slots] = caught_up(state, rows), rows["vel"]
     state.epoch[slots] = state.xfer_epoch[slots] = rows["epoch"]
     state.peer[slots] = srcs
     state.arrival[slots] = rows["arrival"]
