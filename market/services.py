@@ -1,5 +1,6 @@
 """Writes to markets, booths and visitor identities."""
 
+import colorsys
 import hashlib
 import logging
 
@@ -31,6 +32,43 @@ def market_demo_ensure() -> Market:
         Booth(market=market, name=booth, colour=colour, zone_index=i)
         for i, (booth, colour) in enumerate(DEMO_BOOTHS)
     )
+    return market
+
+
+SIZED_MARKET_SLUG = "booths-{count}"
+GOLDEN_ANGLE = 0.381966  # of a turn: consecutive hues land far apart, none repeats
+
+
+def booth_colour(index: int) -> str:
+    """A lower-case #rrggbb for the booth at `index`, distinct from its neighbours' hues."""
+    red, green, blue = colorsys.hls_to_rgb((index * GOLDEN_ANGLE) % 1.0, 0.5, 0.65)
+    return "#" + "".join(f"{round(channel * 255):02x}" for channel in (red, green, blue))
+
+
+@transaction.atomic
+def market_sized_ensure(*, booths: int) -> Market:
+    """The market with `booths` generated booths (zone i: "Booth i+1"), created on first use.
+
+    For load runs and demonstrations of a larger market; the demo market is left alone.
+    A market of that slug whose booths were changed since is refused (ValueError), not
+    rebuilt: its booths may hold creators' work.
+    """
+    slug = SIZED_MARKET_SLUG.format(count=booths)
+    market, created = Market.objects.get_or_create(
+        slug=slug, defaults={"name": f"Market of {booths} booths"}
+    )
+    if created:
+        Booth.objects.bulk_create(
+            Booth(market=market, name=f"Booth {i + 1}", colour=booth_colour(i), zone_index=i)
+            for i in range(booths)
+        )
+        return market
+    found = list(market.booths.order_by("zone_index").values_list("zone_index", flat=True))
+    if found != list(range(booths)):
+        raise ValueError(
+            f"{market.name} ({slug}) no longer has booths 0 to {booths - 1}"
+            f" ({len(found)} booths now); fix it or delete it in the admin at /admin/market/"
+        )
     return market
 
 

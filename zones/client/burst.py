@@ -152,8 +152,14 @@ async def join_all(
     return list(await asyncio.gather(*(one(c) for c in crossings)))
 
 
-async def walk_to(visitor: Visitor, end: np.ndarray, heading: np.ndarray, timeout_s: float) -> None:
-    """Keep walking along `heading` until past `end`, then stop.
+async def walk_to(
+    visitor: Visitor,
+    end: np.ndarray,
+    heading: np.ndarray,
+    timeout_s: float,
+    speed: float = WALK_SPEED_M_S,
+) -> None:
+    """Keep walking along `heading` at `speed` m/s until past `end`, then stop.
 
     The goal is a place, not a duration: if the market loses the visitor's motion (a
     zone restarting from a snapshot a moment old), the visitor walks on from wherever
@@ -169,7 +175,7 @@ async def walk_to(visitor: Visitor, end: np.ndarray, heading: np.ndarray, timeou
             return
         moving = visitor.velocity is not None and float(np.dot(visitor.velocity, heading)) > 0.1
         if not moving:
-            await visitor.walk((heading * WALK_SPEED_M_S).tolist())
+            await visitor.walk((heading * speed).tolist())
     await visitor.walk([0.0, 0.0, 0.0])
 
 

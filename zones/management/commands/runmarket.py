@@ -7,8 +7,9 @@ import uvloop
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from market.models import Market
 from market.selectors import market_zone_booths
-from market.services import market_demo_ensure
+from market.services import market_demo_ensure, market_sized_ensure
 from zones.core.constants import MAX_ZONES
 from zones.serve import DEMO_WALKERS, MarketPlan, serve_market
 
@@ -29,6 +30,13 @@ class Command(BaseCommand):
             help=f"simulated visitors walking between booths (default {DEMO_WALKERS})",
         )
         parser.add_argument(
+            "--booths",
+            type=int,
+            default=None,
+            help=f"serve a market of this many generated booths (1 to {MAX_ZONES}), created on"
+            " first use, instead of the first market (the demo market)",
+        )
+        parser.add_argument(
             "--zones-per-worker",
             type=int,
             default=1,
@@ -42,22 +50,23 @@ class Command(BaseCommand):
         port: int,
         walkers: int,
         zones_per_worker: int,
+        booths: int | None = None,
         **options: Any,
     ) -> None:
         if walkers < 0:
             raise CommandError("--walkers cannot be negative")
         if zones_per_worker < 1:
             raise CommandError("--zones-per-worker must be at least 1")
-        market = market_demo_ensure()
-        booths = market_zone_booths(market)
-        if not 1 <= len(booths) <= MAX_ZONES:
+        market = self.market(booths)
+        zone_booths = market_zone_booths(market)
+        if not 1 <= len(zone_booths) <= MAX_ZONES:
             raise CommandError(
-                f"{market.name} has {len(booths)} booths; a market needs 1 to {MAX_ZONES}"
+                f"{market.name} has {len(zone_booths)} booths; a market needs 1 to {MAX_ZONES}"
                 " (one zone each): add booths in the admin at /admin/market/booth/"
             )
         plan = MarketPlan(
             market_id=market.pk,
-            booths=tuple(booths),
+            booths=tuple(zone_booths),
             walkers=walkers,
             distributed=bool(settings.REDIS_URL),
             zones_per_worker=zones_per_worker,
@@ -67,9 +76,25 @@ class Command(BaseCommand):
             if plan.distributed
             else "zones in this process"
         )
-        self.announce(f"{market.name}: {len(booths)} booths, one zone each; {mode}")
+        self.announce(
+            f"{market.name} (market {market.pk}): {len(zone_booths)} booths, one zone each; {mode}"
+        )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(serve_market(host=host, port=port, announce=self.announce, plan=plan))
+
+    def market(self, booths: int | None) -> Market:
+        """The market to serve: the demo market, or one of `booths` generated booths."""
+        if booths is None:
+            return market_demo_ensure()
+        if not 1 <= booths <= MAX_ZONES:
+            raise CommandError(
+                f"--booths must be 1 to {MAX_ZONES} (one zone each, at most {MAX_ZONES} zones),"
+                f" not {booths}"
+            )
+        try:
+            return market_sized_ensure(booths=booths)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
 
     def announce(self, line: str) -> None:
         self.stdout.write(line)

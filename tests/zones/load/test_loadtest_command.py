@@ -1,0 +1,70 @@
+"""`manage.py loadtest`: refuses what cannot run, and runs end to end on a server of its own."""
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.live import free_port
+from tests.subprocesses import embedded_environment, run_manage
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"visitors": -5}, "--visitors must be at least 1, not -5"),
+        ({"visitors": 0}, "--visitors must be at least 1"),
+        ({"booths": 33}, "--booths must be 1 to 32"),
+        ({"booths": 0}, "--booths must be 1 to 32"),
+        ({"booths": 1, "scenario": "choke"}, "choke scenario needs at least 2 booths"),
+        ({"booths": 4, "url": "http://127.0.0.1:8000"}, "with --url the market's own booths"),
+        ({"duration": 0}, "--duration must be above 0 s"),
+        ({"ramp_up": -1}, "--ramp-up cannot be negative"),
+        ({"walkers": -1}, "--walkers cannot be negative"),
+        ({"zones_per_worker": 0}, "--zones-per-worker must be at least 1"),
+    ],
+)
+def test_values_that_cannot_make_a_run_are_refused_with_what_would(options, message, tmp_path):
+    with pytest.raises(CommandError, match=message):
+        call_command("loadtest", out=str(tmp_path), **options)
+
+
+def test_an_unreachable_url_is_refused_at_once_with_how_to_get_a_server(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(CommandError, match=f"no market server answers at {url}") as refused:
+        call_command("loadtest", url=url, out=str(tmp_path / "out"))
+    assert "runmarket" in str(refused.value)
+    assert not (tmp_path / "out").exists()  # nothing written for a run that never started
+
+
+def test_a_short_run_on_its_own_embedded_server_reports_frames_latency_and_zones(tmp_path):
+    out = tmp_path / "report"
+    result = run_manage(
+        "loadtest",
+        *("--visitors", "20", "--booths", "4", "--scenario", "all"),
+        *("--duration", "3", "--ramp-up", "1", "--out", str(out)),
+        env=embedded_environment(tmp_path),
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "p99 so far" in result.stderr  # the progress line
+    assert "tick → client p99" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["run"]["joined"] == 20 and report["run"]["booths"] == 4
+    assert report["latency_ms"]["frames"] > 0
+    assert report["latency_ms"]["p50"] is not None and report["latency_ms"]["p99"] is not None
+    assert report["zones"]["reported"] == 4 and report["zones"]["peak_entities"] >= 1
+    assert set(report["traffic"]) == {"crowd", "choke", "browse"}
+    assert report["cpu_cores"]["harness"] is not None and report["cpu_cores"]["server"] is not None
+    assert report["errors"]["join_failures"] == 0
+    page = (out / "report.html").read_text()
+    assert "<svg" in page and "Verdicts" in page
+    pid = report["run"]["server"]["pid"]
+    assert not Path(f"/proc/{pid}").exists() or _zombie(pid), "the server outlived the run"
+    assert "Traceback" not in (out / "server.log").read_text()
+
+
+def _zombie(pid: int) -> bool:
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state == "Z"

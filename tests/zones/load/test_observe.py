@@ -1,0 +1,79 @@
+"""The summary watcher merges the zone workers' summaries; CPU readings come from /proc."""
+
+import os
+
+from zones.load.observe import (
+    ProcessTreeCpu,
+    SummaryWatcher,
+    machine_busy_s,
+    summary_url,
+)
+
+
+def frame(overruns: int, *zones: dict) -> dict:
+    return {
+        "type": "market.summary",
+        "summary": {"tick": 1, "hlc": 1, "overruns": overruns, "zones": list(zones)},
+    }
+
+
+def zone(index: int, entities: int, health: str = "ok", **extra) -> dict:
+    return {
+        "zone": index,
+        "entities": entities,
+        "in_flight": 0,
+        "capacity": 1800,
+        "health": health,
+        "migrations_per_s": 2.0,
+        **extra,
+    }
+
+
+def test_the_summary_socket_is_on_the_same_host_with_an_origin_the_validator_accepts():
+    assert summary_url("http://127.0.0.1:8000/") == (
+        "ws://127.0.0.1:8000/ws/market/summary/",
+        "http://127.0.0.1:8000",
+    )
+    assert summary_url("https://market.example")[0] == "wss://market.example/ws/market/summary/"
+
+
+def test_each_zone_keeps_its_newest_state_and_its_peak_until_taken():
+    watcher = SummaryWatcher("http://127.0.0.1:1")
+    watcher.receive(frame(0, zone(0, 40), zone(1, 5)), now=1.0)
+    watcher.receive(frame(0, zone(2, 9)), now=1.1)  # another worker
+    watcher.receive(frame(0, zone(0, 12), zone(1, 6)), now=1.5)
+    assert watcher.zones[0].latest["entities"] == 12
+    assert watcher.take_peaks() == {0: (40, 0), 1: (6, 0), 2: (9, 0)}
+    assert watcher.take_peaks()[0] == (12, 0)  # a new second starts from the newest state
+
+
+def test_overruns_count_per_worker_from_the_first_summary_and_survive_a_restart():
+    watcher = SummaryWatcher("http://127.0.0.1:1")
+    watcher.receive(frame(100, zone(0, 1), zone(1, 1)), now=1)  # worker A, 100 before we came
+    watcher.receive(frame(7, zone(2, 1)), now=1)  # worker B
+    watcher.receive(frame(103, zone(0, 1), zone(1, 1)), now=2)
+    watcher.receive(frame(9, zone(2, 1)), now=2)
+    assert watcher.overruns == 3 + 2
+    watcher.receive(frame(1, zone(2, 1)), now=3)  # B restarted: its count starts again
+    assert watcher.overruns == 3 + 2 + 1
+
+
+def test_health_and_migration_windows_are_kept_with_fields_that_may_be_missing():
+    watcher = SummaryWatcher("http://127.0.0.1:1")
+    watcher.receive(frame(0, zone(0, 1, "degraded", migration_ms_p50=80.0)), now=1)
+    watcher.receive(frame(0, zone(0, 1, "restarting", migrations=3)), now=2)
+    watcher.receive({"type": "something.else"}, now=3)
+    track = watcher.zones[0]
+    assert track.degraded_windows == 1 and track.health == {"degraded": 1, "restarting": 1}
+    first, second = watcher.migrations
+    assert (first.p50_ms, first.p99_ms, first.count) == (80.0, None, None)
+    assert second.count == 3 and second.per_s == 2.0
+    assert watcher.messages == 2
+
+
+def test_a_process_tree_counts_this_process_and_the_machine_is_busy_some_of_the_time():
+    tree = ProcessTreeCpu(os.getpid())
+    sum(i * i for i in range(200_000))
+    reading = tree.seconds()
+    assert reading["server"] >= reading["web"] > 0
+    assert machine_busy_s() > 0

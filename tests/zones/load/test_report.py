@@ -1,0 +1,249 @@
+"""The report from synthetic samples: percentiles, bandwidth, headroom, verdicts, charts."""
+
+import json
+import re
+from array import array
+
+import numpy as np
+import pytest
+
+from zones.load.html import nice_step, report_html
+from zones.load.record import (
+    MigrationSample,
+    RunRecord,
+    ScenarioSecond,
+    Second,
+    VisitorOutcome,
+    ZoneSecond,
+)
+from zones.load.report import pass_lines_missed, report_build, verdict_lines
+
+RAMP, STEADY = 2, 8
+
+
+def second(t: int, *, ages: np.ndarray, entities: tuple[int, int], overruns: int = 0) -> Second:
+    steady = t > RAMP
+    per_visitor_bytes = 20 * 1000  # 160 kbit/s
+    return Second(
+        t_s=float(t),
+        steady=steady,
+        scenarios={
+            "crowd": ScenarioSecond(
+                connected=4,
+                frames=80,
+                bytes=4 * per_visitor_bytes,
+                rows=800,
+                bodies=160,
+                latencies_ms=array("d", ages),
+            ),
+            "browse": ScenarioSecond(
+                connected=2,
+                frames=40,
+                bytes=2 * per_visitor_bytes // 4,
+                latencies_ms=array("d", ages[:10]),
+            ),
+        },
+        zones={
+            0: ZoneSecond(
+                entities[0], 2, 1800, visitors=4, health="ok", tick_p99_ms=1.5, subscribers=3
+            ),
+            1: ZoneSecond(entities[1], 0, 1800, visitors=2, health="ok"),
+        },
+        overruns=overruns,
+        cpu_s={
+            "harness": 0.1 * t,
+            "server": 0.5 * t,
+            "web": 0.3 * t,
+            "workers": 0.2 * t,
+            "redis": None,
+            "machine": 1.5 * t,
+        },
+        loop_lag_ms=1.0,
+    )
+
+
+def record(
+    *, ages: np.ndarray | None = None, fullest: int = 100, overruns: int = 0, refused: int = 0
+) -> RunRecord:
+    ages = np.arange(1.0, 101.0) / 4 if ages is None else ages  # 0.25 … 25 ms
+    seconds = [
+        second(t, ages=ages, entities=(fullest if t == 6 else 10, 5), overruns=overruns)
+        for t in range(1, RAMP + STEADY + 1)
+    ]
+    visitors = [
+        VisitorOutcome("crowd", True, steady_frames=160, steady_bytes=8 * 20_000, zone_changes=1)
+        for _ in range(4)
+    ]
+    visitors += [
+        VisitorOutcome("browse", True, steady_frames=160, steady_bytes=8 * 5_000, handoff_ms=[4500])
+        for _ in range(2)
+    ]
+    visitors += [
+        VisitorOutcome("browse", False, join_error="JoinRefused: 409 market_not_live")
+        for _ in range(refused)
+    ]
+    return RunRecord(
+        settings={
+            "url": "http://127.0.0.1:1",
+            "market": 1,
+            "visitors": 6 + refused,
+            "scenario": "all",
+            "duration_s": 8.0,
+            "ramp_up_s": 2.0,
+            "seed": 1,
+        },
+        booths=2,
+        started_at="2026-11-21T10:00:00+00:00",
+        steady_s=8.0,
+        seconds=seconds,
+        visitors=visitors,
+        cpu_start_s={"harness": 0.0, "server": 0.0, "web": 0.0, "workers": 0.0, "machine": 0.0},
+        migrations=[
+            MigrationSample(2.5, 0, 4.0, count=2, p50_ms=100.0, p99_ms=150.0),
+            MigrationSample(3.0, 1, 8.0, count=4, p50_ms=120.0, p99_ms=400.0),
+            MigrationSample(4.2, 1, 8.0, count=4, p50_ms=130.0, p99_ms=200.0),
+            MigrationSample(4.7, 1, 6.0),  # a server that does not count: 6/s over 0.5 s
+        ],
+        degraded_windows={0: 0, 1: 0},
+        summary_messages=40,
+    )
+
+
+def verdict(report: dict, name: str) -> dict:
+    return next(v for v in report["verdicts"] if v["name"].startswith(name))
+
+
+def test_latency_percentiles_cover_the_steady_window_exactly():
+    report = report_build(record())
+    crowd = report["latency_ms_by_scenario"]["crowd"]
+    expected = np.tile(np.arange(1.0, 101.0) / 4, STEADY)
+    assert crowd["frames"] == expected.size
+    assert crowd["p50"] == pytest.approx(np.percentile(expected, 50), abs=1e-3)
+    assert crowd["p99"] == pytest.approx(np.percentile(expected, 99), abs=1e-3)
+    assert crowd["max"] == 25.0
+    assert report["latency_ms"]["frames"] == STEADY * 110
+
+
+def test_bandwidth_and_frames_are_per_visitor_per_second_of_the_steady_window():
+    traffic = report_build(record())["traffic"]
+    assert traffic["crowd"]["kbit_s_per_visitor"] == pytest.approx(160.0)
+    assert traffic["browse"]["kbit_s_per_visitor"] == pytest.approx(40.0)
+    assert traffic["crowd"]["frames_per_s_per_visitor"] == pytest.approx(20.0)
+    assert traffic["crowd"]["rows_per_frame"] == 10.0 and traffic["crowd"]["bodies_per_frame"] == 2
+
+
+def test_a_healthy_run_meets_every_pass_line_and_target():
+    report = report_build(record())
+    assert [v["ok"] for v in report["verdicts"] if v["kind"] != "information"] == [True] * 6
+    assert pass_lines_missed(report) == []
+    assert report["zones"]["min_headroom_pct"] == pytest.approx((1800 - 100) / 18, abs=0.01)
+    assert report["zones"]["peak_entities_counting_bones"] == 4 * 56 + 96
+    assert report["errors"]["join_failures"] == 0
+    assert report["zones"]["peak_subscribers"] == 3
+    assert report["zones"]["zone_step_p99_ms_max"] == 1.5
+
+
+def test_a_run_that_could_not_apply_its_load_passes_nothing():
+    report = report_build(record(refused=1))
+    assert verdict(report, "visitors joined")["measured"] == "6 of 7"
+    assert verdict(report, "visitors joined")["ok"] is False
+    assert pass_lines_missed(report) == ["visitors joined and stayed connected"]
+    assert report["errors"]["join_errors"] == [
+        {"error": "JoinRefused: 409 market_not_live", "visitors": 1}
+    ]
+
+
+def test_headroom_below_an_eighth_misses_a_pass_line_even_for_one_second():
+    report = report_build(record(fullest=1600))
+    assert report["zones"]["min_headroom_pct"] == pytest.approx(200 / 18, abs=0.01)
+    assert verdict(report, "headroom")["ok"] is False
+    assert verdict(report, "no zone above its capacity (")["ok"] is True
+    assert pass_lines_missed(report) == ["headroom throughout"]
+    assert report["zones"]["peak_zone"] == 0
+
+
+def test_slow_frames_overruns_and_fat_frames_miss_their_targets_without_failing_the_run():
+    slow = record(ages=np.full(100, 80.0), overruns=3)
+    for s in slow.seconds:
+        s.scenarios["crowd"].bytes *= 2
+    for v in slow.visitors:
+        v.steady_bytes *= 2
+    report = report_build(slow)
+    assert verdict(report, "tick → client p99")["ok"] is False
+    assert verdict(report, "no tick overruns")["ok"] is False
+    assert verdict(report, "bandwidth")["ok"] is False
+    assert "320 kbit/s (crowd)" in verdict(report, "bandwidth")["measured"]
+    assert pass_lines_missed(report) == []
+    assert any("MISSED" in line and "p99" in line for line in verdict_lines(report))
+
+
+def test_figures_nobody_measured_are_unknown_and_unknown_pass_lines_count_as_missed():
+    bare = record()
+    for s in bare.seconds:
+        s.zones = {}
+    bare.summary_messages = 0
+    report = report_build(bare)
+    assert report["zones"]["peak_entities"] is None
+    assert verdict(report, "headroom")["ok"] is None
+    assert verdict(report, "no tick overruns")["ok"] is None
+    assert pass_lines_missed(report) == [
+        "no zone above its capacity (authority slots)",
+        "headroom throughout",
+    ]
+
+
+def test_migration_latency_is_the_median_of_window_p50s_and_the_max_of_window_p99s():
+    migrations = report_build(record())["migrations"]
+    assert migrations["intent_to_ack_ms"]["p50"] == 120.0
+    assert migrations["intent_to_ack_ms"]["p99"] == 400.0
+    assert migrations["count"] == 10
+    assert migrations["per_s_peak"] == 7.0  # second 5: 4 counted + 3 from the rate
+    assert migrations["per_s_mean"] == pytest.approx((6 + 7) / STEADY, abs=0.01)
+    assert migrations["visitor_zone_changes"] == 4
+    assert migrations["visitor_handoff_ms"]["p50"] == 4500
+
+
+def test_series_have_one_value_per_second_and_cpu_is_in_cores():
+    report = report_build(record())
+    series = report["series"]
+    assert len(series["t_s"]) == RAMP + STEADY
+    for key in ("connected", "frames_per_s", "latency_p99_ms", "min_headroom_pct", "overruns"):
+        assert len(series[key]) == RAMP + STEADY, key
+    assert series["entities_per_zone"]["0"][5] == 100
+    assert series["migrations_per_s"] == [None, None, 6.0, 0.0, 7.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert series["cpu_cores"]["server"] == [0.5] * 10
+    assert series["cpu_cores"]["redis"] == [None] * 10
+    assert report["cpu_cores"]["harness"] == {"mean_cores": 0.1, "peak_cores": 0.1}
+    json.dumps(report, allow_nan=False)  # strict JSON: no NaN anywhere
+
+
+def test_the_page_shows_the_verdicts_first_then_inline_charts_and_loads_nothing():
+    page = report_html(report_build(record(fullest=1600)))
+    assert page.index("Verdicts") < page.index("<svg")
+    assert page.count("<svg") >= 8
+    assert "missed" in page and "headroom throughout" in page
+    assert "Tick → client latency per second" in page
+    assert not re.search(r"<script|<link|<img|src=|href=|@import|url\(", page)
+
+
+def test_chart_steps_are_round_numbers():
+    assert [nice_step(span) for span in (1, 7, 48, 1800, 0.3)] == [0.2, 2, 10, 500, 0.1]
+
+
+def test_visitors_that_received_nothing_leave_the_bandwidth_unknown_not_met():
+    silent = record()
+    for v in silent.visitors:
+        v.steady_frames = v.steady_bytes = 0
+    report = report_build(silent)
+    assert report["traffic"]["crowd"]["kbit_s_per_visitor"] is None
+    assert report["traffic"]["crowd"]["frames_per_s_per_visitor"] == 0
+    assert verdict(report, "bandwidth")["ok"] is None
+
+
+def test_a_run_without_crowded_scenarios_says_so_instead_of_judging_bandwidth():
+    browsing = record()
+    browsing.visitors = [v for v in browsing.visitors if v.scenario == "browse"]
+    for s in browsing.seconds:
+        del s.scenarios["crowd"]
+    bandwidth = verdict(report_build(browsing), "bandwidth")
+    assert bandwidth["ok"] is None and bandwidth["measured"] == "no crowded scenario in this run"
