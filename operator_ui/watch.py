@@ -35,10 +35,15 @@ def watcher_credentials(market_id: int) -> tuple[str, str]:
     return WATCHER, password
 
 
-def chromium() -> str:
-    found = (
+def chromium_path() -> str | None:
+    """The Chromium executable: CHROMIUM, else Debian's `chromium` on the PATH; None if none."""
+    return (
         os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     )
+
+
+def chromium() -> str:
+    found = chromium_path()
     if not found:
         raise WatchError("no Chromium found: apt-get install -y chromium (or set CHROMIUM)")
     return found

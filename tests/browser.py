@@ -5,14 +5,13 @@ system executable. Where Chromium is missing the browser tests skip with the
 command to install it, except in CI, where they fail.
 """
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from operator_ui.watch import chromium_path
 from tests.conftest import service_missing
 from tests.subprocesses import REPO_ROOT
 
@@ -26,12 +25,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = REPO_ROOT / "artifacts" / "screenshots"
-
-
-def chromium_path() -> str | None:
-    return (
-        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
 
 
 @pytest.fixture

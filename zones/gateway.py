@@ -230,7 +230,8 @@ class Gateway:
         """Send every visitor its frame for `tick_ms`, then the tick's inputs to the zones."""
         alive = self._alive_zones(tick_ms)
         parts = [rows for z, (_, rows) in self.latest.items() if z in alive]
-        view = resolve_authority(np.concatenate(parts)) if parts else np.zeros(0, ROW_DTYPE)
+        raw = np.concatenate(parts) if parts else np.zeros(0, ROW_DTYPE)
+        view = resolve_authority(raw)
         self.view, self.view_tick_ms = view, tick_ms
         self._viewed.set()
         self.frames += 1
@@ -240,7 +241,6 @@ class Gateway:
         if links and view.size:
             await self._send_frames(links, view, tick_ms)
         if self.watchers and self.frames % OVERVIEW_EVERY == 0:
-            raw = np.concatenate(parts) if parts else view
             overview = overview_encode(overview_rows(raw, view), tick_ms)
             for watcher in list(self.watchers):  # one frame, shared by every operator
                 watcher.send_frame(overview)

@@ -81,7 +81,7 @@ function overview(frame) {
     if (frame.kind[i] & DOT_VISITOR) visitors += 1;
     if (frame.kind[i] & DOT_MIGRATING) migrating += 1;
   }
-  hud.counts(frame, visitors, frame.count - visitors, migrating);
+  hud.counts(visitors, frame.count - visitors, migrating);
   empty.hidden = frame.count !== 0;
   if (live && !banner.hidden && banner.dataset.kind === "stale") showBanner("");
 }

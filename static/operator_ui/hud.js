@@ -99,7 +99,7 @@ export class Hud {
   }
 
   // What the overview frame counts, beside what the zones report.
-  counts(frame, visitors, npcs, migrating) {
+  counts(visitors, npcs, migrating) {
     let entities = 0;
     this.zones.forEach((report) => (entities += report.entities || 0));
     this.totals.textContent =
