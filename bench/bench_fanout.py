@@ -34,7 +34,7 @@ is measured for --seconds (15 s):
   * where the time goes, from outside the servers. tick_ms is the START of the
     zone's 50 ms wall-clock slot, so a frame's age includes the worker's whole
     tick (three zone steps one after another, a snapshot write, publishing).
-    A probe process subscribes to the zones' rows groups like a second gateway
+    A probe process subscribes to the zones' rows on the bus like a second gateway
     and records when each zone's rows reach it; the zone worker's own step
     times come from its market summaries (twice a second). The client records,
     per tick, when the first, the median and the last of the 100 frames of that
@@ -42,7 +42,7 @@ is measured for --seconds (15 s):
     subscriber | gateway merge and the first frame on its way | the spread of
     the other 99 frames (the gateway sends them one after another, and this one
     client loop reads them one after another). --no-probe leaves the probe out
-    (it adds one more member to each rows group the worker publishes to).
+    (it adds one more subscriber to each zone's rows channel).
 
 Medians over the repeats are printed per server, with the uvicorn/daphne ratio of
 each figure measured in this same run, and whether p99 <= 10 ms was met. --json
@@ -77,11 +77,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench.machine import load_average, machine_info  # noqa: E402
 from bench.processes import LOG_TAIL_LINES, BenchError, free_port, manage  # noqa: E402
-from zones.channels import rows_group  # noqa: E402
+from zones.bus import RedisBus  # noqa: E402
 from zones.core.constants import MARKET_SIZE_M  # noqa: E402
 from zones.core.crowd import floor_points  # noqa: E402
 from zones.core.hilbert import encode_positions  # noqa: E402
 from zones.core.ranges import floor_ranges  # noqa: E402
+from zones.core.wire import rows_unpack  # noqa: E402
 
 MARKET_ID = 1
 ZONES = 3
@@ -206,25 +207,6 @@ def redis_check(url: str) -> str:
         ) from None
 
 
-def redis_forget_groups(url: str, prefix: str) -> int:
-    """Take stopped web processes' gateways out of the zones' rows groups; how many.
-
-    A gateway joins the rows groups when its first visitor arrives and leaves them only
-    in Gateway.stop(), which no web server calls on shutdown: left alone, the zone worker
-    would go on publishing every tick to each web server this run has stopped. Gateways
-    (and the probe) are process-local channels, `specific.…!…`; the zones' own
-    subscriptions to their neighbours' rows are named channels and stay.
-    """
-    client = redis_client(url)
-    removed = 0
-    for z in range(ZONES):
-        key = f"{prefix}:group:{rows_group(MARKET_ID, z)}"
-        local = [m for m in client.zrange(key, 0, -1) if m.startswith(b"specific.")]
-        if local:
-            removed += int(client.zrem(key, *local))
-    return removed
-
-
 def redis_forget_prefix(url: str, prefix: str) -> int:
     """Delete every Redis key of this run's channel prefix."""
     client = redis_client(url)
@@ -315,7 +297,7 @@ async def _probe(out: Path) -> None:
         capacity=2000,
     )
     channel = await layer.new_channel()
-    groups = [rows_group(MARKET_ID, z) for z in range(ZONES)] + [SUMMARY_GROUP]
+    groups = [SUMMARY_GROUP]
     for group in groups:
         await layer.group_add(group, channel)
     stop = asyncio.Event()
@@ -325,17 +307,24 @@ async def _probe(out: Path) -> None:
     zone, tick, received, sizes = array("q"), array("q"), array("d"), array("q")
     summaries: list[dict[str, Any]] = []
 
+    def rows_arrived(packet: bytes) -> None:
+        now = time.time_ns() / 1e6
+        z, _, tick_ms, rows = rows_unpack(packet)
+        zone.append(z)
+        tick.append(tick_ms)
+        received.append(now)
+        sizes.append(rows.nbytes)
+
+    rows_subscription = await RedisBus(
+        os.environ["REDIS_URL"], os.environ["FABRIC_CHANNEL_PREFIX"]
+    ).subscribe(MARKET_ID, range(ZONES), rows_arrived)
+
     async def receive() -> None:
         while True:
             message = await layer.receive(channel)
             now = time.time_ns() / 1e6
             kind = message.get("type")
-            if kind == "zone.rows":
-                zone.append(int(message["zone"]))
-                tick.append(int(message["tick_ms"]))
-                received.append(now)
-                sizes.append(len(message["rows"]))
-            elif kind == SUMMARY_EVENT:
+            if kind == SUMMARY_EVENT:
                 summary = message["summary"]
                 summaries.append(
                     {
@@ -352,6 +341,7 @@ async def _probe(out: Path) -> None:
     task = asyncio.create_task(receive())
     await stop.wait()
     task.cancel()
+    await rows_subscription.close()
     record = {
         "zone": list(zone),
         "tick_ms": list(tick),
@@ -361,7 +351,7 @@ async def _probe(out: Path) -> None:
     }
     temporary = out.with_suffix(".tmp")
     temporary.write_text(json.dumps(record))
-    os.replace(temporary, out)  # the record first: leaving the groups may wait on Redis
+    os.replace(temporary, out)  # the record first: leaving the group may wait on Redis
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await asyncio.wait_for(task, 1.0)
     for group in groups:
@@ -909,7 +899,6 @@ def bench_environment(workdir: Path, redis_url: str, prefix: str) -> dict[str, s
 
 
 def run(args: argparse.Namespace, workdir: Path, children: Children) -> dict[str, Any]:
-    redis_url, prefix = children.env["REDIS_URL"], children.env["FABRIC_CHANNEL_PREFIX"]
     manage(children.env, "migrate", "--noinput")
     manage(
         children.env,
@@ -986,7 +975,6 @@ def run(args: argparse.Namespace, workdir: Path, children: Children) -> dict[str
                 if probe is not None:
                     children.stop(probe)
                 children.stop(web)
-                redis_forget_groups(redis_url, prefix)
             result = figures(window)
             result["startup_s"] = started_s
             results[server].append(result)

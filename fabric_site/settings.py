@@ -97,6 +97,9 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Markets that share one Redis but must never hear each other (tests, staging beside
+# production) each get their own prefix, on the channel layer and on the rows bus.
+FABRIC_CHANNEL_PREFIX = os.environ.get("FABRIC_CHANNEL_PREFIX") or "asgi"
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -111,9 +114,7 @@ if REDIS_URL:
                 # members renew every 20 s; one that died without leaving (a killed web
                 # process) stops receiving group messages after a minute
                 "group_expiry": 60,
-                # markets that share one Redis but must never hear each other (tests,
-                # staging beside production) each get their own prefix
-                "prefix": os.environ.get("FABRIC_CHANNEL_PREFIX") or "asgi",
+                "prefix": FABRIC_CHANNEL_PREFIX,
             },
         }
     }

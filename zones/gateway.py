@@ -1,7 +1,7 @@
 """The gateway: one per web process, between the zones and the visitors it serves.
 
-It subscribes once to each zone of the market (the zone's rows group), never
-once per visitor. Each tick it merges what the zones published into one view
+It subscribes once to each zone of the market on the rows bus (zones/bus.py),
+never once per visitor. Each tick it merges what the zones published into one view
 (the authoritative row with the highest epoch wins, so an entity in the middle
 of a handoff appears once), cuts every visitor's share out of it with numpy,
 and sends each visitor one binary frame:
@@ -12,9 +12,11 @@ and sends each visitor one binary frame:
   * the bodies (55 bones) of visitors within 5 m every BODIES_EVERY-th tick.
 
 A tick's frames go out when every zone that is alive has delivered that tick,
-or FLUSH_WAIT_S after the first one did. Visitor inputs are batched the same
-way: one message per zone per tick, carrying the commands and the ids of the
-visitors this gateway still vouches for (their lease).
+or FLUSH_WAIT_S after the first one did. A gateway that fell behind skips to
+the newest tick: only each zone's latest rows are kept, so stale ticks are
+never sent. Visitor inputs are batched the same way: one message per zone per
+tick that has commands for it, and every LEASE_EVERY-th tick one carrying the
+ids of the visitors this gateway still vouches for (their lease).
 
 Operators watching the dashboard get the whole market instead of a cut: every
 OVERVIEW_EVERY-th tick one overview frame (zones/core/overview.py) is built from
@@ -32,13 +34,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from market.live import LiveMarket
-from zones.channels import (
-    cancel_and_wait,
-    layer_required,
-    receive_forever,
-    rows_group,
-    zone_channel,
-)
+from zones.bus import Subscription, rows_bus
+from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
 from zones.core.constants import INTEREST_RADIUS_M, MARKET_SIZE_M, TICK_MS, V_MAX_M_PER_S
 from zones.core.crowd import floor_points
 from zones.core.interest import resolve_authority
@@ -54,6 +51,7 @@ from zones.core.wire import (
     RowFlag,
     frame_encode,
     from_bytes,
+    rows_unpack,
 )
 
 log = logging.getLogger(__name__)
@@ -65,7 +63,7 @@ FLUSH_WAIT_S = 0.008
 ZONE_STALE_MS = 5 * TICK_MS  # a zone silent this long is down: left out of frames
 JOIN_TIMEOUT_S = 3.0
 FIRST_VIEW_TIMEOUT_S = 3.0
-RESUBSCRIBE_EVERY_FRAMES = 20 * 20  # about every 20 s, well within the groups' expiry
+LEASE_EVERY = 5  # vouch for this gateway's visitors 4 times a second (the lease is 30 s)
 OVERVIEW_EVERY = 2  # operators get the whole market every 2nd tick: 10 Hz
 LO = np.zeros(3, np.float32)
 HI = np.array(MARKET_SIZE_M, np.float32)
@@ -130,6 +128,7 @@ class Gateway:
         self.ranges = RangeMap(starts=np.array(live.starts, dtype=np.int64), version=0)
         self.zones = len(live.booths)
         self.layer = layer_required()
+        self.bus = rows_bus()
         self.channel = ""
         self.links: dict[int, Link] = {}
         self.watchers: set[FrameSink] = set()  # operators' sockets: the overview frame
@@ -138,8 +137,12 @@ class Gateway:
         self.view_tick_ms = 0
         self.sent_tick_ms = 0  # the newest tick whose frames went out; later rows wait
         self.frames = 0
+        self.skipped = 0  # ticks never sent because a newer one was complete first
+        self.bad_packets = 0
+        self._newest = (0, 0.0)  # newest tick_ms heard, and when its first packet came
+        self._arrival = asyncio.Event()
+        self._subscription: Subscription | None = None
         self._spawning: dict[int, asyncio.Future[tuple[bool, int, str]]] = {}
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._viewed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stagger = 0
@@ -158,7 +161,9 @@ class Gateway:
             # channel from one shared key, and only channels named with its default
             # prefix live there.
             self.channel = await self.layer.new_channel()
-            await self.subscribe()
+            self._subscription = await self.bus.subscribe(
+                self.market_id, range(self.zones), self.take_rows
+            )
             self._tasks = [
                 asyncio.create_task(self._receive(), name="gateway-receive"),
                 asyncio.create_task(self._relay(), name="gateway-relay"),
@@ -167,47 +172,59 @@ class Gateway:
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks = []
-        if self.channel:
-            for z in range(self.zones):
-                await self.layer.group_discard(rows_group(self.market_id, z), self.channel)
+        if self._subscription is not None:
+            await self._subscription.close()
+            self._subscription = None
 
     async def _receive(self) -> None:
-        await receive_forever(self.layer, self.channel, self._queue.put_nowait)
+        """Answers from the zones: spawns and refused commands, handled as they come."""
 
-    async def _relay(self) -> None:
-        pending: int | None = None  # tick_ms of the frames waiting to go out
-        arrived: set[int] = set()
-        deadline = 0.0
-        while True:
-            timeout = None if pending is None else max(0.0, deadline - time.monotonic())
-            try:
-                message = await asyncio.wait_for(self._queue.get(), timeout)
-            except TimeoutError:
-                assert pending is not None
-                await self._flush_safely(pending)
-                pending = None
-                continue
+        def answer(message: dict[str, Any]) -> None:
             kind = message.get("type")
-            if kind == "zone.rows":
-                zone, tick_ms = int(message["zone"]), int(message["tick_ms"])
-                self.latest[zone] = (tick_ms, from_bytes(message["rows"], ROW_DTYPE, "rows"))
-                if tick_ms <= self.sent_tick_ms:
-                    continue  # late for a tick already sent: it waits for the next one
-                if pending is not None and tick_ms > pending:
-                    await self._flush_safely(pending)
-                    pending = None
-                if pending is None:
-                    pending, arrived = tick_ms, set()
-                    deadline = time.monotonic() + FLUSH_WAIT_S
-                if tick_ms == pending:
-                    arrived.add(zone)
-                if arrived >= self._alive_zones(pending):
-                    await self._flush_safely(pending)
-                    pending = None
-            elif kind == "zone.spawned":
+            if kind == "zone.spawned":
                 self._spawn_answered(message)
             elif kind == "zone.rejected":
                 self._rejected(message)
+
+        await receive_forever(self.layer, self.channel, answer)
+
+    def take_rows(self, packet: bytes) -> None:
+        """A zone's rows from the bus: keep them as that zone's latest, wake the relay."""
+        try:
+            zone, _, tick_ms, rows = rows_unpack(packet)
+        except ValueError as exc:
+            self.bad_packets += 1
+            log.warning("gateway: dropped a malformed rows packet: %s", exc)
+            return
+        if not 0 <= zone < self.zones:
+            self.bad_packets += 1
+            log.warning("gateway: dropped rows of zone %d, not a booth of this market", zone)
+            return
+        self.latest[zone] = (tick_ms, rows)
+        if tick_ms > self._newest[0]:
+            self._newest = (tick_ms, time.monotonic())
+        self._arrival.set()
+
+    async def _relay(self) -> None:
+        """Send the newest tick once every live zone has delivered it, or FLUSH_WAIT_S after
+        its first packet; ticks that were overtaken while a flush ran are skipped."""
+        while True:
+            target, first_seen = self._newest
+            if target <= self.sent_tick_ms:
+                await self._arrival.wait()
+                self._arrival.clear()
+                continue
+            alive = self._alive_zones(target)
+            if any(self.latest[z][0] < target for z in alive):
+                remaining = first_seen + FLUSH_WAIT_S - time.monotonic()
+                if remaining > 0:
+                    self._arrival.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._arrival.wait(), remaining)
+                    continue
+            if self.sent_tick_ms:
+                self.skipped += max(0, (target - self.sent_tick_ms) // TICK_MS - 1)
+            await self._flush_safely(target)
 
     def _alive_zones(self, tick_ms: int) -> set[int]:
         return {z for z, (t, _) in self.latest.items() if tick_ms - t <= ZONE_STALE_MS}
@@ -221,11 +238,6 @@ class Gateway:
 
     # --- the tick's frames -----------------------------------------------------------------
 
-    async def subscribe(self) -> None:
-        """Join (or renew membership of) every zone's rows group."""
-        for z in range(self.zones):
-            await self.layer.group_add(rows_group(self.market_id, z), self.channel)
-
     async def flush(self, tick_ms: int) -> None:
         """Send every visitor its frame for `tick_ms`, then the tick's inputs to the zones."""
         alive = self._alive_zones(tick_ms)
@@ -235,8 +247,6 @@ class Gateway:
         self.view, self.view_tick_ms = view, tick_ms
         self._viewed.set()
         self.frames += 1
-        if self.frames % RESUBSCRIBE_EVERY_FRAMES == 0:
-            await self.subscribe()  # memberships expire: a gateway that died drops out
         links = list(self.links.values())
         if links and view.size:
             await self._send_frames(links, view, tick_ms)
@@ -322,17 +332,28 @@ class Gateway:
                 rows["seq"] = [seq for _, _, seq in link.commands]
                 commands.append(rows)
                 link.commands = []
+        vouch = self.frames % LEASE_EVERY == 0
+        zones, sends = [], []
         for zone, (commands, alive) in by_zone.items():
+            if not commands and not vouch:
+                continue
+            zones.append(zone)
             batch = np.concatenate(commands) if commands else np.zeros(0, COMMAND_DTYPE)
-            await self.layer.send(
-                zone_channel(self.market_id, zone),
-                {
-                    "type": "zone.inputs",
-                    "gateway": self.channel,
-                    "commands": batch.tobytes(),
-                    "alive": np.array(alive, dtype="<u8").tobytes(),
-                },
+            sends.append(
+                self.layer.send(
+                    zone_channel(self.market_id, zone),
+                    {
+                        "type": "zone.inputs",
+                        "gateway": self.channel,
+                        "commands": batch.tobytes(),
+                        "alive": np.array(alive, dtype="<u8").tobytes(),
+                    },
+                )
             )
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        for zone, result in zip(zones, results, strict=True):
+            if isinstance(result, Exception):  # that zone misses one batch; the rest go
+                log.warning("gateway: inputs for zone %d not sent: %r", zone, result)
 
     # --- operators -------------------------------------------------------------------------
 

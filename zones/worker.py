@@ -12,9 +12,10 @@ each zone with the pure core (`zones.core.step`), then
      velocities it already had);
   2. hands messages to zones it hosts itself directly, and sends the rest over
      the layer, one message per link;
-  3. publishes the zone's interest rows once, to the zone's rows group, which
+  3. publishes the zone's interest rows once on the rows bus (zones/bus.py), which
      each gateway and each band neighbour subscribes to (a neighbour keeps the
-     rows inside its interest band as ghosts, at most INTEREST_CAPACITY).
+     rows inside its interest band as ghosts, at most INTEREST_CAPACITY); a
+     neighbour hosted by the same worker gets them directly.
 
 Ticks are aligned to wall-clock 50 ms slots, so zones in different processes
 tick together and a row's `tick_ms` names the same instant everywhere. A tick
@@ -40,13 +41,8 @@ from typing import Any
 import numpy as np
 
 from market.events import MarketSummary, ZoneSummary, market_summary_publish
-from zones.channels import (
-    cancel_and_wait,
-    layer_required,
-    receive_forever,
-    rows_group,
-    zone_channel,
-)
+from zones.bus import Subscription, rows_bus
+from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import floor_points, headings, steer_walkers
 from zones.core.interest import ghost_rows
@@ -54,7 +50,15 @@ from zones.core.messages import Message, MessageError, message_from_wire, messag
 from zones.core.ranges import RangeMap, floor_ranges
 from zones.core.state import Status, ZoneParams, ZoneState
 from zones.core.step import StepInputs, StepOutput, step
-from zones.core.wire import COMMAND_DTYPE, ROW_DTYPE, SPAWN_DTYPE, RowFlag, empty, from_bytes
+from zones.core.wire import (
+    COMMAND_DTYPE,
+    SPAWN_DTYPE,
+    RowFlag,
+    empty,
+    from_bytes,
+    rows_packet,
+    rows_unpack,
+)
 from zones.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -65,9 +69,6 @@ VISITOR_LEASE_TICKS = 30 * SIM_TICK_HZ  # a visitor no gateway vouches for leave
 LEASE_CHECK_EVERY_TICKS = SIM_TICK_HZ
 NPC_ID_STRIDE = 1 << 32  # zone z numbers its demo walkers from (z + 1) << 32
 TICK_WINDOW = 60 * SIM_TICK_HZ  # tick times kept for the p99: the last minute
-# Group memberships on Redis expire (GROUP_EXPIRY_S in settings); every member renews its
-# own well within that, so a process that died without leaving drops out on its own.
-RESUBSCRIBE_EVERY_TICKS = 20 * SIM_TICK_HZ
 
 
 MIGRATION_MEMORY_S = 60.0  # a handoff not acked within this long is not timed
@@ -135,6 +136,9 @@ class ZoneWorker:
         self.overruns = 0
         self.ticks = 0
         self.hosted: dict[int, HostedZone] = {}
+        self.bus = rows_bus()
+        self.bad_packets = 0
+        self.failed_sends = 0
         for z in zones:
             if not 0 <= z < len(self.booths):
                 raise ValueError(
@@ -148,6 +152,11 @@ class ZoneWorker:
             )
             if state.tick == 0 and walkers:
                 self._spawn_walkers(self.hosted[z])
+        # neighbour zone → the hosted zones that keep its rows as ghosts
+        self.wanted_by: dict[int, list[int]] = {}
+        for z in self.hosted:
+            for neighbour in self.ranges.band_neighbours(z).tolist():
+                self.wanted_by.setdefault(neighbour, []).append(z)
         for z, hz in self.hosted.items():
             hz.subscribers = sum(
                 z in self.ranges.band_neighbours(other).tolist()
@@ -195,12 +204,7 @@ class ZoneWorker:
     def accept(self, hz: HostedZone, message: dict[str, Any]) -> None:
         """File one received message for the zone's next tick."""
         kind = message["type"]
-        if kind == "zone.rows":  # a band neighbour's rows: keep what is near us as ghosts
-            rows = from_bytes(message["rows"], ROW_DTYPE, "rows")
-            hz.ghosts[int(message["zone"])] = ghost_rows(
-                rows, self.ranges, hz.zone, hz.params.lo, hz.params.hi
-            )
-        elif kind == "zone.inputs":
+        if kind == "zone.inputs":
             gateway = str(message["gateway"])
             hz.gateways.add(gateway)
             commands = from_bytes(message["commands"], COMMAND_DTYPE, "inputs")
@@ -219,19 +223,35 @@ class ZoneWorker:
         else:
             hz.inbox.append(message_from_wire(message))
 
+    def take_rows(self, packet: bytes) -> None:
+        """A band neighbour's rows from the bus: each hosted zone near it keeps its ghosts."""
+        try:
+            zone, _, _, rows = rows_unpack(packet)
+        except ValueError as exc:
+            self.bad_packets += 1
+            log.warning("dropped a malformed rows packet: %s", exc)
+            return
+        self._ghosts_from(zone, rows)
+
+    def _ghosts_from(self, zone: int, rows: np.ndarray) -> None:
+        for z in self.wanted_by.get(zone, ()):
+            if z != zone:
+                hz = self.hosted[z]
+                hz.ghosts[zone] = ghost_rows(rows, self.ranges, z, hz.params.lo, hz.params.hi)
+
     # --- ticking ---------------------------------------------------------------------------
 
-    async def subscribe_neighbours(self) -> None:
-        """Each hosted zone joins the rows group of every zone whose range meets its band."""
-        for hz in self.hosted.values():
-            for neighbour in self.ranges.band_neighbours(hz.zone).tolist():
-                await self.layer.group_add(
-                    rows_group(self.market_id, neighbour), zone_channel(self.market_id, hz.zone)
-                )
+    async def subscribe_neighbours(self) -> Subscription:
+        """Take the rows of every zone whose range meets a hosted zone's band.
+
+        Rows of zones this worker hosts itself are handed over directly, not subscribed.
+        """
+        remote = sorted(z for z in self.wanted_by if z not in self.hosted)
+        return await self.bus.subscribe(self.market_id, remote, self.take_rows)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every hosted zone each 50 ms slot until `stop` is set."""
-        await self.subscribe_neighbours()
+        subscription = await self.subscribe_neighbours()
         receivers = [asyncio.create_task(self._receive(hz)) for hz in self.hosted.values()]
         period_ms = TICK_MS
         slot = math.ceil(time.time() * 1000 / period_ms)
@@ -256,6 +276,7 @@ class ZoneWorker:
                     slot += 1
         finally:
             await cancel_and_wait(receivers)
+            await subscription.close()
             for hz in self.hosted.values():
                 if hz.store is not None:
                     hz.store.write(hz.state)
@@ -293,9 +314,19 @@ class ZoneWorker:
                     )
         if self.ticks % SUMMARY_EVERY_TICKS == 0:
             sends.append(market_summary_publish(self.summary()))
-        if self.ticks % RESUBSCRIBE_EVERY_TICKS == 0:
-            sends.append(self.subscribe_neighbours())
-        await asyncio.gather(*sends)
+        failed = [r for r in await asyncio.gather(*sends, return_exceptions=True) if r is not None]
+        if failed:
+            # A full channel (a gateway that stopped reading) or Redis going away loses
+            # this tick's message to that one peer; the fabric tolerates lost messages
+            # (intents are retried, rows replaced next tick), so the zone ticks on.
+            self.failed_sends += len(failed)
+            log.warning(
+                "tick %d: %d sends failed, first: %r (%d so far)",
+                self.ticks,
+                len(failed),
+                failed[0],
+                self.failed_sends,
+            )
 
     def _step(
         self, hz: HostedZone, tick_ms: int
@@ -367,15 +398,9 @@ class ZoneWorker:
             hz.last_write_tick = s.tick
 
     async def _publish(self, hz: HostedZone, out: StepOutput, tick_ms: int) -> None:
-        await self.layer.group_send(
-            rows_group(self.market_id, hz.zone),
-            {
-                "type": "zone.rows",
-                "zone": hz.zone,
-                "tick": hz.state.tick,
-                "tick_ms": tick_ms,
-                "rows": out.rows.tobytes(),
-            },
+        self._ghosts_from(hz.zone, out.rows)  # neighbours hosted here: no round trip
+        await self.bus.publish(
+            self.market_id, hz.zone, rows_packet(hz.zone, hz.state.tick, tick_ms, out.rows)
         )
 
     def _answer_spawns(

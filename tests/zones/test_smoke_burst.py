@@ -1,10 +1,10 @@
 """The smoke burst: 144 visitors cross booth borders at once on a real server.
 
 Distributed: `runmarket` with REDIS_URL, so the 3 zones run in 3 worker
-processes on the Redis layer under the supervisor, and visitors connect
-through the SDK over real websockets. While they cross, an observer in this
-process subscribes to every zone's rows on Redis, exactly as a gateway does,
-and checks every tick that all three zones published: each visitor has an
+processes under the supervisor, and visitors connect through the SDK over real
+websockets. While they cross, an observer in this process subscribes to every
+zone's rows on the Redis rows bus, exactly as a gateway does, and checks every
+tick that all three zones published: each visitor has an
 authoritative record (nothing lost) and at most one owned one (nothing
 duplicated). The kill variant SIGKILLs a zone worker mid-burst; the
 supervisor restarts it from its snapshot and the same checks hold from then
@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from channels_redis.core import RedisChannelLayer
 
 from tests.live import live_market
-from zones.channels import rows_group
+from zones.bus import RedisBus, RedisSubscription
 from zones.client.burst import run_burst
-from zones.core.wire import ROW_DTYPE, RowFlag, from_bytes
+from zones.core.wire import RowFlag, rows_unpack
 
 VISITORS = 144
 ZONES = 3
@@ -36,31 +35,22 @@ class RowsObserver:
     """Every zone's rows of every tick, straight from Redis, grouped by tick time."""
 
     def __init__(self, redis_url: str, prefix: str) -> None:
-        self.layer = RedisChannelLayer(hosts=[redis_url], prefix=prefix, capacity=5000)
+        self.bus = RedisBus(redis_url, prefix)
         self.ticks: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
         self.zone_ticks: dict[int, list[tuple[int, int]]] = defaultdict(list)  # zone → (ms, tick)
-        self.task: asyncio.Task[None] | None = None
+        self.subscription: RedisSubscription | None = None
 
     async def start(self) -> None:
-        self.channel = await self.layer.new_channel()
-        for z in range(ZONES):
-            await self.layer.group_add(rows_group(1, z), self.channel)
-        self.task = asyncio.create_task(self._collect())
+        self.subscription = await self.bus.subscribe(1, range(ZONES), self._collect)
 
-    async def _collect(self) -> None:
-        while True:
-            message = await self.layer.receive(self.channel)
-            if message["type"] == "zone.rows":
-                zone, tick_ms = int(message["zone"]), int(message["tick_ms"])
-                self.ticks[tick_ms][zone] = from_bytes(message["rows"], ROW_DTYPE, "rows")
-                self.zone_ticks[zone].append((tick_ms, int(message["tick"])))
+    def _collect(self, packet: bytes) -> None:
+        zone, tick, tick_ms, rows = rows_unpack(packet)
+        self.ticks[tick_ms][zone] = rows
+        self.zone_ticks[zone].append((tick_ms, tick))
 
     async def stop(self) -> None:
-        assert self.task is not None
-        self.task.cancel()
-        # a receive cancelled inside channels-redis may not unwind promptly; the prefix is
-        # unique to this test, so what is left on Redis expires on its own
-        await asyncio.wait([self.task], timeout=2)
+        assert self.subscription is not None
+        await self.subscription.close()
 
     def violations(
         self, visitors: list[int], since_ms: int = 0, until_ms: int | None = None

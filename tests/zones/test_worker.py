@@ -9,9 +9,10 @@ from channels.layers import get_channel_layer
 from market.events import MARKET_SUMMARY_GROUP
 from market.services import DEMO_BOOTHS
 from zones import worker as worker_module
-from zones.channels import rows_group, zone_channel
+from zones.bus import rows_bus
+from zones.channels import zone_channel
 from zones.core.simnet import ownership_violations
-from zones.core.wire import ROW_DTYPE, SPAWN_DTYPE, RowFlag, from_bytes
+from zones.core.wire import ROW_DTYPE, SPAWN_DTYPE, RowFlag, rows_packet, rows_unpack
 from zones.snapshots import ZoneLocked
 from zones.worker import ZoneWorker, zone_walkers
 
@@ -61,20 +62,49 @@ async def test_walkers_cross_booths_with_exactly_one_owner_each_tick():
 
 
 @pytest.mark.asyncio
-async def test_rows_go_once_per_tick_to_each_zones_group():
+async def test_rows_go_once_per_tick_on_each_zones_bus_channel():
     worker = demo_worker(walkers=30)
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    for z in range(3):
-        await layer.group_add(rows_group(7, z), channel)
-    await worker.tick(T0)
-    received = [await asyncio.wait_for(layer.receive(channel), 1) for _ in range(3)]
-    assert sorted(m["zone"] for m in received) == [0, 1, 2]
-    assert {m["tick_ms"] for m in received} == {T0}
-    rows = np.concatenate([from_bytes(m["rows"], ROW_DTYPE, "rows") for m in received])
+    packets: list[bytes] = []
+    subscription = await rows_bus().subscribe(7, range(3), packets.append)
+    try:
+        await worker.tick(T0)
+        await asyncio.sleep(0.01)
+    finally:
+        await subscription.close()
+    unpacked = [rows_unpack(p) for p in packets]
+    assert sorted(zone for zone, _, _, _ in unpacked) == [0, 1, 2]  # one packet per zone
+    assert {tick_ms for _, _, tick_ms, _ in unpacked} == {T0}
+    assert {tick for _, tick, _, _ in unpacked} == {1}
+    rows = np.concatenate([rows for _, _, _, rows in unpacked])
     assert rows.size == 30 and np.all(rows["flags"] & RowFlag.NPC)
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(layer.receive(channel), 0.1)  # one message per zone, no more
+
+
+@pytest.mark.asyncio
+async def test_a_neighbour_in_another_worker_gets_rows_over_the_bus():
+    one = ZoneWorker(market_id=8, zones=[0], booths=DEMO_BOOTHS, data_dir=None, walkers=0)
+    other = ZoneWorker(market_id=8, zones=[1, 2], booths=DEMO_BOOTHS, data_dir=None, walkers=90)
+    assert 1 in one.wanted_by and 0 not in one.wanted_by
+    subscription = await one.subscribe_neighbours()
+    try:
+        await other.tick(T0)
+        await asyncio.sleep(0.01)
+    finally:
+        await subscription.close()
+    ghosts = one.hosted[0].ghosts
+    assert set(ghosts) == set(one.ranges.band_neighbours(0).tolist()) - {0}
+    assert all(rows.size and np.all(rows["zone"] == z) for z, rows in ghosts.items())
+
+
+@pytest.mark.asyncio
+async def test_a_malformed_rows_packet_is_counted_and_dropped():
+    worker = demo_worker(walkers=0)
+    good = rows_packet(1, 5, T0, np.zeros(2, ROW_DTYPE))
+    for bad in (b"", b"x" * 30, good[:-1], b"\x00" + good[1:]):
+        worker.take_rows(bad)
+    assert worker.bad_packets == 4
+    assert all(not hz.ghosts for hz in worker.hosted.values())
+    worker.take_rows(good)
+    assert worker.bad_packets == 4 and 1 in worker.hosted[0].ghosts
 
 
 @pytest.mark.asyncio
@@ -170,15 +200,8 @@ def _bounds():
 @pytest.mark.asyncio
 async def test_band_neighbours_keep_each_others_rows_as_ghosts():
     worker = demo_worker(walkers=300)
-    await worker.subscribe_neighbours()
-    receivers = [asyncio.create_task(worker._receive(hz)) for hz in worker.hosted.values()]
-    try:
-        for t in range(3):
-            await worker.tick(T0 + 50 * t)
-            await asyncio.sleep(0.01)
-    finally:
-        for task in receivers:
-            task.cancel()
+    for t in range(3):  # all three zones in one worker: rows are handed over directly
+        await worker.tick(T0 + 50 * t)
     for z, hz in worker.hosted.items():
         neighbours = set(worker.ranges.band_neighbours(z).tolist())
         assert set(hz.ghosts) == neighbours

@@ -166,3 +166,42 @@ def frame_decode(data: bytes) -> tuple[np.void, np.ndarray, np.ndarray]:
         data, BODY_DTYPE, count=n_bodies, offset=size + n_rows * ROW_DTYPE.itemsize
     )
     return header, rows, bodies
+
+
+FRAME_KIND_ROWS = 3  # a zone's rows on the rows bus (interest frames are 1, overview 2)
+ROWS_VERSION = 1
+ROWS_HEADER_DTYPE = np.dtype(
+    [
+        ("magic", "<u2"),  # 0: FRAME_MAGIC
+        ("version", "<u1"),  # 2: ROWS_VERSION
+        ("kind", "<u1"),  # 3: FRAME_KIND_ROWS
+        ("zone", "<u2"),  # 4: publishing zone
+        ("_pad", "<u2"),
+        ("tick", "<u8"),  # 8: the zone's own tick counter
+        ("tick_ms", "<u8"),  # 16: wall-clock ms of the tick's slot
+    ]
+)
+"""The 24-byte header of a zone's rows as published once per tick; ROW_DTYPE rows follow."""
+
+
+def rows_packet(zone: int, tick: int, tick_ms: int, rows: np.ndarray) -> bytes:
+    """One tick's rows of one zone, as they travel on the rows bus."""
+    header = np.zeros(1, ROWS_HEADER_DTYPE)
+    header["magic"], header["version"], header["kind"] = FRAME_MAGIC, ROWS_VERSION, FRAME_KIND_ROWS
+    header["zone"], header["tick"], header["tick_ms"] = zone, tick, tick_ms
+    return header.tobytes() + rows.tobytes()
+
+
+def rows_unpack(data: bytes) -> tuple[int, int, int, np.ndarray]:
+    """(zone, tick, tick_ms, rows) of a rows packet; ValueError says what is wrong with it.
+
+    The rows are a read-only view of `data`.
+    """
+    header = frame_header(data, ROWS_HEADER_DTYPE, FRAME_KIND_ROWS, ROWS_VERSION, "rows")
+    body = len(data) - ROWS_HEADER_DTYPE.itemsize
+    if body % ROW_DTYPE.itemsize:
+        raise ValueError(
+            f"rows frame: {body} bytes after the header is not whole {ROW_DTYPE.itemsize}-byte rows"
+        )
+    rows = np.frombuffer(data, ROW_DTYPE, offset=ROWS_HEADER_DTYPE.itemsize)
+    return int(header["zone"]), int(header["tick"]), int(header["tick_ms"]), rows

@@ -279,3 +279,25 @@ def test_bone_positions_are_the_root_plus_the_offsets():
     np.testing.assert_allclose(bone_positions(moved, blocks) - world, 3.0, atol=1e-4)
     with pytest.raises(TypeError):
         bone_positions(rows[["id", "pos"]], blocks)
+
+
+def test_rows_packet_round_trip_and_malformed_packets():
+    from zones.core.wire import ROWS_HEADER_DTYPE, rows_packet, rows_unpack
+
+    rows = np.zeros(4, ROW_DTYPE)
+    rows["id"] = [5, 6, 7, 8]
+    data = rows_packet(31, 1234, 1_800_000_000_050, rows)
+    assert len(data) == ROWS_HEADER_DTYPE.itemsize + 4 * ROW_DTYPE.itemsize == 24 + 192
+    zone, tick, tick_ms, back = rows_unpack(data)
+    assert (zone, tick, tick_ms) == (31, 1234, 1_800_000_000_050)
+    assert np.array_equal(back, rows)
+    assert rows_unpack(rows_packet(0, 1, 2, rows[:0]))[3].size == 0
+    for bad, reason in [
+        (b"", "shorter than the header"),
+        (data[:-1], "not whole 48-byte rows"),
+        (b"\x00" + data[1:], "bad magic or kind"),
+        (data[:3] + b"\x01" + data[4:], "bad magic or kind"),  # an interest frame's kind
+        (data[:2] + b"\x09" + data[3:], "version 9, expected 1"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            rows_unpack(bad)

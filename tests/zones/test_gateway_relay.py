@@ -1,0 +1,121 @@
+"""The gateway's relay: each tick's frames once every live zone delivered, stale ticks skipped."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from market.live import LiveMarket
+from market.services import DEMO_BOOTHS
+from zones import gateway as gateway_module
+from zones.core.ranges import floor_ranges
+from zones.core.wire import ROW_DTYPE, RowFlag, frame_decode, rows_packet
+from zones.gateway import Gateway, Link
+
+T0 = 1_800_000_000_000
+MARKET = 41
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.events: list[dict] = []
+
+    def send_frame(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def send_event(self, event: dict) -> None:
+        self.events.append(event)
+
+    async def supersede(self) -> None:
+        pass
+
+
+def live() -> LiveMarket:
+    starts = tuple(int(s) for s in floor_ranges(len(DEMO_BOOTHS)).starts.tolist())
+    return LiveMarket(market_id=MARKET, booths=tuple(DEMO_BOOTHS), starts=starts)
+
+
+def zone_rows(zone: int, tick: int) -> np.ndarray:
+    rows = np.zeros(2, ROW_DTYPE)
+    rows["id"] = [1000 + zone, 2000 + zone]
+    rows["pos"] = [[20.0 + zone, 0.0, 20.0], [20.5 + zone, 0.0, 20.0]]
+    rows["flags"] = RowFlag.AUTHORITATIVE | RowFlag.VISITOR_ROOT
+    rows["zone"] = zone
+    rows["hlc"] = tick
+    return rows
+
+
+async def publish(gateway: Gateway, zones, tick: int) -> None:
+    for zone in zones:
+        await gateway.bus.publish(
+            MARKET, zone, rows_packet(zone, tick, T0 + 50 * tick, zone_rows(zone, tick))
+        )
+
+
+async def until(predicate, timeout: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.002)
+
+
+@pytest.fixture
+async def gateway():
+    gw = Gateway(live())
+    await gw.start()
+    yield gw
+    await gw.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_tick_goes_out_once_every_zone_delivered_it(gateway, monkeypatch):
+    monkeypatch.setattr(gateway_module, "FLUSH_WAIT_S", 1.0)
+    sink = Sink()
+    gateway.links[1000] = Link(entity=1000, sink=sink, stagger=0, seq_taken=0, zone=0, booth=0)
+    await publish(gateway, range(3), 1)
+    await until(lambda: gateway.frames == 1)
+    await publish(gateway, [0, 1], 2)
+    await asyncio.sleep(0.05)
+    assert gateway.frames == 1  # zone 2 has not delivered tick 2 yet
+    started = asyncio.get_running_loop().time()
+    await publish(gateway, [2], 2)
+    await until(lambda: gateway.frames == 2)
+    assert asyncio.get_running_loop().time() - started < 0.5  # at once, not at the deadline
+    assert gateway.view_tick_ms == T0 + 100 and gateway.view.size == 6
+    header, rows, _ = frame_decode(sink.frames[-1])
+    assert int(header["tick_ms"]) == T0 + 100 and 1000 in rows["id"]
+
+
+@pytest.mark.asyncio
+async def test_a_gateway_that_fell_behind_skips_to_the_newest_tick(gateway):
+    await publish(gateway, range(3), 1)
+    await until(lambda: gateway.frames == 1)
+    for tick in (2, 3, 4):  # three ticks arrive while the relay is busy elsewhere
+        await publish(gateway, range(3), tick)
+    await until(lambda: gateway.view_tick_ms == T0 + 200)
+    await asyncio.sleep(0.05)
+    assert gateway.frames == 2 and gateway.skipped == 2  # ticks 2 and 3 were never sent
+    assert set(gateway.view["hlc"].tolist()) == {4}
+
+
+@pytest.mark.asyncio
+async def test_a_lagging_zone_holds_a_tick_back_only_briefly(gateway, monkeypatch):
+    monkeypatch.setattr(gateway_module, "FLUSH_WAIT_S", 0.05)
+    await publish(gateway, range(3), 1)
+    await until(lambda: gateway.frames == 1)
+    started = asyncio.get_running_loop().time()
+    await publish(gateway, [0, 1], 2)  # zone 2 is late with tick 2
+    await until(lambda: gateway.frames == 2)
+    waited = asyncio.get_running_loop().time() - started
+    assert waited >= 0.04
+    assert gateway.view_tick_ms == T0 + 100
+    assert sorted(gateway.view["hlc"].tolist()) == [1, 1, 2, 2, 2, 2]  # zone 2's last rows
+
+
+@pytest.mark.asyncio
+async def test_malformed_or_foreign_rows_are_counted_and_dropped(gateway):
+    gateway.take_rows(b"garbage")
+    gateway.take_rows(rows_packet(7, 1, T0, zone_rows(7, 1)))  # no zone 7 in this market
+    await asyncio.sleep(0.02)
+    assert gateway.bad_packets == 2 and gateway.frames == 0 and not gateway.latest
