@@ -42,7 +42,7 @@ class OperatorFeedConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()  # first, so that a refusal can say why
-        self.outbox = Outbox(self.send)
+        self.outbox = Outbox(self.base_send)
         self.writer = asyncio.create_task(self.outbox.run())
         market_id = int(self.scope["url_route"]["kwargs"]["market_id"])
         user = self.scope.get("user")

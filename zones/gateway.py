@@ -147,6 +147,7 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         self._stagger = 0
         self._departed: list[Link] = []  # detached this tick: one last command, no lease
+        self._leaving: dict[int, list[int]] = {}  # zone → entities to remove with the next batch
         self._rng = np.random.default_rng()
         self._started = asyncio.Lock()
 
@@ -334,6 +335,15 @@ class Gateway:
                 link.commands = []
         vouch = self.frames % LEASE_EVERY == 0
         zones, sends = [], []
+        leaving, self._leaving = self._leaving, {}
+        for zone, ids in leaving.items():
+            zones.append(zone)
+            sends.append(
+                self.layer.send(
+                    zone_channel(self.market_id, zone),
+                    {"type": "zone.despawn", "ids": np.array(ids, "<u8").tobytes()},
+                )
+            )
         for zone, (commands, alive) in by_zone.items():
             if not commands and not vouch:
                 continue
@@ -491,18 +501,19 @@ class Gateway:
         link.commands = [(CommandKind.VELOCITY, (0.0, 0.0, 0.0), link.seq_taken)]
         self._departed.append(link)
 
-    async def leave(self, entity: int) -> None:
-        """Remove the visitor's entity from the market now."""
+    def leave(self, entity: int) -> None:
+        """Remove the visitor's entity from the market with this tick's batch.
+
+        One despawn message per zone per tick, however many visitors leave at once: a
+        send per visitor ran the Redis connection pool dry when a crowd left together.
+        """
         link = self.links.pop(entity, None)
         zone = link.zone if link is not None else None
         row = self.row_of(entity)
         if row is not None:
             zone = int(row["zone"])
         if zone is not None:
-            await self.layer.send(
-                zone_channel(self.market_id, zone),
-                {"type": "zone.despawn", "ids": np.array([entity], "<u8").tobytes()},
-            )
+            self._leaving.setdefault(zone, []).append(entity)
 
 
 _gateways: dict[tuple[int, int], Gateway] = {}

@@ -119,3 +119,28 @@ async def test_malformed_or_foreign_rows_are_counted_and_dropped(gateway):
     gateway.take_rows(rows_packet(7, 1, T0, zone_rows(7, 1)))  # no zone 7 in this market
     await asyncio.sleep(0.02)
     assert gateway.bad_packets == 2 and gateway.frames == 0 and not gateway.latest
+
+
+@pytest.mark.asyncio
+async def test_visitors_leaving_together_make_one_despawn_per_zone(gateway):
+    from channels.layers import get_channel_layer
+
+    from zones.channels import zone_channel
+
+    await publish(gateway, range(3), 1)
+    await until(lambda: gateway.frames == 1)
+    for entity in (1000, 2000, 1001, 2001):  # zone 0's and zone 1's two visitors
+        gateway.links[entity] = Link(
+            entity=entity, sink=Sink(), stagger=0, seq_taken=0, zone=entity % 1000, booth=0
+        )
+        gateway.leave(entity)
+    assert not gateway.links
+    await publish(gateway, range(3), 2)
+    await until(lambda: gateway.frames == 2)
+    layer = get_channel_layer()
+    for zone, ids in ((0, [1000, 2000]), (1, [1001, 2001])):
+        message = await asyncio.wait_for(layer.receive(zone_channel(MARKET, zone)), 1)
+        assert message["type"] == "zone.despawn"
+        assert np.frombuffer(message["ids"], "<u8").tolist() == ids
+    with pytest.raises(TimeoutError):  # nothing more: one message per zone, nothing for zone 2
+        await asyncio.wait_for(layer.receive(zone_channel(MARKET, 2)), 0.1)
