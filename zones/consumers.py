@@ -137,6 +137,10 @@ class VisitorConsumer(AsyncWebsocketConsumer):
 
     entity: int | None = None
     gateway: Gateway | None = None
+    # The gateway feeds a visitor's socket directly, never over the channel layer. An alias
+    # that names no layer gives the socket none: no channel of its own, and no receive
+    # pending on Redis per visitor that every close then cancels.
+    channel_layer_alias = "no layer: the gateway feeds visitor sockets"
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every handler, a thread hop

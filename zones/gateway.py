@@ -6,10 +6,15 @@ never once per visitor. Each tick it merges what the zones published into one vi
 of a handoff appears once), cuts every visitor's share out of it with numpy,
 and sends each visitor one binary frame:
 
-  * rows within INTEREST_RADIUS_M (5 m) every tick;
-  * rows within FAR_RADIUS_M (20 m) every FAR_EVERY-th tick, staggered across
-    visitors so the extra bytes spread evenly;
-  * the bodies (55 bones) of visitors within 5 m every BODIES_EVERY-th tick.
+  * the nearest NEAR_ROWS rows within INTEREST_RADIUS_M (5 m) every tick;
+  * the nearest FAR_ROWS rows within FAR_RADIUS_M (20 m) every FAR_EVERY-th
+    tick, staggered across visitors so the extra bytes spread evenly;
+  * the bodies (55 bones) of the NEAR_BODIES nearest visitors within 5 m every
+    BODIES_EVERY-th tick, on other ticks than the far rows.
+
+That is the level of detail: however dense the crowd, a frame is at most
+24 + 96 × 24 bytes, and a visitor's stream stays within 256 kbit/s (rows
+quantised to the centimetre, 24 bytes each: zones.core.wire.FRAME_ROW_DTYPE).
 
 A tick's frames go out when every zone that is alive has delivered that tick,
 or FLUSH_WAIT_S after the first one did. A gateway that fell behind skips to
@@ -50,6 +55,7 @@ from zones.core.wire import (
     CommandKind,
     RowFlag,
     frame_encode,
+    frame_rows,
     from_bytes,
     rows_unpack,
 )
@@ -58,7 +64,11 @@ log = logging.getLogger(__name__)
 
 FAR_RADIUS_M = 20.0
 FAR_EVERY = 4
-BODIES_EVERY = 2
+BODIES_EVERY = 4
+BODIES_PHASE = 2  # bodies go on the ticks halfway between two far ticks
+NEAR_ROWS = 32
+FAR_ROWS = 96
+NEAR_BODIES = 4
 FLUSH_WAIT_S = 0.008
 ZONE_STALE_MS = 5 * TICK_MS  # a zone silent this long is down: left out of frames
 JOIN_TIMEOUT_S = 3.0
@@ -277,27 +287,33 @@ class Gateway:
             - 2.0 * centres @ pos.T
             + np.einsum("ij,ij->i", pos, pos)[None, :]
         )
-        near = d2 <= INTEREST_RADIUS_M**2
-        near[np.arange(own.size), own] = True  # your own root, always
-        far = d2 <= FAR_RADIUS_M**2
+        d2[np.arange(own.size), own] = -1.0  # your own root: always the nearest
+        phases = self.frames + np.array([link.stagger for link in served], dtype=np.int64)
+        with_far = phases % FAR_EVERY == 0
+        with_bodies = phases % BODIES_EVERY == BODIES_PHASE
+        near = nearest_within(d2, INTEREST_RADIUS_M**2, NEAR_ROWS)
+        far = np.flatnonzero(with_far)
+        if far.size:
+            near[far] = nearest_within(d2[far], FAR_RADIUS_M**2, FAR_ROWS)
         roots = (view["flags"] & RowFlag.VISITOR_ROOT) != 0
-        body_rows = np.flatnonzero(roots & near.any(axis=0))
+        dressed = np.flatnonzero(with_bodies)
+        body_of = np.zeros(d2.shape, bool)
+        if dressed.size:
+            close = np.where(roots[None, :], d2[dressed], np.inf)
+            body_of[dressed] = nearest_within(close, INTEREST_RADIUS_M**2, NEAR_BODIES)
+        body_rows = np.flatnonzero(body_of.any(axis=0))
         body_index = np.full(view.size, -1, np.int64)
         body_index[body_rows] = np.arange(body_rows.size)
-        blocks = body_blocks(view[body_rows]) if body_rows.size else None
+        blocks = body_blocks(view[body_rows]) if body_rows.size else np.zeros(0, BODY_DTYPE)
+        quantised = frame_rows(view)  # once for everyone, then cut per visitor
         booths = self.ranges.assign_positions(centres, LO, HI)
-        empty_bodies = np.zeros(0, BODY_DTYPE)
         for i, link in enumerate(served):
-            phase = self.frames + link.stagger
-            with_far = phase % FAR_EVERY == 0
-            mask = far[i] if with_far else near[i]
-            if blocks is not None and phase % BODIES_EVERY == 0:
-                nearby = body_index[near[i] & roots]
-                bodies = blocks[nearby]
-            else:
-                bodies = empty_bodies
             frame = frame_encode(
-                view[mask], bodies, ack_seq=link.seq_taken, tick_ms=tick_ms, far=with_far
+                quantised[near[i]],
+                blocks[body_index[body_of[i]]],
+                ack_seq=link.seq_taken,
+                tick_ms=tick_ms,
+                far=bool(with_far[i]),
             )
             # queued, never awaited: one slow socket must not hold up everyone's frames
             link.sink.send_frame(frame)
@@ -514,6 +530,17 @@ class Gateway:
             zone = int(row["zone"])
         if zone is not None:
             self._leaving.setdefault(zone, []).append(entity)
+
+
+def nearest_within(d2: np.ndarray, radius2: float, most: int) -> np.ndarray:
+    """Per row of squared distances: a mask of the `most` nearest columns within the radius."""
+    mask = d2 <= radius2
+    crowded = np.flatnonzero(np.count_nonzero(mask, axis=1) > most)
+    if crowded.size:
+        nearest = np.argpartition(d2[crowded], most - 1, axis=1)[:, :most]
+        mask[crowded] = False
+        mask[crowded[:, None], nearest] = True
+    return mask
 
 
 _gateways: dict[tuple[int, int], Gateway] = {}

@@ -144,3 +144,58 @@ async def test_visitors_leaving_together_make_one_despawn_per_zone(gateway):
         assert np.frombuffer(message["ids"], "<u8").tolist() == ids
     with pytest.raises(TimeoutError):  # nothing more: one message per zone, nothing for zone 2
         await asyncio.wait_for(layer.receive(zone_channel(MARKET, 2)), 0.1)
+
+
+def test_nearest_within_keeps_the_nearest_inside_the_radius():
+    from zones.gateway import nearest_within
+
+    d2 = np.array([[4.0, 1.0, 9.0, 0.0, 30.0], [50.0, 40.0, 1.0, 60.0, 2.0]])
+    mask = nearest_within(d2, 25.0, 3)
+    assert mask.tolist() == [[True, True, False, True, False], [False, False, True, False, True]]
+    assert nearest_within(d2, 25.0, 10).tolist() == (d2 <= 25.0).tolist()
+
+
+def crowd_rows(zone: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    rows = np.zeros(n, ROW_DTYPE)
+    rows["id"] = np.arange(n, dtype=np.uint64) + 10_000 * (zone + 1)
+    angle, radius = rng.uniform(0, 2 * np.pi, n), np.sqrt(rng.uniform(0, 1, n)) * 4.0
+    rows["pos"][:, 0] = 20.0 + radius * np.cos(angle)
+    rows["pos"][:, 2] = 20.0 + radius * np.sin(angle)
+    rows["flags"] = RowFlag.AUTHORITATIVE | RowFlag.VISITOR_ROOT
+    rows["zone"] = zone
+    return rows
+
+
+@pytest.mark.asyncio
+async def test_in_a_dense_crowd_frames_keep_to_their_level_of_detail(gateway):
+    """150 visitors within 4 m of each other: each frame holds the nearest rows and bodies only."""
+    rows = crowd_rows(0, 150, np.random.default_rng(3))
+    sinks = {}
+    for stagger, entity in enumerate(rows["id"][:40].tolist()):
+        sinks[entity] = Sink()
+        gateway.links[entity] = Link(
+            entity=entity, sink=sinks[entity], stagger=stagger, seq_taken=0, zone=0, booth=0
+        )
+    for tick in range(1, 5):  # every phase of the far rows and the bodies, for everyone
+        await gateway.bus.publish(MARKET, 0, rows_packet(0, tick, T0 + 50 * tick, rows))
+        await until(lambda t=tick: gateway.frames == t)
+    pos = {int(i): p for i, p in zip(rows["id"], rows["pos"], strict=True)}
+    for entity, sink in sinks.items():
+        assert len(sink.frames) == 4
+        kinds = set()
+        for data in sink.frames:
+            header, got, bodies = frame_decode(data)
+            far = bool(header["flags"] & 1)
+            assert entity in got["id"].tolist()  # your own row, always
+            assert got.size == (gateway_module.FAR_ROWS if far else gateway_module.NEAR_ROWS)
+            assert len(data) <= 24 + 96 * 24 + 4 * 338
+            distances = np.linalg.norm(
+                np.array([pos[int(i)] for i in got["id"]]) - pos[entity], axis=1
+            )
+            others = np.linalg.norm(rows["pos"] - pos[entity], axis=1)
+            assert distances.max() <= np.sort(others)[got.size - 1] + 1e-4  # the nearest ones
+            if bodies.size:
+                assert not far and bodies.size == gateway_module.NEAR_BODIES
+                assert entity in bodies["id"].tolist()
+            kinds.add("far" if far else "bodies" if bodies.size else "near")
+        assert kinds == {"far", "bodies", "near"}

@@ -34,9 +34,10 @@ from zones.core.wire import (
     FRAME_HEADER_DTYPE,
     FRAME_KIND_INTEREST,
     FRAME_MAGIC,
+    FRAME_ROW_DTYPE,
     FRAME_VERSION,
     INPUT_DTYPE,
-    ROW_DTYPE,
+    VIEW_DTYPE,
     RowFlag,
     frame_decode,
 )
@@ -56,12 +57,13 @@ DECODE_MODES = ("full", "header")
 # The header-only path reads the wire with struct, at the offsets of the dtypes it follows:
 # reading a numpy header (wire.frame_header) costs more than this whole path (~5 µs a frame).
 HEADER = struct.Struct("<HBBIQHHI")  # FRAME_HEADER_DTYPE
-ROW_MOTION = struct.Struct("<3f3f")  # ROW_DTYPE pos, vel
-ROW_OWNER = struct.Struct("<HH")  # ROW_DTYPE flags, zone
-OWN_ID = struct.Struct("<Q")  # ROW_DTYPE id, at offset 0
+ROW_MOTION = struct.Struct("<3H3h")  # FRAME_ROW_DTYPE pos, vel: centimetres (per second)
+ROW_OWNER = struct.Struct("<HH")  # FRAME_ROW_DTYPE flags, zone
+OWN_ID = struct.Struct("<Q")  # FRAME_ROW_DTYPE id, at offset 0
+ROW_SIZE = FRAME_ROW_DTYPE.itemsize
 assert HEADER.size == FRAME_HEADER_DTYPE.itemsize
-ROW_MOTION_AT = ROW_DTYPE.fields["pos"][1]
-ROW_OWNER_AT = ROW_DTYPE.fields["flags"][1]
+ROW_MOTION_AT = FRAME_ROW_DTYPE.fields["pos"][1]
+ROW_OWNER_AT = FRAME_ROW_DTYPE.fields["flags"][1]
 
 
 class JoinRefused(Exception):
@@ -189,7 +191,7 @@ class Visitor:
         self.resumed = False
         self.position: np.ndarray | None = None
         self.velocity: np.ndarray | None = None
-        self.rows = np.zeros(0, ROW_DTYPE)
+        self.rows = np.zeros(0, VIEW_DTYPE)
         self.bodies = np.zeros(0, BODY_DTYPE)
         self.ack_seq = 0
         self.tick_ms = 0
@@ -343,17 +345,17 @@ class Visitor:
             self.stats.bad_frames += 1
             return
         magic, version, kind, ack_seq, tick_ms, n_rows, n_bodies, flags = HEADER.unpack_from(data)
-        expected = HEADER.size + n_rows * ROW_DTYPE.itemsize + n_bodies * BODY_DTYPE.itemsize
+        expected = HEADER.size + n_rows * ROW_SIZE + n_bodies * BODY_DTYPE.itemsize
         ours = (magic, version, kind) == (FRAME_MAGIC, FRAME_VERSION, FRAME_KIND_INTEREST)
         if not ours or len(data) != expected:
             self.stats.bad_frames += 1
             return
         self.ack_seq, self.tick_ms = ack_seq, tick_ms
-        at = self._own_row_at(data, HEADER.size + n_rows * ROW_DTYPE.itemsize)
+        at = self._own_row_at(data, HEADER.size + n_rows * ROW_SIZE)
         if at is not None:
             motion = ROW_MOTION.unpack_from(data, at + ROW_MOTION_AT)
-            self.position = np.array(motion[:3], dtype=np.float64)
-            self.velocity = np.array(motion[3:], dtype=np.float64)
+            self.position = np.array(motion[:3], dtype=np.float64) / 100.0
+            self.velocity = np.array(motion[3:], dtype=np.float64) / 100.0
             row_flags, zone = ROW_OWNER.unpack_from(data, at + ROW_OWNER_AT)
             if row_flags & RowFlag.AUTHORITATIVE:
                 self.zone = zone
@@ -363,7 +365,7 @@ class Visitor:
         """Offset of the row of our entity in a frame, or None: a byte search, row-aligned."""
         wanted = OWN_ID.pack(self.entity)
         at = data.find(wanted, HEADER.size, rows_end)
-        while at != -1 and (at - HEADER.size) % ROW_DTYPE.itemsize:
+        while at != -1 and (at - HEADER.size) % ROW_SIZE:
             at = data.find(wanted, at + 1, rows_end)  # the id's bytes inside another field
         return None if at == -1 else at
 

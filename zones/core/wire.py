@@ -95,7 +95,7 @@ def from_bytes(data: bytes, dtype: np.dtype, what: str) -> np.ndarray:
 
 
 FRAME_MAGIC = 0x4D46  # bytes "FM" little-endian
-FRAME_VERSION = 1
+FRAME_VERSION = 2  # 2: rows quantised to FRAME_ROW_DTYPE (version 1 carried ROW_DTYPE rows)
 FRAME_KIND_INTEREST = 1
 FRAME_FAR_ROWS = 0x1  # FRAME_HEADER_DTYPE.flags: this frame includes rows beyond the radius
 
@@ -106,7 +106,7 @@ FRAME_HEADER_DTYPE = np.dtype(
         ("kind", "<u1"),  # 3: FRAME_KIND_INTEREST
         ("ack_seq", "<u4"),  # 4: highest input seq taken from this visitor
         ("tick_ms", "<u8"),  # 8: wall-clock ms of the newest zone tick in the frame
-        ("rows", "<u2"),  # 16: ROW_DTYPE rows that follow
+        ("rows", "<u2"),  # 16: FRAME_ROW_DTYPE rows that follow
         ("bodies", "<u2"),  # 18: BODY_DTYPE blocks that follow the rows
         ("flags", "<u4"),  # 20: FRAME_FAR_ROWS
     ]
@@ -116,6 +116,47 @@ FRAME_HEADER_DTYPE = np.dtype(
 BONES_PER_BODY = 55
 BODY_DTYPE = np.dtype([("id", "<u8"), ("bones", "<i2", (BONES_PER_BODY, 3))])
 """One visitor's 55 bones: root id, then each bone's offset from the root in mm (338 bytes)."""
+
+FRAME_ROW_DTYPE = np.dtype(
+    [
+        ("id", "<u8"),  # 0: entity id
+        ("pos", "<u2", (3,)),  # 8: centimetres from the market's origin, (x, y, z)
+        ("vel", "<i2", (3,)),  # 14: centimetres per second
+        ("flags", "<u2"),  # 20: RowFlag bits
+        ("zone", "<u2"),  # 22: publishing zone
+    ]
+)
+"""A row as a visitor receives it (24 bytes): ROW_DTYPE without the clock and epoch, which
+only zones need, and quantised to the centimetre: a market is at most 655 m a side, and
+nothing moves faster than V_MAX (10 m/s), far inside ±327 m/s."""
+
+VIEW_DTYPE = np.dtype(
+    [("id", "<u8"), ("pos", "<f4", (3,)), ("vel", "<f4", (3,)), ("flags", "<u2"), ("zone", "<u2")]
+)
+"""A received row decoded back to metres (what `frame_decode` returns)."""
+
+CM_PER_M = 100.0
+POS_MAX_CM = np.iinfo(np.uint16).max
+VEL_MAX_CM = np.iinfo(np.int16).max
+
+
+def frame_rows(rows: np.ndarray) -> np.ndarray:
+    """ROW_DTYPE rows quantised for a frame (positions clamped to what the format holds)."""
+    out = np.empty(rows.size, FRAME_ROW_DTYPE)
+    out["id"], out["flags"], out["zone"] = rows["id"], rows["flags"], rows["zone"]
+    out["pos"] = np.clip(np.rint(rows["pos"] * CM_PER_M), 0, POS_MAX_CM)
+    out["vel"] = np.clip(np.rint(rows["vel"] * CM_PER_M), -VEL_MAX_CM, VEL_MAX_CM)
+    return out
+
+
+def view_rows(rows: np.ndarray) -> np.ndarray:
+    """FRAME_ROW_DTYPE rows in metres again."""
+    out = np.empty(rows.size, VIEW_DTYPE)
+    out["id"], out["flags"], out["zone"] = rows["id"], rows["flags"], rows["zone"]
+    out["pos"] = rows["pos"] / np.float32(CM_PER_M)
+    out["vel"] = rows["vel"] / np.float32(CM_PER_M)
+    return out
+
 
 INPUT_DTYPE = np.dtype([("seq", "<u4"), ("vel", "<f4", (3,))])
 """A visitor's binary input frame: sequence number and velocity (16 bytes)."""
@@ -129,7 +170,12 @@ def frame_encode(
     tick_ms: int,
     far: bool,
 ) -> bytes:
-    """An interest frame's bytes: header, then rows, then bodies."""
+    """An interest frame's bytes: header, then rows, then bodies.
+
+    `rows` are FRAME_ROW_DTYPE rows, or ROW_DTYPE rows to be quantised here.
+    """
+    if rows.dtype != FRAME_ROW_DTYPE:
+        rows = frame_rows(rows)
     header = np.zeros(1, FRAME_HEADER_DTYPE)
     header["magic"], header["version"], header["kind"] = FRAME_MAGIC, FRAME_VERSION, 1
     header["ack_seq"], header["tick_ms"] = ack_seq, tick_ms
@@ -153,17 +199,17 @@ def frame_header(data: bytes, dtype: np.dtype, kind: int, version: int, what: st
 def frame_decode(data: bytes) -> tuple[np.void, np.ndarray, np.ndarray]:
     """(header, rows, bodies) from an interest frame; a frame of the wrong shape is an error.
 
-    The arrays are read-only views of `data`.
+    The rows come back in metres (VIEW_DTYPE); the bodies are a read-only view of `data`.
     """
     size = FRAME_HEADER_DTYPE.itemsize
     header = frame_header(data, FRAME_HEADER_DTYPE, FRAME_KIND_INTEREST, FRAME_VERSION, "interest")
     n_rows, n_bodies = int(header["rows"]), int(header["bodies"])
-    expected = size + n_rows * ROW_DTYPE.itemsize + n_bodies * BODY_DTYPE.itemsize
+    expected = size + n_rows * FRAME_ROW_DTYPE.itemsize + n_bodies * BODY_DTYPE.itemsize
     if len(data) != expected:
         raise ValueError(f"interest frame: {len(data)} bytes, the header announces {expected}")
-    rows = np.frombuffer(data, ROW_DTYPE, count=n_rows, offset=size)
+    rows = view_rows(np.frombuffer(data, FRAME_ROW_DTYPE, count=n_rows, offset=size))
     bodies = np.frombuffer(
-        data, BODY_DTYPE, count=n_bodies, offset=size + n_rows * ROW_DTYPE.itemsize
+        data, BODY_DTYPE, count=n_bodies, offset=size + n_rows * FRAME_ROW_DTYPE.itemsize
     )
     return header, rows, bodies
 

@@ -17,6 +17,7 @@ from zones.core.wire import (
     FRAME_FAR_ROWS,
     FRAME_HEADER_DTYPE,
     FRAME_MAGIC,
+    FRAME_ROW_DTYPE,
     INPUT_DTYPE,
     ROW_DTYPE,
     RowFlag,
@@ -58,6 +59,14 @@ def bone(name: str) -> int:
 def test_the_wire_sizes_are_those_of_the_protocol():
     assert FRAME_HEADER_DTYPE.itemsize == HEADER
     assert ROW_DTYPE.itemsize == 48
+    assert FRAME_ROW_DTYPE.itemsize == 24
+    assert {n: FRAME_ROW_DTYPE.fields[n][1] for n in FRAME_ROW_DTYPE.names} == {
+        "id": 0,
+        "pos": 8,
+        "vel": 14,
+        "flags": 20,
+        "zone": 22,
+    }
     assert BODY_DTYPE.itemsize == 8 + BONES_PER_BODY * 3 * 2 == 338
     assert INPUT_DTYPE.itemsize == 16
     assert BONES_PER_BODY == len(BONE_NAMES) == len(set(BONE_NAMES)) == 55
@@ -85,17 +94,19 @@ def test_a_frame_decodes_to_what_was_encoded(n_rows, n_bodies, far):
     rows = random_rows(rng, n_rows)
     blocks = bodies(rows[:n_bodies])
     data = frame_encode(rows, blocks, ack_seq=4_000_000_000, tick_ms=TICK_MS, far=far)
-    assert len(data) == HEADER + 48 * n_rows + 338 * n_bodies
+    assert len(data) == HEADER + 24 * n_rows + 338 * n_bodies
     assert data[:2] == b"FM"
     header, got_rows, got_bodies = frame_decode(data)
-    assert header["magic"] == FRAME_MAGIC and header["version"] == 1 and header["kind"] == 1
+    assert header["magic"] == FRAME_MAGIC and header["version"] == 2 and header["kind"] == 1
     assert header["ack_seq"] == 4_000_000_000
     assert header["tick_ms"] == TICK_MS
     assert (header["rows"], header["bodies"]) == (n_rows, n_bodies)
     assert header["flags"] == (FRAME_FAR_ROWS if far else 0)
-    assert got_rows.tobytes() == rows.tobytes()
     np.testing.assert_array_equal(got_rows["id"], rows["id"])
-    np.testing.assert_array_equal(got_rows["pos"], rows["pos"])
+    np.testing.assert_array_equal(got_rows["flags"], rows["flags"])
+    np.testing.assert_array_equal(got_rows["zone"], rows["zone"])
+    np.testing.assert_allclose(got_rows["pos"], rows["pos"], atol=0.005 + 1e-6)  # to the cm
+    np.testing.assert_allclose(got_rows["vel"], rows["vel"], atol=0.005 + 1e-6)
     assert got_bodies.tobytes() == blocks.tobytes()
     np.testing.assert_array_equal(got_bodies["bones"], blocks["bones"])
 
@@ -108,7 +119,7 @@ def test_the_header_is_little_endian_at_the_documented_offsets():
         tick_ms=0x0A0B0C0D0E0F,
         far=True,
     )
-    assert data[0:4] == bytes([0x46, 0x4D, 1, 1])
+    assert data[0:4] == bytes([0x46, 0x4D, 2, 1])
     assert int.from_bytes(data[4:8], "little") == 0x01020304
     assert int.from_bytes(data[8:16], "little") == 0x0A0B0C0D0E0F
     assert int.from_bytes(data[16:18], "little") == 2
@@ -133,7 +144,7 @@ def patched(data: bytes, offset: int, value: bytes) -> bytes:
         (lambda d: patched(d, 0, b"MF"), "bad magic"),
         (lambda d: patched(d, 0, b"\0\0"), "bad magic"),
         (lambda d: patched(d, 3, b"\x02"), "bad magic or kind"),
-        (lambda d: patched(d, 2, b"\x02"), "version 2"),
+        (lambda d: patched(d, 2, b"\x01"), "version 1"),
         (lambda d: patched(d, 2, b"\x00"), "version 0"),
         (lambda d: d[:-1], "the header announces"),
         (lambda d: d + b"\0", "the header announces"),
@@ -147,7 +158,7 @@ def patched(data: bytes, offset: int, value: bytes) -> bytes:
         "swapped-magic",
         "zero-magic",
         "wrong-kind",
-        "version-2",
+        "version-1",
         "version-0",
         "one-byte-short",
         "one-byte-long",
@@ -301,3 +312,17 @@ def test_rows_packet_round_trip_and_malformed_packets():
     ]:
         with pytest.raises(ValueError, match=reason):
             rows_unpack(bad)
+
+
+def test_frame_rows_are_centimetres_clamped_to_what_the_format_holds():
+    from zones.core.wire import frame_rows, view_rows
+
+    rows = np.zeros(4, ROW_DTYPE)
+    rows["pos"] = [[1.234, 0.0, 127.996], [-0.5, 0.0, 1000.0], [655.35, 1.0, 0.004], [0, 0, 0]]
+    rows["vel"] = [[10.0, -10.0, 0.006], [400.0, -400.0, 0.0], [0, 0, 0], [0, 0, 0]]
+    q = frame_rows(rows)
+    assert q["pos"].tolist() == [[123, 0, 12800], [0, 0, 65535], [65535, 100, 0], [0, 0, 0]]
+    assert q["vel"].tolist() == [[1000, -1000, 1], [32767, -32767, 0], [0, 0, 0], [0, 0, 0]]
+    back = view_rows(q)
+    np.testing.assert_allclose(back["pos"][0], [1.23, 0.0, 128.0], atol=1e-5)
+    np.testing.assert_allclose(back["vel"][0], [10.0, -10.0, 0.01], atol=1e-5)
