@@ -306,22 +306,25 @@ class Gateway:
         body_index[body_rows] = np.arange(body_rows.size)
         blocks = body_blocks(view[body_rows]) if body_rows.size else np.zeros(0, BODY_DTYPE)
         quantised = frame_rows(view)  # once for everyone, then cut per visitor
-        booths = self.ranges.assign_positions(centres, LO, HI)
+        booths = self.ranges.assign_positions(centres, LO, HI).tolist()
+        flags = view["flags"][own]
+        settled = ((flags & RowFlag.AUTHORITATIVE) != 0) & ((flags & RowFlag.STAGING) == 0)
+        zones, settled_list = view["zone"][own].tolist(), settled.tolist()
+        far_list = with_far.tolist()
         for i, link in enumerate(served):
             frame = frame_encode(
                 quantised[near[i]],
                 blocks[body_index[body_of[i]]],
                 ack_seq=link.seq_taken,
                 tick_ms=tick_ms,
-                far=bool(with_far[i]),
+                far=far_list[i],
             )
             # queued, never awaited: one slow socket must not hold up everyone's frames
             link.sink.send_frame(frame)
-            self._events(link, view[own[i]], int(booths[i]), tick_ms)
+            self._events(link, zones[i], settled_list[i], booths[i], tick_ms)
 
-    def _events(self, link: Link, row: np.void, booth: int, tick_ms: int) -> None:
-        zone = int(row["zone"])
-        settled = row["flags"] & RowFlag.AUTHORITATIVE and not row["flags"] & RowFlag.STAGING
+    def _events(self, link: Link, zone: int, settled: bool, booth: int, tick_ms: int) -> None:
+        """zone_changed once the visitor's own row settles in a new zone; booth_entered."""
         if settled and zone != link.zone:
             link.sink.send_event(
                 {"type": "zone_changed", "from": link.zone, "to": zone, "tick_ms": tick_ms}

@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from zones.core.wire import (
     BODY_DTYPE,
     FRAME_FAR_ROWS,
+    FRAME_HEADER,
     FRAME_HEADER_DTYPE,
     FRAME_KIND_INTEREST,
     FRAME_MAGIC,
@@ -56,7 +57,7 @@ DECODE_MODES = ("full", "header")
 
 # The header-only path reads the wire with struct, at the offsets of the dtypes it follows:
 # reading a numpy header (wire.frame_header) costs more than this whole path (~5 µs a frame).
-HEADER = struct.Struct("<HBBIQHHI")  # FRAME_HEADER_DTYPE
+HEADER = FRAME_HEADER  # FRAME_HEADER_DTYPE
 ROW_MOTION = struct.Struct("<3H3h")  # FRAME_ROW_DTYPE pos, vel: centimetres (per second)
 ROW_OWNER = struct.Struct("<HH")  # FRAME_ROW_DTYPE flags, zone
 OWN_ID = struct.Struct("<Q")  # FRAME_ROW_DTYPE id, at offset 0

@@ -289,8 +289,8 @@ def _pair(source: dict[str, Any], first: str, second: str) -> str | None:
 Spec = tuple[str, str, list[Line], list[Limit]]  # title, unit, lines, limits of one chart
 
 
-def charts(report: dict[str, Any]) -> str:
-    """Every chart over time, in reading order."""
+def chart_svgs(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(file name, SVG) of every chart over time, in reading order."""
     s = report["series"]
     xs = s["t_s"]
     ramp = next((t for t, steady in zip(xs, s["steady"], strict=True) if steady), None)
@@ -363,11 +363,23 @@ def charts(report: dict[str, Any]) -> str:
         ("CPU", "cores", cpu_lines, []),
         one("Harness event loop: worst late wake-up each second", "ms", "loop_lag_ms", PALETTE[5]),
     ]
-    return "".join(
-        f"<figure>{line_chart(title, unit, xs, lines, limits=limits, ramp_until=ramp_until)}"
-        "</figure>"
-        for title, unit, lines, limits in specs
-    )
+    return [
+        (
+            f"{i:02d}-{_slug(title)}.svg",
+            line_chart(title, unit, xs, lines, limits=limits, ramp_until=ramp_until),
+        )
+        for i, (title, unit, lines, limits) in enumerate(specs, start=1)
+    ]
+
+
+def _slug(title: str) -> str:
+    words = "".join(c if c.isalnum() else " " for c in title.lower()).split()
+    return "-".join(words[:5])
+
+
+def charts(report: dict[str, Any]) -> str:
+    """Every chart over time, in reading order, as HTML figures."""
+    return "".join(f"<figure>{svg}</figure>" for _, svg in chart_svgs(report))
 
 
 STYLE = """

@@ -60,6 +60,10 @@ def test_a_short_run_on_its_own_embedded_server_reports_frames_latency_and_zones
     assert report["errors"]["join_failures"] == 0
     page = (out / "report.html").read_text()
     assert "<svg" in page and "Verdicts" in page
+    charts = sorted(p.name for p in (out / "charts").glob("*.svg"))
+    assert len(charts) == page.count("<svg") == 10
+    assert charts[1] == "02-tick-client-latency-per-second.svg"
+    assert (out / "charts" / charts[1]).read_text() in page  # the page's own chart, as a file
     pid = report["run"]["server"]["pid"]
     assert not Path(f"/proc/{pid}").exists() or _zombie(pid), "the server outlived the run"
     assert "Traceback" not in (out / "server.log").read_text()

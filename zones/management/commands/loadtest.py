@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from zones.core.constants import MAX_ZONES
-from zones.load.html import report_html
+from zones.load.html import chart_svgs, report_html
 from zones.load.record import RunRecord
 from zones.load.report import pass_lines_missed, report_build, verdict_lines
 from zones.load.runner import LoadError, LoadRun, RunSettings
@@ -201,6 +201,10 @@ class Command(BaseCommand):
         report = report_build(record)
         (out / "report.json").write_text(json.dumps(report, indent=1))
         (out / "report.html").write_text(report_html(report))
+        charts = out / "charts"  # the same charts as files, for documents that embed them
+        charts.mkdir(exist_ok=True)
+        for name, svg in chart_svgs(report):
+            (charts / name).write_text(svg)
         for line in verdict_lines(report):
             self.stdout.write(line)
         self.stdout.write(f"report: {out / 'report.json'} and {out / 'report.html'}")
