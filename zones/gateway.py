@@ -71,7 +71,8 @@ FAR_ROWS = 96
 NEAR_BODIES = 4
 FLUSH_WAIT_S = 0.008
 ZONE_STALE_MS = 5 * TICK_MS  # a zone silent this long is down: left out of frames
-JOIN_TIMEOUT_S = 3.0
+# A loaded market answers a spawn late rather than never; the SDK waits 10 s for its welcome.
+JOIN_TIMEOUT_S = 8.0
 FIRST_VIEW_TIMEOUT_S = 3.0
 LEASE_EVERY = 5  # vouch for this gateway's visitors 4 times a second (the lease is 30 s)
 OVERVIEW_EVERY = 2  # operators get the whole market every 2nd tick: 10 Hz

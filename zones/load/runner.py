@@ -13,6 +13,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +163,11 @@ class LoadRun:
 
     async def run(self) -> RunRecord:
         s = self.settings
+        # Each join asks for its ticket over HTTP in a thread (the SDK's join_ticket); the
+        # default pool (cores + 4 threads) would let 6 joins at a time, not join_concurrency.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=s.join_concurrency, thread_name_prefix="load-join")
+        )
         layout = await self.probe()
         plans = plan_scenario(layout, s.scenario, s.visitors, np.random.default_rng(s.seed))
         self.slots = [Slot(plan) for plan in plans]
