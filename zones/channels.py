@@ -20,11 +20,6 @@ def zone_channel(market_id: int, zone: int) -> str:
     return f"fabric.m{market_id}.zone.{zone}"
 
 
-def rows_group(market_id: int, zone: int) -> str:
-    """The group a zone publishes its interest rows to, once per tick."""
-    return f"fabric.m{market_id}.rows.{zone}"
-
-
 def layer_required() -> BaseChannelLayer:
     """The default channel layer, or a clear error when settings have none."""
     layer: Any = get_channel_layer()
