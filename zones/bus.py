@@ -75,12 +75,14 @@ class LocalBus:
 
     async def publish(self, market_id: int, zone: int, packet: bytes) -> None:
         here = asyncio.get_running_loop()
-        for loop, handler in list(
-            self.subscribers.get(rows_channel(self.prefix, market_id, zone), ())
-        ):
+        entries = self.subscribers.get(rows_channel(self.prefix, market_id, zone), [])
+        for entry in list(entries):
+            loop, handler = entry
             if loop is here:
                 handler(packet)
-            elif not loop.is_closed():
+            elif loop.is_closed():  # its subscriber went with its loop, unsubscribed or not
+                entries.remove(entry)
+            else:
                 loop.call_soon_threadsafe(handler, packet)
 
     async def subscribe(

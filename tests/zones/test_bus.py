@@ -87,6 +87,7 @@ async def test_local_bus_reaches_a_subscriber_on_another_threads_loop():
     loop.close()
     assert len(got) == 1 and got[0][1] == thread.ident  # run on the subscriber's own loop
     await bus.publish(1, 0, packet(0, 2))  # a closed loop is skipped, not an error
+    assert bus.subscribers[rows_channel("local", 1, 0)] == []  # and its subscriber forgotten
 
 
 @pytest.mark.asyncio
