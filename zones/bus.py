@@ -25,10 +25,12 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+import numpy as np
 import redis.asyncio as redis
 from django.conf import settings
 
 from zones.channels import cancel_and_wait
+from zones.core.wire import rows_unpack
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,15 @@ RowsHandler = Callable[[bytes], None]
 def rows_channel(prefix: str, market_id: int, zone: int) -> str:
     """The bus channel zone `zone` of market `market_id` publishes its rows on."""
     return f"{prefix}:fabric.m{market_id}.rows.{zone}"
+
+
+def packet_unpacked(packet: bytes, receiver: str) -> tuple[int, int, int, np.ndarray] | None:
+    """(zone, tick, tick_ms, rows) of a packet from the bus, or None, logged, if malformed."""
+    try:
+        return rows_unpack(packet)
+    except ValueError as exc:
+        log.warning("%s: dropped a malformed rows packet: %s", receiver, exc)
+        return None
 
 
 class Subscription(Protocol):

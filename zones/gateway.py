@@ -39,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from market.live import LiveMarket
-from zones.bus import Subscription, rows_bus
+from zones.bus import Subscription, packet_unpacked, rows_bus
 from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
 from zones.core.constants import INTEREST_RADIUS_M, MARKET_SIZE_M, TICK_MS, V_MAX_M_PER_S
 from zones.core.crowd import floor_points
@@ -57,7 +57,6 @@ from zones.core.wire import (
     frame_encode,
     frame_rows,
     from_bytes,
-    rows_unpack,
 )
 
 log = logging.getLogger(__name__)
@@ -202,12 +201,11 @@ class Gateway:
 
     def take_rows(self, packet: bytes) -> None:
         """A zone's rows from the bus: keep them as that zone's latest, wake the relay."""
-        try:
-            zone, _, tick_ms, rows = rows_unpack(packet)
-        except ValueError as exc:
+        unpacked = packet_unpacked(packet, "gateway")
+        if unpacked is None:
             self.bad_packets += 1
-            log.warning("gateway: dropped a malformed rows packet: %s", exc)
             return
+        zone, _, tick_ms, rows = unpacked
         if not 0 <= zone < self.zones:
             self.bad_packets += 1
             log.warning("gateway: dropped rows of zone %d, not a booth of this market", zone)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from market.events import MarketSummary, ZoneSummary, market_summary_publish
-from zones.bus import Subscription, rows_bus
+from zones.bus import Subscription, packet_unpacked, rows_bus
 from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import floor_points, headings, steer_walkers
@@ -57,7 +57,6 @@ from zones.core.wire import (
     empty,
     from_bytes,
     rows_packet,
-    rows_unpack,
 )
 from zones.snapshots import SnapshotStore
 
@@ -225,12 +224,11 @@ class ZoneWorker:
 
     def take_rows(self, packet: bytes) -> None:
         """A band neighbour's rows from the bus: each hosted zone near it keeps its ghosts."""
-        try:
-            zone, _, _, rows = rows_unpack(packet)
-        except ValueError as exc:
+        unpacked = packet_unpacked(packet, f"worker of zones {sorted(self.hosted)}")
+        if unpacked is None:
             self.bad_packets += 1
-            log.warning("dropped a malformed rows packet: %s", exc)
             return
+        zone, _, _, rows = unpacked
         self._ghosts_from(zone, rows)
 
     def _ghosts_from(self, zone: int, rows: np.ndarray) -> None:
