@@ -5,11 +5,12 @@ intents, acks, nacks and gossip from other zones, one batch of visitor inputs
 per gateway per tick, spawn and despawn requests. Every tick the worker steps
 each zone with the pure core (`zones.core.step`), then
 
-  1. writes the zone's snapshot if the tick sends anything a peer could act on,
-     or applied anything from outside (inputs, spawns, despawns), and at least
-     once a second (write-ahead: a restarted zone never forgets an answer it
-     gave or an input it took; it only loses up to a second of motion along
-     velocities it already had);
+  1. appends the tick's StepInputs, exactly as stepped, to the zone's input log
+     (zones/inputlog.py) before anything of the tick leaves, and every
+     SNAPSHOT_EVERY_TICKS writes a snapshot and starts a new log segment
+     (write-ahead: a restarted zone replays its log from its newest snapshot
+     through the pure step and resumes at the last tick it logged, so it never
+     forgets an answer it gave, an input it took, or motion it made);
   2. hands messages to zones it hosts itself directly, and sends the rest over
      the layer, one message per link;
   3. publishes the zone's interest rows once on the rows bus (zones/bus.py), which
@@ -45,6 +46,7 @@ from zones.bus import Subscription, packet_unpacked, rows_bus
 from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import floor_points, headings, steer_walkers
+from zones.core.inputlog import LogRecord, replay, rng_restore, rng_state
 from zones.core.interest import ghost_rows
 from zones.core.messages import Message, MessageError, message_from_wire, message_to_wire
 from zones.core.ranges import RangeMap, floor_ranges
@@ -58,12 +60,16 @@ from zones.core.wire import (
     from_bytes,
     rows_packet,
 )
+from zones.inputlog import InputLog
 from zones.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 
 SUMMARY_EVERY_TICKS = SIM_TICK_HZ // 2  # twice a second
-SNAPSHOT_EVERY_TICKS = SIM_TICK_HZ  # at least once a second, even when nothing is sent
+# A snapshot serialises every slot (about a millisecond); between snapshots each tick
+# costs one small log record. Every 5 s keeps snapshots to 1 tick in 100 while a
+# restart replays at most 5 s of ticks (a fraction of a second of CPU).
+SNAPSHOT_EVERY_TICKS = 5 * SIM_TICK_HZ
 VISITOR_LEASE_TICKS = 30 * SIM_TICK_HZ  # a visitor no gateway vouches for leaves after 30 s
 LEASE_CHECK_EVERY_TICKS = SIM_TICK_HZ
 NPC_ID_STRIDE = 1 << 32  # zone z numbers its demo walkers from (z + 1) << 32
@@ -90,6 +96,8 @@ class HostedZone:
     state: ZoneState
     store: SnapshotStore | None
     rng: np.random.Generator
+    log: InputLog | None = None  # beside the snapshots, under the same lock
+    applied: StepInputs | None = None  # this tick's inputs as stepped, until logged
     inbox: list[Message] = field(default_factory=list)
     commands: list[np.ndarray] = field(default_factory=list)
     spawns: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (reply channel, rows)
@@ -106,8 +114,7 @@ class HostedZone:
     overruns_window: int = 0
     overruns: int = 0
     bad_messages: int = 0
-    last_write_tick: int = 0
-    outside_inputs: bool = False  # this tick applied inputs, spawns or despawns from outside
+    last_snapshot_tick: int = 0
 
     @property
     def zone(self) -> int:
@@ -144,13 +151,16 @@ class ZoneWorker:
                     f"zone {z} is not a booth of this market (0..{len(self.booths) - 1})"
                 )
             store = SnapshotStore(data_dir, z) if data_dir is not None else None
-            params = ZoneParams(zone=z)
-            state = self._resume(store, z)
-            self.hosted[z] = HostedZone(
-                params=params, state=state, store=store, rng=np.random.default_rng(seed + z)
+            hz = HostedZone(
+                params=ZoneParams(zone=z),
+                state=ZoneState.empty(z, self.ranges),
+                store=store,
+                rng=np.random.default_rng(seed + z),
             )
-            if state.tick == 0 and walkers:
-                self._spawn_walkers(self.hosted[z])
+            self._resume(hz)
+            self.hosted[z] = hz
+            if hz.state.tick == 0 and walkers:
+                self._spawn_walkers(hz)
         # neighbour zone → the hosted zones that keep its rows as ghosts
         self.wanted_by: dict[int, list[int]] = {}
         for z in self.hosted:
@@ -163,17 +173,35 @@ class ZoneWorker:
                 if other != z
             )
 
-    def _resume(self, store: SnapshotStore | None, zone: int) -> ZoneState:
-        state = store.latest() if store is not None else None
+    def _resume(self, hz: HostedZone) -> None:
+        """Newest snapshot plus the log after it, replayed; then a fresh snapshot and segment.
+
+        The fresh segment matters: appending after a torn record would bury it in
+        the middle of the log, where reading must treat it as corruption.
+        """
+        if hz.store is None:
+            return
+        hz.log = InputLog(hz.store.dir, hz.zone)
+        state = hz.store.latest()
         if state is not None and state.ranges != self.ranges:
-            log.warning("zone %d: snapshot is for another booth layout; starting empty", zone)
-            assert store is not None
-            store.discard()
+            log.warning("zone %d: snapshot is for another booth layout; starting empty", hz.zone)
             state = None
         if state is None:
-            return ZoneState.empty(zone, self.ranges)
-        log.info("zone %d: resumed from snapshot at tick %d", zone, state.tick)
-        return state
+            hz.store.discard()  # a log without its snapshot, or for another layout, replays wrong
+            hz.log.discard()
+        else:
+            recovered = hz.log.recover(state.tick)
+            hz.state = replay(state, recovered.records, hz.params)
+            if recovered.rng:
+                rng_restore(hz.rng, recovered.rng)
+            log.info(
+                "zone %d: resumed from snapshot at tick %d and %d logged ticks, at tick %d",
+                hz.zone,
+                state.tick,
+                len(recovered.records),
+                hz.state.tick,
+            )
+        self._snapshot(hz)
 
     def _spawn_walkers(self, hz: HostedZone) -> None:
         count = zone_walkers(self.walkers, hz.zone, len(self.booths))
@@ -277,7 +305,9 @@ class ZoneWorker:
             await subscription.close()
             for hz in self.hosted.values():
                 if hz.store is not None:
-                    hz.store.write(hz.state)
+                    self._snapshot(hz)
+                    if hz.log is not None:
+                        hz.log.close()
                     hz.store.close()
 
     async def tick(self, tick_ms: int) -> None:
@@ -333,9 +363,6 @@ class ZoneWorker:
         spawns, hz.spawns = hz.spawns, []
         commands = hz.commands
         hz.commands = []
-        # What came from outside must survive a crash once it has acted: a restarted zone
-        # that forgot a visitor's input would leave the visitor where it no longer is.
-        hz.outside_inputs = bool(commands or spawns or hz.despawns)
         if self.walkers:
             commands.append(steer_walkers(hz.state, hz.rng, hz.params.lo, hz.params.hi))
         despawns = hz.despawns
@@ -349,6 +376,7 @@ class ZoneWorker:
             spawns=np.concatenate([rows for _, rows in spawns]) if spawns else empty(SPAWN_DTYPE),
             despawns=np.concatenate(despawns) if despawns else np.zeros(0, np.uint64),
         )
+        hz.applied = inputs  # logged as is: replay then needs no rng, clock or lease table
         hz.state, out = step(hz.state, inputs, hz.params)
         self._time_migrations(hz, out)
         for ident in out.spawned.tolist():
@@ -387,13 +415,33 @@ class ZoneWorker:
         return np.array(lapsed, dtype=np.uint64)
 
     def _persist(self, hz: HostedZone, out: StepOutput) -> None:
-        """Write-ahead: the snapshot goes to disk before anything of this tick leaves."""
-        s = hz.state
-        if hz.store is not None and (
-            out.messages or hz.outside_inputs or s.tick - hz.last_write_tick >= SNAPSHOT_EVERY_TICKS
-        ):
-            hz.store.write(s)
-            hz.last_write_tick = s.tick
+        """Write-ahead: the tick's inputs reach the log before anything of this tick leaves.
+
+        Every tick is logged, idle or not: its wall time moves the zone's clock.
+        """
+        if hz.log is None or hz.applied is None:
+            return
+        # Logged only when the worker draws from it, so an idle zone's record stays small.
+        rng = rng_state(hz.rng) if self.walkers else b""
+        hz.log.append(LogRecord(tick=hz.state.tick, inputs=hz.applied, rng=rng))
+        hz.applied = None
+        if hz.state.tick - hz.last_snapshot_tick >= SNAPSHOT_EVERY_TICKS:
+            self._snapshot(hz)
+
+    def _snapshot(self, hz: HostedZone) -> None:
+        """Snapshot the zone, start a new log segment, drop the segments no snapshot needs.
+
+        The segment starts first: a crash before the snapshot lands leaves the older
+        snapshot and the whole log after it, still a complete history.
+        """
+        if hz.store is None or hz.log is None:
+            return
+        hz.log.start(hz.state.tick, rng_state(hz.rng))
+        hz.store.write(hz.state)
+        hz.last_snapshot_tick = hz.state.tick
+        kept = hz.store.revisions()
+        if kept:
+            hz.log.prune(int(kept[0].stem))
 
     async def _publish(self, hz: HostedZone, out: StepOutput, tick_ms: int) -> None:
         self._ghosts_from(hz.zone, out.rows)  # neighbours hosted here: no round trip
