@@ -13,10 +13,9 @@ each zone with the pure core (`zones.core.step`), then
      forgets an answer it gave, an input it took, or motion it made);
   2. hands messages to zones it hosts itself directly, and sends the rest over
      the layer, one message per link;
-  3. publishes the zone's interest rows once on the rows bus (zones/bus.py), which
-     each gateway and each band neighbour subscribes to (a neighbour keeps the
-     rows inside its interest band as ghosts, at most INTEREST_CAPACITY); a
-     neighbour hosted by the same worker gets them directly.
+  3. publishes the zone's interest rows once on the rows bus (zones/bus.py) for
+     the gateways. Zones take nothing from each other's rows: a step needs only
+     its own entities and the messages it receives.
 
 Ticks are aligned to wall-clock 50 ms slots, so zones in different processes
 tick together and a row's `tick_ms` names the same instant everywhere. A tick
@@ -42,14 +41,23 @@ from typing import Any
 import numpy as np
 
 from market.events import MarketSummary, ZoneSummary, market_summary_publish
-from zones.bus import Subscription, packet_unpacked, rows_bus
+from zones.bus import rows_bus
 from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import floor_points, headings, steer_walkers
 from zones.core.inputlog import LogRecord, replay, rng_restore, rng_state
-from zones.core.interest import ghost_rows
 from zones.core.messages import Message, MessageError, message_from_wire, message_to_wire
 from zones.core.ranges import RangeMap, floor_ranges
+from zones.core.relay_messages import (
+    TO_ZONE_TYPES,
+    Despawn,
+    Inputs,
+    Rejected,
+    Spawn,
+    Spawned,
+    relay_to_wire,
+    to_zone_from_wire,
+)
 from zones.core.state import Status, ZoneParams, ZoneState
 from zones.core.step import StepInputs, StepOutput, step
 from zones.core.wire import (
@@ -57,7 +65,6 @@ from zones.core.wire import (
     SPAWN_DTYPE,
     RowFlag,
     empty,
-    from_bytes,
     rows_packet,
 )
 from zones.inputlog import InputLog
@@ -102,7 +109,6 @@ class HostedZone:
     commands: list[np.ndarray] = field(default_factory=list)
     spawns: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (reply channel, rows)
     despawns: list[np.ndarray] = field(default_factory=list)
-    ghosts: dict[int, np.ndarray] = field(default_factory=dict)  # neighbour → rows in our band
     alive: dict[int, int] = field(default_factory=dict)  # visitor id → last tick vouched for
     gateway_of: dict[int, str] = field(default_factory=dict)  # visitor id → gateway channel
     tick_times: deque[float] = field(default_factory=lambda: deque(maxlen=TICK_WINDOW))
@@ -110,7 +116,6 @@ class HostedZone:
     migration_started: dict[int, float] = field(default_factory=dict)  # id → first intent
     migration_ms: list[float] = field(default_factory=list)  # intent → ack, this window
     gateways: set[str] = field(default_factory=set)  # gateways heard from, this window
-    subscribers: int = 0  # band neighbours taking this zone's rows
     overruns_window: int = 0
     overruns: int = 0
     bad_messages: int = 0
@@ -143,7 +148,6 @@ class ZoneWorker:
         self.ticks = 0
         self.hosted: dict[int, HostedZone] = {}
         self.bus = rows_bus()
-        self.bad_packets = 0
         self.failed_sends = 0
         for z in zones:
             if not 0 <= z < len(self.booths):
@@ -161,17 +165,6 @@ class ZoneWorker:
             self.hosted[z] = hz
             if hz.state.tick == 0 and walkers:
                 self._spawn_walkers(hz)
-        # neighbour zone → the hosted zones that keep its rows as ghosts
-        self.wanted_by: dict[int, list[int]] = {}
-        for z in self.hosted:
-            for neighbour in self.ranges.band_neighbours(z).tolist():
-                self.wanted_by.setdefault(neighbour, []).append(z)
-        for z, hz in self.hosted.items():
-            hz.subscribers = sum(
-                z in self.ranges.band_neighbours(other).tolist()
-                for other in range(len(self.booths))
-                if other != z
-            )
 
     def _resume(self, hz: HostedZone) -> None:
         """Newest snapshot plus the log after it, replayed; then a fresh snapshot and segment.
@@ -230,54 +223,26 @@ class ZoneWorker:
 
     def accept(self, hz: HostedZone, message: dict[str, Any]) -> None:
         """File one received message for the zone's next tick."""
-        kind = message["type"]
-        if kind == "zone.inputs":
-            gateway = str(message["gateway"])
-            hz.gateways.add(gateway)
-            commands = from_bytes(message["commands"], COMMAND_DTYPE, "inputs")
-            if commands.size:
-                hz.commands.append(commands)
-            alive = np.frombuffer(message["alive"], dtype="<u8")
-            for ident in alive.tolist():
-                hz.alive[ident] = hz.state.tick
-                hz.gateway_of[ident] = gateway
-        elif kind == "zone.spawn":
-            hz.spawns.append(
-                (str(message["gateway"]), from_bytes(message["rows"], SPAWN_DTYPE, "spawn"))
-            )
-        elif kind == "zone.despawn":
-            hz.despawns.append(np.frombuffer(message["ids"], dtype="<u8").astype(np.uint64))
-        else:
+        if message.get("type") not in TO_ZONE_TYPES:
             hz.inbox.append(message_from_wire(message))
-
-    def take_rows(self, packet: bytes) -> None:
-        """A band neighbour's rows from the bus: each hosted zone near it keeps its ghosts."""
-        unpacked = packet_unpacked(packet, f"worker of zones {sorted(self.hosted)}")
-        if unpacked is None:
-            self.bad_packets += 1
             return
-        zone, _, _, rows = unpacked
-        self._ghosts_from(zone, rows)
-
-    def _ghosts_from(self, zone: int, rows: np.ndarray) -> None:
-        for z in self.wanted_by.get(zone, ()):
-            if z != zone:
-                hz = self.hosted[z]
-                hz.ghosts[zone] = ghost_rows(rows, self.ranges, z, hz.params.lo, hz.params.hi)
+        match to_zone_from_wire(message):
+            case Inputs(gateway=gateway, commands=commands, alive=alive):
+                hz.gateways.add(gateway)
+                if commands.size:
+                    hz.commands.append(commands)
+                for ident in alive.tolist():
+                    hz.alive[ident] = hz.state.tick
+                    hz.gateway_of[ident] = gateway
+            case Spawn(gateway=gateway, rows=rows):
+                hz.spawns.append((gateway, rows))
+            case Despawn(ids=ids):
+                hz.despawns.append(ids.astype(np.uint64))
 
     # --- ticking ---------------------------------------------------------------------------
 
-    async def subscribe_neighbours(self) -> Subscription:
-        """Take the rows of every zone whose range meets a hosted zone's band.
-
-        Rows of zones this worker hosts itself are handed over directly, not subscribed.
-        """
-        remote = sorted(z for z in self.wanted_by if z not in self.hosted)
-        return await self.bus.subscribe(self.market_id, remote, self.take_rows)
-
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every hosted zone each 50 ms slot until `stop` is set."""
-        subscription = await self.subscribe_neighbours()
         receivers = [asyncio.create_task(self._receive(hz)) for hz in self.hosted.values()]
         period_ms = TICK_MS
         slot = math.ceil(time.time() * 1000 / period_ms)
@@ -302,7 +267,6 @@ class ZoneWorker:
                     slot += 1
         finally:
             await cancel_and_wait(receivers)
-            await subscription.close()
             for hz in self.hosted.values():
                 if hz.store is not None:
                     self._snapshot(hz)
@@ -378,6 +342,10 @@ class ZoneWorker:
         )
         hz.applied = inputs  # logged as is: replay then needs no rng, clock or lease table
         hz.state, out = step(hz.state, inputs, hz.params)
+        # The step keeps an entity in a handoff; asked again each tick, it goes as soon
+        # as it is owned here (the target, once promoted) or is gone (the source, acked).
+        if out.despawn_deferred.size:
+            hz.despawns.append(out.despawn_deferred)
         self._time_migrations(hz, out)
         for ident in out.spawned.tolist():
             hz.alive[ident] = hz.state.tick
@@ -444,7 +412,6 @@ class ZoneWorker:
             hz.log.prune(int(kept[0].stem))
 
     async def _publish(self, hz: HostedZone, out: StepOutput, tick_ms: int) -> None:
-        self._ghosts_from(hz.zone, out.rows)  # neighbours hosted here: no round trip
         await self.bus.publish(
             self.market_id, hz.zone, rows_packet(hz.zone, hz.state.tick, tick_ms, out.rows)
         )
@@ -463,13 +430,11 @@ class ZoneWorker:
             answers.append(
                 self.layer.send(
                     gateway,
-                    {
-                        "type": "zone.spawned",
-                        "zone": hz.zone,
-                        "spawned": ids[ok].astype("<u8").tobytes(),
-                        "refused": ids[~ok].astype("<u8").tobytes(),
-                        "reason": "booth_full",
-                    },
+                    relay_to_wire(
+                        Spawned(
+                            zone=hz.zone, spawned=ids[ok], refused=ids[~ok], reason="booth_full"
+                        )
+                    ),
                 )
             )
         return answers
@@ -483,8 +448,7 @@ class ZoneWorker:
                 by_gateway.setdefault(gateway, []).append(i)
         return [
             self.layer.send(
-                gateway,
-                {"type": "zone.rejected", "zone": hz.zone, "commands": rejected[index].tobytes()},
+                gateway, relay_to_wire(Rejected(zone=hz.zone, commands=rejected[index]))
             )
             for gateway, index in by_gateway.items()
         ]
@@ -514,13 +478,13 @@ class ZoneWorker:
                     "migrations": hz.migrations,
                     "migration_ms_p50": _percentile(handoffs, 50),
                     "migration_ms_p99": _percentile(handoffs, 99),
-                    "ghosts": sum(rows.size for rows in hz.ghosts.values()),
+                    "ghosts": 0,  # zones no longer keep their neighbours' rows
                     "visitors": int(
                         np.count_nonzero(
                             (s.status == Status.OWNED) & ((s.kind & RowFlag.VISITOR_ROOT) != 0)
                         )
                     ),
-                    "subscribers": len(hz.gateways) + hz.subscribers,
+                    "subscribers": len(hz.gateways),
                     "overruns": hz.overruns,
                     "health": "degraded" if hz.overruns_window else "ok",
                 }

@@ -1,7 +1,7 @@
 """Interest rows: what a zone publishes about its entities each tick.
 
-One array of ROW_DTYPE per tick, sent once per link (each band neighbour, each
-gateway). A neighbour keeps what falls in its interest band as ghosts. During a transfer both zones publish the entity: the source's row is
+One array of ROW_DTYPE per tick, published once on the rows bus for the gateways.
+During a transfer both zones publish the entity: the source's row is
 authoritative and flagged STAGING, the target's is a GHOST flagged INCOMING,
 so subscribers never see a gap; after promotion the target's row carries the
 higher epoch and wins.
@@ -9,9 +9,6 @@ higher epoch and wins.
 
 import numpy as np
 
-from .constants import INTEREST_CAPACITY
-from .hilbert import encode_positions
-from .ranges import RangeMap
 from .state import Status, ZoneState
 from .wire import ROW_DTYPE, RowFlag
 
@@ -54,30 +51,3 @@ def resolve_authority(rows: np.ndarray) -> np.ndarray:
     ordered = rows[order]
     last_of_id = np.append(ordered["id"][1:] != ordered["id"][:-1], True)
     return ordered[last_of_id]
-
-
-def ghost_rows(
-    rows: np.ndarray,
-    ranges: RangeMap,
-    zone: int,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    capacity: int = INTEREST_CAPACITY,
-) -> np.ndarray:
-    """The rows a neighbour published that `zone` keeps as ghosts.
-
-    Only rows inside the zone's interest band, and at most `capacity` (the ghost
-    slots, separate from authority slots): those closest to the zone's own range
-    along the code line when there are more.
-    """
-    if rows.size == 0:
-        return rows
-    codes = encode_positions(rows["pos"], lo, hi).astype(np.int64)
-    band_lo, band_hi = ranges.band(zone)
-    kept = rows[(codes >= band_lo) & (codes < band_hi)]
-    if kept.size <= capacity:
-        return kept
-    own_lo, own_hi = ranges.range_of(zone)
-    kept_codes = codes[(codes >= band_lo) & (codes < band_hi)]
-    distance = np.maximum(own_lo - kept_codes, kept_codes - (own_hi - 1)).clip(min=0)
-    return kept[np.argsort(distance, kind="stable")[:capacity]]
