@@ -17,10 +17,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import transaction
 
 from chunks.errors import ChunkError, ChunkErrorKind
 from chunks.models import Namespace
 from chunks.permissions import CAN_WRITE, namespace_allows
+from market.events.publish import event_publish_on_commit
+from market.events.types import GrantChanged
 from market.rebac.selectors import rebac_users_of
 from market.rebac.services import rebac_tuple_delete, rebac_tuple_write
 
@@ -73,16 +76,38 @@ def grant_subject(namespace: Namespace, spec: Any) -> Grant:
 
 
 def namespace_reader_grant(*, namespace: Namespace, spec: Any) -> Grant:
-    """Let the subject described by `spec` read the namespace (idempotent)."""
+    """Let the subject described by `spec` read the namespace (idempotent).
+
+    A namespace of a market announces the grant on the market's events after the commit.
+    """
     grant = grant_subject(namespace, spec)
-    rebac_tuple_write(object=namespace.rebac_object, relation=READER, user=grant.subject)
+    with transaction.atomic():
+        rebac_tuple_write(object=namespace.rebac_object, relation=READER, user=grant.subject)
+        _grant_announce(namespace, grant, "granted")
     return grant
 
 
 def namespace_reader_revoke(*, namespace: Namespace, spec: Any) -> bool:
     """Take a read grant away; True if there was one."""
     grant = grant_subject(namespace, spec)
-    return rebac_tuple_delete(object=namespace.rebac_object, relation=READER, user=grant.subject)
+    with transaction.atomic():
+        revoked = rebac_tuple_delete(
+            object=namespace.rebac_object, relation=READER, user=grant.subject
+        )
+        if revoked:
+            _grant_announce(namespace, grant, "revoked")
+    return revoked
+
+
+def _grant_announce(namespace: Namespace, grant: Grant, change: str) -> None:
+    if namespace.market_id is None:
+        return  # no market's visitors can be told
+    event_publish_on_commit(
+        namespace.market_id,
+        GrantChanged(
+            object=namespace.rebac_object, relation=READER, user=grant.subject, change=change
+        ),
+    )
 
 
 def namespace_readers(*, namespace: Namespace) -> list[Grant]:

@@ -31,6 +31,8 @@ from chunks.models import Asset, AssetChunk, Chunk, ChunkNamespace, Namespace
 from chunks.receiving import UploadSink
 from chunks.selectors import booth_for_assets, namespace_for_writing
 from chunks.storage import ChunkStore, chunk_store
+from market.events.publish import event_publish_on_commit
+from market.events.types import AssetChanged
 from market.models import Booth, Market
 from market.rebac.services import rebac_tuple_write
 
@@ -191,6 +193,7 @@ def asset_create(
             booth=booth, namespace=namespace, name=name, content_type=content_type
         )
         _asset_parts_replace(asset, hashes)
+        _asset_announce(booth, asset, "published")
     return asset
 
 
@@ -214,7 +217,18 @@ def asset_update(
     with transaction.atomic():
         asset.name, asset.content_type, asset.namespace = name, content_type, namespace
         _asset_parts_replace(asset, hashes)
+        _asset_announce(booth, asset, "changed")
     return asset
+
+
+def _asset_announce(booth: Booth, asset: Asset, change: str) -> None:
+    """The booth's manifest changed: its visitors hear it after the commit."""
+    event_publish_on_commit(
+        booth.market_id,
+        AssetChanged(
+            zone=booth.zone_index, booth=booth.pk, asset=asset.pk, name=asset.name, change=change
+        ),
+    )
 
 
 def _asset_namespace(

@@ -129,6 +129,22 @@ else:
     CELERY_RESULT_BACKEND = "cache+memory://"
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+
+# Market events (docs/events.md): the stream backend, its retention, and how many events
+# may wait for one consumer before it is cut off with a position to resume from.
+NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
+FABRIC_EVENTS_BACKEND = os.environ.get("FABRIC_EVENTS_BACKEND") or (
+    "redis" if REDIS_URL else "memory"
+)
+if FABRIC_EVENTS_BACKEND not in ("memory", "redis", "nats"):
+    raise ImproperlyConfigured(
+        f"FABRIC_EVENTS_BACKEND is memory, redis or nats, not {FABRIC_EVENTS_BACKEND!r}"
+    )
+if FABRIC_EVENTS_BACKEND == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("FABRIC_EVENTS_BACKEND=redis needs REDIS_URL")
+FABRIC_EVENTS_MAX_LEN = int(os.environ.get("FABRIC_EVENTS_MAX_LEN") or 100_000)
+FABRIC_EVENTS_MAX_AGE_S = float(os.environ.get("FABRIC_EVENTS_MAX_AGE_S") or 24 * 3600)
+FABRIC_EVENTS_QUEUE = int(os.environ.get("FABRIC_EVENTS_QUEUE") or 1000)
 CELERY_BEAT_SCHEDULE = {
     "chunk-collect-garbage": {"task": "chunks.tasks.chunk_collect_garbage", "schedule": 3600.0},
 }

@@ -73,3 +73,27 @@ class VisitorIdentity(models.Model):
 
 
 from market.rebac.models import RelationTuple  # noqa: E402, F401  (registers the tuple store with the app)
+
+
+class OutboxEvent(models.Model):
+    """An event written in the same transaction as the change it reports.
+
+    The relay (market/events/outbox.py) appends it to the market's stream after the
+    commit and then stamps `relayed_at`; appends are idempotent by `id`, so a relay
+    that dies between the two appends nothing twice when it runs again.
+    """
+
+    id = models.CharField(primary_key=True, max_length=32)
+    market_id = models.PositiveIntegerField()
+    subject = models.CharField(max_length=200)
+    envelope = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    relayed_at = models.DateTimeField(null=True, blank=True)
+    offset = models.PositiveBigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["relayed_at", "created_at"], name="outbox_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} {self.id}"

@@ -5,5 +5,5 @@ from django.urls import path
 from market.consumers import MarketSummaryConsumer
 
 websocket_urlpatterns = [
-    path("ws/market/summary/", MarketSummaryConsumer.as_asgi()),
+    path("ws/markets/<int:market_id>/summary/", MarketSummaryConsumer.as_asgi()),
 ]

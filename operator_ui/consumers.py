@@ -4,13 +4,16 @@ A signed-in operator of the market receives, on one socket:
 
   * a `hello` with the booth layout: names, colours and which booth owns each
     floor column, so the page can draw the booths without asking anything else;
-  * every market summary (each zone worker's twice a second, the supervisor's
-    health reports), as JSON;
+  * a `snapshot` of every zone's newest summary and health with its stream position,
+    then the market's ops events in order (each zone worker's summary twice a second,
+    the supervisor's health reports), as JSON; a page that reconnects with the last
+    offset and epoch it got resumes without loss (market/events/feed.py);
   * the overview frame (zones/core/overview.py) ten times a second: every
     visitor and NPC, built once per web process and shared by every operator.
 
-Nothing here runs in a zone's tick. A slow browser loses overview frames, never
-summaries, and never anyone else's frames.
+Nothing here runs in a zone's tick. A slow browser loses overview frames; one that
+falls too far behind on events is cut off with the position to resume from, and never
+holds up anyone else.
 """
 
 import asyncio
@@ -21,7 +24,11 @@ import numpy as np
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from market.events import MARKET_SUMMARY_GROUP
+from market.consumers import CLOSE_SLOW
+from market.events.feed import EventFeed, position_from_query, position_message
+from market.events.hub import Position, PositionError
+from market.events.streams import event_hub
+from market.events.subjects import ops_subjects
 from market.live import LiveMarket, live_market
 from operator_ui.access import may_operate
 from zones.channels import cancel_and_wait
@@ -30,6 +37,7 @@ from zones.core.constants import SIM_TICK_HZ, ZONE_CAPACITY
 from zones.core.ranges import RangeMap, column_booths
 from zones.gateway import OVERVIEW_EVERY, Gateway, gateway_for
 
+CLOSE_BAD_POSITION = 4400
 CLOSE_SIGN_IN = 4401
 CLOSE_NOT_OPERATOR = 4403
 
@@ -39,6 +47,7 @@ class OperatorFeedConsumer(AsyncWebsocketConsumer):
 
     gateway: Gateway | None = None
     writer: asyncio.Task[None] | None = None
+    feed: EventFeed | None = None
 
     async def connect(self) -> None:
         await self.accept()  # first, so that a refusal can say why
@@ -60,8 +69,25 @@ class OperatorFeedConsumer(AsyncWebsocketConsumer):
                 "market_not_live", "this market has no zones running here", CLOSE_NOT_LIVE
             )
             return
+        try:
+            after = position_from_query(self.scope.get("query_string", b""))
+        except PositionError as exc:
+            await self.refuse(exc.code, exc.message, CLOSE_BAD_POSITION)
+            return
         await self.send(text_data=json.dumps(hello(live)))
-        await self.channel_layer.group_add(MARKET_SUMMARY_GROUP, self.channel_name)
+        hub = event_hub(market_id)
+        self.feed = EventFeed(
+            hub, [ops_subjects(market_id)], send=self.send_text, on_slow=self.slow
+        )
+        resumed, refused = await self.feed.open(after, hub.ops.snapshot)
+        if refused is not None:
+            await self.send_json(
+                {"type": "error", "code": refused.code, "message": refused.message}
+            )
+        await self.send_json(
+            {"type": "snapshot", **position_message(resumed), "state": resumed.snapshot}
+        )
+        self.feed.start()
         self.gateway = gateway_for(live)
         await self.gateway.watch(self)
 
@@ -72,7 +98,8 @@ class OperatorFeedConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.gateway is not None:
             self.gateway.unwatch(self)
-        await self.channel_layer.group_discard(MARKET_SUMMARY_GROUP, self.channel_name)
+        if self.feed is not None:
+            await self.feed.close()
         if self.writer is not None:
             await cancel_and_wait([self.writer])
 
@@ -83,8 +110,18 @@ class OperatorFeedConsumer(AsyncWebsocketConsumer):
         """The gateway's overview frame: queued, the newest one only."""
         self.outbox.frame(frame)
 
-    async def market_summary(self, event: dict[str, Any]) -> None:
-        self.outbox.event(json.dumps({"type": "summary", "summary": event["summary"]}))
+    async def send_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content))
+
+    async def slow(self, position: Position) -> None:
+        await self.refuse(
+            "slow_consumer",
+            "this page fell too far behind the market's events; it resumes on reconnect",
+            CLOSE_SLOW,
+        )
 
 
 def hello(live: LiveMarket) -> dict[str, Any]:

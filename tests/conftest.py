@@ -55,3 +55,13 @@ def postgres_url() -> str:
 # noisy shared machine) must not fail a property.
 hypothesis_settings.register_profile("fabric", deadline=None)
 hypothesis_settings.load_profile("fabric")
+
+
+@pytest.fixture(autouse=True)
+def fresh_event_streams():
+    """Every test starts with empty in-process event streams, as a new process would."""
+    from market.events.streams import memory_backend_reset
+
+    memory_backend_reset()
+    yield
+    memory_backend_reset()

@@ -24,6 +24,7 @@ import uvicorn
 from django.conf import settings
 
 from chunks.periodic import collect_garbage_periodically
+from market.events.outbox import outbox_relay_forever
 from market.live import LiveMarket, live_market_set
 from zones.core.ranges import floor_ranges
 from zones.supervisor import Supervisor
@@ -193,6 +194,8 @@ async def serve_market(
                 name="chunk-garbage",
             )
         )
+    # Events of database writes reach the streams after their commit (docs/events.md).
+    relay = asyncio.create_task(outbox_relay_forever(), name="outbox-relay")
     announcer = asyncio.create_task(
         _announce_once_started(server, market_url(host, port), announce)
     )
@@ -201,6 +204,7 @@ async def serve_market(
     finally:
         stop.set()
         announcer.cancel()
+        relay.cancel()
         for task in background:
             await task
         for sig in STOP_SIGNALS:

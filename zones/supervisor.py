@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from market.events import MARKET_SUMMARY_EVENT, MARKET_SUMMARY_GROUP
+from market.events.publish import event_publish_or_count
+from market.events.types import ZoneHealthChanged
 from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
 from zones.core.messages import Intent, Nack, message_from_wire, message_to_wire, replies
 from zones.core.wire import SPAWN_DTYPE, ReplyReason, from_bytes
@@ -166,13 +167,13 @@ class Supervisor:
             await self._start(slot)
 
     async def _report(self, slot: WorkerSlot, health: str) -> None:
-        zones: list[dict[str, Any]] = [
-            {"zone": z, "name": self.booths[z][0], "colour": self.booths[z][1], "health": health}
-            for z in slot.zones
-        ]
-        await self.layer.group_send(
-            MARKET_SUMMARY_GROUP,
-            {"type": MARKET_SUMMARY_EVENT, "summary": {"zones": zones, "health_only": True}},
+        reasons = {
+            "restarting": f"the worker exited; restarting after {slot.backoff_s:.1f} s",
+            "quarantined": f"more than {CRASH_LIMIT} crashes within {CRASH_WINDOW_S:.0f} s",
+        }
+        await event_publish_or_count(
+            self.market_id,
+            ZoneHealthChanged(zones=list(slot.zones), health=health, reason=reasons[health]),
         )
 
     async def _stand_in(self, slot: WorkerSlot) -> None:

@@ -40,7 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from market.events import MarketSummary, ZoneSummary, market_summary_publish
+from market.events.publish import event_publish_or_count
+from market.events.types import MarketSummary, MarketSummaryReported, ZoneSummary
 from zones.bus import rows_bus
 from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
@@ -305,7 +306,7 @@ class ZoneWorker:
                         )
                     )
         if self.ticks % SUMMARY_EVERY_TICKS == 0:
-            sends.append(market_summary_publish(self.summary()))
+            sends.append(self._summary_publish())
         failed = [r for r in await asyncio.gather(*sends, return_exceptions=True) if r is not None]
         if failed:
             # A full channel (a gateway that stopped reading) or Redis going away loses
@@ -454,6 +455,18 @@ class ZoneWorker:
         ]
 
     # --- reporting -------------------------------------------------------------------------
+
+    async def _summary_publish(self) -> None:
+        summary = self.summary()
+        await event_publish_or_count(
+            self.market_id,
+            MarketSummaryReported(
+                tick=summary["tick"],
+                hlc=summary["hlc"],
+                overruns=summary["overruns"],
+                zones=[dict(zone) for zone in summary["zones"]],
+            ),
+        )
 
     def summary(self) -> MarketSummary:
         """This worker's zones, for the market summary; resets the per-window counters."""

@@ -1,21 +1,26 @@
-"""The market summary event: its schema, its group and its one publisher.
+"""Every market event: its type name, its version, its typed payload and its subject.
 
-Each zone worker publishes a summary of the zones it hosts once per reporting
-interval, and the supervisor publishes the health of zones it is restarting or
-has quarantined; every socket in the `market_summary` group receives both and
-keeps the newest state of each zone.
+An event is a frozen dataclass. Its payload is its fields, checked against their
+annotations when it is read back from a stream (`event_from_payload`), so a
+consumer never acts on an entry of the wrong shape. A change of a payload's meaning
+gets a new VERSION; readers refuse a version they do not know. docs/events.md lists
+them all.
 """
 
-from typing import TypedDict
+import dataclasses
+import types
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypedDict, Union, get_args, get_origin, get_type_hints
 
-from channels.layers import get_channel_layer
+from market.events import subjects
 
-MARKET_SUMMARY_GROUP = "market_summary"
-MARKET_SUMMARY_EVENT = "market.summary"
+
+class EventError(ValueError):
+    """An event payload that does not fit its type's schema."""
 
 
 class ZoneSummary(TypedDict):
-    """One zone's health as the landing page shows it."""
+    """One zone's health as the landing page and the dashboard show it."""
 
     zone: int
     name: str
@@ -37,7 +42,7 @@ class ZoneSummary(TypedDict):
 
 
 class MarketSummary(TypedDict):
-    """Every zone of the market at one tick."""
+    """Every zone of one worker at one tick."""
 
     tick: int
     hlc: int
@@ -45,9 +50,184 @@ class MarketSummary(TypedDict):
     zones: list[ZoneSummary]
 
 
-async def market_summary_publish(summary: MarketSummary) -> None:
-    """Send a summary to every socket watching the market."""
-    layer = get_channel_layer()
-    if layer is None:
-        raise RuntimeError("CHANNEL_LAYERS has no default layer to publish the summary on")
-    await layer.group_send(MARKET_SUMMARY_GROUP, {"type": MARKET_SUMMARY_EVENT, "summary": summary})
+@dataclass(frozen=True)
+class Event:
+    """Base of every event type; subclasses set TYPE and VERSION."""
+
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1
+    # Payload keys that differ from the field names (Python reserves some words).
+    WIRE_NAMES: ClassVar[dict[str, str]] = {}
+
+    def subject(self, market_id: int) -> str:
+        raise NotImplementedError
+
+    def payload(self) -> dict[str, Any]:
+        """The event's fields as JSON-ready data, with their wire names."""
+        return {
+            self.WIRE_NAMES.get(f.name, f.name): getattr(self, f.name)
+            for f in dataclasses.fields(self)
+        }
+
+
+@dataclass(frozen=True)
+class MarketSummaryReported(Event):
+    """A zone worker's summary of the zones it hosts (twice a second)."""
+
+    TYPE = "market_summary"
+    tick: int
+    hlc: int
+    overruns: int
+    zones: list[dict[str, Any]]  # ZoneSummary each
+
+    def subject(self, market_id: int) -> str:
+        return subjects.ops_summary_subject(market_id)
+
+    def __post_init__(self) -> None:
+        for zone in self.zones:
+            if not isinstance(zone, dict) or not isinstance(zone.get("zone"), int):
+                raise EventError("every zone of a summary is an object with an integer 'zone'")
+
+
+@dataclass(frozen=True)
+class ZoneHealthChanged(Event):
+    """The supervisor's word on zones it is restarting or has quarantined, or that are back."""
+
+    TYPE = "zone_health"
+    zones: list[int]
+    health: str  # "restarting", "quarantined", "ok"
+    reason: str
+
+    HEALTH = ("restarting", "quarantined", "ok")
+
+    def subject(self, market_id: int) -> str:
+        return subjects.ops_health_subject(market_id)
+
+    def __post_init__(self) -> None:
+        if self.health not in self.HEALTH:
+            raise EventError(f"health is one of {', '.join(self.HEALTH)}, not {self.health!r}")
+
+
+@dataclass(frozen=True)
+class ZoneChanged(Event):
+    """A visitor's entity settled in another zone (the handoff completed)."""
+
+    TYPE = "zone_changed"
+    WIRE_NAMES = {"from_zone": "from", "to_zone": "to"}
+    entity: int
+    from_zone: int
+    to_zone: int
+    tick_ms: int
+
+    def subject(self, market_id: int) -> str:
+        return subjects.visitor_subject(market_id, self.to_zone, self.entity)
+
+
+@dataclass(frozen=True)
+class BoothEntered(Event):
+    """A visitor stepped onto another booth's floor."""
+
+    TYPE = "booth_entered"
+    entity: int
+    zone: int
+    name: str
+    colour: str
+
+    def subject(self, market_id: int) -> str:
+        return subjects.visitor_subject(market_id, self.zone, self.entity)
+
+
+@dataclass(frozen=True)
+class AssetChanged(Event):
+    """A booth's asset was published or changed: its manifest is new."""
+
+    TYPE = "asset_changed"
+    zone: int  # the booth's zone index
+    booth: int  # the booth's id
+    asset: int
+    name: str
+    change: str  # "published" or "changed"
+
+    CHANGES = ("published", "changed")
+
+    def subject(self, market_id: int) -> str:
+        return subjects.booth_assets_subject(market_id, self.zone)
+
+    def __post_init__(self) -> None:
+        if self.change not in self.CHANGES:
+            raise EventError(f"change is one of {', '.join(self.CHANGES)}, not {self.change!r}")
+
+
+@dataclass(frozen=True)
+class GrantChanged(Event):
+    """A relation on one of the market's namespaces or booths was granted or revoked."""
+
+    TYPE = "grant_changed"
+    object: str
+    relation: str
+    user: str
+    change: str  # "granted" or "revoked"
+
+    CHANGES = ("granted", "revoked")
+
+    def subject(self, market_id: int) -> str:
+        return subjects.grants_subject(market_id)
+
+    def __post_init__(self) -> None:
+        if self.change not in self.CHANGES:
+            raise EventError(f"change is one of {', '.join(self.CHANGES)}, not {self.change!r}")
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (
+        MarketSummaryReported,
+        ZoneHealthChanged,
+        ZoneChanged,
+        BoothEntered,
+        AssetChanged,
+        GrantChanged,
+    )
+}
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, arm) for arm in get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = get_args(annotation)
+        return isinstance(value, list) and all(_fits(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    return isinstance(value, annotation)
+
+
+def event_from_payload(type_name: str, version: int, payload: Any) -> Event:
+    """Rebuild an event from its type name, version and payload; EventError if it does not fit."""
+    cls = EVENT_TYPES.get(type_name)
+    if cls is None:
+        raise EventError(f"unknown event type {str(type_name)[:40]!r}")
+    if version != cls.VERSION:
+        raise EventError(f"{type_name} version {version!r} is not {cls.VERSION}")
+    if not isinstance(payload, dict):
+        raise EventError(f"the payload of {type_name} is an object")
+    hints = get_type_hints(cls)
+    names = {cls.WIRE_NAMES.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
+    if set(payload) != set(names):
+        missing, extra = set(names) - set(payload), set(payload) - set(names)
+        raise EventError(
+            f"{type_name} payload: missing {sorted(missing)}, unexpected {sorted(extra)[:5]}"
+        )
+    values = {}
+    for wire, name in names.items():
+        if not _fits(payload[wire], hints[name]):
+            raise EventError(f"{type_name}.{wire} does not fit {hints[name]}")
+        values[name] = payload[wire]
+    return cls(**values)

@@ -1,5 +1,6 @@
-// Live zone table of the landing page, fed by the market summary websocket.
-// Reconnects with a growing delay when the socket drops, and says so on the page.
+// Live zone table of the landing page, fed by the market's ops events.
+// Reconnects with a growing delay when the socket drops, says so on the page, and resumes
+// from the last event it got (offset and epoch), so no summary or health report is missed.
 "use strict";
 
 (function () {
@@ -13,6 +14,7 @@
   // restarts or quarantines: keep the newest report of every zone and show them together.
   const zones = new Map();
   let lastTick = 0;
+  let position = null; // {offset, epoch} of the last event shown
 
   function setStatus(text, reconnecting) {
     status.textContent = text;
@@ -30,6 +32,26 @@
     summary.zones.forEach(function (zone) {
       zones.set(zone.zone, Object.assign({}, zones.get(zone.zone), zone));
     });
+    render(summary.tick);
+  }
+
+  function applyHealth(report) {
+    report.zones.forEach(function (zone) {
+      zones.set(zone, Object.assign({ zone: zone }, zones.get(zone), { health: report.health }));
+    });
+    render(0);
+  }
+
+  function applySnapshot(frame) {
+    zones.clear();
+    Object.values(frame.state.zones).forEach(function (zone) {
+      zones.set(zone.zone, zone);
+    });
+    position = { offset: frame.offset, epoch: frame.epoch };
+    render(frame.state.tick);
+  }
+
+  function render(tick) {
     const ordered = Array.from(zones.values()).sort(function (a, b) {
       return a.zone - b.zone;
     });
@@ -41,7 +63,7 @@
       const swatch = document.createElement("span");
       swatch.className = "swatch";
       swatch.style.background = zone.colour;
-      booth.append(swatch, " ", zone.name);
+      booth.append(swatch, " ", zone.name || "");
       // a zone reported only by the supervisor (restarting, quarantined) has no figures yet
       cell(row, zone.entities === undefined ? "–" : String(zone.entities));
       cell(row, zone.capacity === undefined ? "–" : String(zone.capacity));
@@ -53,13 +75,14 @@
     });
     body.replaceChildren(...rows);
     // workers tick in step on wall-clock slots: the highest tick reported is the market's
-    lastTick = Math.max(lastTick, summary.tick || 0);
+    lastTick = Math.max(lastTick, tick || 0);
     setStatus("Live, tick " + lastTick + ".", false);
   }
 
   function connect() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(scheme + "//" + window.location.host + socketPath);
+    const resume = position ? "?offset=" + position.offset + "&epoch=" + encodeURIComponent(position.epoch) : "";
+    const socket = new WebSocket(scheme + "//" + window.location.host + socketPath + resume);
 
     socket.addEventListener("open", function () {
       delayMs = firstDelayMs;
@@ -68,8 +91,15 @@
 
     socket.addEventListener("message", function (event) {
       const frame = JSON.parse(event.data);
-      if (frame.type === "market.summary") {
-        renderSummary(frame.summary);
+      if (frame.type === "snapshot" && (frame.recovered !== true || !position)) {
+        applySnapshot(frame);
+      } else if (frame.type === "events_reset") {
+        applySnapshot({ offset: frame.offset, epoch: frame.epoch, state: frame.snapshot });
+      } else if (frame.type === "market_summary" || frame.type === "zone_health") {
+        if (position && frame.offset <= position.offset) return; // seen before the reconnect
+        position = { offset: frame.offset, epoch: position ? position.epoch : "" };
+        if (frame.type === "market_summary") renderSummary(frame);
+        else applyHealth(frame);
       }
     });
 

@@ -1,5 +1,7 @@
-// The operators' feed socket: hello, summaries and overview frames (docs/dashboard.md).
-// Reconnects by itself with a growing delay; the page hears about every state change.
+// The operators' feed socket: hello, the market's ops events and overview frames
+// (docs/dashboard.md). Reconnects by itself with a growing delay and resumes the events
+// from the last one it got (offset and epoch), so no summary or health report is lost or
+// repeated; the page hears about every state change.
 
 const FRAME_MAGIC = 0x4d46;
 const KIND_OVERVIEW = 2;
@@ -47,16 +49,44 @@ export function parseOverview(buffer) {
   return frame;
 }
 
+// Zones of an ops snapshot as the summaries the panel takes: figures where a worker
+// reported them, the supervisor's health alone where it did not.
+function snapshotSummaries(state) {
+  const reported = Object.values(state.zones);
+  return [
+    { tick: state.tick, zones: reported.filter((zone) => zone.entities !== undefined) },
+    { health_only: true, zones: reported.filter((zone) => zone.entities === undefined) },
+  ];
+}
+
 // handlers: hello(message), summary(summary), overview(frame), state(name, detail)
 // where name is "connecting", "live", "reconnecting" or "refused".
 export function connectFeed(path, handlers) {
   let delayMs = FIRST_DELAY_MS;
   let socket = null;
   let stopped = false;
+  let position = null; // {offset, epoch} of the last event applied
+
+  function applySnapshot(state, offset, epoch) {
+    position = { offset: offset, epoch: epoch };
+    snapshotSummaries(state).forEach((summary) => handlers.summary(summary));
+  }
+
+  function applyEvent(message) {
+    if (position && message.offset <= position.offset) return; // applied before a reconnect
+    position = { offset: message.offset, epoch: position ? position.epoch : "" };
+    if (message.type === "market_summary") {
+      handlers.summary({ tick: message.tick, hlc: message.hlc, overruns: message.overruns, zones: message.zones });
+    } else {
+      const zones = message.zones.map((zone) => ({ zone: zone, health: message.health }));
+      handlers.summary({ health_only: true, zones: zones });
+    }
+  }
 
   function open() {
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
-    socket = new WebSocket(`${scheme}//${window.location.host}${path}`);
+    const resume = position ? `?offset=${position.offset}&epoch=${encodeURIComponent(position.epoch)}` : "";
+    socket = new WebSocket(`${scheme}//${window.location.host}${path}${resume}`);
     socket.binaryType = "arraybuffer";
     let refusal = null;
     handlers.state("connecting");
@@ -70,8 +100,12 @@ export function connectFeed(path, handlers) {
         delayMs = FIRST_DELAY_MS;
         handlers.hello(message);
         handlers.state("live");
-      } else if (message.type === "summary") {
-        handlers.summary(message.summary);
+      } else if (message.type === "snapshot") {
+        if (message.recovered !== true || !position) applySnapshot(message.state, message.offset, message.epoch);
+      } else if (message.type === "events_reset") {
+        applySnapshot(message.snapshot, message.offset, message.epoch);
+      } else if (message.type === "market_summary" || message.type === "zone_health") {
+        applyEvent(message);
       } else if (message.type === "error") {
         refusal = message;
       }

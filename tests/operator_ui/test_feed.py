@@ -94,6 +94,8 @@ async def test_an_operator_gets_the_layout_then_summaries_and_every_entity_ten_t
         assert hello["columns"]["count"] == len(grid) == 16
         assert {z for column in grid for z in column} == {0, 1, 2}
         assert hello["capacity"] == 1800 and hello["overview_hz"] == 10
+        snapshot = json.loads(await socket.receive_from(timeout=3))
+        assert snapshot["type"] == "snapshot" and snapshot["recovered"] is None
         summaries, frames = [], []
         deadline = asyncio.get_running_loop().time() + 5
         while (not summaries or len(frames) < 5) and asyncio.get_running_loop().time() < deadline:
@@ -102,8 +104,9 @@ async def test_an_operator_gets_the_layout_then_summaries_and_every_entity_ten_t
                 frames.append(overview_decode(message["bytes"]))
             else:
                 summaries.append(json.loads(message["text"]))
-        assert summaries and summaries[0]["type"] == "summary"
-        assert {z["zone"] for z in summaries[0]["summary"]["zones"]} == {0, 1, 2}
+        assert summaries and summaries[0]["type"] == "market_summary"
+        assert summaries[0]["offset"] > snapshot["offset"]
+        assert {z["zone"] for z in summaries[0]["zones"]} == {0, 1, 2}
         assert len(frames) >= 5
         ticks = [tick for tick, _ in frames]
         assert ticks == sorted(ticks) and all(

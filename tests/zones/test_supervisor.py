@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from channels.layers import get_channel_layer
 
-from market.events import MARKET_SUMMARY_GROUP
+from market.events.subjects import ops_health_subject
 from market.services import DEMO_BOOTHS
+from tests.events import EventWatch
 from zones.channels import zone_channel
 from zones.core.messages import Intent, message_from_wire, message_to_wire
 from zones.core.wire import MIGRANT_DTYPE, SPAWN_DTYPE, ReplyReason
@@ -29,28 +30,28 @@ def supervisor(argv, **options):
     )
 
 
-async def healths(channel, layer, until, timeout=10.0):
-    """Health reports per zone from the summary group until `until(reports)` holds."""
+async def healths(watch, until, timeout=10.0):
+    """The supervisor's health events, per zone, until `until(reports)` holds."""
     seen: list[tuple[int, str]] = []
     deadline = time.monotonic() + timeout
     while not until(seen):
         remaining = deadline - time.monotonic()
         assert remaining > 0, f"gave up waiting; saw {seen}"
-        event = await asyncio.wait_for(layer.receive(channel), remaining)
-        seen += [(z["zone"], z["health"]) for z in event["summary"]["zones"]]
+        event = await watch.next(remaining)
+        seen += [(zone, event.health) for zone in event.zones]
     return seen
 
 
 @pytest.mark.asyncio
 async def test_a_crashing_worker_restarts_with_growing_backoff_then_is_quarantined():
     layer = get_channel_layer()
-    watcher = await layer.new_channel()
-    await layer.group_add(MARKET_SUMMARY_GROUP, watcher)
+    watcher = EventWatch(5, ops_health_subject(5))
+    await watcher.__aenter__()
     boss = supervisor(CRASH, quarantine_s=1.5, backoff_first_s=0.05)
     stop = asyncio.Event()
     task = asyncio.create_task(boss.run(stop))
     try:
-        seen = await healths(watcher, layer, lambda s: (0, "quarantined") in s)
+        seen = await healths(watcher, lambda s: (0, "quarantined") in s)
         crashing = boss.slots[0]
         assert crashing.starts == 4  # the first start and three restarts, then quarantine
         assert [z for z, h in seen if h == "restarting"].count(0) >= 3
@@ -80,7 +81,7 @@ async def test_a_crashing_worker_restarts_with_growing_backoff_then_is_quarantin
         assert set(nack.replies["reason"].tolist()) == {ReplyReason.QUARANTINED}
 
         # When the quarantine is over, the worker gets another chance.
-        await healths(watcher, layer, lambda s: s[-1:] == [(0, "restarting")], timeout=5)
+        await healths(watcher, lambda s: s[-1:] == [(0, "restarting")], timeout=5)
         assert crashing.starts >= 5
     finally:
         stop.set()

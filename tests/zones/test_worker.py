@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from channels.layers import get_channel_layer
 
-from market.events import MARKET_SUMMARY_GROUP
+from market.events.subjects import ops_subjects
+from market.events.types import MarketSummaryReported
 from market.services import DEMO_BOOTHS
+from tests.events import EventWatch
 from zones import worker as worker_module
 from zones.bus import rows_bus
 from zones.channels import zone_channel
@@ -84,13 +86,12 @@ async def test_rows_go_once_per_tick_on_each_zones_bus_channel():
 @pytest.mark.asyncio
 async def test_summary_reports_every_hosted_zone():
     worker = demo_worker(walkers=30)
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(MARKET_SUMMARY_GROUP, channel)
-    for t in range(worker_module.SUMMARY_EVERY_TICKS):
-        await worker.tick(T0 + 50 * t)
-    event = await asyncio.wait_for(layer.receive(channel), 1)
-    zones = event["summary"]["zones"]
+    async with EventWatch(worker.market_id, ops_subjects(worker.market_id)) as watch:
+        for t in range(worker_module.SUMMARY_EVERY_TICKS):
+            await worker.tick(T0 + 50 * t)
+        event = await watch.next()
+    assert isinstance(event, MarketSummaryReported)
+    zones = event.zones
     assert [z["name"] for z in zones] == [name for name, _ in DEMO_BOOTHS]
     assert sum(z["entities"] for z in zones) >= 30
     assert all(z["health"] == "ok" and z["tick_p99_ms"] > 0 for z in zones)
@@ -166,25 +167,22 @@ def test_a_worker_refuses_zones_the_market_does_not_have():
 
 
 def _bounds():
-    from zones.gateway import HI, LO
+    from zones.core.views import MARKET_HI, MARKET_LO
 
-    return LO, HI
+    return MARKET_LO, MARKET_HI
 
 
 @pytest.mark.asyncio
 async def test_summary_times_handoffs_and_counts_subscribers_and_visitors():
     worker = demo_worker(walkers=300)
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(MARKET_SUMMARY_GROUP, channel)
     for hz in worker.hosted.values():  # a gateway vouching for nobody yet
         worker.accept(hz, {"type": "zone.inputs", "gateway": "gw!1", "commands": b"", "alive": b""})
     windows = []
-    for t in range(400):
-        await worker.tick(T0 + 50 * t)
-        if (t + 1) % worker_module.SUMMARY_EVERY_TICKS == 0:
-            event = await asyncio.wait_for(layer.receive(channel), 1)
-            windows.append(event["summary"]["zones"])
+    async with EventWatch(worker.market_id, ops_subjects(worker.market_id)) as watch:
+        for t in range(400):
+            await worker.tick(T0 + 50 * t)
+            if (t + 1) % worker_module.SUMMARY_EVERY_TICKS == 0:
+                windows.append((await watch.next()).zones)
     zones = [z for window in windows for z in window]
     assert sum(z["migrations"] for z in zones) > 0
     timed = [z for z in zones if z["migrations"]]

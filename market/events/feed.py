@@ -1,0 +1,141 @@
+"""Feeding one websocket from a market's events: resume, snapshot, order, slow consumers.
+
+Every socket that shows events (a visitor's, an operator's, the landing page's) asks
+for them the same way: it opens with `?offset=N&epoch=E` (the last event it got)
+to resume, or with neither to start from a snapshot. It then receives, as JSON:
+
+    {"type": "<event type>", "v": 1, "offset": N, …the event's payload…}   each event, in order
+    {"type": "events_reset", "recovered": false, "offset": N, "epoch": E, "snapshot": …}
+                                                     the stream was lost: start over from this
+
+Events are sent one at a time and awaited, so a socket that cannot keep up fills its
+subscription's bounded queue and is cut off (SlowConsumer) with the position to
+resume from; no one else waits for it.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import parse_qs
+
+from market.events.hub import (
+    Delivered,
+    EventHub,
+    Gap,
+    Position,
+    PositionError,
+    Resumed,
+    Snapshot,
+    Subscription,
+    SubscriptionEnded,
+)
+
+MAX_EPOCH_LENGTH = 64
+
+Render = Callable[[Delivered], dict[str, Any] | None]
+SendText = Callable[[str], Awaitable[None]]
+OnSlow = Callable[[Position], Awaitable[None]]
+
+
+def position_from_query(query_string: bytes) -> Position | None:
+    """The resume position a socket asked for in its query string, or None for none.
+
+    PositionError("bad_position") when only one of the two is given or either is malformed.
+    """
+    query = parse_qs(query_string.decode("latin-1"))
+    offset, epoch = (query.get("offset") or [None])[0], (query.get("epoch") or [None])[0]
+    if offset is None and epoch is None:
+        return None
+    if offset is None or epoch is None:
+        raise PositionError("bad_position", "resume with both offset and epoch, or neither")
+    if not offset.isdigit() or len(offset) > 19:
+        raise PositionError("bad_position", f"offset is a whole number, not {offset[:40]!r}")
+    if not 0 < len(epoch) <= MAX_EPOCH_LENGTH:
+        raise PositionError("bad_position", f"epoch has 1 to {MAX_EPOCH_LENGTH} characters")
+    return Position(int(offset), epoch)
+
+
+def event_message(item: Delivered) -> dict[str, Any]:
+    """An event as a client receives it."""
+    event = item.envelope.event
+    return {"type": event.TYPE, "v": event.VERSION, "offset": item.offset, **event.payload()}
+
+
+def position_message(resumed: Resumed) -> dict[str, Any]:
+    """What a socket says about its events when it opens (welcome, hello, snapshot)."""
+    return {
+        **resumed.position.to_json(),
+        "recovered": resumed.recovered,
+        "reason": resumed.reason,
+    }
+
+
+class EventFeed:
+    """One socket's subscription and the task that writes its events out."""
+
+    def __init__(
+        self,
+        hub: EventHub,
+        patterns: Sequence[str],
+        *,
+        send: SendText,
+        on_slow: OnSlow,
+        render: Render = event_message,
+    ) -> None:
+        self.hub, self.patterns = hub, tuple(patterns)
+        self.send, self.on_slow, self.render = send, on_slow, render
+        self.subscription: Subscription | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def open(
+        self, after: Position | None, snapshot: Snapshot
+    ) -> tuple[Resumed, PositionError | None]:
+        """Subscribe, resuming after `after` when possible; the start and any refusal of
+        `after` (the socket then starts from the snapshot, and should say why)."""
+        refused = None
+        try:
+            self.subscription, resumed = await self.hub.subscribe(
+                self.patterns, after=after, snapshot=snapshot
+            )
+        except PositionError as exc:
+            refused = exc
+            self.subscription, resumed = await self.hub.subscribe(self.patterns, snapshot=snapshot)
+            resumed = dataclasses.replace(resumed, recovered=False, reason=exc.code)
+        return resumed, refused
+
+    def start(self) -> None:
+        """Begin writing events out (after the socket's opening message went)."""
+        self.task = asyncio.create_task(self._pump(), name="event-feed")
+
+    async def _pump(self) -> None:
+        assert self.subscription is not None
+        try:
+            while True:
+                for item in await self.subscription.get():
+                    message = self._message(item)
+                    if message is not None:
+                        await self.send(json.dumps(message))
+        except SubscriptionEnded as ended:
+            if ended.reason == "slow":
+                await self.on_slow(ended.position)
+
+    def _message(self, item: Delivered | Gap) -> dict[str, Any] | None:
+        if isinstance(item, Gap):
+            return {
+                "type": "events_reset",
+                "recovered": False,
+                **item.position.to_json(),
+                "snapshot": item.snapshot,
+            }
+        return self.render(item)
+
+    async def close(self) -> None:
+        if self.subscription is not None:
+            self.subscription.close()
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task

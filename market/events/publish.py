@@ -1,0 +1,53 @@
+"""The one way to publish a market event.
+
+    await event_publish(market_id, event, …)   from async code, for what touches no database
+                                               (visitors' zone changes, zone summaries,
+                                               the supervisor's health reports)
+    event_publish_on_commit(market_id, event)  from inside a database write: the event is
+                                               written to the outbox in the same
+                                               transaction and reaches the stream after
+                                               the commit (market/events/outbox.py)
+
+Every event is typed (market/events/types.py) and lands on its subject in the market's
+one stream; consumers follow subjects through a hub (market/events/hub.py).
+"""
+
+import logging
+
+from market.events.backends import StreamLost
+from market.events.envelope import envelope_new
+from market.events.streams import event_log
+from market.events.types import Event
+
+log = logging.getLogger(__name__)
+
+
+async def event_publish(market_id: int, *events: Event) -> list[int]:
+    """Append `events` to the market's stream, in order; their offsets.
+
+    StreamLost when the backend cannot be reached: the caller decides whether the event
+    can be lost (a summary is replaced a moment later) or must be retried.
+    """
+    envelopes = [envelope_new(market_id, event) for event in events]
+    items = [(e.subject, e.to_bytes(), e.id) for e in envelopes]
+    return await event_log(market_id).append(items)
+
+
+async def event_publish_or_count(market_id: int, *events: Event) -> bool:
+    """`event_publish` for events the next tick or report replaces: a failure is logged."""
+    try:
+        await event_publish(market_id, *events)
+    except (StreamLost, OSError) as exc:
+        log.warning("events: %d events of market %d not published: %s", len(events), market_id, exc)
+        return False
+    return True
+
+
+def event_publish_on_commit(market_id: int, event: Event) -> str:
+    """Write `event` to the outbox in the current transaction; its id.
+
+    It reaches the stream after the commit, or never if the transaction rolls back.
+    """
+    from market.events.outbox import outbox_write
+
+    return outbox_write(market_id, envelope_new(market_id, event))

@@ -1,0 +1,108 @@
+"""Subjects: where an event is published, as dot-separated tokens keyed by ids.
+
+    market.<market>.ops.summary                  a zone worker's summary of its zones
+    market.<market>.ops.health                   the supervisor: restarting, quarantined, ok
+    market.<market>.booth.<zone>.visitor.<id>    a visitor's own events, in the booth they concern
+    market.<market>.booth.<zone>.assets          a booth's assets published or changed
+    market.<market>.assets.grants                who may read a namespace changed
+
+A pattern matches subjects token by token: `*` matches exactly one token and `>`, as the
+last token, one or more. So a visitor's socket follows `market.1.booth.*.visitor.42`, a
+booth's visitors are `market.1.booth.7.visitor.>`, and everything of a market is
+`market.1.>` (docs/events.md).
+"""
+
+from functools import lru_cache
+
+MAX_SUBJECT_LENGTH = 200
+
+
+class SubjectError(ValueError):
+    """A subject or pattern that is not well formed."""
+
+
+def _tokens(text: str, *, pattern: bool) -> list[str]:
+    if not text or len(text) > MAX_SUBJECT_LENGTH:
+        raise SubjectError(f"a subject has 1 to {MAX_SUBJECT_LENGTH} characters: {text[:60]!r}")
+    tokens = text.split(".")
+    for i, token in enumerate(tokens):
+        if not token or any(c.isspace() for c in token):
+            raise SubjectError(f"empty token or whitespace in {text!r}")
+        if token in ("*", ">") and not pattern:
+            raise SubjectError(f"a subject names no wildcard: {text!r}")
+        if token == ">" and i != len(tokens) - 1:
+            raise SubjectError(f"'>' may only end a pattern: {text!r}")
+    return tokens
+
+
+def subject_check(subject: str) -> str:
+    """`subject` if it is a well-formed concrete subject; SubjectError otherwise."""
+    _tokens(subject, pattern=False)
+    return subject
+
+
+@lru_cache(maxsize=4096)
+def _pattern_tokens(pattern: str) -> tuple[str, ...]:
+    return tuple(_tokens(pattern, pattern=True))
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Whether `subject` is one of the subjects `pattern` names."""
+    wanted = _pattern_tokens(pattern)
+    tokens = subject.split(".")
+    for i, token in enumerate(wanted):
+        if token == ">":
+            return len(tokens) > i
+        if i >= len(tokens) or (token != "*" and token != tokens[i]):
+            return False
+    return len(tokens) == len(wanted)
+
+
+def market_subjects(market_id: int) -> str:
+    """Every subject of one market."""
+    return f"market.{market_id}.>"
+
+
+def ops_summary_subject(market_id: int) -> str:
+    return f"market.{market_id}.ops.summary"
+
+
+def ops_health_subject(market_id: int) -> str:
+    return f"market.{market_id}.ops.health"
+
+
+def ops_subjects(market_id: int) -> str:
+    return f"market.{market_id}.ops.>"
+
+
+def visitor_subject(market_id: int, zone: int, entity: int) -> str:
+    """A visitor's event about booth `zone` (the booth entered, the zone handed to)."""
+    return f"market.{market_id}.booth.{zone}.visitor.{entity}"
+
+
+def visitor_subjects(market_id: int, entity: int) -> str:
+    """Every event of one visitor, whatever booth it concerns."""
+    return f"market.{market_id}.booth.*.visitor.{entity}"
+
+
+def booth_visitors_subjects(market_id: int, zone: int) -> str:
+    """Every visitor event of one booth."""
+    return f"market.{market_id}.booth.{zone}.visitor.>"
+
+
+def booth_assets_subject(market_id: int, zone: int) -> str:
+    return f"market.{market_id}.booth.{zone}.assets"
+
+
+def assets_subjects(market_id: int) -> str:
+    """Every booth's asset events of one market."""
+    return f"market.{market_id}.booth.*.assets"
+
+
+def grants_subject(market_id: int) -> str:
+    return f"market.{market_id}.assets.grants"
+
+
+def stream_name(market_id: int) -> str:
+    """The one stream that holds every subject of a market, in publish order."""
+    return f"market.{market_id}"
