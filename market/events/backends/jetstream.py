@@ -19,10 +19,11 @@ of a stream made again in between.
 
 **Republish**: a (source, destination) rule from configuration, by default every
 visitor event `market.*.booth.*.visitor.*` to core NATS subject
-`live.market.{{wildcard(1)}}.visitor.{{wildcard(3)}}`. JetStream requires the source to
-lie within the stream's subjects, so each stream gets the rule narrowed to itself (the
-market's `*` becomes its id and the destination's wildcards are renumbered); a stream
-the source does not reach gets no rule.
+`live.market.{{wildcard(1)}}.visitor.{{wildcard(3)}}.booth.{{wildcard(2)}}`. JetStream
+requires the source to lie within the stream's subjects, so each stream gets the rule
+narrowed to itself (the market's `*` becomes its id and the destination's wildcards are
+renumbered); a stream the source does not reach gets no rule. nats-server 2.9 also
+requires the destination to use every wildcard of the source (VISITOR_REPUBLISH).
 
 **Durables**: `durable_read` / `durable_ack` / `durable_position` keep a named
 consumer's checkpoint on the server (an ack-all durable consumer), so a process that
@@ -39,7 +40,7 @@ Connection failures, timeouts and JetStream API errors raise StreamLost.
 import asyncio
 import logging
 import re
-import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -55,10 +56,13 @@ from market.events.subjects import subject_matches
 
 logger = logging.getLogger(__name__)
 
-# Every visitor event, also sent on core NATS for listeners that need no replay.
+# Every visitor event, also sent on core NATS for listeners that need no replay. The
+# booth comes last: nats-server 2.9 accepts a republish destination only if it uses
+# every wildcard of the source, so the zone cannot be left out, and last it still lets
+# one subscription `live.market.<id>.visitor.<id>.>` follow a visitor in every booth.
 VISITOR_REPUBLISH = (
     "market.*.booth.*.visitor.*",
-    "live.market.{{wildcard(1)}}.visitor.{{wildcard(3)}}",
+    "live.market.{{wildcard(1)}}.visitor.{{wildcard(3)}}.booth.{{wildcard(2)}}",
 )
 # Entries `wait` answers with at most, as the memory backend does.
 WAIT_LIMIT = 1000
@@ -207,21 +211,25 @@ class JetStreamLog:
                 return patterns[0]
         return f"{self.name}.>"
 
-    async def _fetch(
-        self, js: JetStreamContext, after: int, limit: int, patterns: Sequence[str]
-    ) -> list[Entry]:
-        consumer = await js.add_consumer(
+    async def _ephemeral(self, js: JetStreamContext, after: int, subject: str) -> api.ConsumerInfo:
+        """A consumer for one call, from `after` + 1; the server drops it if the call dies."""
+        return await js.add_consumer(
             self.stream,
             api.ConsumerConfig(
-                name=js._nc._nuid.next().decode(),  # noqa: SLF001 - the client's own id maker
+                name=uuid.uuid4().hex,
                 deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=after + 1,
                 ack_policy=api.AckPolicy.NONE,
-                filter_subject=self._filter(patterns),
+                filter_subject=subject,
                 inactive_threshold=EPHEMERAL_INACTIVE_S,
                 mem_storage=True,
             ),
         )
+
+    async def _fetch(
+        self, js: JetStreamContext, after: int, limit: int, patterns: Sequence[str]
+    ) -> list[Entry]:
+        consumer = await self._ephemeral(js, after, self._filter(patterns))
         try:
             return await self._drain(js, consumer, limit, patterns)
         finally:
@@ -259,17 +267,8 @@ class JetStreamLog:
 
     async def _next_within(self, js: JetStreamContext, after: int, timeout_s: float) -> bool:
         """Whether an entry above `after` arrives within `timeout_s`: the server holds the pull."""
-        sub = await js.pull_subscribe(
-            f"{self.name}.>",
-            stream=self.stream,
-            config=api.ConsumerConfig(
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=after + 1,
-                ack_policy=api.AckPolicy.NONE,
-                inactive_threshold=EPHEMERAL_INACTIVE_S,
-                mem_storage=True,
-            ),
-        )
+        consumer = await self._ephemeral(js, after, f"{self.name}.>")
+        sub = await js.pull_subscribe_bind(stream=self.stream, name=consumer.name)
         try:
             await sub.fetch(1, timeout=timeout_s)
             return True
@@ -277,7 +276,7 @@ class JetStreamLog:
             return False
         finally:
             await sub.unsubscribe()
-            await js.delete_consumer(self.stream, sub._consumer)  # noqa: SLF001 - its name
+            await js.delete_consumer(self.stream, consumer.name)
 
     async def _durable(self, js: JetStreamContext, name: str) -> api.ConsumerInfo:
         """The named durable consumer, made on first use to start at the oldest entry."""
@@ -411,6 +410,3 @@ class JetStreamBackend:
         if self._client is not None and not self._client.is_closed:
             await self._client.close()
         self._client = None
-
-
-__all__ = ["VISITOR_REPUBLISH", "JetStreamBackend", "JetStreamLog", "jetstream_name", "time"]
