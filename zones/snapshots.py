@@ -5,8 +5,9 @@ writes a snapshot, so two workers can never both run (and write) one zone. A
 snapshot's revision is the zone's tick; a file is written to a temporary name
 and renamed into place, never rewritten: writing the same (zone, revision)
 twice is a no-op. The newest readable snapshot is where a restarted zone
-resumes. The worker writes one before it sends anything a peer could act on
-(write-ahead), so a restarted zone never forgets an answer it gave.
+resumes: the worker writes one every few seconds and replays the zone's input
+log (zones/inputlog.py, in the same directory) from there, so a restarted zone
+never forgets an answer it gave.
 """
 
 import fcntl
