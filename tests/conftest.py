@@ -1,11 +1,13 @@
 """Fixtures shared by every test: the real services some tests talk to.
 
-A test that needs Redis or PostgreSQL asks for `redis_url` or `postgres_url`.
+A test that needs Redis, NATS or PostgreSQL asks for `redis_url`, `nats_url` or
+`postgres_url`.
 When the service does not answer, the test is skipped with the command that
 starts it, except in CI (CI=true), where a missing service is a failure.
 """
 
 import os
+import socket
 from urllib.parse import urlsplit
 
 import psycopg
@@ -33,6 +35,23 @@ def redis_url() -> str:
             f"Redis is not running on {host}:{port} ({error}); start it with: "
             f'redis-server --daemonize yes --bind {host} --port {port} --save "" --appendonly no'
         )
+    return url
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """URL of a NATS server with JetStream enabled (TEST_NATS_URL, else NATS_URL)."""
+    url = os.environ.get("TEST_NATS_URL") or os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
+    host, port = urlsplit(url).hostname or "127.0.0.1", urlsplit(url).port or 4222
+    start = f"start it with: nats-server -js -a {host} -p {port} -sd <a data directory>"
+    try:
+        # A NATS server greets every connection with an INFO line naming its features.
+        with socket.create_connection((host, port), timeout=2) as sock:
+            greeting = sock.recv(4096)
+    except OSError as error:
+        service_missing(f"NATS is not running on {host}:{port} ({error}); {start}")
+    if b'"jetstream":true' not in greeting:
+        service_missing(f"NATS on {host}:{port} runs without JetStream; {start}")
     return url
 
 
