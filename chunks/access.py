@@ -129,3 +129,13 @@ def _label(subject: str, users: dict[int, str], groups: dict[int, str]) -> Grant
     if kind == "group":
         return Grant("group", subject, f"group {groups.get(int(rest.split('#')[0]), rest)}")
     return Grant("visitors", subject, f"visitors of booth {rest.split('#')[0]}")
+
+
+def market_grants_state(*, market_id: int) -> dict[str, list[str]]:
+    """The read grants on the market's namespaces now, as `grant_changed` events build them
+    (market/events/projections.py `grants_apply`)."""
+    tuples = []
+    for namespace in Namespace.objects.filter(market_id=market_id):
+        obj = namespace.rebac_object
+        tuples += [f"{obj}#{READER}@{s}" for s in rebac_users_of(object=obj, relation=READER)]
+    return {"tuples": sorted(tuples)}

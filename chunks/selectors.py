@@ -169,3 +169,19 @@ def booths_writable(*, user: AbstractBaseUser | AnonymousUser) -> list[WritableB
             entry = by_booth.setdefault(namespace.booth_id, WritableBooth(namespace.booth, []))
             entry.namespaces.append(namespace)
     return list(by_booth.values())
+
+
+def market_assets_state(*, market_id: int) -> dict[str, dict[str, str]]:
+    """Every booth's assets now, as `asset_changed` events build them: zone → asset id → name.
+
+    The snapshot a consumer of `market.<id>.booth.*.assets` starts from
+    (market/events/projections.py `assets_apply`).
+    """
+    state: dict[str, dict[str, str]] = {}
+    assets = Asset.objects.filter(booth__market_id=market_id).values_list(
+        "booth__zone_index", "pk", "name"
+    )
+    for zone, asset_id, name in assets:
+        state.setdefault(str(zone), {})[str(asset_id)] = name
+    return state
+

@@ -12,6 +12,8 @@ Every event is typed (market/events/types.py) and lands on its subject in the ma
 one stream; consumers follow subjects through a hub (market/events/hub.py).
 """
 
+import asyncio
+import contextlib
 import logging
 
 from market.events.backends import StreamLost
@@ -51,3 +53,44 @@ def event_publish_on_commit(market_id: int, event: Event) -> str:
     from market.events.outbox import outbox_write
 
     return outbox_write(market_id, envelope_new(market_id, event))
+
+
+class EventQueue:
+    """Events published from a hot path without waiting: queued, then appended in order.
+
+    One task appends everything queued in one call, so the caller (the gateway's flush)
+    never waits for the stream, and a visitor's events keep their order across ticks.
+    A failed append is logged and its events dropped: these are events the next tick
+    or report would contradict or repeat, never the outcome of a database write.
+    """
+
+    def __init__(self, market_id: int, limit: int = 10_000) -> None:
+        self.market_id, self.limit = market_id, limit
+        self.pending: list[Event] = []
+        self.dropped = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def put(self, *events: Event) -> None:
+        if len(self.pending) + len(events) > self.limit:
+            self.dropped += len(events)
+            return
+        self.pending.extend(events)
+        self._wake.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain(), name="event-queue")
+
+    async def _drain(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            events, self.pending = self.pending, []
+            if events and not await event_publish_or_count(self.market_id, *events):
+                self.dropped += len(events)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
