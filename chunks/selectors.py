@@ -184,4 +184,3 @@ def market_assets_state(*, market_id: int) -> dict[str, dict[str, str]]:
     for zone, asset_id, name in assets:
         state.setdefault(str(zone), {})[str(asset_id)] = name
     return state
-

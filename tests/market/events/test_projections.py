@@ -92,7 +92,9 @@ async def test_asset_events_bring_a_stale_manifest_state_up_to_date(django_user_
     events = await events_after(market.pk, start)
     assert [e.change for e in events] == ["published", "changed"]
     fresh = await sync_to_async(market_assets_state)(market_id=market.pk)
-    assert apply_all(assets_apply, stale, events) == fresh == {"2": {str(created.pk): "loom-v2.glb"}}
+    assert (
+        apply_all(assets_apply, stale, events) == fresh == {"2": {str(created.pk): "loom-v2.glb"}}
+    )
 
 
 async def test_grant_events_bring_a_stale_grant_state_up_to_date(django_user_model):
@@ -107,7 +109,9 @@ async def test_grant_events_bring_a_stale_grant_state_up_to_date(django_user_mod
     assert [e.change for e in events] == ["granted", "granted", "revoked"]
     fresh = await sync_to_async(market_grants_state)(market_id=market.pk)
     assert apply_all(grants_apply, stale, events) == fresh
-    assert fresh["tuples"] == [f"namespace:{namespace.pk}#reader@booth:{namespace.booth_id}#visitor"]
+    assert fresh["tuples"] == [
+        f"namespace:{namespace.pk}#reader@booth:{namespace.booth_id}#visitor"
+    ]
 
 
 async def test_ops_events_bring_a_stale_ops_state_up_to_date():
@@ -142,4 +146,4 @@ async def test_visitor_events_bring_a_stale_welcome_up_to_date():
 
 def test_every_event_type_is_checked_above():
     """Runs last in this module: each event type went through one of the checks."""
-    assert COVERED == set(EVENT_TYPES)
+    assert set(EVENT_TYPES) == COVERED
