@@ -2,10 +2,10 @@
 
     python bench/bench_gateway.py [--visitors 100,1000] [--repeats 15]
 
-Each tick the gateway (zones/gateway.py) cuts every visitor's frame out of the
-merged rows with one distance matrix for everyone, the level of detail (the 32
-nearest rows, the 96 nearest far rows every 4th tick, the 4 nearest bodies every
-4th tick) and centimetre rows. The baseline is the straightforward cut: for each
+Each tick the gateway (zones/gateway.py, with zones/core/views.py) cuts every
+visitor's frame out of the merged rows with one distance matrix for everyone, the
+level of detail (the 32 nearest rows, the 96 nearest far rows every 4th tick, the
+4 nearest bodies every 4th tick) and centimetre rows. The baseline is the straightforward cut: for each
 visitor on its own, the distances to every row, every row within 5 m (20 m every
 4th tick) as the zones' 48-byte rows and every body within 5 m every 2nd tick.
 Both are timed in this process on the same market: a third of the visitors packed
@@ -37,8 +37,9 @@ from market.live import LiveMarket  # noqa: E402
 from zones.core.constants import INTEREST_RADIUS_M, SIM_TICK_HZ  # noqa: E402
 from zones.core.ranges import floor_ranges  # noqa: E402
 from zones.core.skeleton import bodies as body_blocks  # noqa: E402
+from zones.core.views import FAR_RADIUS_M  # noqa: E402
 from zones.core.wire import ROW_DTYPE, RowFlag, frame_encode  # noqa: E402
-from zones.gateway import FAR_RADIUS_M, Gateway, Link  # noqa: E402
+from zones.gateway import Gateway, Link  # noqa: E402
 
 BOOTHS = 32
 TICKS = 4  # one of every phase of the far rows and the bodies
@@ -89,6 +90,7 @@ def gateway_with(view: np.ndarray) -> tuple[Gateway, list[Link], list[Counted]]:
         Link(entity=int(e), sink=sink, stagger=i, seq_taken=0, zone=0, booth=0)
         for i, (e, sink) in enumerate(zip(view["id"].tolist(), sinks, strict=True))
     ]
+    gateway.links = {link.entity: link for link in links}
     return gateway, links, sinks
 
 

@@ -25,8 +25,9 @@ from django.core.cache import cache
 from market.live import live_market
 from market.tickets import TicketError, aticket_redeem, resume_token
 from zones.core.constants import INTEREST_RADIUS_M, V_MAX_M_PER_S
+from zones.core.views import FAR_RADIUS_M
 from zones.core.wire import INPUT_DTYPE, CommandKind
-from zones.gateway import FAR_RADIUS_M, Gateway, JoinRefused, gateway_for
+from zones.gateway import Gateway, JoinRefused, gateway_for
 
 log = logging.getLogger(__name__)
 

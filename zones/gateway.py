@@ -3,25 +3,15 @@
 It subscribes once to each zone of the market on the rows bus (zones/bus.py),
 never once per visitor. Each tick it merges what the zones published into one view
 (the authoritative row with the highest epoch wins, so an entity in the middle
-of a handoff appears once), cuts every visitor's share out of it with numpy,
-and sends each visitor one binary frame:
-
-  * the nearest NEAR_ROWS rows within INTEREST_RADIUS_M (5 m) every tick;
-  * the nearest FAR_ROWS rows within FAR_RADIUS_M (20 m) every FAR_EVERY-th
-    tick, staggered across visitors so the extra bytes spread evenly;
-  * the bodies (55 bones) of the NEAR_BODIES nearest visitors within 5 m every
-    BODIES_EVERY-th tick, on other ticks than the far rows.
-
-That is the level of detail: however dense the crowd, a frame is at most
-24 + 96 × 24 bytes, and a visitor's stream stays within 256 kbit/s (rows
-quantised to the centimetre, 24 bytes each: zones.core.wire.FRAME_ROW_DTYPE).
+of a handoff appears once), cuts every visitor's share out of it and sends each
+visitor one binary frame, with the level of detail of zones/core/views.py: however
+dense the crowd, a frame is at most 24 + 96 × 24 bytes of rows.
 
 A tick's frames go out when every zone that is alive has delivered that tick,
 or FLUSH_WAIT_S after the first one did. A gateway that fell behind skips to
 the newest tick: only each zone's latest rows are kept, so stale ticks are
-never sent. Visitor inputs are batched the same way: one message per zone per
-tick that has commands for it, and every LEASE_EVERY-th tick one carrying the
-ids of the visitors this gateway still vouches for (their lease).
+never sent. The same flush sends the zones the visitors' inputs (zones/inputs.py);
+joins spawn their entity through zones/joins.py.
 
 Operators watching the dashboard get the whole market instead of a cut: every
 OVERVIEW_EVERY-th tick one overview frame (zones/core/overview.py) is built from
@@ -33,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -41,50 +31,38 @@ import numpy as np
 from market.live import LiveMarket
 from zones.bus import Subscription, packet_unpacked, rows_bus
 from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
-from zones.core.constants import INTEREST_RADIUS_M, MARKET_SIZE_M, TICK_MS, V_MAX_M_PER_S
-from zones.core.crowd import floor_points
+from zones.core.constants import TICK_MS, V_MAX_M_PER_S
 from zones.core.interest import resolve_authority
+from zones.core.messages import MessageError
 from zones.core.overview import overview_encode, overview_rows
 from zones.core.ranges import RangeMap
-from zones.core.skeleton import bodies as body_blocks
-from zones.core.wire import (
-    BODY_DTYPE,
-    COMMAND_DTYPE,
-    ROW_DTYPE,
-    SPAWN_DTYPE,
-    CommandKind,
-    RowFlag,
-    frame_encode,
-    frame_rows,
-    from_bytes,
+from zones.core.relay_messages import (
+    Despawn,
+    Inputs,
+    Rejected,
+    Spawned,
+    relay_to_wire,
+    to_gateway_from_wire,
 )
+from zones.core.views import (
+    EventKind,
+    VisitorEvents,
+    booths_under,
+    cut,
+    detect_events,
+    frames,
+    own_rows,
+)
+from zones.core.wire import ROW_DTYPE, RowFlag
+from zones.inputs import InputBatcher
+from zones.joins import JoinRefused, Spawner
 
 log = logging.getLogger(__name__)
 
-FAR_RADIUS_M = 20.0
-FAR_EVERY = 4
-BODIES_EVERY = 4
-BODIES_PHASE = 2  # bodies go on the ticks halfway between two far ticks
-NEAR_ROWS = 32
-FAR_ROWS = 96
-NEAR_BODIES = 4
 FLUSH_WAIT_S = 0.008
 ZONE_STALE_MS = 5 * TICK_MS  # a zone silent this long is down: left out of frames
-# A loaded market answers a spawn late rather than never; the SDK waits 10 s for its welcome.
-JOIN_TIMEOUT_S = 8.0
 FIRST_VIEW_TIMEOUT_S = 3.0
-LEASE_EVERY = 5  # vouch for this gateway's visitors 4 times a second (the lease is 30 s)
 OVERVIEW_EVERY = 2  # operators get the whole market every 2nd tick: 10 Hz
-LO = np.zeros(3, np.float32)
-HI = np.array(MARKET_SIZE_M, np.float32)
-
-
-class JoinRefused(Exception):
-    """A join the market cannot take: `code` and a sentence for the visitor."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
 
 
 class VisitorSink(Protocol):
@@ -113,9 +91,8 @@ class Link:
     sink: VisitorSink
     stagger: int
     seq_taken: int
-    zone: int  # zone holding authority, as last seen
-    booth: int  # booth the visitor stands in, as last seen
-    commands: list[tuple[int, tuple[float, float, float], int]] = field(default_factory=list)
+    zone: int  # zone holding authority, as last reported to the visitor
+    booth: int  # booth the visitor stands in, as last reported
 
 
 @dataclass
@@ -152,13 +129,11 @@ class Gateway:
         self._newest = (0, 0.0)  # newest tick_ms heard, and when its first packet came
         self._arrival = asyncio.Event()
         self._subscription: Subscription | None = None
-        self._spawning: dict[int, asyncio.Future[tuple[bool, int, str]]] = {}
+        self._spawner = Spawner(self.layer, self.market_id, live.booths, self.ranges)
+        self._inputs = InputBatcher()
         self._viewed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stagger = 0
-        self._departed: list[Link] = []  # detached this tick: one last command, no lease
-        self._leaving: dict[int, list[int]] = {}  # zone → entities to remove with the next batch
-        self._rng = np.random.default_rng()
         self._started = asyncio.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -190,11 +165,15 @@ class Gateway:
     async def _receive(self) -> None:
         """Answers from the zones: spawns and refused commands, handled as they come."""
 
-        def answer(message: dict[str, Any]) -> None:
-            kind = message.get("type")
-            if kind == "zone.spawned":
-                self._spawn_answered(message)
-            elif kind == "zone.rejected":
+        def answer(wire: dict[str, Any]) -> None:
+            try:
+                message = to_gateway_from_wire(wire)
+            except MessageError as exc:
+                log.warning("gateway: dropped a message from a zone: %s", exc)
+                return
+            if isinstance(message, Spawned):
+                self._spawner.answered(message)
+            else:
                 self._rejected(message)
 
         await receive_forever(self.layer, self.channel, answer)
@@ -264,7 +243,7 @@ class Gateway:
             overview = overview_encode(overview_rows(raw, view), tick_ms)
             for watcher in list(self.watchers):  # one frame, shared by every operator
                 watcher.send_frame(overview)
-        await self._send_inputs(links)
+        await self._send_inputs()
 
     def row_of(self, entity: int) -> np.ndarray | None:
         """The merged view's row of `entity`, or None."""
@@ -274,112 +253,79 @@ class Gateway:
         return None
 
     async def _send_frames(self, links: list[Link], view: np.ndarray, tick_ms: int) -> None:
-        wanted = np.array([link.entity for link in links], dtype=np.uint64)
-        found = np.minimum(np.searchsorted(view["id"], wanted), view.size - 1)
-        present = view["id"][found] == wanted
-        own = found[present]
+        """Every visitor whose row is in the view gets its frame, then its events."""
+        own = own_rows(view, np.array([link.entity for link in links], np.uint64))
+        present = own >= 0
         served = [link for link, ok in zip(links, present.tolist(), strict=True) if ok]
-        pos = view["pos"]
-        centres = pos[own]
-        d2 = (
-            np.einsum("ij,ij->i", centres, centres)[:, None]
-            - 2.0 * centres @ pos.T
-            + np.einsum("ij,ij->i", pos, pos)[None, :]
-        )
-        d2[np.arange(own.size), own] = -1.0  # your own root: always the nearest
-        phases = self.frames + np.array([link.stagger for link in served], dtype=np.int64)
-        with_far = phases % FAR_EVERY == 0
-        with_bodies = phases % BODIES_EVERY == BODIES_PHASE
-        near = nearest_within(d2, INTEREST_RADIUS_M**2, NEAR_ROWS)
-        far = np.flatnonzero(with_far)
-        if far.size:
-            near[far] = nearest_within(d2[far], FAR_RADIUS_M**2, FAR_ROWS)
-        roots = (view["flags"] & RowFlag.VISITOR_ROOT) != 0
-        dressed = np.flatnonzero(with_bodies)
-        body_of = np.zeros(d2.shape, bool)
-        if dressed.size:
-            close = np.where(roots[None, :], d2[dressed], np.inf)
-            body_of[dressed] = nearest_within(close, INTEREST_RADIUS_M**2, NEAR_BODIES)
-        body_rows = np.flatnonzero(body_of.any(axis=0))
-        body_index = np.full(view.size, -1, np.int64)
-        body_index[body_rows] = np.arange(body_rows.size)
-        blocks = body_blocks(view[body_rows]) if body_rows.size else np.zeros(0, BODY_DTYPE)
-        quantised = frame_rows(view)  # once for everyone, then cut per visitor
-        booths = self.ranges.assign_positions(centres, LO, HI).tolist()
-        flags = view["flags"][own]
-        settled = ((flags & RowFlag.AUTHORITATIVE) != 0) & ((flags & RowFlag.STAGING) == 0)
-        zones, settled_list = view["zone"][own].tolist(), settled.tolist()
-        far_list = with_far.tolist()
-        for i, link in enumerate(served):
-            frame = frame_encode(
-                quantised[near[i]],
-                blocks[body_index[body_of[i]]],
-                ack_seq=link.seq_taken,
-                tick_ms=tick_ms,
-                far=far_list[i],
-            )
+        own = own[present]
+        phases = self.frames + np.array([link.stagger for link in served], np.int64)
+        visible = cut(view, own, phases)
+        acks = [link.seq_taken for link in served]
+        for link, frame in zip(served, frames(view, visible, acks, tick_ms), strict=True):
             # queued, never awaited: one slow socket must not hold up everyone's frames
             link.sink.send_frame(frame)
-            self._events(link, zones[i], settled_list[i], booths[i], tick_ms)
+        mine = view[own]
+        events = detect_events(
+            mine,
+            booths_under(mine["pos"], self.ranges),
+            np.array([link.zone for link in served], np.int64),
+            np.array([link.booth for link in served], np.int64),
+        )
+        if events.entity.size:
+            self._note(events)
+            self._visitor_events(events, tick_ms)
 
-    def _events(self, link: Link, zone: int, settled: bool, booth: int, tick_ms: int) -> None:
-        """zone_changed once the visitor's own row settles in a new zone; booth_entered."""
-        if settled and zone != link.zone:
-            link.sink.send_event(
-                {"type": "zone_changed", "from": link.zone, "to": zone, "tick_ms": tick_ms}
-            )
-            link.zone = zone
-        if booth != link.booth:
-            name, colour = self.live.booths[booth]
-            link.sink.send_event(
-                {"type": "booth_entered", "zone": booth, "name": name, "colour": colour}
-            )
-            link.booth = booth
-
-    async def _send_inputs(self, links: list[Link]) -> None:
-        by_zone: dict[int, tuple[list[np.ndarray], list[int]]] = {}
-        departed, self._departed = self._departed, []
-        for link in links + departed:
-            commands, alive = by_zone.setdefault(link.zone, ([], []))
-            if link.entity in self.links:
-                alive.append(link.entity)
-            if link.commands:
-                rows = np.zeros(len(link.commands), COMMAND_DTYPE)
-                rows["id"] = link.entity
-                rows["kind"] = [kind for kind, _, _ in link.commands]
-                rows["vec"] = [vec for _, vec, _ in link.commands]
-                rows["seq"] = [seq for _, _, seq in link.commands]
-                commands.append(rows)
-                link.commands = []
-        vouch = self.frames % LEASE_EVERY == 0
-        zones, sends = [], []
-        leaving, self._leaving = self._leaving, {}
-        for zone, ids in leaving.items():
-            zones.append(zone)
-            sends.append(
-                self.layer.send(
-                    zone_channel(self.market_id, zone),
-                    {"type": "zone.despawn", "ids": np.array(ids, "<u8").tobytes()},
-                )
-            )
-        for zone, (commands, alive) in by_zone.items():
-            if not commands and not vouch:
+    def _note(self, events: VisitorEvents) -> None:
+        """Remember what the visitors were told, so each change is told once."""
+        for entity, kind, after in zip(
+            events.entity.tolist(), events.kind.tolist(), events.after.tolist(), strict=True
+        ):
+            link = self.links.get(entity)
+            if link is None:
                 continue
-            zones.append(zone)
-            batch = np.concatenate(commands) if commands else np.zeros(0, COMMAND_DTYPE)
-            sends.append(
-                self.layer.send(
-                    zone_channel(self.market_id, zone),
-                    {
-                        "type": "zone.inputs",
-                        "gateway": self.channel,
-                        "commands": batch.tobytes(),
-                        "alive": np.array(alive, dtype="<u8").tobytes(),
-                    },
+            if kind == EventKind.ZONE_CHANGED:
+                link.zone = after
+            else:
+                link.booth = after
+
+    def _visitor_events(self, events: VisitorEvents, tick_ms: int) -> None:
+        """Tell each visitor what changed for it, as JSON events on its socket."""
+        for entity, kind, before, after in zip(
+            events.entity.tolist(),
+            events.kind.tolist(),
+            events.before.tolist(),
+            events.after.tolist(),
+            strict=True,
+        ):
+            link = self.links.get(entity)
+            if link is None:
+                continue
+            sink = link.sink
+            if kind == EventKind.ZONE_CHANGED:
+                sink.send_event(
+                    {"type": "zone_changed", "from": before, "to": after, "tick_ms": tick_ms}
                 )
-            )
-        results = await asyncio.gather(*sends, return_exceptions=True)
-        for zone, result in zip(zones, results, strict=True):
+            else:
+                name, colour = self.live.booths[after]
+                sink.send_event(
+                    {"type": "booth_entered", "zone": after, "name": name, "colour": colour}
+                )
+
+    async def _send_inputs(self) -> None:
+        zone_of = {entity: link.zone for entity, link in self.links.items()}
+        rows_of = {zone: rows for zone, (_, rows) in self.latest.items()}
+        batch = self._inputs.batch(zone_of, rows_of, self.channel, self.frames)
+        await self._send_to_zones(batch)
+
+    async def _send_to_zones(self, batch: list[tuple[int, Inputs | Despawn]]) -> None:
+        results = await asyncio.gather(
+            *(
+                self.layer.send(zone_channel(self.market_id, zone), relay_to_wire(message))
+                for zone, message in batch
+            ),
+            return_exceptions=True,
+        )
+        for (zone, _), result in zip(batch, results, strict=True):
             if isinstance(result, Exception):  # that zone misses one batch; the rest go
                 log.warning("gateway: inputs for zone %d not sent: %r", zone, result)
 
@@ -424,7 +370,7 @@ class Gateway:
             zone = int(row["zone"])
             position = np.array(row["pos"], np.float32)
         else:
-            zone, position = await self._spawn(entity, booth, at)
+            zone, position = await self._spawner.spawn(entity, booth, at, self.channel)
         self._stagger += 1
         self.links[entity] = Link(
             entity=entity,
@@ -432,59 +378,15 @@ class Gateway:
             stagger=self._stagger,
             seq_taken=last_seq,
             zone=zone,
-            booth=int(self.ranges.assign_positions(position[None, :], LO, HI)[0]),
+            booth=int(booths_under(position[None, :], self.ranges)[0]),
         )
         hlc = int(self.view["hlc"].max()) if self.view.size else 0
         return Welcome(
             zone=zone, resumed=resumed, tick_ms=self.view_tick_ms, hlc=hlc, last_seq=last_seq
         )
 
-    async def _spawn(
-        self, entity: int, booth: int | None, at: tuple[float, float, float] | None
-    ) -> tuple[int, np.ndarray]:
-        if at is not None:
-            position = np.array(at, np.float32)
-        else:
-            zone = int(self._rng.integers(self.zones)) if booth is None else booth
-            position = floor_points(self.ranges, zone, self._rng, 1, LO, HI)[0]
-        zone = int(self.ranges.assign_positions(position[None, :], LO, HI)[0])
-        row = np.zeros(1, SPAWN_DTYPE)
-        row["id"], row["pos"], row["kind"] = entity, position, RowFlag.VISITOR_ROOT
-        answer: asyncio.Future[tuple[bool, int, str]] = asyncio.get_running_loop().create_future()
-        self._spawning[entity] = answer
-        try:
-            await self.layer.send(
-                zone_channel(self.market_id, zone),
-                {"type": "zone.spawn", "gateway": self.channel, "rows": row.tobytes()},
-            )
-            ok, zone, reason = await asyncio.wait_for(answer, JOIN_TIMEOUT_S)
-        except TimeoutError:
-            name = self.live.booths[zone][0]
-            raise JoinRefused(
-                "booth_unavailable", f"booth {name!r} did not answer within {JOIN_TIMEOUT_S:g} s"
-            ) from None
-        finally:
-            self._spawning.pop(entity, None)
-        if not ok:
-            name = self.live.booths[zone][0]
-            if reason == "quarantined":
-                raise JoinRefused(
-                    "booth_quarantined",
-                    f"booth {name!r} is quarantined after repeated crashes; try another booth",
-                )
-            raise JoinRefused("booth_full", f"booth {name!r} is full; try another booth")
-        return zone, position
-
-    def _spawn_answered(self, message: dict[str, Any]) -> None:
-        zone, reason = int(message["zone"]), str(message.get("reason", ""))
-        for key, ok in (("spawned", True), ("refused", False)):
-            for entity in np.frombuffer(message[key], dtype="<u8").tolist():
-                answer = self._spawning.get(entity)
-                if answer is not None and not answer.done():
-                    answer.set_result((ok, zone, reason))
-
-    def _rejected(self, message: dict[str, Any]) -> None:
-        for command in from_bytes(message["commands"], COMMAND_DTYPE, "rejected"):
+    def _rejected(self, message: Rejected) -> None:
+        for command in message.commands:
             link = self.links.get(int(command["id"]))
             if link is not None:
                 link.sink.send_event(
@@ -503,7 +405,7 @@ class Gateway:
         if link is None or seq <= link.seq_taken:
             return False
         link.seq_taken = seq
-        link.commands.append((kind, vec, seq))
+        self._inputs.command(entity, kind, vec, seq)
         return True
 
     def detach(self, entity: int, sink: VisitorSink) -> int | None:
@@ -512,12 +414,8 @@ class Gateway:
         if link is None or link.sink is not sink:
             return None
         del self.links[entity]
-        self._stop_walking(link)
+        self._inputs.depart(entity, link.zone, link.seq_taken)
         return link.seq_taken
-
-    def _stop_walking(self, link: Link) -> None:
-        link.commands = [(CommandKind.VELOCITY, (0.0, 0.0, 0.0), link.seq_taken)]
-        self._departed.append(link)
 
     def leave(self, entity: int) -> None:
         """Remove the visitor's entity from the market with this tick's batch.
@@ -526,23 +424,9 @@ class Gateway:
         send per visitor ran the Redis connection pool dry when a crowd left together.
         """
         link = self.links.pop(entity, None)
-        zone = link.zone if link is not None else None
         row = self.row_of(entity)
-        if row is not None:
-            zone = int(row["zone"])
-        if zone is not None:
-            self._leaving.setdefault(zone, []).append(entity)
-
-
-def nearest_within(d2: np.ndarray, radius2: float, most: int) -> np.ndarray:
-    """Per row of squared distances: a mask of the `most` nearest columns within the radius."""
-    mask = d2 <= radius2
-    crowded = np.flatnonzero(np.count_nonzero(mask, axis=1) > most)
-    if crowded.size:
-        nearest = np.argpartition(d2[crowded], most - 1, axis=1)[:, :most]
-        mask[crowded] = False
-        mask[crowded[:, None], nearest] = True
-    return mask
+        zone = int(row["zone"]) if row is not None else link.zone if link is not None else None
+        self._inputs.leave(entity, zone)
 
 
 _gateways: dict[tuple[int, int], Gateway] = {}

@@ -8,7 +8,9 @@ import pytest
 from market.live import LiveMarket
 from market.services import DEMO_BOOTHS
 from zones import gateway as gateway_module
+from zones.core import views
 from zones.core.ranges import floor_ranges
+from zones.core.relay_messages import Despawn, to_zone_from_wire
 from zones.core.wire import ROW_DTYPE, RowFlag, frame_decode, rows_packet
 from zones.gateway import Gateway, Link
 
@@ -139,20 +141,12 @@ async def test_visitors_leaving_together_make_one_despawn_per_zone(gateway):
     await until(lambda: gateway.frames == 2)
     layer = get_channel_layer()
     for zone, ids in ((0, [1000, 2000]), (1, [1001, 2001])):
-        message = await asyncio.wait_for(layer.receive(zone_channel(MARKET, zone)), 1)
-        assert message["type"] == "zone.despawn"
-        assert np.frombuffer(message["ids"], "<u8").tolist() == ids
+        message = to_zone_from_wire(
+            await asyncio.wait_for(layer.receive(zone_channel(MARKET, zone)), 1)
+        )
+        assert isinstance(message, Despawn) and message.ids.tolist() == ids
     with pytest.raises(TimeoutError):  # nothing more: one message per zone, nothing for zone 2
         await asyncio.wait_for(layer.receive(zone_channel(MARKET, 2)), 0.1)
-
-
-def test_nearest_within_keeps_the_nearest_inside_the_radius():
-    from zones.gateway import nearest_within
-
-    d2 = np.array([[4.0, 1.0, 9.0, 0.0, 30.0], [50.0, 40.0, 1.0, 60.0, 2.0]])
-    mask = nearest_within(d2, 25.0, 3)
-    assert mask.tolist() == [[True, True, False, True, False], [False, False, True, False, True]]
-    assert nearest_within(d2, 25.0, 10).tolist() == (d2 <= 25.0).tolist()
 
 
 def crowd_rows(zone: int, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -187,7 +181,7 @@ async def test_in_a_dense_crowd_frames_keep_to_their_level_of_detail(gateway):
             header, got, bodies = frame_decode(data)
             far = bool(header["flags"] & 1)
             assert entity in got["id"].tolist()  # your own row, always
-            assert got.size == (gateway_module.FAR_ROWS if far else gateway_module.NEAR_ROWS)
+            assert got.size == (views.FAR_ROWS if far else views.NEAR_ROWS)
             assert len(data) <= 24 + 96 * 24 + 4 * 338
             distances = np.linalg.norm(
                 np.array([pos[int(i)] for i in got["id"]]) - pos[entity], axis=1
@@ -195,7 +189,48 @@ async def test_in_a_dense_crowd_frames_keep_to_their_level_of_detail(gateway):
             others = np.linalg.norm(rows["pos"] - pos[entity], axis=1)
             assert distances.max() <= np.sort(others)[got.size - 1] + 1e-4  # the nearest ones
             if bodies.size:
-                assert not far and bodies.size == gateway_module.NEAR_BODIES
+                assert not far and bodies.size == views.NEAR_BODIES
                 assert entity in bodies["id"].tolist()
             kinds.add("far" if far else "bodies" if bodies.size else "near")
         assert kinds == {"far", "bodies", "near"}
+
+
+def handoff_rows(zone: int, tick: int, entity: int, flags: int, epoch: int) -> np.ndarray:
+    """`zone`'s rows with `entity` among them, flagged and fenced as in a handoff."""
+    rows = np.concatenate([zone_rows(zone, tick), np.zeros(1, ROW_DTYPE)])
+    rows[-1]["id"], rows[-1]["pos"], rows[-1]["zone"] = entity, (21.2, 0.0, 20.0), zone
+    rows[-1]["flags"], rows[-1]["epoch"] = flags | RowFlag.VISITOR_ROOT, epoch
+    return rows
+
+
+@pytest.mark.asyncio
+async def test_a_visitor_leaving_mid_handoff_is_despawned_in_both_zones(gateway):
+    """Staging in zone 0 and incoming in zone 1: both zones hear of the leave at once."""
+    from channels.layers import get_channel_layer
+
+    from zones.channels import zone_channel
+
+    visitor = 3000
+
+    async def mid_handoff(tick: int) -> None:
+        source = handoff_rows(0, tick, visitor, RowFlag.AUTHORITATIVE | RowFlag.STAGING, 2)
+        target = handoff_rows(1, tick, visitor, RowFlag.GHOST | RowFlag.INCOMING, 2)
+        for zone, rows in ((0, source), (1, target), (2, zone_rows(2, tick))):
+            await gateway.bus.publish(MARKET, zone, rows_packet(zone, tick, T0 + 50 * tick, rows))
+        await until(lambda: gateway.frames == tick)
+
+    await mid_handoff(1)
+    assert int(gateway.row_of(visitor)["zone"]) == 0  # the merged view names the source only
+    gateway.links[visitor] = Link(
+        entity=visitor, sink=Sink(), stagger=0, seq_taken=0, zone=0, booth=0
+    )
+    gateway.leave(visitor)
+    await mid_handoff(2)
+    layer = get_channel_layer()
+    for zone in (0, 1):
+        message = to_zone_from_wire(
+            await asyncio.wait_for(layer.receive(zone_channel(MARKET, zone)), 1)
+        )
+        assert isinstance(message, Despawn) and message.ids.tolist() == [visitor]
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(zone_channel(MARKET, 2)), 0.1)
