@@ -22,6 +22,11 @@ import numpy as np
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.cache import cache
 
+from market.events.feed import EventFeed, event_message, position_from_query, position_message
+from market.events.hub import Delivered, Position, PositionError
+from market.events.streams import event_hub
+from market.events.subjects import assets_subjects, visitor_subjects
+from market.events.types import AssetChanged, BoothEntered
 from market.live import live_market
 from market.tickets import TicketError, aticket_redeem, resume_token
 from zones.core.constants import INTEREST_RADIUS_M, V_MAX_M_PER_S
@@ -45,6 +50,7 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_BIG = 1009
 CLOSE_PROTOCOL = 4400
 CLOSE_NOT_LIVE = 4404
+CLOSE_SLOW = 4408
 CLOSE_SUPERSEDED = 4409
 CLOSE_FLOOD = 4429
 CLOSE_JOIN_REFUSED = 4503
@@ -138,6 +144,8 @@ class VisitorConsumer(AsyncWebsocketConsumer):
 
     entity: int | None = None
     gateway: Gateway | None = None
+    feed: EventFeed | None = None
+    booth = -1  # the booth the visitor stands in, as its events have said
     # The gateway feeds a visitor's socket directly, never over the channel layer. An alias
     # that names no layer gives the socket none: no channel of its own, and no receive
     # pending on Redis per visitor that every close then cancels.
@@ -168,7 +176,13 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 "market_not_live", "this market has no zones running here", CLOSE_NOT_LIVE
             )
             return
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        query_string = self.scope.get("query_string", b"")
+        try:
+            after = position_from_query(query_string)
+        except PositionError as exc:
+            await self.refuse(exc.code, exc.message, CLOSE_PROTOCOL)
+            return
+        query = parse_qs(query_string.decode("latin-1"))
         token = (query.get("ticket") or [""])[0]
         try:
             claims = await aticket_redeem(token, market_id)
@@ -186,6 +200,8 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             return
         self.entity = claims.entity
         name, colour = live.booths[welcome.zone]
+        self.booth = welcome.booth
+        events = await self.events_open(market_id, claims.entity, after, welcome.zone)
         await self.send_json(
             {
                 "type": "welcome",
@@ -198,6 +214,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 "resumed": welcome.resumed,
                 "last_seq": welcome.last_seq,
                 "resume": resume_token(claims.entity),
+                "events": events,
                 "layout": live.layout(),
                 "limits": {
                     "max_frame_bytes": MAX_FRAME_BYTES,
@@ -209,14 +226,45 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 },
             }
         )
+        assert self.feed is not None
+        self.feed.start()
         log.info(
             "visitor %d joined zone %d (resumed %s)", claims.entity, welcome.zone, welcome.resumed
         )
+
+    async def events_open(
+        self, market_id: int, entity: int, after: Position | None, zone: int
+    ) -> dict[str, Any]:
+        """Follow the visitor's own events and its booth's asset changes; what the welcome
+        says of them. The welcome is the visitor's snapshot (its zone and booth)."""
+        self.feed = EventFeed(
+            event_hub(market_id),
+            [visitor_subjects(market_id, entity), assets_subjects(market_id)],
+            send=self.send_text,
+            on_slow=self.slow,
+            render=self.event_for_visitor,
+        )
+        booth = self.booth
+        resumed, refused = await self.feed.open(after, lambda: {"zone": zone, "booth": booth})
+        if refused is not None:
+            await self.error(refused.code, refused.message)
+        return position_message(resumed)
+
+    def event_for_visitor(self, item: Delivered) -> dict[str, Any] | None:
+        """The visitor's own events, and asset changes of the booth it stands in."""
+        event = item.envelope.event
+        if isinstance(event, BoothEntered):
+            self.booth = event.zone
+        elif isinstance(event, AssetChanged) and event.zone != self.booth:
+            return None
+        return event_message(item)
 
     async def disconnect(self, code: int) -> None:
         writer = getattr(self, "writer", None)
         if writer is not None:
             writer.cancel()
+        if self.feed is not None:
+            await self.feed.close()
         if self.gateway is not None and self.entity is not None:
             last = self.gateway.detach(self.entity, self)
             if last is not None:
@@ -328,10 +376,10 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 }
             )
 
-    async def refuse(self, code: str, message: str, close_code: int) -> None:
+    async def refuse(self, code: str, message: str, close_code: int, **extra: Any) -> None:
         """Say why, then close with `close_code`."""
         log.info("visitor socket refused: %s (%d)", code, close_code)
-        await self.send_json({"type": "error", "code": code, "message": message})
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})
         if self.gateway is not None and self.entity is not None:
             self.gateway.detach(self.entity, self)
             self.entity = None
@@ -341,6 +389,17 @@ class VisitorConsumer(AsyncWebsocketConsumer):
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content))
+
+    async def send_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def slow(self, position: Position) -> None:
+        await self.refuse(
+            "slow_consumer",
+            "this socket fell too far behind its events; reconnect with `resume`",
+            CLOSE_SLOW,
+            resume=position.to_json(),
+        )
 
     def send_frame(self, frame: bytes) -> None:
         self.outbox.frame(frame)

@@ -11,7 +11,9 @@ A tick's frames go out when every zone that is alive has delivered that tick,
 or FLUSH_WAIT_S after the first one did. A gateway that fell behind skips to
 the newest tick: only each zone's latest rows are kept, so stale ticks are
 never sent. The same flush sends the zones the visitors' inputs (zones/inputs.py);
-joins spawn their entity through zones/joins.py.
+joins spawn their entity through zones/joins.py. What changes for a visitor (its
+entity handed to another zone, a booth entered) is published as market events on the
+visitor's subject (market/events, docs/events.md), which its socket follows.
 
 Operators watching the dashboard get the whole market instead of a cut: every
 OVERVIEW_EVERY-th tick one overview frame (zones/core/overview.py) is built from
@@ -28,6 +30,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from market.events.publish import EventQueue
+from market.events.types import BoothEntered, Event, ZoneChanged
 from market.live import LiveMarket
 from zones.bus import Subscription, packet_unpacked, rows_bus
 from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
@@ -100,6 +104,7 @@ class Welcome:
     """What a visitor's welcome reports about its entity."""
 
     zone: int
+    booth: int  # the booth the visitor stands in
     resumed: bool
     tick_ms: int
     hlc: int
@@ -115,6 +120,7 @@ class Gateway:
         self.ranges = RangeMap(starts=np.array(live.starts, dtype=np.int64), version=0)
         self.zones = len(live.booths)
         self.layer = layer_required()
+        self.events = EventQueue(live.market_id)  # the visitors' events, in order, never awaited
         self.bus = rows_bus()
         self.channel = ""
         self.links: dict[int, Link] = {}
@@ -158,6 +164,7 @@ class Gateway:
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks = []
+        await self.events.close()
         if self._subscription is not None:
             await self._subscription.close()
             self._subscription = None
@@ -289,7 +296,9 @@ class Gateway:
                 link.booth = after
 
     def _visitor_events(self, events: VisitorEvents, tick_ms: int) -> None:
-        """Tell each visitor what changed for it, as JSON events on its socket."""
+        """Publish what changed for each visitor on its subject; its socket follows it there
+        (market/events), so a visitor that reconnects gets what it missed."""
+        published: list[Event] = []
         for entity, kind, before, after in zip(
             events.entity.tolist(),
             events.kind.tolist(),
@@ -297,19 +306,14 @@ class Gateway:
             events.after.tolist(),
             strict=True,
         ):
-            link = self.links.get(entity)
-            if link is None:
-                continue
-            sink = link.sink
             if kind == EventKind.ZONE_CHANGED:
-                sink.send_event(
-                    {"type": "zone_changed", "from": before, "to": after, "tick_ms": tick_ms}
+                published.append(
+                    ZoneChanged(entity=entity, from_zone=before, to_zone=after, tick_ms=tick_ms)
                 )
             else:
                 name, colour = self.live.booths[after]
-                sink.send_event(
-                    {"type": "booth_entered", "zone": after, "name": name, "colour": colour}
-                )
+                published.append(BoothEntered(entity=entity, zone=after, name=name, colour=colour))
+        self.events.put(*published)
 
     async def _send_inputs(self) -> None:
         zone_of = {entity: link.zone for entity, link in self.links.items()}
@@ -382,7 +386,12 @@ class Gateway:
         )
         hlc = int(self.view["hlc"].max()) if self.view.size else 0
         return Welcome(
-            zone=zone, resumed=resumed, tick_ms=self.view_tick_ms, hlc=hlc, last_seq=last_seq
+            zone=zone,
+            booth=self.links[entity].booth,
+            resumed=resumed,
+            tick_ms=self.view_tick_ms,
+            hlc=hlc,
+            last_seq=last_seq,
         )
 
     def _rejected(self, message: Rejected) -> None:

@@ -29,7 +29,7 @@ def test_landing_has_the_live_zone_table_and_its_script(client):
     page = response.content.decode()
     assert 'id="zones-body"' in page
     assert "market/landing.js" in page
-    assert 'data-socket-path="/ws/market/summary/"' in page
+    assert 'data-socket-path="/ws/markets/' in page and '/summary/"' in page
 
 
 def test_landing_without_a_market_points_to_the_admin(client):

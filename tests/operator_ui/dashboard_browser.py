@@ -53,14 +53,14 @@ def overlaps(a: dict[str, float], b: dict[str, float]) -> bool:
     )
 
 
-def server_summaries(url: str, seconds: float) -> dict[tuple[int, int], int]:
+def server_summaries(url: str, seconds: float, market_id: int = 1) -> dict[tuple[int, int], int]:
     """(zone, summary tick) → entities, as the server published them for `seconds`."""
     address = url.removeprefix("http://")
 
     async def listen() -> dict[tuple[int, int], int]:
         seen: dict[tuple[int, int], int] = {}
         async with websockets.connect(
-            f"ws://{address}/ws/market/summary/", origin=f"http://{address}"
+            f"ws://{address}/ws/markets/{market_id}/summary/", origin=f"http://{address}"
         ) as socket:
             deadline = asyncio.get_running_loop().time() + seconds
             while (left := deadline - asyncio.get_running_loop().time()) > 0:
@@ -68,7 +68,9 @@ def server_summaries(url: str, seconds: float) -> dict[tuple[int, int], int]:
                     message = json.loads(await asyncio.wait_for(socket.recv(), left))
                 except TimeoutError:
                     break
-                summary = message["summary"]
+                if message["type"] != "market_summary":
+                    continue  # the opening snapshot, or a health report
+                summary = message
                 for zone in summary["zones"]:
                     if "entities" in zone:
                         seen[(zone["zone"], summary["tick"])] = zone["entities"]

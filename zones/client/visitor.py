@@ -94,6 +94,7 @@ class VisitorStats:
     bad_frames: int = 0
     rows: int = 0  # entity rows over all frames
     bodies: int = 0  # body blocks over all frames
+    events_repeated: int = 0  # market events received twice (none should be)
     latencies_ms: array = field(default_factory=lambda: array("d"))  # received_ms - tick_ms
 
     def latency_percentile(self, q: float) -> float:
@@ -156,13 +157,22 @@ def _post_json(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]
         raise JoinRefused(error.code, code, detail) from None
 
 
-def visit_url(base_url: str, market_id: int, ticket: dict[str, Any]) -> str:
-    """The socket URL for a ticket: the ticket's `ws` path on the base URL's host, ws or wss."""
+def visit_url(
+    base_url: str,
+    market_id: int,
+    ticket: dict[str, Any],
+    events_after: tuple[int, str] | None = None,
+) -> str:
+    """The socket URL for a ticket: the ticket's `ws` path on the base URL's host, ws or wss;
+    with `events_after` (offset, epoch), the events resume after that one."""
     parts = urlsplit(base_url)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     path = ticket.get("ws") or f"/ws/markets/{market_id}/visit/"
     origin = urlunsplit((scheme, parts.netloc, parts.path or "/", "", ""))
-    return f"{urljoin(origin, path)}?ticket={quote(str(ticket['ticket']), safe='')}"
+    url = f"{urljoin(origin, path)}?ticket={quote(str(ticket['ticket']), safe='')}"
+    if events_after is not None:
+        url += f"&offset={events_after[0]}&epoch={quote(events_after[1], safe='')}"
+    return url
 
 
 class Visitor:
@@ -197,6 +207,9 @@ class Visitor:
         self.ack_seq = 0
         self.tick_ms = 0
         self.events: list[dict[str, Any]] = []
+        # (offset, epoch) of the last market event received: a reconnect resumes after it
+        self.events_after: tuple[int, str] | None = None
+        self.events_recovered: bool | None = None  # what the last welcome said of the resume
         self.errors: list[dict[str, Any]] = []
         self.close_code: int | None = None
         self.close_reason = ""
@@ -249,7 +262,7 @@ class Visitor:
             at=at,
             timeout=timeout,
         )
-        url = visit_url(self.base_url, self.market_id, ticket)
+        url = visit_url(self.base_url, self.market_id, ticket, self.events_after)
         try:
             ws = await connect(url, compression=None, open_timeout=timeout, max_size=2**22)
         except InvalidStatus as error:  # refused before the upgrade: no close code exists
@@ -289,6 +302,11 @@ class Visitor:
         self.zone = int(welcome["zone"])
         self.booth = int(welcome["booth"]["zone"]) if welcome.get("booth") else self.zone
         self.resumed = bool(welcome.get("resumed", False))
+        events = welcome.get("events")
+        if isinstance(events, dict):
+            self.events_recovered = events.get("recovered")
+            if events.get("recovered") is not True:  # the welcome is the snapshot to start from
+                self.events_after = (int(events["offset"]), str(events["epoch"]))
         # a key visitor may come back from a new process: its seqs must continue
         self._seq = max(self._seq, int(welcome.get("last_seq", 0)))
 
@@ -391,7 +409,18 @@ class Visitor:
                     waiter.set_result(data)
             elif kind == "error":
                 self.errors.append(data)
+            elif kind == "events_reset":  # the market lost its stream: start over from this
+                self.events_after = (int(data["offset"]), str(data["epoch"]))
+                self.zone = int(data["snapshot"]["zone"])
+                self.booth = int(data["snapshot"]["booth"])
+                self.events_recovered = False
             else:
+                offset = data.get("offset")
+                if isinstance(offset, int) and self.events_after is not None:
+                    if offset <= self.events_after[0]:
+                        self.stats.events_repeated += 1  # never expected: counted, not applied
+                        return
+                    self.events_after = (offset, self.events_after[1])
                 if kind == "zone_changed":
                     self.zone = int(data["to"])
                 elif kind == "booth_entered":

@@ -1,7 +1,7 @@
 """What the harness watches besides its own visitors: the market summary and CPU.
 
-`SummaryWatcher` listens on the market summary socket (`/ws/market/summary/`), where
-each zone worker publishes its zones twice a second; it keeps the newest state of
+`SummaryWatcher` follows the market's ops events (`/ws/markets/<id>/summary/`), where
+each zone worker publishes its zones twice a second (docs/events.md); it keeps the newest state of
 every zone and what must not be lost between two samples: entity peaks, degraded
 windows, overruns and the migration figures of every window. `overruns` in a summary
 is cumulative per worker process, so it is tracked per worker (the set of zones a
@@ -30,18 +30,19 @@ from websockets.typing import Origin
 
 log = logging.getLogger(__name__)
 
-SUMMARY_PATH = "/ws/market/summary/"
+SUMMARY_PATH = "/ws/markets/{market_id}/summary/"
 RECONNECT_S = 1.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LAG_PROBE_S = 0.02
 
 
-def summary_url(base_url: str) -> tuple[str, str]:
-    """(socket URL, Origin header) of the summary socket of the site at `base_url`."""
+def summary_url(base_url: str, market_id: int) -> tuple[str, str]:
+    """(socket URL, Origin header) of the market's summary socket at `base_url`."""
     parts = urlsplit(base_url)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
-    return urlunsplit((scheme, parts.netloc, SUMMARY_PATH, "", "")), origin
+    path = SUMMARY_PATH.format(market_id=market_id)
+    return urlunsplit((scheme, parts.netloc, path, "", "")), origin
 
 
 @dataclass
@@ -69,10 +70,14 @@ class MigrationWindow:
 
 
 class SummaryWatcher:
-    """The market summary socket, merged per zone (newest wins)."""
+    """The market's ops events (summaries, health), merged per zone (newest wins).
 
-    def __init__(self, base_url: str) -> None:
-        self.url, self.origin = summary_url(base_url)
+    A dropped socket resumes from the last event's position, so no summary is missed.
+    """
+
+    def __init__(self, base_url: str, market_id: int) -> None:
+        self.url, self.origin = summary_url(base_url, market_id)
+        self.position: tuple[int, str] | None = None
         self.zones: dict[int, ZoneTrack] = {}
         self.migrations: list[MigrationWindow] = []
         self.messages = 0
@@ -86,7 +91,10 @@ class SummaryWatcher:
         """Listen until cancelled, reconnecting after a second whenever the socket drops."""
         while True:
             try:
-                async with connect(self.url, origin=Origin(self.origin), open_timeout=5) as socket:
+                url = self.url
+                if self.position is not None:
+                    url += f"?offset={self.position[0]}&epoch={self.position[1]}"
+                async with connect(url, origin=Origin(self.origin), open_timeout=5) as socket:
                     self.connects += 1
                     async for message in socket:
                         self.receive(json.loads(message), time.monotonic())
@@ -95,10 +103,21 @@ class SummaryWatcher:
             await asyncio.sleep(RECONNECT_S)
 
     def receive(self, frame: dict[str, Any], now: float) -> None:
-        """File one frame of the socket: {"type": "market.summary", "summary": {...}}."""
-        if frame.get("type") != "market.summary":
+        """File one message of the socket (docs/events.md): a snapshot sets the position,
+        a `market_summary` event is filed, a `zone_health` event counts as health only."""
+        kind = frame.get("type")
+        if kind in ("snapshot", "events_reset"):
+            self.position = (int(frame["offset"]), str(frame["epoch"]))
             return
-        summary = frame.get("summary") or {}
+        if kind not in ("market_summary", "zone_health"):
+            return
+        if self.position is not None:
+            self.position = (int(frame["offset"]), self.position[1])
+        if kind == "zone_health":
+            for zone in frame.get("zones", []):
+                self._zone_seen({"zone": zone, "health": frame.get("health", "")}, now)
+            return
+        summary = frame
         zones = [z for z in summary.get("zones", []) if isinstance(z, dict) and "zone" in z]
         self.messages += 1
         worker = tuple(sorted(int(z["zone"]) for z in zones))

@@ -134,7 +134,7 @@ class LoadRun:
     def __init__(self, settings: RunSettings, say: Callable[[str], None]) -> None:
         self.settings = settings
         self.say = say
-        self.watcher = SummaryWatcher(settings.url)
+        self.watcher = SummaryWatcher(settings.url, settings.market_id)
         self.lag = LoopLag()
         self.server_cpu = ProcessTreeCpu(settings.server_pid) if settings.server_pid else None
         self.redis_cpu = RedisCpu(settings.redis_url) if settings.redis_url else None

@@ -9,11 +9,19 @@ from zones.load.observe import (
     summary_url,
 )
 
+OFFSETS = iter(range(1, 10_000))
+
 
 def frame(overruns: int, *zones: dict) -> dict:
+    """A `market_summary` event as the summary socket sends it (docs/events.md)."""
     return {
-        "type": "market.summary",
-        "summary": {"tick": 1, "hlc": 1, "overruns": overruns, "zones": list(zones)},
+        "type": "market_summary",
+        "v": 1,
+        "offset": next(OFFSETS),
+        "tick": 1,
+        "hlc": 1,
+        "overruns": overruns,
+        "zones": list(zones),
     }
 
 
@@ -30,15 +38,17 @@ def zone(index: int, entities: int, health: str = "ok", **extra) -> dict:
 
 
 def test_the_summary_socket_is_on_the_same_host_with_an_origin_the_validator_accepts():
-    assert summary_url("http://127.0.0.1:8000/") == (
-        "ws://127.0.0.1:8000/ws/market/summary/",
+    assert summary_url("http://127.0.0.1:8000/", 3) == (
+        "ws://127.0.0.1:8000/ws/markets/3/summary/",
         "http://127.0.0.1:8000",
     )
-    assert summary_url("https://market.example")[0] == "wss://market.example/ws/market/summary/"
+    assert summary_url("https://market.example", 1)[0] == (
+        "wss://market.example/ws/markets/1/summary/"
+    )
 
 
 def test_each_zone_keeps_its_newest_state_and_its_peak_until_taken():
-    watcher = SummaryWatcher("http://127.0.0.1:1")
+    watcher = SummaryWatcher("http://127.0.0.1:1", 1)
     watcher.receive(frame(0, zone(0, 40), zone(1, 5)), now=1.0)
     watcher.receive(frame(0, zone(2, 9)), now=1.1)  # another worker
     watcher.receive(frame(0, zone(0, 12), zone(1, 6)), now=1.5)
@@ -48,7 +58,7 @@ def test_each_zone_keeps_its_newest_state_and_its_peak_until_taken():
 
 
 def test_overruns_count_per_worker_from_the_first_summary_and_survive_a_restart():
-    watcher = SummaryWatcher("http://127.0.0.1:1")
+    watcher = SummaryWatcher("http://127.0.0.1:1", 1)
     watcher.receive(frame(100, zone(0, 1), zone(1, 1)), now=1)  # worker A, 100 before we came
     watcher.receive(frame(7, zone(2, 1)), now=1)  # worker B
     watcher.receive(frame(103, zone(0, 1), zone(1, 1)), now=2)
@@ -59,7 +69,7 @@ def test_overruns_count_per_worker_from_the_first_summary_and_survive_a_restart(
 
 
 def test_health_and_migration_windows_are_kept_with_fields_that_may_be_missing():
-    watcher = SummaryWatcher("http://127.0.0.1:1")
+    watcher = SummaryWatcher("http://127.0.0.1:1", 1)
     watcher.receive(frame(0, zone(0, 1, "degraded", migration_ms_p50=80.0)), now=1)
     watcher.receive(frame(0, zone(0, 1, "restarting", migrations=3)), now=2)
     watcher.receive({"type": "something.else"}, now=3)
@@ -69,6 +79,16 @@ def test_health_and_migration_windows_are_kept_with_fields_that_may_be_missing()
     assert (first.p50_ms, first.p99_ms, first.count) == (80.0, None, None)
     assert second.count == 3 and second.per_s == 2.0
     assert watcher.messages == 2
+
+
+def test_health_reports_count_as_health_and_positions_follow_the_events():
+    watcher = SummaryWatcher("http://127.0.0.1:1", 1)
+    watcher.receive({"type": "snapshot", "offset": 4, "epoch": "e", "state": {}}, now=1)
+    watcher.receive(
+        {"type": "zone_health", "offset": 5, "zones": [2], "health": "quarantined"}, now=2
+    )
+    assert watcher.zones[2].health == {"quarantined": 1}
+    assert watcher.position == (5, "e")  # a reconnect resumes after it
 
 
 def test_a_process_tree_counts_this_process_and_the_machine_is_busy_some_of_the_time():
