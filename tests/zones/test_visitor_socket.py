@@ -592,10 +592,92 @@ async def test_walking_across_a_booth_border_enters_the_booth_then_changes_zone(
     assert entered["zone"] == other
     assert entered["name"] == visit.welcome["layout"]["booths"][other]["name"]
     assert (changed["from"], changed["to"]) == (home, other)
+    # both are market events after the welcome's position, in publish order
+    start = visit.welcome["events"]
+    assert start["recovered"] is None and start["epoch"]
+    assert start["offset"] < entered["offset"] < changed["offset"]
+    assert entered["v"] == changed["v"] == 1 and entered["entity"] == visit.entity
     # the border is 0.75 s away; the handoff waits HYSTERESIS_TICKS beyond it
     assert 0.5 < entered_after < 3.0
     assert changed_after >= 0.75 + HYSTERESIS_TICKS * TICK_S - 0.5
     assert not [m for m in visit.seen if m["type"] == "error"]
+
+
+# --- market events: resume ------------------------------------------------------------------
+
+
+def publish_asset_changes(server: LiveMarket, *zones: int) -> None:
+    """One `asset_changed` per zone given, written to the outbox by another process in one
+    transaction: the server's relay brings them to the market's stream after the commit."""
+    events = ", ".join(
+        f"AssetChanged(zone={z}, booth={z + 1}, asset={i}, name='a{i}', change='published')"
+        for i, z in enumerate(zones)
+    )
+    code = (
+        "from django.db import transaction\n"
+        "from market.events.publish import event_publish_on_commit\n"
+        "from market.events.types import AssetChanged\n"
+        "with transaction.atomic():\n"
+        f"    for event in [{events}]:\n"
+        f"        event_publish_on_commit({MARKET}, event)\n"
+    )
+    done = server.manage("shell", "-c", code)
+    assert done.returncode == 0, done.stderr
+
+
+async def test_a_visitor_that_comes_back_gets_exactly_the_events_it_missed_in_order(server):
+    key = fresh_key()
+    async with visiting(server, key=key, booth=0) as first:
+        position = first.welcome["events"]
+        assert first.welcome["booth"]["zone"] == 0
+    # while it is away: three changes in its booth, one in another booth
+    await asyncio.to_thread(publish_asset_changes, server, 0, 1, 0, 0)
+    ticket = await asyncio.to_thread(join, server, key=key)
+    resume = {"offset": position["offset"], "epoch": position["epoch"]}
+    query = urlencode({"ticket": ticket["ticket"], **resume})
+    async with connect(f"{visit_url(server, None)}?{query}", open_timeout=10) as ws:
+        visit = Visit(ws, json.loads(await ws.recv()))
+        assert visit.welcome["events"]["recovered"] is True
+        missed = [await visit.until(lambda m: m["type"] == "asset_changed") for _ in range(3)]
+        assert [m["name"] for m in missed] == ["a0", "a2", "a3"]  # booth 1's is not its own
+        offsets = [m["offset"] for m in missed]
+        assert offsets == sorted(offsets) and offsets[0] > position["offset"]
+        frames = await visit.frames(0.5)
+        assert frames and not [m for m in visit.seen if m["type"] == "asset_changed"][3:]
+
+
+async def test_a_visitor_with_a_stale_epoch_starts_from_its_welcome(server):
+    ticket = await asyncio.to_thread(join, server)
+    query = urlencode({"ticket": ticket["ticket"], "offset": 1, "epoch": "gone"})
+    async with connect(f"{visit_url(server, None)}?{query}", open_timeout=10) as ws:
+        welcome = json.loads(await ws.recv())
+    assert welcome["type"] == "welcome"
+    assert welcome["events"]["recovered"] is False
+    assert welcome["events"]["reason"] == "epoch_changed"
+
+
+async def test_a_visitor_resuming_from_an_offset_not_given_yet_is_told_and_starts_afresh(server):
+    async with visiting(server) as first:
+        epoch = first.welcome["events"]["epoch"]
+    ticket = await asyncio.to_thread(join, server)
+    query = urlencode({"ticket": ticket["ticket"], "offset": 10**12, "epoch": epoch})
+    async with connect(f"{visit_url(server, None)}?{query}", open_timeout=10) as ws:
+        error = json.loads(await ws.recv())
+        welcome = json.loads(await ws.recv())
+    assert error["type"] == "error" and error["code"] == "future_offset"
+    assert (
+        welcome["events"]["recovered"] is False and welcome["events"]["reason"] == "future_offset"
+    )
+
+
+@pytest.mark.parametrize(
+    "position", [{"offset": 3}, {"offset": "x", "epoch": "e"}, {"offset": 1, "epoch": "e" * 65}]
+)
+async def test_a_malformed_events_position_is_refused_with_bad_position_and_4400(server, position):
+    ticket = await asyncio.to_thread(join, server)
+    query = urlencode({"ticket": ticket["ticket"], **position})
+    texts, code = await refused(f"{visit_url(server, None)}?{query}")
+    assert [t["code"] for t in texts] == ["bad_position"] and code == 4400
 
 
 # --- the bystander ---------------------------------------------------------------------------
