@@ -7,7 +7,7 @@ that crashes more than CRASH_LIMIT times within CRASH_WINDOW_S is quarantined
 for QUARANTINE_S: it is not restarted, and the supervisor answers for its
 zones meanwhile, refusing joins and migrations with the reason "quarantined"
 so that no peer waits on silence. The health of every zone it restarts or
-quarantines goes to the market summary, so operators see it.
+quarantines is published as a `zone_health` market event, so operators see it.
 """
 
 import asyncio
