@@ -138,6 +138,7 @@ class Gateway:
         self._spawner = Spawner(self.layer, self.market_id, live.booths, self.ranges)
         self._inputs = InputBatcher()
         self._viewed = asyncio.Event()
+        self._viewed_all = asyncio.Event()  # a view held the rows of every zone of the market
         self._tasks: list[asyncio.Task[None]] = []
         self._stagger = 0
         self._started = asyncio.Lock()
@@ -242,6 +243,8 @@ class Gateway:
         view = resolve_authority(raw)
         self.view, self.view_tick_ms = view, tick_ms
         self._viewed.set()
+        if len(alive) == self.zones:
+            self._viewed_all.set()
         self.frames += 1
         links = list(self.links.values())
         if links and view.size:
@@ -368,7 +371,7 @@ class Gateway:
             # the old socket may be closing already, or too slow to say goodbye promptly
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(previous.sink.supersede(), 1.0)
-        row = self.row_of(entity)
+        row = await self._row_before_spawning(entity)
         resumed = row is not None and bool(row["flags"] & RowFlag.AUTHORITATIVE)
         if row is not None:
             zone = int(row["zone"])
@@ -393,6 +396,20 @@ class Gateway:
             hlc=hlc,
             last_seq=last_seq,
         )
+
+    async def _row_before_spawning(self, entity: int) -> np.ndarray | None:
+        """The entity's row, looked for in a view of every zone before concluding it has none.
+
+        A gateway that has just started may flush before every zone's rows came in; an
+        entity alive in a zone missing from that view would otherwise be spawned again
+        elsewhere, and stand in the market twice.
+        """
+        row = self.row_of(entity)
+        if row is None and not self._viewed_all.is_set():
+            with contextlib.suppress(TimeoutError):  # a zone that is down stays down
+                await asyncio.wait_for(self._viewed_all.wait(), FIRST_VIEW_TIMEOUT_S)
+            row = self.row_of(entity)
+        return row
 
     def _rejected(self, message: Rejected) -> None:
         for command in message.commands:
