@@ -45,6 +45,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import shutil
@@ -106,11 +107,11 @@ NATS_PREFIX = f"BSTREAMS_{RUN}"
 
 
 def quantile(values: Sequence[float], q: float) -> float:
-    """The q-quantile by rank (as bench_rebac.py takes it); NaN for no values."""
+    """The q-quantile by nearest rank, so that p99 of a few trials is their worst; NaN for none."""
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[int(q * (len(ordered) - 1))]
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
 def ms(seconds: Sequence[float]) -> list[float]:
@@ -635,6 +636,7 @@ async def measure_backend(
             "p50_ms": quantile(took, 0.5),
             "p99_ms": quantile(took, 0.99),
             "trials": trials,
+            "took_ms": took,
         }
         verdict = ""
         if missed == REPLAY_SMALL:
