@@ -9,8 +9,8 @@ to resume, or with neither to start from a snapshot. It then receives, as JSON:
                                                      the stream was lost: start over from this
 
 Events are sent one at a time and awaited, so a socket that cannot keep up fills its
-subscription's bounded queue and is cut off (SlowConsumer) with the position to
-resume from; no one else waits for it.
+subscription's bounded queue and is cut off at once (`on_slow`), even while a send is
+stuck, with the position of the last event it was actually sent; no one else waits for it.
 """
 
 import asyncio
@@ -89,6 +89,7 @@ class EventFeed:
         self.send, self.on_slow, self.render = send, on_slow, render
         self.subscription: Subscription | None = None
         self.task: asyncio.Task[None] | None = None
+        self.sent: Position | None = None  # the last event written to the socket
 
     async def open(
         self, after: Position | None, snapshot: Snapshot
@@ -108,19 +109,37 @@ class EventFeed:
 
     def start(self) -> None:
         """Begin writing events out (after the socket's opening message went)."""
-        self.task = asyncio.create_task(self._pump(), name="event-feed")
+        assert self.subscription is not None
+        self.sent = self.subscription.position()
+        self.task = asyncio.create_task(self._run(), name="event-feed")
+
+    async def _run(self) -> None:
+        """Write events until the subscription ends; a slow end cuts a stuck write short."""
+        assert self.subscription is not None
+        pump = asyncio.create_task(self._pump())
+        ended = asyncio.create_task(self.subscription.closed.wait())
+        try:
+            await asyncio.wait({pump, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, ended):
+                task.cancel()
+            await asyncio.gather(pump, ended, return_exceptions=True)
+        if self.subscription.ended == "slow" and self.sent is not None:
+            await self.on_slow(self.sent)
 
     async def _pump(self) -> None:
         assert self.subscription is not None
-        try:
+        with contextlib.suppress(SubscriptionEnded):
             while True:
                 for item in await self.subscription.get():
                     message = self._message(item)
                     if message is not None:
                         await self.send(json.dumps(message))
-        except SubscriptionEnded as ended:
-            if ended.reason == "slow":
-                await self.on_slow(ended.position)
+                    self.sent = (
+                        item.position
+                        if isinstance(item, Gap)
+                        else Position(item.offset, self.subscription.epoch)
+                    )
 
     def _message(self, item: Delivered | Gap) -> dict[str, Any] | None:
         if isinstance(item, Gap):

@@ -115,6 +115,7 @@ class Subscription:
         self.last = 0  # newest offset queued (replayed or live)
         self.taken = 0  # newest offset the consumer has taken out of the queue
         self.ended: str | None = None
+        self.closed = asyncio.Event()  # set when the subscription ends, whatever the reason
         self._catching_up = True
         self._live: list[Delivered] = []
         self._wake = asyncio.Event()
@@ -160,6 +161,7 @@ class Subscription:
             self.ended = reason
             self.hub.unsubscribe(self)
             self._wake.set()
+            self.closed.set()
 
     async def get(self) -> list[Delivered | Gap]:
         """Everything queued, waiting for at least one; SubscriptionEnded when cut off."""

@@ -1,5 +1,6 @@
 """The landing page's socket: a snapshot of the market's ops, then its ops events, resumable."""
 
+import asyncio
 import json
 
 import pytest
@@ -9,6 +10,9 @@ from fabric_site.asgi import application
 from market.events.publish import event_publish
 from market.events.streams import event_log
 from market.events.types import MarketSummaryReported, ZoneChanged, ZoneHealthChanged
+
+# Channels tidies the database connections of every socket it opens.
+pytestmark = pytest.mark.django_db
 
 MARKET = 3
 ZONE = {
@@ -127,3 +131,33 @@ async def test_a_foreign_origin_is_refused():
     socket = summary_socket(origin=b"https://evil.example")
     connected, _ = await socket.connect()
     assert not connected
+
+
+async def test_a_socket_that_stops_reading_is_cut_off_with_4408_and_resumes_without_loss(
+    settings, monkeypatch
+):
+    from market.consumers import MarketSummaryConsumer
+
+    settings.FABRIC_EVENTS_QUEUE = 5
+    stuck = asyncio.Event()  # never set: the browser stopped reading its socket
+
+    async def write_nothing(self, text):
+        await stuck.wait()
+
+    monkeypatch.setattr(MarketSummaryConsumer, "send_text", write_nothing)
+    socket = summary_socket()
+    first = await opened(socket)
+    for tick in range(1, 10):
+        await event_publish(MARKET, summary(tick))
+    error = await socket.receive_json_from(timeout=2)
+    assert error["code"] == "slow_consumer"
+    assert error["resume"] == {"offset": first["offset"], "epoch": first["epoch"]}
+    assert (await socket.receive_output(timeout=2))["code"] == 4408
+    # other sockets and the publisher went on meanwhile; this one comes back and loses nothing
+    monkeypatch.undo()
+    position = error["resume"]
+    again = summary_socket(f"?offset={position['offset']}&epoch={position['epoch']}")
+    assert (await opened(again))["recovered"] is True
+    ticks = [(await again.receive_json_from(timeout=2))["tick"] for _ in range(9)]
+    assert ticks == list(range(1, 10))
+    await again.disconnect()
