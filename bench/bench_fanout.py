@@ -96,8 +96,6 @@ STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 SERVERS = ("daphne", "uvicorn")
-SUMMARY_GROUP = "market_summary"  # market.events.MARKET_SUMMARY_GROUP
-SUMMARY_EVENT = "market.summary"
 # Variables that would move the bench's processes off their own database and store.
 SERVICE_VARIABLES = ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "CHUNK_STORE_DIR")
 LO = np.zeros(3, np.float32)
@@ -289,17 +287,16 @@ def probe_main(out: Path) -> None:
 
 
 async def _probe(out: Path) -> None:
-    from channels_redis.core import RedisChannelLayer
+    from market.events.backends import Retention
+    from market.events.backends.redis_streams import RedisStreamsBackend
+    from market.events.hub import Delivered, EventHub
+    from market.events.subjects import ops_summary_subject, stream_name
 
-    layer = RedisChannelLayer(
-        hosts=[{"address": os.environ["REDIS_URL"], "socket_timeout": 30}],
-        prefix=os.environ["FABRIC_CHANNEL_PREFIX"],
-        capacity=2000,
+    backend = RedisStreamsBackend(
+        os.environ["REDIS_URL"], Retention(), prefix=os.environ["FABRIC_CHANNEL_PREFIX"]
     )
-    channel = await layer.new_channel()
-    groups = [SUMMARY_GROUP]
-    for group in groups:
-        await layer.group_add(group, channel)
+    hub = EventHub(backend.log(stream_name(MARKET_ID)))
+    subscription, _ = await hub.subscribe([ops_summary_subject(MARKET_ID)])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -320,12 +317,13 @@ async def _probe(out: Path) -> None:
     ).subscribe(MARKET_ID, range(ZONES), rows_arrived)
 
     async def receive() -> None:
+        """The zones' summaries, from the market's ops events."""
         while True:
-            message = await layer.receive(channel)
-            now = time.time_ns() / 1e6
-            kind = message.get("type")
-            if kind == SUMMARY_EVENT:
-                summary = message["summary"]
+            for item in await subscription.get():
+                if not isinstance(item, Delivered):
+                    continue
+                now = time.time_ns() / 1e6
+                summary = item.envelope.event.payload()
                 summaries.append(
                     {
                         "received_ms": now,
@@ -351,12 +349,11 @@ async def _probe(out: Path) -> None:
     }
     temporary = out.with_suffix(".tmp")
     temporary.write_text(json.dumps(record))
-    os.replace(temporary, out)  # the record first: leaving the group may wait on Redis
+    os.replace(temporary, out)
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await asyncio.wait_for(task, 1.0)
-    for group in groups:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(layer.group_discard(group, channel), 1.0)
+    await hub.stop()
+    await backend.close()
 
 
 # --- the visitors ------------------------------------------------------------------------
