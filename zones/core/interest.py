@@ -22,6 +22,8 @@ def interest_rows(state: ZoneState) -> np.ndarray:
     """Rows for every live entity, in slot order."""
     live = np.flatnonzero(state.status)
     rows = np.empty(live.size, dtype=ROW_DTYPE)
+    if live.size == 0:
+        return rows
     rows["id"] = state.id.take(live)
     rows["pos"] = state.pos.take(live, axis=0)
     rows["vel"] = state.vel.take(live, axis=0)

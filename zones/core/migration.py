@@ -220,6 +220,8 @@ def _reply(box: dict[int, list[np.ndarray]], dsts: np.ndarray, answers: np.ndarr
 def promote_arrivals(state: ZoneState, outbox: Outbox, events: MigrationEvents) -> None:
     """Incoming entities whose arrival time has come become owned; ack their sources."""
     due = np.flatnonzero(state.status == Status.INCOMING)
+    if due.size == 0:
+        return
     due = due[state.arrival[due] <= np.uint64(state.hlc)]
     if due.size == 0:
         return
@@ -243,16 +245,24 @@ def update_hysteresis(state: ZoneState, assigned: np.ndarray) -> None:
     Staging entities keep counting, so one whose transfer is refused can retry
     after its backoff instead of serving a second full hysteresis period.
     """
-    holding = (state.status == Status.OWNED) | (state.status == Status.STAGING)
-    outside = holding & (assigned != state.zone)
-    state.outside[:] = np.where(outside, np.minimum(state.outside.astype(np.int32) + 1, 0xFFFF), 0)
+    # Only held slots can count; working on those alone keeps a lightly loaded zone's
+    # cost to a few calls on small arrays instead of several passes over every slot.
+    live = np.flatnonzero(state.status)
+    status = state.status[live]
+    holding = live[(status == Status.OWNED) | (status == Status.STAGING)]
+    outside = holding[assigned[holding] != state.zone]
+    counted = np.minimum(state.outside[outside].astype(np.int32) + 1, 0xFFFF)
+    state.outside.fill(0)
+    state.outside[outside] = counted
 
 
 def retransmit_due(state: ZoneState, budget: int, outbox: Outbox, events: MigrationEvents) -> int:
     """Resend intents whose ack is overdue, oldest first; returns intents sent."""
     due = np.flatnonzero(state.status == Status.STAGING)
-    due = due[state.deadline[due] <= state.tick]
     if due.size == 0 or budget <= 0:
+        return 0
+    due = due[state.deadline[due] <= state.tick]
+    if due.size == 0:
         return 0
     due = due[np.argsort(state.deadline[due], kind="stable")][:budget]
     state.attempts[due] += 1
@@ -269,6 +279,8 @@ def start_migrations(
     """Begin transfers for entities outside long enough, most overdue first."""
     # narrow to the few entities outside long enough before testing the rest
     chosen = np.flatnonzero(state.outside >= HYSTERESIS_TICKS)
+    if chosen.size == 0 or budget <= 0:
+        return 0
     target = assigned[chosen]
     ready = (
         (state.status[chosen] == Status.OWNED)

@@ -77,35 +77,28 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
     spawned, spawn_refused = _spawn(s, inputs.spawns, params)
 
     gossip_adopted = False
+    forwarded: list[np.ndarray] = []
     mine = [m for m in inputs.messages if m.dst == s.zone]
-    for message in mine:
-        s.hlc = hlc_receive(s.hlc, message.hlc, inputs.now_ms)
-        if isinstance(message, Gossip):
-            adopted = adopt(s.ranges, message.ranges)
-            gossip_adopted |= adopted is not s.ranges
-            s.ranges = adopted
-    # Each kind is handled once for the whole tick, whatever the number of links.
-    answers, srcs = _gather(mine, Ack, "replies")
-    if answers.size:
-        migration.handle_acks(s, answers, srcs, events)
-    answers, srcs = _gather(mine, Nack, "replies")
-    if answers.size:
-        migration.handle_nacks(s, answers, srcs, events)
-    proposals, srcs = _gather(mine, Intent, "rows")
-    if proposals.size:
-        migration.handle_intents(s, params, proposals, srcs, outbox, events)
-    forwarded = [m.commands for m in mine if isinstance(m, Forward)]
+    if mine:
+        gossip_adopted, forwarded = _receive(s, mine, inputs.now_ms, params, outbox, events)
 
     commands = np.concatenate([*forwarded, inputs.commands]) if forwarded else inputs.commands
-    slots = s.slots_of(commands["id"])
-    moved, rejected = apply_commands(s, commands, slots)
-    forwards = _forward_in_flight(s, commands, slots, rejected)
+    if len(commands):
+        slots = s.slots_of(commands["id"])
+        moved, rejected = apply_commands(s, commands, slots)
+        forwards = _forward_in_flight(s, commands, slots, rejected)
+        rejected_commands, unrouted_commands = commands[rejected], commands[slots < 0]
+    else:
+        moved = np.zeros(s.capacity, dtype=bool)
+        forwards = []
+        rejected_commands, unrouted_commands = commands[:0].copy(), commands[:0].copy()
 
     integrate(s, params.lo, params.hi, skip=moved)
     live = np.flatnonzero(s.status)
-    s.code[live] = encode_positions(s.pos.take(live, axis=0), params.lo, params.hi)
     assigned = np.full(s.capacity, -1, dtype=np.int16)
-    assigned[live] = s.ranges.assign(s.code[live])
+    if live.size:
+        s.code[live] = encode_positions(s.pos.take(live, axis=0), params.lo, params.hi)
+        assigned[live] = s.ranges.assign(s.code[live])
     migration.update_hysteresis(s, assigned)
     migration.promote_arrivals(s, outbox, events)
 
@@ -122,10 +115,40 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
         spawn_refused=spawn_refused,
         despawned=despawned,
         despawn_deferred=deferred,
-        rejected_commands=commands[rejected],
-        unrouted_commands=commands[slots < 0],
+        rejected_commands=rejected_commands,
+        unrouted_commands=unrouted_commands,
         gossip_adopted=gossip_adopted,
     )
+
+
+def _receive(
+    s: ZoneState,
+    mine: list[Message],
+    now_ms: int,
+    params: ZoneParams,
+    outbox: migration.Outbox,
+    events: migration.MigrationEvents,
+) -> tuple[bool, list[np.ndarray]]:
+    """Apply this zone's messages; returns whether a gossiped map was adopted and
+    the commands forwarded to it."""
+    gossip_adopted = False
+    for message in mine:
+        s.hlc = hlc_receive(s.hlc, message.hlc, now_ms)
+        if isinstance(message, Gossip):
+            adopted = adopt(s.ranges, message.ranges)
+            gossip_adopted |= adopted is not s.ranges
+            s.ranges = adopted
+    # Each kind is handled once for the whole tick, whatever the number of links.
+    answers, srcs = _gather(mine, Ack, "replies")
+    if answers.size:
+        migration.handle_acks(s, answers, srcs, events)
+    answers, srcs = _gather(mine, Nack, "replies")
+    if answers.size:
+        migration.handle_nacks(s, answers, srcs, events)
+    proposals, srcs = _gather(mine, Intent, "rows")
+    if proposals.size:
+        migration.handle_intents(s, params, proposals, srcs, outbox, events)
+    return gossip_adopted, [m.commands for m in mine if isinstance(m, Forward)]
 
 
 def _gather(messages: list[Message], kind: type, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -185,6 +208,8 @@ def _forward_in_flight(
     s: ZoneState, commands: np.ndarray, slots: np.ndarray, rejected: np.ndarray
 ) -> list[Forward]:
     """Commands applied to staging entities also go to their target."""
+    if not (s.status == Status.STAGING).any():
+        return []
     held = (slots >= 0) & ~rejected
     safe = np.where(held, slots, 0)
     staging = held & (s.status[safe] == Status.STAGING)
