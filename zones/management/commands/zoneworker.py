@@ -1,8 +1,12 @@
 """`manage.py zoneworker --market ID --zones 0,1`: host zones in this process on the channel layer.
 
-The supervisor of `runmarket` starts these when REDIS_URL is set; run one by
-hand to host zones on another machine. It ends with exit code 0 on SIGTERM or
-SIGINT, after writing a last snapshot of each zone.
+The supervisor of `runmarket` starts these when REDIS_URL is set, with `--parent`
+so that they stop when it is gone. Run one by hand (without `--parent`) to host
+zones on another machine: it keeps running whoever started it. Where no
+`runmarket` runs, `--outbox-relay` has it also bring events of database writes
+to the market's stream, which `runmarket` does otherwise (docs/runbook.md, "A
+market on several machines"). It ends with exit code 0 on SIGTERM or SIGINT,
+after writing a last snapshot of each zone.
 """
 
 import asyncio
@@ -13,6 +17,7 @@ from typing import Any
 import uvloop
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from market.events.outbox import outbox_relay_forever
 from market.models import Market
 from market.selectors import market_zone_booths
 from zones.serve import snapshot_dir
@@ -36,6 +41,13 @@ class Command(BaseCommand):
             help="stop as soon as the process with this pid is no longer our parent"
             " (the supervisor passes its own pid)",
         )
+        parser.add_argument(
+            "--outbox-relay",
+            action="store_true",
+            help="also append events of database writes from the outbox to their market's"
+            " stream, for hosts where no runmarket does; several relays may run, appends are"
+            " idempotent",
+        )
 
     def handle(
         self,
@@ -44,6 +56,7 @@ class Command(BaseCommand):
         zones: str,
         walkers: int,
         parent: int | None,
+        outbox_relay: bool,
         **options: Any,
     ) -> None:
         try:
@@ -64,22 +77,28 @@ class Command(BaseCommand):
             )
         except (ValueError, ZoneLocked) as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(f"zone worker for {record.name}: zones {wanted}")
+        relaying = "; relaying the outbox" if outbox_relay else ""
+        self.stdout.write(f"zone worker for {record.name}: zones {wanted}{relaying}")
         self.stdout.flush()
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(self._run(worker, parent))
+            runner.run(self._run(worker, parent, outbox_relay))
 
-    async def _run(self, worker: ZoneWorker, parent: int | None) -> None:
+    async def _run(self, worker: ZoneWorker, parent: int | None, outbox_relay: bool) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        watcher = asyncio.create_task(self._watch_parent(parent, stop)) if parent else None
+        helpers = []
+        if parent:
+            helpers.append(asyncio.create_task(self._watch_parent(parent, stop)))
+        if outbox_relay:
+            helpers.append(asyncio.create_task(outbox_relay_forever(), name="outbox-relay"))
         try:
             await worker.run(stop)
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _watch_parent(self, parent: int, stop: asyncio.Event) -> None:
         """A supervisor killed outright cannot stop its workers: they notice and stop."""
