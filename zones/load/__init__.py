@@ -1,8 +1,10 @@
-"""The load harness behind `manage.py loadtest`: many visitors through the SDK, measured.
+"""The load harness behind `manage.py loadtest`: many visitors over real websockets, measured.
 
 * `scenarios` plans where each visitor starts and where it walks: an opening crowd
   packed at the entrance, a rush through a choke point between two booths, groups
   browsing from booth to booth;
+* `lean` is the harness's visitor connection: the visitor protocol as the SDK speaks it,
+  read header-only on picows, so that a thousand visitors cost the harness little;
 * `drive` walks a joined visitor along its plan;
 * `observe` watches from outside: the market summary socket, CPU of process trees;
 * `runner` joins the visitors over the ramp-up, drives them, samples every second;

@@ -1,19 +1,20 @@
 """A load run: join the visitors over the ramp-up, drive them, sample every second.
 
-One event loop (uvloop under `manage.py loadtest`) holds every visitor. Visitors
-read frames in the SDK's header-only mode, so the harness's own CPU, which the
-server competes with on a small machine, stays low; it is measured and reported
-beside the server's all the same.
+One event loop (uvloop under `manage.py loadtest`) holds every visitor. The visitors
+are the harness's lean ones (lean.py: picows sockets, frame headers only, one clock
+read per loop wake-up, tickets over keep-alive HTTP), so the harness's own CPU, which
+the server competes with on a small machine, stays low; it is measured and reported
+beside the server's all the same. The SDK joins the probe visitor that reads the layout.
 """
 
 import asyncio
 import contextlib
 import datetime
+import gc
 import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +22,11 @@ import numpy as np
 
 from zones.client.burst import connect_retrying
 from zones.client.layout import Layout
-from zones.client.visitor import JoinRefused, Visitor, VisitorClosed
+from zones.client.visitor import JoinRefused, VisitorClosed
 from zones.core.constants import ZONE_CAPACITY
 
 from .drive import follow
+from .lean import LeanFleet, LeanVisitor
 from .observe import (
     LoopLag,
     ProcessTreeCpu,
@@ -83,7 +85,7 @@ class Slot:
     """One planned visitor: its plan, its socket once joined, and counters already sampled."""
 
     plan: VisitorPlan
-    visitor: Visitor | None = None
+    visitor: LeanVisitor | None = None
     join_error: str = ""
     frames: int = 0
     bytes: int = 0
@@ -163,11 +165,6 @@ class LoadRun:
 
     async def run(self) -> RunRecord:
         s = self.settings
-        # Each join asks for its ticket over HTTP in a thread (the SDK's join_ticket); the
-        # default pool (cores + 4 threads) would let 6 joins at a time, not join_concurrency.
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(max_workers=s.join_concurrency, thread_name_prefix="load-join")
-        )
         layout = await self.probe()
         plans = plan_scenario(layout, s.scenario, s.visitors, np.random.default_rng(s.seed))
         self.slots = [Slot(plan) for plan in plans]
@@ -178,8 +175,9 @@ class LoadRun:
         ]
         self.started = time.monotonic()
         cpu_start = self._cpu_sample()  # the baseline of the first second
+        fleet = LeanFleet(s.url, s.market_id, connections=s.join_concurrency)
         try:
-            joining = asyncio.create_task(self._join_all(), name="load-join")
+            joining = asyncio.create_task(self._join_all(fleet), name="load-join")
             join_deadline = self.started + s.ramp_up_s + JOIN_GRACE_S
             while not joining.done() and time.monotonic() < join_deadline:
                 await self._sample(steady=False)
@@ -192,9 +190,13 @@ class LoadRun:
             if not any(slot.visitor for slot in self.slots):
                 first = next((slot.join_error for slot in self.slots), "")
                 raise LoadError(f"none of the {len(self.slots)} visitors could join: {first}")
+            # what exists now lives for the whole run: the collector need not scan it again
+            gc.freeze()
             steady_s = await self._steady()
         finally:
+            gc.unfreeze()
             await self._leave_all()
+            await fleet.aclose()
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -215,7 +217,7 @@ class LoadRun:
 
     # --- phases --------------------------------------------------------------------------
 
-    async def _join_all(self) -> None:
+    async def _join_all(self, fleet: LeanFleet) -> None:
         """Each visitor at its planned moment of the ramp-up, at most join_concurrency at once."""
         s = self.settings
         gate = asyncio.Semaphore(s.join_concurrency)
@@ -225,12 +227,8 @@ class LoadRun:
             await asyncio.sleep(max(0.0, self.started + index * spacing - time.monotonic()))
             async with gate:
                 try:
-                    slot.visitor = await connect_retrying(
-                        s.url,
-                        s.market_id,
-                        retry_s=s.join_retry_s,
-                        at=slot.plan.start.tolist(),
-                        decode="header",
+                    slot.visitor = await fleet.connect_retrying(
+                        retry_s=s.join_retry_s, at=slot.plan.start.tolist()
                     )
                 except Exception as error:  # every failure is a figure of the run
                     slot.join_error = f"{type(error).__name__}: {error}"
@@ -261,7 +259,7 @@ class LoadRun:
         return time.monotonic() - go
 
     async def _leave_all(self) -> None:
-        async def leave(visitor: Visitor) -> None:
+        async def leave(visitor: LeanVisitor) -> None:
             if visitor.closed:
                 return
             try:
