@@ -7,13 +7,14 @@ events on Redis Streams:
   * zone host A: `manage.py zoneworker --market M --zones 0 --outbox-relay`;
   * zone host B: `manage.py zoneworker --market M --zones 1,2`, started by a launcher that
     exits at once (as a shell that put it in the background would): no supervisor, no
-    parent to watch;
+    parent to watch, and no outbox relay (one is enough; the runbook runs one on each);
   * web A and web B: `uvicorn fabric_site.asgi:application` with FABRIC_MARKET_ID.
 
 Each zone host and the web processes have data folders of their own. Ten SDK visitors
 join through each web process; every visitor of web A stands 2 m from one of web B, in
 every zone, and each must see the other in its interest frames. The summary socket of
-either web process shows every zone with both web processes subscribed. An asset change
+either web process shows every zone with both web processes subscribed, and a ticket
+issued by one web process opens a socket on the other. An asset change
 written to the database by another process reaches the visitors of that booth on both
 web processes. A visitor of web A walks from zone 0 (host A) into a zone of host B and
 gets booth_entered, then zone_changed, while its neighbour on web B watches it change
@@ -46,7 +47,7 @@ from tests.live import free_port, http_get
 from tests.subprocesses import REPO_ROOT, embedded_environment, run_manage
 from zones.client.burst import Crossing, connect_retrying, plan_crossings, walk_to
 from zones.client.layout import Layout
-from zones.client.visitor import Visitor
+from zones.client.visitor import Visitor, join_ticket, visit_url
 from zones.core.wire import RowFlag
 
 PER_WEB = 10  # visitors joining through each web process
@@ -405,6 +406,19 @@ async def summary_of_every_zone(url: str, market: int, zones: int) -> dict[str, 
         return state
 
 
+async def welcome_with_ticket_of(issuer: str, server: str, market: int) -> dict[str, Any]:
+    """The welcome of a socket on `server` opened with a ticket `issuer` issued; then leave."""
+    ticket = await join_ticket(issuer, market, booth=1)
+    async with websockets.connect(visit_url(server, market, ticket), open_timeout=10) as socket:
+        async with asyncio.timeout(SEE_TIMEOUT_S):
+            while True:
+                message = await socket.recv()
+                if isinstance(message, str) and json.loads(message)["type"] in ("welcome", "error"):
+                    break
+        await socket.send(json.dumps({"type": "leave"}))
+    return json.loads(message)
+
+
 # --- the test ---------------------------------------------------------------------------------
 
 
@@ -464,6 +478,10 @@ async def test_zone_hosts_and_two_web_processes_started_apart_serve_one_market(t
         for zone, booth in enumerate(layout.booths):
             assert summary[str(zone)]["name"] == booth["name"]
             assert summary[str(zone)]["visitors"] == standing[zone], (url, summary)
+
+    # No stickiness needed: a ticket issued by one web process opens a socket on the other.
+    welcome = await welcome_with_ticket_of(topology.url_a, topology.url_b, market)
+    assert welcome["type"] == "welcome" and welcome["zone"] == 1, welcome
 
     # A database write's event reaches the booth's visitors on both web processes.
     await asyncio.to_thread(publish_asset_change, topology, 0)
