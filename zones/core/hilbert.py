@@ -43,6 +43,8 @@ __all__ = [
     "encode",
     "encode_per_bit",
     "encode_positions",
+    "position_encoder",
+    "PositionEncoder",
     "quantise",
 ]
 
@@ -53,6 +55,8 @@ _CHUNK: Final = 5
 """Levels consumed per table look-up."""
 
 _CHUNK_MASK: Final = (1 << _CHUNK) - 1
+_SWIZZLE: Final = [0, 2, 1]
+"""World axes (x, y, z) in the curve's axis order (x, z, y)."""
 _DIGITS_BITS: Final = 3 * _CHUNK
 _DIGITS_MASK: Final = (1 << _DIGITS_BITS) - 1
 _TABLE_SIZE: Final = 1 << _DIGITS_BITS
@@ -464,7 +468,7 @@ def quantise(
         raise ValueError(f"positions must not be NaN: row {row} is {pos[row].tolist()}")
 
     side = 1 << HILBERT_ORDER
-    swizzle = [0, 2, 1]
+    swizzle = _SWIZZLE
     cells = pos[:, swizzle].astype(np.float64)
     cells -= lo_[swizzle]
     cells *= side / (hi_ - lo_)[swizzle]
@@ -480,3 +484,56 @@ def encode_positions(
 ) -> npt.NDArray[np.uint32]:
     """Order-``HILBERT_ORDER`` codes of world positions: ``encode(quantise(...))``."""
     return encode(quantise(positions, lo, hi))
+
+
+class PositionEncoder:
+    """``encode_positions`` for one pair of bounds, checked once instead of every call.
+
+    A zone encodes its entities' positions every tick within the same bounds; for
+    a handful of entities the checks of ``quantise`` and ``encode`` and their
+    twenty-odd numpy calls cost more than the encoding itself. Here the cell is
+    computed with ``quantise``'s arithmetic in world axis order and packed into
+    the encoder's word by one product with the axes' place values (which is
+    where the curve's axis order comes in), then looked up in the same tables:
+    the codes are the same bits as ``encode_positions``'.
+    """
+
+    def __init__(self, lo: npt.ArrayLike, hi: npt.ArrayLike) -> None:
+        self._lo, self._hi = np.asarray(lo), np.asarray(hi)
+        quantise(np.zeros((0, 3)), lo, hi)  # raises for bounds quantise would refuse
+        lo_ = np.asarray(lo, dtype=np.float64)
+        self._offset = lo_
+        self._scale = (1 << HILBERT_ORDER) / (np.asarray(hi, dtype=np.float64) - lo_)
+        places = np.zeros(3, dtype=np.uint32)
+        places[_SWIZZLE] = [1 << s for s in _ENC_SHIFT]
+        self._places = places
+        high_table, self._low_table = _encode_tables()
+        self._first = high_table[_machine()[2][HILBERT_ORDER]]
+
+    def __call__(self, positions: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.uint32]:
+        """Codes of ``(N, 3)`` float positions."""
+        if positions.ndim != 2 or positions.shape[1] != 3:
+            quantise(positions, self._lo, self._hi)  # raises, naming what is wrong
+        cells = positions.astype(np.float64)
+        cells -= self._offset
+        cells *= self._scale
+        np.maximum(cells, 0, out=cells)
+        np.minimum(cells, (1 << HILBERT_ORDER) - 1, out=cells)
+        if np.isnan(cells.sum()):  # NaN survives the clamps; nothing else makes the sum NaN
+            quantise(positions, self._lo, self._hi)  # raises, naming the row
+        word = cells.astype(np.uint32) @ self._places
+        code = self._first.take(((word & _ENC_HIGH_BITS) * _GATHER) >> _GATHER_SHIFT)
+        low = ((word & _ENC_LOW_BITS) * _GATHER) >> _GATHER_SHIFT
+        digits = self._low_table.take(((code & _DIGITS_MASK) << _DIGITS_BITS) | low)
+        result: npt.NDArray[np.uint32] = (code & ~np.uint32(_DIGITS_MASK)) | digits
+        return result
+
+
+@cache
+def _position_encoder(lo: tuple[float, ...], hi: tuple[float, ...]) -> PositionEncoder:
+    return PositionEncoder(lo, hi)
+
+
+def position_encoder(lo: npt.NDArray[Any], hi: npt.NDArray[Any]) -> PositionEncoder:
+    """The `PositionEncoder` of these bounds, built once per distinct pair."""
+    return _position_encoder(tuple(lo.tolist()), tuple(hi.tolist()))

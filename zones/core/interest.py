@@ -18,9 +18,13 @@ _FLAGS_BY_STATUS[Status.STAGING] = RowFlag.AUTHORITATIVE | RowFlag.STAGING | Row
 _FLAGS_BY_STATUS[Status.INCOMING] = RowFlag.GHOST | RowFlag.INCOMING
 
 
-def interest_rows(state: ZoneState) -> np.ndarray:
-    """Rows for every live entity, in slot order."""
-    live = np.flatnonzero(state.status)
+def interest_rows(state: ZoneState, live: np.ndarray | None = None) -> np.ndarray:
+    """Rows for every live entity, in slot order.
+
+    `live`, when the caller has it, is np.flatnonzero(state.status).
+    """
+    if live is None:
+        live = np.flatnonzero(state.status)
     rows = np.empty(live.size, dtype=ROW_DTYPE)
     if live.size == 0:
         return rows

@@ -239,15 +239,22 @@ def promote_arrivals(state: ZoneState, outbox: Outbox, events: MigrationEvents) 
     events.promoted.append(state.id[due].copy())
 
 
-def update_hysteresis(state: ZoneState, assigned: np.ndarray) -> None:
+def update_hysteresis(
+    state: ZoneState, assigned: np.ndarray, live: np.ndarray | None = None
+) -> None:
     """Count consecutive ticks each held entity's code lies outside this zone.
 
     Staging entities keep counting, so one whose transfer is refused can retry
     after its backoff instead of serving a second full hysteresis period.
+    `live`, when the caller has it, is np.flatnonzero(state.status).
     """
     # Only held slots can count; working on those alone keeps a lightly loaded zone's
     # cost to a few calls on small arrays instead of several passes over every slot.
-    live = np.flatnonzero(state.status)
+    if live is None:
+        live = np.flatnonzero(state.status)
+    if live.size == 0:
+        state.outside.fill(0)
+        return
     status = state.status[live]
     holding = live[(status == Status.OWNED) | (status == Status.STAGING)]
     outside = holding[assigned[holding] != state.zone]

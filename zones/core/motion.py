@@ -17,7 +17,7 @@ MOVE_TOLERANCE = 1.001
 
 def clamp_speed(vel: np.ndarray, v_max: float = V_MAX_M_PER_S) -> np.ndarray:
     """Scale each (N, 3) velocity down to at most `v_max` m/s; NaN becomes zero."""
-    vel = vel.astype(np.float32)
+    vel = vel.astype(np.float32)  # a copy: the caller's array is never written
     finite = np.isfinite(vel)
     if not finite.all():
         vel = np.where(finite, vel, np.float32(0.0))
@@ -43,6 +43,11 @@ def apply_commands(
     held = slots >= 0
     kinds = commands["kind"]
     velocity = held & (kinds == CommandKind.VELOCITY)
+    if velocity.all():
+        # The usual tick: every command a velocity for an entity held here. Nothing
+        # is refused and nothing chains, so the masks below would all be empty.
+        state.vel[slots] = clamp_speed(commands["vec"])
+        return moved, rejected
     if velocity.any():
         state.vel[slots[velocity]] = clamp_speed(commands["vec"][velocity])
     moves = np.flatnonzero(held & (kinds == CommandKind.MOVE))
@@ -67,9 +72,19 @@ SPARSE_SHARE = 4
 """`integrate` gathers the live slots when at most 1/SPARSE_SHARE of the slots are live."""
 
 
-def integrate(state: ZoneState, lo: np.ndarray, hi: np.ndarray, skip: np.ndarray) -> None:
-    """Advance every live entity one tick along its velocity, inside the bounds."""
-    live = np.flatnonzero(state.status)
+def integrate(
+    state: ZoneState,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    skip: np.ndarray,
+    live: np.ndarray | None = None,
+) -> None:
+    """Advance every live entity one tick along its velocity, inside the bounds.
+
+    `live`, when the caller has it, is np.flatnonzero(state.status).
+    """
+    if live is None:
+        live = np.flatnonzero(state.status)
     if live.size == 0:
         return
     dt = np.float32(TICK_SECONDS)

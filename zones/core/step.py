@@ -26,7 +26,7 @@ import numpy as np
 from . import migration
 from .admission import spawn_quota
 from .constants import MAX_MIGRATIONS_PER_TICK
-from .hilbert import encode_positions
+from .hilbert import position_encoder
 from .hlc import hlc_now, hlc_receive
 from .interest import interest_rows
 from .messages import Ack, Forward, Gossip, Intent, Message, Nack
@@ -93,13 +93,14 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
         forwards = []
         rejected_commands, unrouted_commands = commands[:0].copy(), commands[:0].copy()
 
-    integrate(s, params.lo, params.hi, skip=moved)
+    # Until the migration stages, no slot turns FREE or stops being FREE.
     live = np.flatnonzero(s.status)
+    integrate(s, params.lo, params.hi, skip=moved, live=live)
     assigned = np.full(s.capacity, -1, dtype=np.int16)
     if live.size:
-        s.code[live] = encode_positions(s.pos.take(live, axis=0), params.lo, params.hi)
+        s.code[live] = position_encoder(params.lo, params.hi)(s.pos.take(live, axis=0))
         assigned[live] = s.ranges.assign(s.code[live])
-    migration.update_hysteresis(s, assigned)
+    migration.update_hysteresis(s, assigned, live)
     migration.promote_arrivals(s, outbox, events)
 
     budget = MAX_MIGRATIONS_PER_TICK
