@@ -491,7 +491,6 @@ class ZoneWorker:
                     "migrations": hz.migrations,
                     "migration_ms_p50": _percentile(handoffs, 50),
                     "migration_ms_p99": _percentile(handoffs, 99),
-                    "ghosts": 0,  # zones no longer keep their neighbours' rows
                     "visitors": int(
                         np.count_nonzero(
                             (s.status == Status.OWNED) & ((s.kind & RowFlag.VISITOR_ROOT) != 0)

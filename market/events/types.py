@@ -34,9 +34,8 @@ class ZoneSummary(TypedDict):
     migrations: int  # handoffs out of this zone acked within the reporting window
     migration_ms_p50: float | None  # first intent → target's ack, this window (None: none)
     migration_ms_p99: float | None
-    ghosts: int  # neighbours' entities kept in this zone's interest band
     visitors: int  # visitor roots the zone owns
-    subscribers: int  # gateways relaying its visitors + band neighbours taking its rows
+    subscribers: int  # gateways relaying its visitors
     overruns: int  # ticks of this zone's worker that ran past their slot, since it started
     health: str  # "ok", "degraded" (ticks overran), "restarting", "quarantined"
 
