@@ -54,7 +54,7 @@ def envelope_new(market_id: int, event: Event, *, event_id: str | None = None) -
 def envelope_parse(data: bytes) -> Envelope:
     """The envelope in `data`; EventError saying what is wrong when it is malformed."""
     try:
-        raw: Any = json.loads(data)
+        raw: Any = json.loads(data.decode())
     except (ValueError, RecursionError) as exc:
         raise EventError(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):

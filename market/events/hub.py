@@ -38,6 +38,7 @@ REPLAY_PAGE = 1000
 WAIT_S = 1.0
 RETRY_S = 0.5
 WARN_EVERY_S = 30.0
+STOP_GRACE_S = 1.0
 OPS_WARMUP = 2000  # newest entries a new hub reads to know every zone's health at once
 
 
@@ -197,6 +198,7 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Lock()
         self._warned_at = 0.0
+        self._stopping = False
 
     async def start(self) -> None:
         """Join the stream at its head; later calls return at once."""
@@ -225,9 +227,12 @@ class EventHub:
 
     async def stop(self) -> None:
         if self._task is not None:
+            # A cancel that lands inside a client library's read may be swallowed by it; the
+            # flag ends the loop at its next turn (every WAIT_S at most) whatever happens.
+            self._stopping = True
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), WAIT_S + STOP_GRACE_S)
             self._task = None
         for subscription in list(self._subscriptions):
             subscription.close()
@@ -242,7 +247,7 @@ class EventHub:
     # --- reading the stream ----------------------------------------------------------------
 
     async def _tail(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 batch = await self.log.wait(self.offset, WAIT_S)
             except StreamLost as exc:

@@ -12,6 +12,7 @@ booth's visitors are `market.1.booth.7.visitor.>`, and everything of a market is
 `market.1.>` (docs/events.md).
 """
 
+import re
 from functools import lru_cache
 
 MAX_SUBJECT_LENGTH = 200
@@ -35,10 +36,15 @@ def _tokens(text: str, *, pattern: bool) -> list[str]:
     return tokens
 
 
+_CONCRETE = re.compile(r"[^\s.*>]+(?:\.[^\s.*>]+)*")
+
+
 def subject_check(subject: str) -> str:
     """`subject` if it is a well-formed concrete subject; SubjectError otherwise."""
-    _tokens(subject, pattern=False)
-    return subject
+    if len(subject) <= MAX_SUBJECT_LENGTH and _CONCRETE.fullmatch(subject):
+        return subject
+    _tokens(subject, pattern=False)  # says what is wrong
+    raise SubjectError(f"a subject's tokens are not empty, '*' or '>': {subject[:60]!r}")
 
 
 @lru_cache(maxsize=4096)

@@ -8,7 +8,9 @@ them all.
 """
 
 import dataclasses
+import functools
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypedDict, Union, get_args, get_origin, get_type_hints
 
@@ -190,22 +192,45 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-def _fits(value: Any, annotation: Any) -> bool:
+Check = Callable[[Any], bool]
+
+
+def _checker(annotation: Any) -> Check:
+    """A function telling whether a JSON value fits `annotation` (built once per field)."""
     origin = get_origin(annotation)
     if origin in (Union, types.UnionType):
-        return any(_fits(value, arm) for arm in get_args(annotation))
+        arms = [_checker(arm) for arm in get_args(annotation)]
+        return lambda value: any(arm(value) for arm in arms)
     if annotation is type(None):
-        return value is None
+        return lambda value: value is None
     if annotation is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return lambda value: type(value) in (int, float)
     if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return lambda value: type(value) is int
     if origin is list:
-        (item,) = get_args(annotation)
-        return isinstance(value, list) and all(_fits(v, item) for v in value)
+        item = _checker(get_args(annotation)[0])
+        return lambda value: type(value) is list and all(item(v) for v in value)
     if origin is dict:
-        return isinstance(value, dict)
-    return isinstance(value, annotation)
+        return lambda value: type(value) is dict
+    return lambda value: isinstance(value, annotation)
+
+
+@dataclass(frozen=True)
+class _Schema:
+    """What reading one event type's payload needs: wire name → (field name, check)."""
+
+    fields: dict[str, tuple[str, Check, Any]]
+
+
+@functools.cache
+def _schema(cls: type[Event]) -> _Schema:
+    hints = get_type_hints(cls)
+    return _Schema(
+        {
+            cls.WIRE_NAMES.get(f.name, f.name): (f.name, _checker(hints[f.name]), hints[f.name])
+            for f in dataclasses.fields(cls)
+        }
+    )
 
 
 def event_from_payload(type_name: str, version: int, payload: Any) -> Event:
@@ -217,16 +242,16 @@ def event_from_payload(type_name: str, version: int, payload: Any) -> Event:
         raise EventError(f"{type_name} version {version!r} is not {cls.VERSION}")
     if not isinstance(payload, dict):
         raise EventError(f"the payload of {type_name} is an object")
-    hints = get_type_hints(cls)
-    names = {cls.WIRE_NAMES.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
-    if set(payload) != set(names):
-        missing, extra = set(names) - set(payload), set(payload) - set(names)
+    fields = _schema(cls).fields
+    if payload.keys() != fields.keys():
+        missing, extra = set(fields) - set(payload), set(payload) - set(fields)
         raise EventError(
             f"{type_name} payload: missing {sorted(missing)}, unexpected {sorted(extra)[:5]}"
         )
     values = {}
-    for wire, name in names.items():
-        if not _fits(payload[wire], hints[name]):
-            raise EventError(f"{type_name}.{wire} does not fit {hints[name]}")
-        values[name] = payload[wire]
+    for wire, (name, fits, annotation) in fields.items():
+        value = payload[wire]
+        if not fits(value):
+            raise EventError(f"{type_name}.{wire} does not fit {annotation}")
+        values[name] = value
     return cls(**values)
