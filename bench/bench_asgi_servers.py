@@ -32,6 +32,9 @@ Each server runs in its own process on loopback (1 worker, no access log):
   uvicorn-wsproto-uvloop      uvicorn --ws wsproto
   daphne                      daphne (Twisted + autobahn, asyncio reactor)
   granian-uvloop              granian --interface asgi --workers 1 --loop uvloop (Rust I/O)
+  floor-uvloop                no real server: this file's own hand-made upgrade, then each
+                              `send` is one transport.write of header + payload, on uvloop:
+                              the least any Python asyncio server could cost (a reference)
 
 The client is another process: one uvloop event loop with picows sockets (framing in C)
 that count frames and payload bytes and answer pings, nothing else. Per run: start the
@@ -176,7 +179,18 @@ def uvicorn_command(ws: str, loop: str) -> Callable[[int], list[str]]:
 
 
 def daphne_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", APP]
+    return [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-v",
+        "0",
+        APP,
+    ]
 
 
 def granian_command(loop: str) -> Callable[[int], list[str]]:
@@ -197,13 +211,29 @@ def granian_command(loop: str) -> Callable[[int], list[str]]:
 
 SERVERS: dict[str, tuple[str, Callable[[int], list[str]]]] = {
     # name: (module that must be importable, command for a port)
-    "uvicorn-websockets-uvloop": ("websockets.legacy", uvicorn_command("websockets", "uvloop")),
-    "uvicorn-websockets-asyncio": ("websockets.legacy", uvicorn_command("websockets", "asyncio")),
-    "uvicorn-sansio-uvloop": ("websockets", uvicorn_command("websockets-sansio", "uvloop")),
-    "uvicorn-sansio-asyncio": ("websockets", uvicorn_command("websockets-sansio", "asyncio")),
+    "uvicorn-websockets-uvloop": (
+        "websockets.legacy",
+        uvicorn_command("websockets", "uvloop"),
+    ),
+    "uvicorn-websockets-asyncio": (
+        "websockets.legacy",
+        uvicorn_command("websockets", "asyncio"),
+    ),
+    "uvicorn-sansio-uvloop": (
+        "websockets",
+        uvicorn_command("websockets-sansio", "uvloop"),
+    ),
+    "uvicorn-sansio-asyncio": (
+        "websockets",
+        uvicorn_command("websockets-sansio", "asyncio"),
+    ),
     "uvicorn-wsproto-uvloop": ("wsproto", uvicorn_command("wsproto", "uvloop")),
     "daphne": ("daphne", daphne_command),
     "granian-uvloop": ("granian", granian_command("uvloop")),
+    "floor-uvloop": (
+        "uvloop",
+        lambda port: [sys.executable, __file__, "--floor", str(port)],
+    ),
 }
 
 
@@ -220,13 +250,94 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for package in ("uvicorn", "websockets", "wsproto", "uvloop", "httptools", "daphne"):
+    for package in (
+        "uvicorn",
+        "websockets",
+        "wsproto",
+        "uvloop",
+        "httptools",
+        "daphne",
+    ):
         with contextlib.suppress(PackageNotFoundError):
             found[package] = version(package)
     for package in ("twisted", "autobahn", "granian", "picows"):
         with contextlib.suppress(PackageNotFoundError):
             found[package] = version(package)
     return found
+
+
+# --- the floor: no server to speak of ---------------------------------------------------------
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def floor_main(port: int) -> None:
+    """The least a Python asyncio server can do: a hand-made upgrade, then `send` is one
+    transport.write of a 4-byte header and the payload. The same app and Outbox run on
+    it, so what the real servers cost above this is their websocket send path."""
+    import base64
+    import hashlib
+    import struct
+
+    import uvloop
+
+    class Floor(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.head = b""
+            self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.upgraded = False
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: Any = transport  # uvloop's transports are no asyncio.Transport
+
+        def data_received(self, data: bytes) -> None:
+            if self.upgraded:
+                return  # the client sends nothing the bench needs
+            self.head += data
+            if b"\r\n\r\n" not in self.head:
+                return
+            self.upgraded = True
+            key = b""
+            for line in self.head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"sec-websocket-key":
+                    key = value.strip()
+            self.accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+            asyncio.get_running_loop().create_task(
+                app({"type": "websocket"}, self.receive, self.send)
+            )
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self.closed.done():
+                self.closed.set_result(None)
+
+        async def receive(self) -> Message:
+            if not hasattr(self, "connected"):
+                self.connected = True
+                return {"type": "websocket.connect"}
+            await self.closed
+            return {"type": "websocket.disconnect", "code": 1006}
+
+        async def send(self, message: Message) -> None:
+            if message["type"] == "websocket.send":
+                data = message["bytes"]
+                size = len(data)
+                if size < 126:
+                    header = struct.pack("!BB", 0x82, size)
+                else:
+                    header = struct.pack("!BBH", 0x82, 126, size)
+                self.transport.write(header + data)
+            elif message["type"] == "websocket.accept":
+                self.transport.write(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + self.accept + b"\r\n\r\n"
+                )
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Floor, "127.0.0.1", port)
+        await server.serve_forever()
+
+    uvloop.run(main())
 
 
 # --- CPU from /proc --------------------------------------------------------------------------
@@ -305,7 +416,13 @@ def client_main(port: int, connections: int, warmup: float, seconds: float) -> N
         results = await asyncio.gather(*(one() for _ in range(connections)), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
-            print("failed", len(failed), repr(failed[0])[:200], file=sys.stderr, flush=True)
+            print(
+                "failed",
+                len(failed),
+                repr(failed[0])[:200],
+                file=sys.stderr,
+                flush=True,
+            )
         await asyncio.sleep(warmup)
         line("start")
         await asyncio.sleep(seconds)
@@ -373,7 +490,11 @@ def run_one(name: str, connections: int, warmup: float, seconds: float) -> dict[
     command = SERVERS[name][1](port)
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     server = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL
+        command,
+        cwd=REPO_ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
     )
     client = None
     try:
@@ -474,10 +595,14 @@ def main() -> None:
     parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated names")
     parser.add_argument("--json", type=Path, help="write every run's numbers here")
     parser.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--floor", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
         port, connections, warmup, seconds = args.client
         client_main(int(port), int(connections), float(warmup), float(seconds))
+        return
+    if args.floor:
+        floor_main(args.floor)
         return
 
     sys.path.insert(0, str(REPO_ROOT))
@@ -501,7 +626,10 @@ def main() -> None:
                 try:
                     result = run_one(name, connections, args.warmup, args.seconds)
                 except (RuntimeError, TimeoutError, OSError) as error:
-                    print(f"round {round_ + 1} {name} {connections}: FAILED {error}", flush=True)
+                    print(
+                        f"round {round_ + 1} {name} {connections}: FAILED {error}",
+                        flush=True,
+                    )
                     continue
                 result["round"] = round_
                 results.append(result)
