@@ -5,10 +5,8 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from market.events.feed import EventFeed, position_from_query, position_message
+from market.events.feed import EventFeed, ops_feed_start
 from market.events.hub import Position, PositionError
-from market.events.streams import event_hub
-from market.events.subjects import ops_subjects
 
 CLOSE_BAD_POSITION = 4400
 CLOSE_SLOW = 4408
@@ -29,24 +27,15 @@ class MarketSummaryConsumer(AsyncWebsocketConsumer):
         await self.accept()
         market_id = int(self.scope["url_route"]["kwargs"]["market_id"])
         try:
-            after = position_from_query(self.scope.get("query_string", b""))
+            self.feed = await ops_feed_start(
+                market_id,
+                self.scope.get("query_string", b""),
+                send=self.send_text,
+                on_slow=self.slow,
+            )
         except PositionError as exc:
             await self.send_json({"type": "error", "code": exc.code, "message": exc.message})
             await self.close(CLOSE_BAD_POSITION)
-            return
-        hub = event_hub(market_id)
-        self.feed = EventFeed(
-            hub, [ops_subjects(market_id)], send=self.send_text, on_slow=self.slow
-        )
-        resumed, refused = await self.feed.open(after, hub.ops.snapshot)
-        if refused is not None:
-            await self.send_json(
-                {"type": "error", "code": refused.code, "message": refused.message}
-            )
-        await self.send_json(
-            {"type": "snapshot", **position_message(resumed), "state": resumed.snapshot}
-        )
-        self.feed.start()
 
     async def disconnect(self, code: int) -> None:
         if self.feed is not None:

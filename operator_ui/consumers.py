@@ -25,10 +25,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from market.consumers import CLOSE_SLOW
-from market.events.feed import EventFeed, position_from_query, position_message
+from market.events.feed import EventFeed, ops_feed_start
 from market.events.hub import Position, PositionError
-from market.events.streams import event_hub
-from market.events.subjects import ops_subjects
 from market.live import LiveMarket, live_market
 from operator_ui.access import may_operate
 from zones.channels import cancel_and_wait
@@ -69,25 +67,17 @@ class OperatorFeedConsumer(AsyncWebsocketConsumer):
                 "market_not_live", "this market has no zones running here", CLOSE_NOT_LIVE
             )
             return
+        await self.send(text_data=json.dumps(hello(live)))
         try:
-            after = position_from_query(self.scope.get("query_string", b""))
+            self.feed = await ops_feed_start(
+                market_id,
+                self.scope.get("query_string", b""),
+                send=self.send_text,
+                on_slow=self.slow,
+            )
         except PositionError as exc:
             await self.refuse(exc.code, exc.message, CLOSE_BAD_POSITION)
             return
-        await self.send(text_data=json.dumps(hello(live)))
-        hub = event_hub(market_id)
-        self.feed = EventFeed(
-            hub, [ops_subjects(market_id)], send=self.send_text, on_slow=self.slow
-        )
-        resumed, refused = await self.feed.open(after, hub.ops.snapshot)
-        if refused is not None:
-            await self.send_json(
-                {"type": "error", "code": refused.code, "message": refused.message}
-            )
-        await self.send_json(
-            {"type": "snapshot", **position_message(resumed), "state": resumed.snapshot}
-        )
-        self.feed.start()
         self.gateway = gateway_for(live)
         await self.gateway.watch(self)
 

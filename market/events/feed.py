@@ -158,3 +158,27 @@ class EventFeed:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
+
+
+async def ops_feed_start(
+    market_id: int, query_string: bytes, *, send: SendText, on_slow: OnSlow
+) -> EventFeed:
+    """Open a socket's feed of the market's ops events (the landing page's, an operator's):
+    a `snapshot` of every zone's summary and health at its position, then the events.
+
+    PositionError("bad_position") when the query's position is malformed; a position the
+    stream cannot resume is said in an error frame, then served from the snapshot.
+    """
+    from market.events.streams import event_hub
+    from market.events.subjects import ops_subjects
+
+    after = position_from_query(query_string)
+    hub = event_hub(market_id)
+    feed = EventFeed(hub, [ops_subjects(market_id)], send=send, on_slow=on_slow)
+    resumed, refused = await feed.open(after, hub.ops.snapshot)
+    if refused is not None:
+        await send(json.dumps({"type": "error", "code": refused.code, "message": refused.message}))
+    snapshot = {"type": "snapshot", **position_message(resumed), "state": resumed.snapshot}
+    await send(json.dumps(snapshot))
+    feed.start()
+    return feed

@@ -139,12 +139,15 @@ async def test_a_socket_that_stops_reading_is_cut_off_with_4408_and_resumes_with
     from market.consumers import MarketSummaryConsumer
 
     settings.FABRIC_EVENTS_QUEUE = 5
-    stuck = asyncio.Event()  # never set: the browser stopped reading its socket
+    stuck = asyncio.Event()  # never set: the browser stopped reading after the snapshot
+    write = MarketSummaryConsumer.send_text
 
-    async def write_nothing(self, text):
-        await stuck.wait()
+    async def snapshot_then_nothing(self, text):
+        if json.loads(text)["type"] != "snapshot":
+            await stuck.wait()
+        await write(self, text)
 
-    monkeypatch.setattr(MarketSummaryConsumer, "send_text", write_nothing)
+    monkeypatch.setattr(MarketSummaryConsumer, "send_text", snapshot_then_nothing)
     socket = summary_socket()
     first = await opened(socket)
     for tick in range(1, 10):
