@@ -179,18 +179,7 @@ def uvicorn_command(ws: str, loop: str) -> Callable[[int], list[str]]:
 
 
 def daphne_command(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-v",
-        "0",
-        APP,
-    ]
+    return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "-v", "0", APP]
 
 
 def granian_command(loop: str) -> Callable[[int], list[str]]:
@@ -211,29 +200,14 @@ def granian_command(loop: str) -> Callable[[int], list[str]]:
 
 SERVERS: dict[str, tuple[str, Callable[[int], list[str]]]] = {
     # name: (module that must be importable, command for a port)
-    "uvicorn-websockets-uvloop": (
-        "websockets.legacy",
-        uvicorn_command("websockets", "uvloop"),
-    ),
-    "uvicorn-websockets-asyncio": (
-        "websockets.legacy",
-        uvicorn_command("websockets", "asyncio"),
-    ),
-    "uvicorn-sansio-uvloop": (
-        "websockets",
-        uvicorn_command("websockets-sansio", "uvloop"),
-    ),
-    "uvicorn-sansio-asyncio": (
-        "websockets",
-        uvicorn_command("websockets-sansio", "asyncio"),
-    ),
+    "uvicorn-websockets-uvloop": ("websockets.legacy", uvicorn_command("websockets", "uvloop")),
+    "uvicorn-websockets-asyncio": ("websockets.legacy", uvicorn_command("websockets", "asyncio")),
+    "uvicorn-sansio-uvloop": ("websockets", uvicorn_command("websockets-sansio", "uvloop")),
+    "uvicorn-sansio-asyncio": ("websockets", uvicorn_command("websockets-sansio", "asyncio")),
     "uvicorn-wsproto-uvloop": ("wsproto", uvicorn_command("wsproto", "uvloop")),
     "daphne": ("daphne", daphne_command),
     "granian-uvloop": ("granian", granian_command("uvloop")),
-    "floor-uvloop": (
-        "uvloop",
-        lambda port: [sys.executable, __file__, "--floor", str(port)],
-    ),
+    "floor-uvloop": ("uvloop", lambda port: [sys.executable, __file__, "--floor", str(port)]),
 }
 
 
@@ -250,14 +224,7 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for package in (
-        "uvicorn",
-        "websockets",
-        "wsproto",
-        "uvloop",
-        "httptools",
-        "daphne",
-    ):
+    for package in ("uvicorn", "websockets", "wsproto", "uvloop", "httptools", "daphne"):
         with contextlib.suppress(PackageNotFoundError):
             found[package] = version(package)
     for package in ("twisted", "autobahn", "granian", "picows"):
@@ -416,13 +383,7 @@ def client_main(port: int, connections: int, warmup: float, seconds: float) -> N
         results = await asyncio.gather(*(one() for _ in range(connections)), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
-            print(
-                "failed",
-                len(failed),
-                repr(failed[0])[:200],
-                file=sys.stderr,
-                flush=True,
-            )
+            print("failed", len(failed), repr(failed[0])[:200], file=sys.stderr, flush=True)
         await asyncio.sleep(warmup)
         line("start")
         await asyncio.sleep(seconds)
@@ -490,11 +451,7 @@ def run_one(name: str, connections: int, warmup: float, seconds: float) -> dict[
     command = SERVERS[name][1](port)
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     server = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
+        command, cwd=REPO_ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL
     )
     client = None
     try:
@@ -626,10 +583,7 @@ def main() -> None:
                 try:
                     result = run_one(name, connections, args.warmup, args.seconds)
                 except (RuntimeError, TimeoutError, OSError) as error:
-                    print(
-                        f"round {round_ + 1} {name} {connections}: FAILED {error}",
-                        flush=True,
-                    )
+                    print(f"round {round_ + 1} {name} {connections}: FAILED {error}", flush=True)
                     continue
                 result["round"] = round_
                 results.append(result)
