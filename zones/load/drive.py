@@ -62,7 +62,8 @@ def walk_leg(
     """Walk along `heading` at `speed` m/s until past `end`, then stop: burst.walk_to's steps.
 
     Done when the visitor has been stopped (at the end, or after `timeout_s`); fails with
-    VisitorClosed if the socket closes on the way. Cancelling it stops the checks.
+    VisitorClosed at the first check after the socket has closed. Cancelling it stops the
+    checks.
     """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
@@ -77,6 +78,7 @@ def walk_leg(
         if done.done():
             return
         try:
+            visitor.ensure_open()  # a closed socket ends the walk at once (walk_to walks on)
             motion = visitor.motion
             if motion is not None:
                 px, py, pz, vx, vy, vz, _, _ = motion

@@ -577,6 +577,10 @@ class LeanVisitor(WSListener):
         transport.send(BINARY, INPUT.pack(self._seq, x, y, z))
         return self._seq
 
+    def ensure_open(self) -> None:
+        """VisitorClosed (with the close code and the last error) once the socket has closed."""
+        self._sendable()
+
     def _sendable(self) -> WSTransport:
         transport = self._transport
         if transport is None:

@@ -107,17 +107,23 @@ class Progress:
     """The figures of the progress line, kept up to date by the sampler."""
 
     visitors: int
-    histogram: np.ndarray = field(default_factory=lambda: np.zeros(HISTOGRAM_MS * 10 + 1))
+    histogram: np.ndarray = field(default_factory=lambda: np.zeros(HISTOGRAM_MS * 10 + 1, np.int64))
+    top: int = 0  # bins above this one are empty (only they are summed for the p99)
 
     def add_latencies(self, latencies: np.ndarray) -> None:
+        if not latencies.size:
+            return
         bins = np.clip((latencies * 10).astype(np.int64), 0, self.histogram.size - 1)
-        self.histogram += np.bincount(bins, minlength=self.histogram.size)
+        counts = np.bincount(bins)  # up to the highest bin of this second, not all 600,001
+        self.histogram[: counts.size] += counts
+        self.top = max(self.top, counts.size - 1)
 
     def p99(self) -> float:
-        total = self.histogram.sum()
+        used = self.histogram[: self.top + 1]
+        total = used.sum()
         if not total:
             return math.nan
-        return float(np.searchsorted(np.cumsum(self.histogram), 0.99 * total)) / 10
+        return float(np.searchsorted(np.cumsum(used), 0.99 * total)) / 10
 
     def line(self, second: Second, errors: int) -> str:
         frames = sum(s.frames for s in second.scenarios.values())
