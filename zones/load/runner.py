@@ -25,7 +25,7 @@ from zones.client.layout import Layout
 from zones.client.visitor import JoinRefused, VisitorClosed
 from zones.core.constants import ZONE_CAPACITY
 
-from .drive import follow
+from .drive import Pacer, follow
 from .lean import LeanFleet, LeanVisitor
 from .observe import (
     LoopLag,
@@ -244,11 +244,12 @@ class LoadRun:
     async def _steady(self) -> float:
         """The scenarios, for duration_s after everyone has joined; the seconds measured."""
         go = time.monotonic()
+        pacer = Pacer()
         for slot in self.slots:
             if slot.visitor is not None:
                 stats = slot.visitor.stats
                 slot.steady_frames, slot.steady_bytes = stats.frames, stats.bytes
-                slot.driver = asyncio.create_task(follow(slot.visitor, slot.plan, go))
+                slot.driver = asyncio.create_task(follow(slot.visitor, slot.plan, go, pacer))
         try:
             while time.monotonic() < go + self.settings.duration_s:
                 await self._sample(steady=True)
@@ -257,6 +258,7 @@ class LoadRun:
             for driver in drivers:
                 driver.cancel()
             await asyncio.gather(*drivers, return_exceptions=True)
+            pacer.close()
         for slot in self.slots:
             slot.steady_frames = _steady_delta(slot, "frames", slot.steady_frames)
             slot.steady_bytes = _steady_delta(slot, "bytes", slot.steady_bytes)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.zones.client.fake_market import FakeMarket
+from zones.client.burst import CHECK_S
 from zones.client.visitor import OWN_ID, JoinRefused, Visitor, VisitorClosed
 from zones.core import skeleton
 from zones.core.wire import (
@@ -24,7 +25,7 @@ from zones.core.wire import (
     RowFlag,
     frame_encode,
 )
-from zones.load.drive import walk_leg
+from zones.load.drive import PACE_S, Pacer
 from zones.load.lean import LeanFleet, LeanVisitor, TicketPool, WakeClock
 
 ENTITY = 0x0000_0203_0405_0607
@@ -240,7 +241,7 @@ async def test_a_lean_visitor_joins_counts_frames_walks_with_binary_inputs_and_l
         await asyncio.sleep(0.2)
         np.testing.assert_allclose(visitor.position, start, atol=0.01)
         end = start + np.array([1.0, 0.0, 0.0])
-        await walk_leg(visitor, end, np.array([1.0, 0.0, 0.0]), timeout_s=5.0, speed=2.0)
+        await Pacer().walk(visitor, end, np.array([1.0, 0.0, 0.0]), timeout_s=5.0, speed=2.0)
         await asyncio.sleep(0.1)  # the stop on its way to the market
         kinds = {r.kind for r in market.received if r.entity == visitor.entity}
         assert kinds == {"binary"}
@@ -266,7 +267,7 @@ async def test_a_socket_the_server_closes_is_recorded_and_ends_the_walk():
         fleet = LeanFleet(market.base_url, 1)
         key = "k" * 20
         first = await fleet.connect(key=key)
-        walking = walk_leg(first, np.array([100.0, 1.0, 100.0]), np.array([1.0, 0, 0]), 30.0, 1.0)
+        walking = Pacer().walk(first, np.array([100.0, 1.0, 100.0]), np.array([1.0, 0, 0]), 30, 1.0)
         second = await fleet.connect(key=key)  # a newer socket of the same identity
         with pytest.raises(VisitorClosed) as closed:
             await asyncio.wait_for(walking, 5.0)
@@ -438,3 +439,51 @@ async def test_an_unreadable_welcome_or_a_silent_server_fails_the_join_clearly()
 def test_a_market_url_that_is_not_http_is_refused_with_what_it_must_be():
     with pytest.raises(ValueError, match=r"http\(s\)://host\[:port\]"):
         TicketPool("ws://127.0.0.1:8000", 1)
+
+
+# --- the pacer --------------------------------------------------------------------------------
+
+
+class SentInputs:
+    """A transport that keeps the binary inputs sent."""
+
+    is_close_frame_sent = False
+
+    def __init__(self) -> None:
+        self.inputs: list[tuple[float, tuple]] = []
+
+    def send(self, kind, payload) -> None:
+        self.inputs.append((time.monotonic(), struct.unpack("<I3f", payload)))
+
+
+def standing(motion) -> LeanVisitor:
+    visitor = LeanVisitor(WakeClock())
+    visitor._transport = SentInputs()
+    visitor.motion = motion
+    return visitor
+
+
+async def test_the_pacer_checks_each_walker_as_walk_to_does_on_its_grid():
+    pacer = Pacer()
+    east = np.array([1.0, 0.0, 0.0])
+    arrived = standing((1_000, 100, 500, 0, 0, 0, 1, 0))  # at x 10 m: past an end at 9 m
+    stuck = standing((100, 100, 500, 0, 0, 0, 1, 0))  # at x 1 m, not moving
+    moving = standing((100, 100, 500, 150, 0, 0, 1, 0))  # walking east at 1.5 m/s
+    started = time.monotonic()
+    legs = [
+        pacer.walk(arrived, np.array([9.0, 1.0, 5.0]), east, 5.0, 1.5),
+        pacer.walk(stuck, np.array([9.0, 1.0, 5.0]), east, 0.35, 1.5),
+        pacer.walk(moving, np.array([9.0, 1.0, 5.0]), east, 0.35, 1.5),
+    ]
+    await asyncio.wait_for(asyncio.gather(*legs), 2.0)
+    first = arrived._transport.inputs
+    assert [i[1][1:] for i in first] == [(0.0, 0.0, 0.0)]  # stopped at the first check
+    assert CHECK_S <= first[0][0] - started <= CHECK_S + PACE_S + 0.05
+    sent = [i[1] for i in stuck._transport.inputs]
+    assert [s[0] for s in sent] == list(range(1, len(sent) + 1))  # seqs in order
+    assert sent[:-1] == [(n, 1.5, 0.0, 0.0) for n in range(1, len(sent))]  # walk, every check
+    assert sent[-1][1:] == (0.0, 0.0, 0.0) and len(sent) >= 4  # then stopped at the deadline
+    assert [i[1][1:] for i in moving._transport.inputs] == [(0.0, 0.0, 0.0)]  # only the stop
+    cancelled = pacer.walk(stuck, np.array([9.0, 1.0, 5.0]), east, 5.0, 1.5)
+    pacer.close()
+    assert cancelled.cancelled()
