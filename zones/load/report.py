@@ -221,6 +221,24 @@ def cpu_figures(record: RunRecord, series: dict[str, list[float | None]]) -> dic
     return figures
 
 
+def harness_per_frame(record: RunRecord) -> dict[str, Any]:
+    """The harness's CPU per frame its visitors received, over the steady window: what
+    one more visitor's stream costs the machine the market shares with it."""
+    cpu_s, frames = 0.0, 0
+    before = record.cpu_start_s
+    for second in record.seconds:
+        now, then = second.cpu_s.get("harness"), before.get("harness")
+        if second.steady and now is not None and then is not None:
+            cpu_s += now - then
+            frames += sum(s.frames for s in second.scenarios.values())
+        before = second.cpu_s
+    return {
+        "us_per_frame": _num(cpu_s / frames * 1e6 if frames else None, 2),
+        "frames": frames,
+        "how": "the harness process's CPU seconds over the steady window / frames received",
+    }
+
+
 def _verdict(
     name: str, kind: str, limit: str, measured: Any, ok: bool | None, unit: str = ""
 ) -> dict[str, Any]:
@@ -403,6 +421,7 @@ def report_build(record: RunRecord) -> dict[str, Any]:
         "overruns": {"total": last, "steady": last - at_go if at_go is not None else None},
         "errors": errors_figures(record.visitors),
         "cpu_cores": cpu_figures(record, cpu),
+        "harness_cpu_per_frame": harness_per_frame(record),
         "harness_loop_lag_ms": {
             "median": _num(statistics.median(lags) if lags else None),
             "max": _num(max(lags) if lags else None),

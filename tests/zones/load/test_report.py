@@ -247,3 +247,12 @@ def test_a_run_without_crowded_scenarios_says_so_instead_of_judging_bandwidth():
         del s.scenarios["crowd"]
     bandwidth = verdict(report_build(browsing), "bandwidth")
     assert bandwidth["ok"] is None and bandwidth["measured"] == "no crowded scenario in this run"
+
+
+def test_the_harness_cost_per_frame_is_its_steady_cpu_over_the_frames_received():
+    report = report_build(record())
+    cost = report["harness_cpu_per_frame"]
+    steady_seconds = STEADY
+    assert cost["frames"] == steady_seconds * 120  # 80 crowd + 40 browse frames a second
+    assert cost["us_per_frame"] == pytest.approx(0.1 / 120 * 1e6, abs=0.01)
+    json.dumps(report)  # JSON-safe
