@@ -255,6 +255,9 @@ def figure_tables(report: dict[str, Any]) -> str:
             else f"{figures['mean_cores']} mean, {figures['peak_cores']} peak"
         )
         other_rows.append([f"CPU cores: {key}", text])
+    for key in ("web", "harness"):
+        per_frame = report[f"{key}_cpu_per_frame"]["us_per_frame"]
+        other_rows.append([f"CPU µs per frame delivered: {key}", per_frame])
     for entry in errors["join_errors"]:
         other_rows.append([f"join error ({entry['visitors']} visitors)", entry["error"]])
     return (

@@ -22,6 +22,7 @@ from .record import RunRecord, Second, VisitorOutcome
 from .scenarios import CROWDED, SCENARIOS
 
 TARGET_P99_MS = 50.0
+TARGET_WEB_US_PER_FRAME = 30.0  # the web process's CPU for one frame delivered
 TARGET_KBIT_S = 256.0
 MIN_HEADROOM_PCT = 12.5
 LOADED_SHARE = 0.95  # a run in which fewer visitors joined and stayed did not apply its load
@@ -221,13 +222,13 @@ def cpu_figures(record: RunRecord, series: dict[str, list[float | None]]) -> dic
     return figures
 
 
-def harness_per_frame(record: RunRecord) -> dict[str, Any]:
-    """The harness's CPU per frame its visitors received, over the steady window: what
-    one more visitor's stream costs the machine the market shares with it."""
+def cpu_per_frame(record: RunRecord, key: str) -> dict[str, Any]:
+    """CPU of one process kind ("harness", "web", …) per frame the visitors received, over
+    the steady window: what one more visitor's stream costs that process."""
     cpu_s, frames = 0.0, 0
     before = record.cpu_start_s
     for second in record.seconds:
-        now, then = second.cpu_s.get("harness"), before.get("harness")
+        now, then = second.cpu_s.get(key), before.get(key)
         if second.steady and now is not None and then is not None:
             cpu_s += now - then
             frames += sum(s.frames for s in second.scenarios.values())
@@ -235,7 +236,7 @@ def harness_per_frame(record: RunRecord) -> dict[str, Any]:
     return {
         "us_per_frame": _num(cpu_s / frames * 1e6 if frames else None, 2),
         "frames": frames,
-        "how": "the harness process's CPU seconds over the steady window / frames received",
+        "how": f"the {key} process's CPU seconds over the steady window / frames received",
     }
 
 
@@ -266,6 +267,7 @@ def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     worst = max(crowded, key=lambda item: item[1]) if crowded else None
     known = report["summary"]["messages"] > 0
+    web_us = report["web_cpu_per_frame"]["us_per_frame"]
     return [
         _verdict(
             "visitors joined and stayed connected",
@@ -304,6 +306,14 @@ def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
             "0 overruns, 0 degraded windows",
             f"{overruns} overruns, {degraded} degraded windows" if known else None,
             (overruns == 0 and degraded == 0) if known else None,
+        ),
+        _verdict(
+            "web process CPU per frame delivered",
+            "target",
+            f"≤ {TARGET_WEB_US_PER_FRAME:g} µs",
+            web_us,
+            None if web_us is None else web_us <= TARGET_WEB_US_PER_FRAME,
+            "µs",
         ),
         _verdict(
             "bandwidth per visitor, crowded scenarios",
@@ -421,7 +431,8 @@ def report_build(record: RunRecord) -> dict[str, Any]:
         "overruns": {"total": last, "steady": last - at_go if at_go is not None else None},
         "errors": errors_figures(record.visitors),
         "cpu_cores": cpu_figures(record, cpu),
-        "harness_cpu_per_frame": harness_per_frame(record),
+        "harness_cpu_per_frame": cpu_per_frame(record, "harness"),
+        "web_cpu_per_frame": cpu_per_frame(record, "web"),
         "harness_loop_lag_ms": {
             "median": _num(statistics.median(lags) if lags else None),
             "max": _num(max(lags) if lags else None),
