@@ -1,4 +1,4 @@
-"""`manage.py loadtest`: drive simulated visitors through the SDK and report what the market did.
+"""`manage.py loadtest`: drive simulated visitors over real websockets and report what the market did.
 
 The two reference runs (README.md, "Load tests"):
 
@@ -66,7 +66,7 @@ OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
 class Command(BaseCommand):
     progress_lines = 0
     help = (
-        "Drive simulated visitors through the visitor SDK over real websockets and report"
+        "Drive simulated visitors (the visitor protocol on a lean picows connection) over real websockets and report"
         " latency, bandwidth, migrations, zone headroom, errors, overruns and CPU."
     )
 
