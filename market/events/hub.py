@@ -28,7 +28,7 @@ from typing import Any
 from market.events.backends import EventLog, StreamLost
 from market.events.envelope import Envelope, envelope_parse
 from market.events.projections import OpsProjection
-from market.events.subjects import subject_matches
+from market.events.subjects import SubjectIndex, subject_matches
 from market.events.types import EventError
 
 log = logging.getLogger(__name__)
@@ -195,6 +195,7 @@ class EventHub:
         self.malformed = 0
         self.ops = OpsProjection()
         self._subscriptions: set[Subscription] = set()
+        self._index = SubjectIndex()  # pattern → the subscriptions that follow it
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Lock()
         self._warned_at = 0.0
@@ -237,8 +238,16 @@ class EventHub:
         for subscription in list(self._subscriptions):
             subscription.close()
 
+    def _register(self, subscription: Subscription) -> None:
+        self._subscriptions.add(subscription)
+        for pattern in subscription.patterns:
+            self._index.add(pattern, subscription)
+
     def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
+        if subscription in self._subscriptions:
+            self._subscriptions.discard(subscription)
+            for pattern in subscription.patterns:
+                self._index.discard(pattern, subscription)
 
     @property
     def subscribers(self) -> int:
@@ -286,9 +295,8 @@ class EventHub:
             return
         if ".ops." in item.envelope.subject:
             self.ops.observe(item.envelope.event)
-        for subscription in list(self._subscriptions):
-            if subscription.matches(item.envelope.subject):
-                subscription.offer(item)
+        for subscription in self._index.match(item.envelope.subject):
+            subscription.offer(item)
 
     def _new_epoch(self, epoch: str) -> None:
         """The backend lost the stream: everyone starts over from a fresh snapshot."""
@@ -331,7 +339,7 @@ class EventHub:
             after.offset,
             after.offset,
         )
-        self._subscriptions.add(subscription)
+        self._register(subscription)
         if not await self._replay(subscription, after):
             subscription.close()
             return subscription, self._fresh(
@@ -349,7 +357,7 @@ class EventHub:
             self.offset,
         )
         subscription.caught_up()
-        self._subscriptions.add(subscription)
+        self._register(subscription)
         return Resumed(recovered, position, subscription.take_snapshot(), reason)
 
     async def _replay(self, subscription: Subscription, after: Position) -> bool:
