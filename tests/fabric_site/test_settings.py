@@ -1,8 +1,13 @@
 """Settings follow the environment, and fall back to the embedded default."""
 
 import json
+import os
+import subprocess
+import sys
 
-from tests.subprocesses import embedded_environment, run_python
+import pytest
+
+from tests.subprocesses import REPO_ROOT, embedded_environment, run_python
 
 READ_SETTINGS = """
 import json
@@ -80,3 +85,32 @@ def test_production_mode_starts_with_a_secret_key(tmp_path):
     loaded = settings_under(tmp_path, FABRIC_DEBUG="0", DJANGO_SECRET_KEY="s3cret-for-this-test")
 
     assert loaded["debug"] is False
+
+
+MATRIX_THREADS = (
+    "import os, numpy as np\n"
+    "a, b = np.ones((300, 3), np.float32), np.ones((3, 5000), np.float32)\n"
+    "for _ in range(50): a @ b\n"
+    "print(len(os.listdir('/proc/self/task')))\n"
+)
+
+
+def blas_threads(prelude: str) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + MATRIX_THREADS],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip())
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: BLAS starts no threads anyway")
+def test_the_market_s_processes_multiply_matrices_on_one_thread():
+    assert blas_threads("import fabric_site\n") == 1
+    # control: numpy loaded without the project's package first spreads over every core
+    assert blas_threads("") > 1
