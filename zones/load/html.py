@@ -240,6 +240,7 @@ def figure_tables(report: dict[str, Any]) -> str:
         ["degraded zone windows", zones["degraded_windows"]],
         ["zone summaries by health", json.dumps(zones["health_windows"])],
         ["failed joins", errors["join_failures"]],
+        ["join request to welcome p50 / p99, ms", _pair(report["join_ms"], "p50", "p99")],
         ["disconnects by the server during the run", errors["disconnects"]],
         ["leaves at the end not answered with 1000", errors["leave_failures"]],
         ["error frames", json.dumps(errors["error_frames"]) if errors["error_frames"] else 0],

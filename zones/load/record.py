@@ -61,6 +61,7 @@ class VisitorOutcome:
     scenario: str
     joined: bool
     join_error: str = ""
+    join_ms: float | None = None  # join request (ticket) to welcome, retries included
     close_code: int | None = None  # the server closed the socket during the run
     left_cleanly: bool = True  # its `leave` at the end was answered with 1000
     error_codes: list[str] = field(default_factory=list)  # error frames received

@@ -22,6 +22,7 @@ from .record import RunRecord, Second, VisitorOutcome
 from .scenarios import CROWDED, SCENARIOS
 
 TARGET_P99_MS = 50.0
+TARGET_JOIN_P99_MS = 1000.0  # a join never waits long behind the frames of those already in
 TARGET_WEB_US_PER_FRAME = 30.0  # the web process's CPU for one frame delivered
 TARGET_KBIT_S = 256.0
 MIN_HEADROOM_PCT = 12.5
@@ -178,6 +179,18 @@ def migrations_figures(record: RunRecord, per_second: list[float | None]) -> dic
     }
 
 
+def join_figures(visitors: Sequence[VisitorOutcome]) -> dict[str, Any]:
+    """Join request to welcome, over the visitors that joined (ramp-up included: the later
+    ones joined while the earlier ones were live)."""
+    times = np.array([v.join_ms for v in visitors if v.join_ms is not None], np.float64)
+    return {
+        "p50": _num(np.percentile(times, 50) if times.size else None, 1),
+        "p99": _num(np.percentile(times, 99) if times.size else None, 1),
+        "max": _num(times.max() if times.size else None, 1),
+        "how": "ticket request to welcome at the harness, retries included, ms",
+    }
+
+
 def errors_figures(visitors: Sequence[VisitorOutcome]) -> dict[str, Any]:
     joins = Counter(v.join_error for v in visitors if not v.joined)
     closes = Counter(str(v.close_code) for v in visitors if v.close_code is not None)
@@ -268,6 +281,7 @@ def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
     worst = max(crowded, key=lambda item: item[1]) if crowded else None
     known = report["summary"]["messages"] > 0
     web_us = report["web_cpu_per_frame"]["us_per_frame"]
+    join_p99 = report["join_ms"]["p99"]
     return [
         _verdict(
             "visitors joined and stayed connected",
@@ -306,6 +320,14 @@ def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
             "0 overruns, 0 degraded windows",
             f"{overruns} overruns, {degraded} degraded windows" if known else None,
             (overruns == 0 and degraded == 0) if known else None,
+        ),
+        _verdict(
+            "join request to welcome p99",
+            "target",
+            f"≤ {TARGET_JOIN_P99_MS:g} ms",
+            join_p99,
+            None if join_p99 is None else join_p99 <= TARGET_JOIN_P99_MS,
+            "ms",
         ),
         _verdict(
             "web process CPU per frame delivered",
@@ -430,6 +452,7 @@ def report_build(record: RunRecord) -> dict[str, Any]:
         "zones": zones_figures(record),
         "overruns": {"total": last, "steady": last - at_go if at_go is not None else None},
         "errors": errors_figures(record.visitors),
+        "join_ms": join_figures(record.visitors),
         "cpu_cores": cpu_figures(record, cpu),
         "harness_cpu_per_frame": cpu_per_frame(record, "harness"),
         "web_cpu_per_frame": cpu_per_frame(record, "web"),

@@ -87,6 +87,7 @@ class Slot:
     plan: VisitorPlan
     visitor: LeanVisitor | None = None
     join_error: str = ""
+    join_ms: float | None = None  # join request to welcome, retries included
     frames: int = 0
     bytes: int = 0
     rows: int = 0
@@ -232,10 +233,12 @@ class LoadRun:
         async def join(index: int, slot: Slot) -> None:
             await asyncio.sleep(max(0.0, self.started + index * spacing - time.monotonic()))
             async with gate:
+                asked = time.monotonic()
                 try:
                     slot.visitor = await fleet.connect_retrying(
                         retry_s=s.join_retry_s, at=slot.plan.start.tolist()
                     )
+                    slot.join_ms = (time.monotonic() - asked) * 1000
                 except Exception as error:  # every failure is a figure of the run
                     slot.join_error = f"{type(error).__name__}: {error}"
 
@@ -368,6 +371,7 @@ class LoadRun:
         return VisitorOutcome(
             scenario=slot.plan.scenario,
             joined=True,
+            join_ms=slot.join_ms,
             close_code=slot.run_close_code,
             left_cleanly=slot.run_close_code is not None or visitor.close_code == CLOSE_LEAVE,
             error_codes=[str(e.get("code")) for e in visitor.errors],

@@ -71,8 +71,15 @@ def record(
         for t in range(1, RAMP + STEADY + 1)
     ]
     visitors = [
-        VisitorOutcome("crowd", True, steady_frames=160, steady_bytes=8 * 20_000, zone_changes=1)
-        for _ in range(4)
+        VisitorOutcome(
+            "crowd",
+            True,
+            join_ms=40.0 * (i + 1),
+            steady_frames=160,
+            steady_bytes=8 * 20_000,
+            zone_changes=1,
+        )
+        for i in range(4)
     ]
     visitors += [
         VisitorOutcome("browse", True, steady_frames=160, steady_bytes=8 * 5_000, handoff_ms=[4500])
@@ -134,7 +141,7 @@ def test_bandwidth_and_frames_are_per_visitor_per_second_of_the_steady_window():
 
 def test_a_healthy_run_meets_every_pass_line_and_target():
     report = report_build(record())
-    assert [v["ok"] for v in report["verdicts"] if v["kind"] != "information"] == [True] * 7
+    assert [v["ok"] for v in report["verdicts"] if v["kind"] != "information"] == [True] * 8
     assert pass_lines_missed(report) == []
     assert report["zones"]["min_headroom_pct"] == pytest.approx((1800 - 100) / 18, abs=0.01)
     assert report["zones"]["peak_entities_counting_bones"] == 4 * 56 + 96
@@ -266,3 +273,12 @@ def test_a_web_process_spending_more_than_30_us_a_frame_misses_its_target():
     for second in busy.seconds:
         second.cpu_s["web"] *= 100  # 2.5 ms a frame
     assert verdict(report_build(busy), "web process CPU per frame")["ok"] is False
+
+
+def test_join_times_are_reported_and_a_join_slower_than_a_second_misses_its_target():
+    report = report_build(record())
+    assert report["join_ms"]["p50"] == 100.0 and report["join_ms"]["max"] == 160.0
+    assert verdict(report, "join request to welcome")["ok"] is True
+    slow = record()
+    slow.visitors[0].join_ms = 5000.0
+    assert verdict(report_build(slow), "join request to welcome")["ok"] is False
