@@ -110,6 +110,8 @@ class HostedZone:
     commands: list[np.ndarray] = field(default_factory=list)
     spawns: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (reply channel, rows)
     despawns: list[np.ndarray] = field(default_factory=list)
+    # despawns held back while the entity was staging out: id → the zone it is going to
+    despawn_follows: dict[int, int] = field(default_factory=dict)
     alive: dict[int, int] = field(default_factory=dict)  # visitor id → last tick vouched for
     gateway_of: dict[int, str] = field(default_factory=dict)  # visitor id → gateway channel
     tick_times: deque[float] = field(default_factory=lambda: deque(maxlen=TICK_WINDOW))
@@ -295,6 +297,15 @@ class ZoneWorker:
             sends.extend(self._answer_spawns(hz, out, spawn_requests))
             if out.rejected_commands.size:
                 sends.extend(self._refer_back(hz, out.rejected_commands))
+            for zone, ids in self._despawns_handed_over(hz, out).items():
+                despawn = Despawn(ids=np.array(ids, np.uint64))
+                target = self.hosted.get(zone)
+                if target is not None:
+                    target.despawns.append(despawn.ids)
+                else:
+                    sends.append(
+                        self.layer.send(zone_channel(self.market_id, zone), relay_to_wire(despawn))
+                    )
             for message in out.messages:
                 target = self.hosted.get(message.dst)
                 if target is not None:
@@ -347,15 +358,35 @@ class ZoneWorker:
         # as it is owned here (the target, once promoted) or is gone (the source, acked).
         if out.despawn_deferred.size:
             hz.despawns.append(out.despawn_deferred)
+            self._follow_despawns(hz, out.despawn_deferred)
         self._time_migrations(hz, out)
         for ident in out.spawned.tolist():
             hz.alive[ident] = hz.state.tick
         for ident in out.despawned.tolist():
             hz.alive.pop(ident, None)
             hz.gateway_of.pop(ident, None)
+            hz.despawn_follows.pop(ident, None)
         for ident in (ids for released in out.migration.released for ids in released.tolist()):
             hz.alive.pop(ident, None)
         return out, spawns
+
+    def _follow_despawns(self, hz: HostedZone, deferred: np.ndarray) -> None:
+        """Remember where each held-back despawn's entity is being handed to: if the target
+        takes it (ack), the despawn goes there instead of waiting out its 30 s lease."""
+        slots = hz.state.slots_of(deferred)
+        for ident, slot in zip(deferred.tolist(), slots.tolist(), strict=True):
+            if slot >= 0 and hz.state.status[slot] == Status.STAGING:
+                hz.despawn_follows[ident] = int(hz.state.peer[slot])
+
+    def _despawns_handed_over(self, hz: HostedZone, out: StepOutput) -> dict[int, list[int]]:
+        """Target zone → ids released to it this tick whose despawn was held back here."""
+        handed: dict[int, list[int]] = {}
+        for ids in out.migration.released:
+            for ident in ids.tolist():
+                target = hz.despawn_follows.pop(ident, None)
+                if target is not None:
+                    handed.setdefault(target, []).append(ident)
+        return handed
 
     def _time_migrations(self, hz: HostedZone, out: StepOutput) -> None:
         """Count handoffs and time each from its first intent to the target's ack."""

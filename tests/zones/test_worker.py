@@ -228,3 +228,27 @@ async def test_a_despawn_in_the_middle_of_a_handoff_removes_the_entity_from_both
         await worker.tick(T0 + 50 * t)
     assert status_of(worker, entity) == {}
     assert not any(hz.despawns for hz in worker.hosted.values())  # nothing left to ask
+
+
+@pytest.mark.asyncio
+async def test_a_despawn_before_the_target_took_the_entity_follows_it_to_the_target():
+    """The gateway knows only the source: the despawn held back there goes on to the target."""
+    worker = demo_worker(walkers=0)
+    lo, hi = _bounds()
+    spawn = np.zeros(1, SPAWN_DTYPE)
+    spawn["id"], spawn["kind"] = 1 << 42, RowFlag.VISITOR_ROOT
+    floor = np.array([(x, 1.0, z) for x in range(2, 128, 4) for z in range(2, 128, 4)], np.float32)
+    spawn["pos"] = floor[worker.ranges.assign_positions(floor, lo, hi) == 1][0]
+    worker.accept(worker.hosted[0], relay_to_wire(Spawn(gateway="", rows=spawn)))
+    entity = int(spawn["id"][0])
+    for t in range(200):
+        await worker.tick(T0 + 50 * t)
+        if status_of(worker, entity) == {0: Status.STAGING}:  # the intent is on its way
+            break
+    else:
+        pytest.fail(f"no handoff started: {status_of(worker, entity)}")
+    worker.accept(worker.hosted[0], relay_to_wire(Despawn(ids=spawn["id"])))
+    for t in range(200, 210):
+        await worker.tick(T0 + 50 * t)
+    assert status_of(worker, entity) == {}  # not left owned by zone 1 until its lease ran out
+    assert not any(hz.despawns or hz.despawn_follows for hz in worker.hosted.values())
