@@ -101,3 +101,6 @@ class RunRecord:
     summary_messages: int = 0
     summary_error: str = ""
     server: dict[str, Any] = field(default_factory=dict)
+    # joins made while the run's visitors were all live: request to welcome, ms; failures
+    live_join_ms: list[float] = field(default_factory=list)
+    live_join_errors: list[str] = field(default_factory=list)

@@ -41,6 +41,7 @@ from .scenarios import VisitorPlan, plan_scenario
 SAMPLE_S = 1.0
 LEAVE_TIMEOUT_S = 5.0
 HISTOGRAM_MS = 60_000  # frame ages kept for the progress line's p99, 0.1 ms bins
+LIVE_JOIN_EVERY_S = 2.0  # a visitor joins then leaves this often during the steady phase
 JOIN_GRACE_S = 20.0  # joins still under way this long after the ramp-up are given up
 CLOSE_LEAVE = 1000  # the server's answer to `leave`
 CLOSED_UNKNOWN = 1006  # a socket that ended without a close frame
@@ -150,6 +151,9 @@ class LoadRun:
         self.slots: list[Slot] = []
         self.seconds: list[Second] = []
         self.progress = Progress(settings.visitors)
+        self.booths = 1  # the market's, once the probe has read its layout
+        self.live_join_ms: list[float] = []
+        self.live_join_errors: list[str] = []
         self.started = 0.0
 
     async def probe(self) -> Layout:
@@ -173,6 +177,7 @@ class LoadRun:
     async def run(self) -> RunRecord:
         s = self.settings
         layout = await self.probe()
+        self.booths = layout.zones
         plans = plan_scenario(layout, s.scenario, s.visitors, np.random.default_rng(s.seed))
         self.slots = [Slot(plan) for plan in plans]
         started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -199,7 +204,7 @@ class LoadRun:
                 raise LoadError(f"none of the {len(self.slots)} visitors could join: {first}")
             # what exists now lives for the whole run: the collector need not scan it again
             gc.freeze()
-            steady_s = await self._steady()
+            steady_s = await self._steady(fleet)
         finally:
             gc.unfreeze()
             await self._leave_all()
@@ -220,6 +225,8 @@ class LoadRun:
             health_windows=dict(sum((t.health for t in self.watcher.zones.values()), Counter())),
             summary_messages=self.watcher.messages,
             summary_error=self.watcher.last_error,
+            live_join_ms=self.live_join_ms,
+            live_join_errors=self.live_join_errors,
         )
 
     # --- phases --------------------------------------------------------------------------
@@ -244,9 +251,28 @@ class LoadRun:
 
         await asyncio.gather(*(join(i, slot) for i, slot in enumerate(self.slots)))
 
-    async def _steady(self) -> float:
+    async def _live_joins(self, fleet: LeanFleet, until: float) -> None:
+        """One more visitor joins (then leaves) every LIVE_JOIN_EVERY_S while the run's
+        visitors are all live: how long a join waits behind everyone's frames."""
+        rng = np.random.default_rng(self.settings.seed + 1)
+        while time.monotonic() + LIVE_JOIN_EVERY_S < until:
+            await asyncio.sleep(LIVE_JOIN_EVERY_S)
+            asked = time.monotonic()
+            try:
+                visitor = await fleet.connect(booth=int(rng.integers(self.booths)))
+            except Exception as error:  # a figure of the run, like any failed join
+                self.live_join_errors.append(f"{type(error).__name__}: {error}")
+                continue
+            self.live_join_ms.append((time.monotonic() - asked) * 1000)
+            with contextlib.suppress(Exception):
+                await visitor.leave(LEAVE_TIMEOUT_S)
+
+    async def _steady(self, fleet: LeanFleet) -> float:
         """The scenarios, for duration_s after everyone has joined; the seconds measured."""
         go = time.monotonic()
+        joins = asyncio.create_task(
+            self._live_joins(fleet, go + self.settings.duration_s), name="load-live-joins"
+        )
         pacer = Pacer()
         for slot in self.slots:
             if slot.visitor is not None:
@@ -261,6 +287,8 @@ class LoadRun:
             for driver in drivers:
                 driver.cancel()
             await asyncio.gather(*drivers, return_exceptions=True)
+            joins.cancel()
+            await asyncio.gather(joins, return_exceptions=True)
             pacer.close()
         for slot in self.slots:
             slot.steady_frames = _steady_delta(slot, "frames", slot.steady_frames)

@@ -104,6 +104,7 @@ def record(
         steady_s=8.0,
         seconds=seconds,
         visitors=visitors,
+        live_join_ms=[90.0, 110.0],
         cpu_start_s={"harness": 0.0, "server": 0.0, "web": 0.0, "workers": 0.0, "machine": 0.0},
         migrations=[
             MigrationSample(2.5, 0, 4.0, count=2, p50_ms=100.0, p99_ms=150.0),
@@ -275,10 +276,17 @@ def test_a_web_process_spending_more_than_30_us_a_frame_misses_its_target():
     assert verdict(report_build(busy), "web process CPU per frame")["ok"] is False
 
 
-def test_join_times_are_reported_and_a_join_slower_than_a_second_misses_its_target():
-    report = report_build(record())
-    assert report["join_ms"]["p50"] == 100.0 and report["join_ms"]["max"] == 160.0
+def test_join_times_are_reported_and_a_live_join_slower_than_a_second_misses_its_target():
+    quick = record()
+    quick.live_join_ms = [120.0, 80.0, 300.0]
+    report = report_build(quick)
+    assert report["join_ms"]["ramp_up"]["p50"] == 100.0
+    assert report["join_ms"]["ramp_up"]["max"] == 160.0
+    assert report["join_ms"]["live"]["max"] == 300.0 and report["join_ms"]["live"]["count"] == 3
     assert verdict(report, "join request to welcome")["ok"] is True
     slow = record()
-    slow.visitors[0].join_ms = 5000.0
+    slow.live_join_ms = [120.0, 5000.0]
     assert verdict(report_build(slow), "join request to welcome")["ok"] is False
+    none = record()
+    none.live_join_ms = []
+    assert verdict(report_build(none), "join request to welcome")["ok"] is None
