@@ -53,16 +53,18 @@ def _pattern_tokens(pattern: str) -> tuple[str, ...]:
     return tuple(_tokens(pattern, pattern=True))
 
 
+@lru_cache(maxsize=4096)
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """The pattern as one regular expression: `*` one token, `>` one or more."""
+    parts = []
+    for token in _pattern_tokens(pattern):
+        parts.append({"*": r"[^.]+", ">": r"[^.]+(?:\.[^.]+)*"}.get(token) or re.escape(token))
+    return re.compile(r"\.".join(parts))
+
+
 def subject_matches(pattern: str, subject: str) -> bool:
     """Whether `subject` is one of the subjects `pattern` names."""
-    wanted = _pattern_tokens(pattern)
-    tokens = subject.split(".")
-    for i, token in enumerate(wanted):
-        if token == ">":
-            return len(tokens) > i
-        if i >= len(tokens) or (token != "*" and token != tokens[i]):
-            return False
-    return len(tokens) == len(wanted)
+    return _pattern_regex(pattern).fullmatch(subject) is not None
 
 
 def market_subjects(market_id: int) -> str:

@@ -114,3 +114,17 @@ def test_the_market_s_processes_multiply_matrices_on_one_thread():
     assert blas_threads("import fabric_site\n") == 1
     # control: numpy loaded without the project's package first spreads over every core
     assert blas_threads("") > 1
+
+
+def test_a_web_process_moves_what_it_loaded_out_of_the_collector_s_reach(tmp_path):
+    env = embedded_environment(tmp_path, DJANGO_SETTINGS_MODULE="fabric_site.settings")
+    done = run_python(
+        "import gc\n"
+        "before = gc.get_freeze_count()\n"
+        "import fabric_site.asgi\n"
+        "print(before, gc.get_freeze_count())\n",
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    before, after = map(int, done.stdout.split())
+    assert before == 0 and after > 10_000  # Django, the apps and numpy, frozen
