@@ -44,6 +44,7 @@ deleted at the end. The machine may be shared: load averages are printed at both
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -809,6 +810,8 @@ def print_table(figures: dict[str, Any], big: int) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    # What is loaded now lives as long as the bench, as in a web process (fabric_site/asgi.py).
+    gc.freeze()
     figures: dict[str, Any] = {"load_start": load_average()}
     targets = [Target("memory", ""), Target("redis", args.redis_url), Target("nats", args.nats_url)]
     made: dict[str, list[str]] = {}
