@@ -125,12 +125,37 @@ async def join_ticket(
     timeout: float = 5.0,
 ) -> dict[str, Any]:
     """POST /api/markets/<id>/join/ and return the 200 body; JoinRefused on any other status."""
-    fields = {"key": key, "resume": resume, "booth": booth}
-    body = {name: value for name, value in fields.items() if value is not None}
-    if at is not None:
-        body["at"] = _vector(at)
+    body = join_body(key=key, resume=resume, booth=booth, at=at)
     url = urljoin(base_url.rstrip("/") + "/", f"api/markets/{market_id}/join/")
     return await asyncio.to_thread(_post_json, url, body, timeout)
+
+
+def join_body(
+    *,
+    key: str | None = None,
+    resume: str | None = None,
+    booth: int | None = None,
+    at: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of a join request: only the fields given."""
+    fields = {"key": key, "resume": resume, "booth": booth}
+    body: dict[str, Any] = {name: value for name, value in fields.items() if value is not None}
+    if at is not None:
+        body["at"] = _vector(at)
+    return body
+
+
+def join_refused(status: int, raw: bytes) -> JoinRefused:
+    """The refusal a join endpoint's non-200 answer describes (its JSON error, or its text)."""
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = {}
+    if not isinstance(answer, dict):
+        answer = {}
+    code = str(answer.get("error", "http_error"))
+    detail = str(answer.get("detail", raw[:200].decode(errors="replace")))
+    return JoinRefused(status, code, detail)
 
 
 def _post_json(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -145,16 +170,7 @@ def _post_json(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]
         with urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
     except HTTPError as error:
-        raw = error.read()
-        try:
-            answer = json.loads(raw)
-        except ValueError:
-            answer = {}
-        if not isinstance(answer, dict):
-            answer = {}
-        code = str(answer.get("error", "http_error"))
-        detail = str(answer.get("detail", raw[:200].decode(errors="replace")))
-        raise JoinRefused(error.code, code, detail) from None
+        raise join_refused(error.code, error.read()) from None
 
 
 def visit_url(

@@ -57,6 +57,8 @@ from zones.client.visitor import (
     JoinRefused,
     VisitorClosed,
     VisitorStats,
+    join_body,
+    join_refused,
     visit_url,
 )
 from zones.core.wire import (
@@ -157,23 +159,12 @@ class TicketPool:
         timeout: float = 5.0,
     ) -> dict[str, Any]:
         """The 200 body of a join (the SDK's join_ticket); JoinRefused on any other status."""
-        fields = {"key": key, "resume": resume, "booth": booth}
-        body: dict[str, Any] = {name: value for name, value in fields.items() if value is not None}
-        if at is not None:
-            body["at"] = [float(v) for v in np.asarray(at, dtype=np.float64).reshape(3)]
+        body = join_body(key=key, resume=resume, booth=booth, at=at)
         async with self._gate, asyncio.timeout(timeout):
             status, raw = await self._post(json.dumps(body).encode())
         if status == 200:
             return json.loads(raw)
-        try:
-            answer = json.loads(raw)
-        except ValueError:
-            answer = {}
-        if not isinstance(answer, dict):
-            answer = {}
-        code = str(answer.get("error", "http_error"))
-        detail = str(answer.get("detail", raw[:200].decode(errors="replace")))
-        raise JoinRefused(status, code, detail)
+        raise join_refused(status, raw)
 
     async def _post(self, payload: bytes) -> tuple[int, bytes]:
         while self._idle:
