@@ -4,7 +4,7 @@
     python bench/bench_fanout.py --crowd         all 100 within a 4 m circle (everyone sees everyone)
     python bench/bench_fanout.py --repeats 5 --seconds 30 --json /tmp/fanout.json
 
-Target (DESIGN.md section 8): with 100 visitors on loopback, a frame's age when it
+Target (docs/performance.md, fan-out): with 100 visitors on loopback, a frame's age when it
 reaches its client (received - the frame's tick_ms) has p99 <= 10 ms.
 
 Setup, once per run: a temporary FABRIC_DATA_DIR (`manage.py migrate`, then the

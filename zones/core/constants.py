@@ -1,6 +1,6 @@
 """Every tuning constant of the fabric, with where it comes from.
 
-The numbers are those of the multiplayer-fabric zone server (see DESIGN.md §3);
+The numbers are those of the multiplayer-fabric zone server (docs/fabric.md);
 derived values are computed here, never repeated elsewhere.
 """
 

@@ -1,6 +1,6 @@
 """Moving authority over an entity from one zone to another.
 
-owned → staging → (target: incoming → owned), DESIGN.md §3, with fencing:
+owned → staging → (target: incoming → owned), as docs/fabric.md describes, with fencing:
 
 * Every transfer proposes a fresh epoch, higher than any the entity had. The
   source stays authoritative (STAGING) until an ack for exactly that epoch

@@ -22,7 +22,7 @@ from .ranges import RangeMap, floor_ranges
 
 
 class Status:
-    """Values of ZoneState.status: the migration state machine of DESIGN.md §3."""
+    """Values of ZoneState.status: the migration state machine of docs/fabric.md."""
 
     FREE = 0
     OWNED = 1  # authority is here
