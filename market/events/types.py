@@ -7,6 +7,7 @@ gets a new VERSION; readers refuse a version they do not know. docs/events.md li
 them all.
 """
 
+import abc
 import dataclasses
 import functools
 import types
@@ -52,16 +53,17 @@ class MarketSummary(TypedDict):
 
 
 @dataclass(frozen=True)
-class Event:
-    """Base of every event type; subclasses set TYPE and VERSION."""
+class Event(abc.ABC):
+    """Base of every event type; subclasses set TYPE and VERSION and name their subject."""
 
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
     # Payload keys that differ from the field names (Python reserves some words).
     WIRE_NAMES: ClassVar[dict[str, str]] = {}
 
+    @abc.abstractmethod
     def subject(self, market_id: int) -> str:
-        raise NotImplementedError
+        """Where this event is published in market `market_id` (market/events/subjects.py)."""
 
     def payload(self) -> dict[str, Any]:
         """The event's fields as JSON-ready data, with their wire names."""
