@@ -1,4 +1,4 @@
-"""The rows bus: how each zone's rows reach the gateways and its band neighbours every tick.
+"""The rows bus: how each zone's rows reach the gateways every tick.
 
 Rows are state, not requests: a subscriber needs the newest rows of each zone, and a
 packet that is lost or late is replaced 50 ms later. So they travel publish/subscribe,
@@ -7,7 +7,7 @@ subscribers there are:
 
   * with REDIS_URL, over Redis Pub/Sub: one PUBLISH per zone per tick, no queue that
     could fill up and no per-member cost. A channels-redis group send costs several
-    round trips per member plus msgpack on both ends (DESIGN §9); at 32 zones × 20 Hz
+    round trips per member plus msgpack on both ends; at 32 zones × 20 Hz
     that alone kept 32 idle zones at 0.9 cores;
   * in the embedded default, in process: the packet's bytes are handed to each
     subscriber's callback.

@@ -11,7 +11,8 @@ order they were written, then stamps them relayed. The relay may die at any poin
     answers the offset it already has (appends are idempotent by event id).
 
 So a committed event is published exactly once, and a rolled-back one never. The
-main job runs the relay (zones/serve.py); any process may run `outbox_relay_once`.
+main job runs the relay (zones/serve.py), and `zoneworker --outbox-relay` does where
+processes run on their own; any process may run `outbox_relay_once`.
 Relayed rows are deleted after RELAYED_KEEP_S.
 """
 

@@ -194,6 +194,16 @@ async def test_summary_times_handoffs_and_counts_subscribers_and_visitors():
     assert all(z["visitors"] == 0 and z["overruns"] == 0 for z in zones)
 
 
+def visitor_spawned_on_zone_1_by_zone_0(worker: ZoneWorker) -> np.ndarray:
+    """A visitor's spawn row standing on zone 1's floor: spawned by zone 0, it must hand over."""
+    lo, hi = _bounds()
+    spawn = np.zeros(1, SPAWN_DTYPE)
+    spawn["id"], spawn["kind"] = 1 << 42, RowFlag.VISITOR_ROOT
+    floor = np.array([(x, 1.0, z) for x in range(2, 128, 4) for z in range(2, 128, 4)], np.float32)
+    spawn["pos"] = floor[worker.ranges.assign_positions(floor, lo, hi) == 1][0]
+    return spawn
+
+
 def status_of(worker, entity):
     """Zone → status of every record of `entity` in the worker's zones."""
     found = {}
@@ -208,12 +218,7 @@ def status_of(worker, entity):
 async def test_a_despawn_in_the_middle_of_a_handoff_removes_the_entity_from_both_zones():
     """The step keeps an entity in flight; the worker asks again until it can go."""
     worker = demo_worker(walkers=0)
-    lo, hi = _bounds()
-    spawn = np.zeros(1, SPAWN_DTYPE)
-    spawn["id"], spawn["kind"] = 1 << 42, RowFlag.VISITOR_ROOT
-    floor = np.array([(x, 1.0, z) for x in range(2, 128, 4) for z in range(2, 128, 4)], np.float32)
-    # standing on zone 1's floor, spawned by zone 0: it must hand over
-    spawn["pos"] = floor[worker.ranges.assign_positions(floor, lo, hi) == 1][0]
+    spawn = visitor_spawned_on_zone_1_by_zone_0(worker)
     worker.accept(worker.hosted[0], relay_to_wire(Spawn(gateway="", rows=spawn)))
     entity = int(spawn["id"][0])
     for t in range(200):
@@ -234,11 +239,7 @@ async def test_a_despawn_in_the_middle_of_a_handoff_removes_the_entity_from_both
 async def test_a_despawn_before_the_target_took_the_entity_follows_it_to_the_target():
     """The gateway knows only the source: the despawn held back there goes on to the target."""
     worker = demo_worker(walkers=0)
-    lo, hi = _bounds()
-    spawn = np.zeros(1, SPAWN_DTYPE)
-    spawn["id"], spawn["kind"] = 1 << 42, RowFlag.VISITOR_ROOT
-    floor = np.array([(x, 1.0, z) for x in range(2, 128, 4) for z in range(2, 128, 4)], np.float32)
-    spawn["pos"] = floor[worker.ranges.assign_positions(floor, lo, hi) == 1][0]
+    spawn = visitor_spawned_on_zone_1_by_zone_0(worker)
     worker.accept(worker.hosted[0], relay_to_wire(Spawn(gateway="", rows=spawn)))
     entity = int(spawn["id"][0])
     for t in range(200):
