@@ -12,16 +12,22 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from fabric_site.secret import secret_key_in
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("FABRIC_DATA_DIR") or BASE_DIR / "var")
 
-DEBUG = os.environ.get("FABRIC_DEBUG", "1") != "0"
+# Debug pages list every URL and print the settings (database password included) to
+# whoever triggers an error, so debug mode is an explicit choice for development only.
+_debug = os.environ.get("FABRIC_DEBUG", "").strip() or "0"
+if _debug not in ("0", "1"):
+    raise ImproperlyConfigured(
+        f"FABRIC_DEBUG is 1 (debug pages) or 0 (the default), not {_debug!r}"
+    )
+DEBUG = _debug == "1"
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when FABRIC_DEBUG=0.")
-    SECRET_KEY = "dev-only-insecure-key-never-use-in-production"
+# Hosts that share no data folder must share DJANGO_SECRET_KEY (docs/runbook.md).
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "") or secret_key_in(DATA_DIR)
 
 ALLOWED_HOSTS = [
     host.strip()
@@ -197,14 +203,19 @@ CHUNK_PUBLIC_CACHE_SECONDS = float(
 )
 
 # The market's own loggers report at INFO (zones resumed, workers restarted, visitors
-# refused) on stderr; Django and the servers keep their defaults.
+# refused) on stderr. Django's warnings and errors (a request that failed with its
+# traceback) go there too: by default Django prints them only in debug mode, and mails
+# them to ADMINS otherwise, so with debug off a server error would leave no trace.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        name: {"handlers": ["console"], "level": os.environ.get("FABRIC_LOG_LEVEL", "INFO")}
-        for name in ("zones", "market", "chunks")
+        **{
+            name: {"handlers": ["console"], "level": os.environ.get("FABRIC_LOG_LEVEL", "INFO")}
+            for name in ("zones", "market", "chunks")
+        },
+        "django": {"handlers": ["console"], "level": "WARNING"},
     },
 }

@@ -25,6 +25,7 @@ print(json.dumps({
     "celery_app_broker": celery_app.conf.broker_url,
     "debug": settings.DEBUG,
     "allowed_hosts": settings.ALLOWED_HOSTS,
+    "secret_key": settings.SECRET_KEY,
 }))
 """
 
@@ -44,7 +45,7 @@ def test_embedded_default_needs_no_service(tmp_path):
     assert loaded["database_name"] == str(tmp_path / "fabric.sqlite3")
     assert loaded["channel_backend"] == "channels.layers.InMemoryChannelLayer"
     assert loaded["celery_eager"] is True
-    assert loaded["debug"] is True
+    assert loaded["debug"] is False
 
 
 def test_redis_url_moves_channel_layer_and_celery_to_redis(tmp_path):
@@ -71,20 +72,74 @@ def test_allowed_hosts_come_from_a_comma_separated_list(tmp_path):
     assert loaded["allowed_hosts"] == ["market.example", "10.0.0.5"]
 
 
-def test_production_mode_refuses_to_start_without_a_secret_key(tmp_path):
+def test_debug_mode_is_an_explicit_opt_in(tmp_path):
+    assert settings_under(tmp_path, FABRIC_DEBUG="1")["debug"] is True
+    assert settings_under(tmp_path, FABRIC_DEBUG="0")["debug"] is False
+    assert settings_under(tmp_path, FABRIC_DEBUG="")["debug"] is False
+
+
+def test_a_debug_setting_that_is_neither_0_nor_1_is_refused(tmp_path):
     env = embedded_environment(
-        tmp_path, DJANGO_SETTINGS_MODULE="fabric_site.settings", FABRIC_DEBUG="0"
+        tmp_path, DJANGO_SETTINGS_MODULE="fabric_site.settings", FABRIC_DEBUG="yes"
     )
     result = run_python(READ_SETTINGS, env)
 
     assert result.returncode != 0
-    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+    assert "FABRIC_DEBUG is 1 (debug pages) or 0 (the default), not 'yes'" in result.stderr
 
 
-def test_production_mode_starts_with_a_secret_key(tmp_path):
-    loaded = settings_under(tmp_path, FABRIC_DEBUG="0", DJANGO_SECRET_KEY="s3cret-for-this-test")
+def test_without_a_secret_key_one_is_generated_under_the_data_folder_and_kept(tmp_path):
+    first = settings_under(tmp_path)
+    key_file = tmp_path / "secret_key"
 
-    assert loaded["debug"] is False
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert first["secret_key"] == key_file.read_text().strip()
+    assert len(first["secret_key"]) >= 50
+    assert settings_under(tmp_path)["secret_key"] == first["secret_key"]
+    assert settings_under(tmp_path / "elsewhere")["secret_key"] != first["secret_key"]
+
+
+def test_a_given_secret_key_is_used_and_nothing_is_written(tmp_path):
+    loaded = settings_under(tmp_path, DJANGO_SECRET_KEY="s3cret-for-this-test")
+
+    assert loaded["secret_key"] == "s3cret-for-this-test"
+    assert not (tmp_path / "secret_key").exists()
+
+
+SAFE_BY_DEFAULT = """
+import django, sys
+django.setup()
+from django.test import Client
+client = Client(raise_request_exception=False, HTTP_HOST="127.0.0.1")
+missing = client.get("/no-such-page/")
+oversized = client.post(
+    "/api/markets/1/join/", data=b"{" * (3 * 1024 * 1024), content_type="application/json"
+)
+failed = client.post("/api/markets/1/join/", data=b"{}", content_type="application/json")
+for name, answer in (("missing", missing), ("oversized", oversized), ("failed", failed)):
+    print(name, answer.status_code, answer.content.decode(errors="replace").replace(chr(10), " "))
+"""
+
+
+def test_with_nothing_set_error_pages_show_no_urls_nor_settings_and_errors_are_logged(tmp_path):
+    # a database that refuses connections makes the join fail with a server error
+    database_url = "postgresql://fabric:hunter2-password@127.0.0.1:1/fabric"
+    env = embedded_environment(
+        tmp_path, DJANGO_SETTINGS_MODULE="fabric_site.settings", DATABASE_URL=database_url
+    )
+    result = run_python(SAFE_BY_DEFAULT, env)
+
+    assert result.returncode == 0, result.stderr
+    answers = {line.split(" ", 2)[0]: line.split(" ", 2)[1:] for line in result.stdout.splitlines()}
+    assert answers["missing"][0] == "404"
+    assert answers["oversized"][0] == "400"
+    assert answers["failed"][0] == "500"
+    for _status, page in answers.values():
+        assert "hunter2" not in page and "DATABASE_URL" not in page
+        assert "urlpatterns" not in page.lower() and "api/markets/" not in page
+    # the failure is not hidden: its traceback is on stderr
+    assert "Internal Server Error: /api/markets/1/join/" in result.stderr
+    assert "OperationalError" in result.stderr
 
 
 MATRIX_THREADS = (
