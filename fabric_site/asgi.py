@@ -24,9 +24,9 @@ django_http = StreamingUploadASGIHandler()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from fabric_site.static_files import StaticFiles  # noqa: E402
 from market.live import live_market_set  # noqa: E402
 from market.routing import websocket_urlpatterns as market_websockets  # noqa: E402
 from operator_ui.routing import websocket_urlpatterns as operator_websockets  # noqa: E402
@@ -41,7 +41,7 @@ if (announced := live_market_from_environment()) is not None:
 application = ProtocolTypeRouter(
     {
         # The embedded default has no front server, so the app serves its own static files.
-        "http": ChunkFastPath(ASGIStaticFilesHandler(django_http)),
+        "http": ChunkFastPath(StaticFiles(django_http)),
         # Visitor sockets are programs holding a signed one-time ticket, not browsers with
         # a session cookie: no Origin header to check and no session to look up. The
         # browser pages' sockets keep both.
