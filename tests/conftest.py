@@ -8,6 +8,8 @@ starts it, except in CI (CI=true), where a missing service is a failure.
 
 import os
 import socket
+import uuid
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import psycopg
@@ -84,3 +86,17 @@ def fresh_event_streams():
     memory_backend_reset()
     yield
     memory_backend_reset()
+
+
+@pytest.fixture
+def channel_prefix(redis_url: str) -> Iterator[str]:
+    """A FABRIC_CHANNEL_PREFIX no other market uses; its keys are deleted afterwards."""
+    prefix = f"test{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

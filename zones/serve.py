@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from market.events.outbox import outbox_relay_forever
 from market.live import LiveMarket, live_market_set
 from zones.core.ranges import floor_ranges
 from zones.supervisor import Supervisor
+from zones.webprocs import WebProcesses
 from zones.worker import ZoneWorker
 
 ASGI_APP = "fabric_site.asgi:application"
@@ -83,6 +85,7 @@ class MarketPlan:
     walkers: int = DEMO_WALKERS
     distributed: bool = False
     zones_per_worker: int = 1
+    web_processes: int = 1  # more than one only when distributed (zones/webprocs.py)
 
     def live(self) -> LiveMarket:
         starts = tuple(int(s) for s in floor_ranges(len(self.booths)).starts)
@@ -159,19 +162,10 @@ def zones_task(plan: MarketPlan, stop: asyncio.Event) -> asyncio.Task[None]:
     return asyncio.create_task(worker.run(stop), name="embedded-zones")
 
 
-async def serve_market(
-    *,
-    host: str,
-    port: int,
-    announce: Callable[[str], None],
-    plan: MarketPlan,
-) -> None:
-    """Serve the web app and run the market's zones until SIGINT or SIGTERM, then stop both."""
-    stop = asyncio.Event()
-    config = uvicorn.Config(
+def web_config() -> uvicorn.Config:
+    """The uvicorn settings of every web process of the market (the main job's and its helpers')."""
+    return uvicorn.Config(
         ASGI_APP,
-        host=host,
-        port=port,
         lifespan="off",
         log_level="info",
         log_config=log_config(),
@@ -182,7 +176,46 @@ async def serve_market(
         ws="websockets-sansio",
         ws_per_message_deflate=False,
     )
-    server = MarketServer(config)
+
+
+LISTEN_BACKLOG = 2048  # connections the kernel queues before a web process accepts them
+
+
+class AddressInUse(Exception):
+    """The market's address could not be bound; the message says which and why."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The market's listening socket, bound once here and shared by every web process.
+
+    The web processes accept from this one socket (each is handed its descriptor), so
+    the kernel gives each new connection to whichever process asks first: a busy process
+    takes fewer, and no second port or balancer is needed.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise AddressInUse(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock.listen(LISTEN_BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve_market(
+    *,
+    host: str,
+    port: int,
+    announce: Callable[[str], None],
+    plan: MarketPlan,
+) -> None:
+    """Serve the web app and run the market's zones until SIGINT or SIGTERM, then stop both."""
+    stop = asyncio.Event()
+    listener = listening_socket(host, port)
+    server = MarketServer(web_config())
 
     def request_stop() -> None:
         if stop.is_set():
@@ -198,6 +231,13 @@ async def serve_market(
     # Zones that end on their own (a crash) take the server down with them.
     zones.add_done_callback(lambda _: request_stop())
     background = []
+    if plan.web_processes > 1:
+        helpers = WebProcesses(
+            count=plan.web_processes - 1,
+            fd=listener.fileno(),
+            env={**os.environ, MARKET_ID_VARIABLE: str(plan.market_id)},
+        )
+        background.append(asyncio.create_task(helpers.run(stop), name="web-processes"))
     if settings.CELERY_TASK_ALWAYS_EAGER:  # no beat process: the main job schedules it
         background.append(
             asyncio.create_task(
@@ -211,7 +251,7 @@ async def serve_market(
         _announce_once_started(server, market_url(host, port), announce)
     )
     try:
-        await server.serve()
+        await server.serve(sockets=[listener])
     finally:
         stop.set()
         announcer.cancel()

@@ -40,7 +40,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import numpy as np
 import psycopg
 import pytest
-import redis
 import websockets
 
 from tests.live import free_port, http_get
@@ -77,20 +76,6 @@ def database_url(postgres_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as connection:
             connection.execute(f'drop schema "{schema}" cascade')
-
-
-@pytest.fixture
-def channel_prefix(redis_url: str) -> Iterator[str]:
-    """A FABRIC_CHANNEL_PREFIX no other market uses; its keys are deleted afterwards."""
-    prefix = f"topology{uuid.uuid4().hex[:12]}"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 # --- the processes ----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ SUMMARY_PATH = "/ws/markets/{market_id}/summary/"
 RECONNECT_S = 1.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LAG_PROBE_S = 0.02
+ZONE_WORKER_COMMAND = b"zoneworker"  # the argument that names a zone worker process
 
 
 def summary_url(base_url: str, market_id: int) -> tuple[str, str]:
@@ -212,9 +213,11 @@ class ProcessTreeCpu:
     def __init__(self, root: int) -> None:
         self.root = root
         self.seen: dict[int, float] = {}
+        self.kinds: dict[int, str] = {}  # "web" or "workers", read once per process
 
     def seconds(self) -> dict[str, float]:
-        """CPU seconds so far: "server" (the whole tree), "web" (the root), "workers" (the rest)."""
+        """CPU seconds so far: "server" (the whole tree), "workers" (the zone workers) and
+        "web" (the rest: the main job and its web processes)."""
         parents: dict[int, int] = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
@@ -229,8 +232,16 @@ class ProcessTreeCpu:
         for pid in tree:
             with contextlib.suppress(OSError, ValueError, IndexError):
                 self.seen[pid] = process_cpu_s(pid)
-        total, web = sum(self.seen.values()), self.seen.get(self.root, 0.0)
-        return {"server": total, "web": web, "workers": total - web}
+                if pid not in self.kinds:
+                    self.kinds[pid] = "workers" if self._is_zone_worker(pid) else "web"
+        total = sum(self.seen.values())
+        workers = sum(s for pid, s in self.seen.items() if self.kinds.get(pid) == "workers")
+        return {"server": total, "web": total - workers, "workers": workers}
+
+    @staticmethod
+    def _is_zone_worker(pid: int) -> bool:
+        """Zone workers name their command; every other process of the tree serves the web."""
+        return ZONE_WORKER_COMMAND in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
 
     def alive(self) -> bool:
         return Path(f"/proc/{self.root}").exists()

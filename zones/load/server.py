@@ -62,6 +62,7 @@ class OwnServer:
     booths: int
     walkers: int = 0
     zones_per_worker: int = 1
+    web_processes: int = 1
     redis_url: str | None = None
     port: int = field(default_factory=free_port)
     market_id: int = 0
@@ -78,6 +79,7 @@ class OwnServer:
             "kind": "started by the harness",
             "mode": "distributed (Redis)" if self.redis_url else "embedded",
             "zones_per_worker": self.zones_per_worker if self.redis_url else None,
+            "web_processes": self.web_processes,
             "walkers": self.walkers,
             "pid": self.process.pid if self.process else None,
         }
@@ -113,6 +115,8 @@ class OwnServer:
             str(self.walkers),
             "--zones-per-worker",
             str(self.zones_per_worker),
+            "--web-processes",
+            str(self.web_processes),
         ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(

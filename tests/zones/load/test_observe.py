@@ -1,6 +1,11 @@
 """The summary watcher merges the zone workers' summaries; CPU readings come from /proc."""
 
 import os
+import subprocess
+import sys
+import time
+
+import pytest
 
 from zones.load.observe import (
     ProcessTreeCpu,
@@ -97,3 +102,29 @@ def test_a_process_tree_counts_this_process_and_the_machine_is_busy_some_of_the_
     reading = tree.seconds()
     assert reading["server"] >= reading["web"] > 0
     assert machine_busy_s() > 0
+
+
+BURN = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\ntime.sleep(30)"
+
+
+def test_zone_workers_count_as_workers_and_every_other_descendant_as_web():
+    """A web process the main job started is the web's CPU, not the zone workers'."""
+    web = subprocess.Popen([sys.executable, "-c", BURN, "webprocess"])
+    worker = subprocess.Popen([sys.executable, "-c", BURN, "zoneworker"])
+    try:
+        tree = ProcessTreeCpu(os.getpid())
+        deadline = time.monotonic() + 20
+        while True:
+            reading = tree.seconds()
+            if min(tree.seen.get(web.pid, 0), tree.seen.get(worker.pid, 0)) >= 0.35:
+                break
+            assert time.monotonic() < deadline, reading
+            time.sleep(0.1)
+        mine = tree.seen[os.getpid()]
+        assert reading["workers"] == pytest.approx(tree.seen[worker.pid])
+        assert reading["web"] >= mine + tree.seen[web.pid] - 1e-6  # and any other child
+        assert reading["server"] == pytest.approx(reading["web"] + reading["workers"])
+    finally:
+        for child in (web, worker):
+            child.kill()
+            child.wait()

@@ -35,6 +35,7 @@ from zones.load.scenarios import SCENARIOS, PlanError
 from zones.load.server import OwnServer, ServerError, healthy
 
 NON_TTY_PROGRESS_EVERY = 5  # seconds between progress lines when stderr is not a terminal
+WEB_PROCESSES = 1  # web processes of a market the harness starts on Redis (docs/performance.md)
 
 # (flag, type, default, help) of every option that takes a value
 OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
@@ -57,6 +58,12 @@ OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
     ("--server-pid", int, None, "with --url: pid of its runmarket, to report the server's CPU"),
     ("--walkers", int, 0, "demo walkers of the market started here (default 0)"),
     ("--zones-per-worker", int, 8, "with REDIS_URL: zones per worker process (default 8)"),
+    (
+        "--web-processes",
+        int,
+        WEB_PROCESSES,
+        f"with REDIS_URL: web processes of the market started here (default {WEB_PROCESSES})",
+    ),
     ("--out", str, None, "report folder (default var/load/<date-time>)"),
     ("--seed", int, 1, "seed of the scenario plans (default 1)"),
     ("--join-concurrency", int, 32, "joins under way at once (default 32)"),
@@ -111,6 +118,7 @@ class Command(BaseCommand):
                 booths=options["booths"] or MAX_ZONES,
                 walkers=options["walkers"],
                 zones_per_worker=options["zones_per_worker"],
+                web_processes=options["web_processes"] if settings.REDIS_URL else 1,
                 redis_url=settings.REDIS_URL or None,
             )
         try:
@@ -163,7 +171,7 @@ class Command(BaseCommand):
             raise CommandError(f"--ramp-up cannot be negative, not {options['ramp_up']:g}")
         if options["walkers"] < 0:
             raise CommandError(f"--walkers cannot be negative, not {options['walkers']}")
-        for name in ("zones_per_worker", "join_concurrency"):
+        for name in ("zones_per_worker", "web_processes", "join_concurrency"):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
 

@@ -11,7 +11,7 @@ from market.models import Market
 from market.selectors import market_zone_booths
 from market.services import market_demo_ensure, market_sized_ensure
 from zones.core.constants import MAX_ZONES
-from zones.serve import DEMO_WALKERS, MarketPlan, serve_market
+from zones.serve import DEMO_WALKERS, AddressInUse, MarketPlan, serve_market
 
 
 class Command(BaseCommand):
@@ -42,6 +42,13 @@ class Command(BaseCommand):
             default=1,
             help="zones each worker process hosts when distributed (default 1)",
         )
+        parser.add_argument(
+            "--web-processes",
+            type=int,
+            default=1,
+            help="processes serving the web app and the visitors' sockets on the one port, when"
+            " distributed (default 1; docs/runbook.md says how many help)",
+        )
 
     def handle(
         self,
@@ -50,6 +57,7 @@ class Command(BaseCommand):
         port: int,
         walkers: int,
         zones_per_worker: int,
+        web_processes: int = 1,
         booths: int | None = None,
         **options: Any,
     ) -> None:
@@ -57,6 +65,13 @@ class Command(BaseCommand):
             raise CommandError("--walkers cannot be negative")
         if zones_per_worker < 1:
             raise CommandError("--zones-per-worker must be at least 1")
+        if web_processes < 1:
+            raise CommandError("--web-processes must be at least 1")
+        if web_processes > 1 and not settings.REDIS_URL:
+            raise CommandError(
+                "--web-processes above 1 needs REDIS_URL: the web processes share the zones and"
+                " the events through Redis, and the embedded market keeps them in one process"
+            )
         market = self.market(booths)
         zone_booths = market_zone_booths(market)
         if not 1 <= len(zone_booths) <= MAX_ZONES:
@@ -70,9 +85,11 @@ class Command(BaseCommand):
             walkers=walkers,
             distributed=bool(settings.REDIS_URL),
             zones_per_worker=zones_per_worker,
+            web_processes=web_processes,
         )
         mode = (
-            f"{len(plan.groups())} zone worker processes on Redis"
+            f"{len(plan.groups())} zone worker processes on Redis,"
+            f" {plan.web_processes} web process{'es' if plan.web_processes > 1 else ''}"
             if plan.distributed
             else "zones in this process"
         )
@@ -80,7 +97,10 @@ class Command(BaseCommand):
             f"{market.name} (market {market.pk}): {len(zone_booths)} booths, one zone each; {mode}"
         )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve_market(host=host, port=port, announce=self.announce, plan=plan))
+            try:
+                runner.run(serve_market(host=host, port=port, announce=self.announce, plan=plan))
+            except AddressInUse as error:
+                raise CommandError(str(error)) from None
 
     def market(self, booths: int | None) -> Market:
         """The market to serve: the demo market, or one of `booths` generated booths."""

@@ -10,7 +10,6 @@ after writing a last snapshot of each zone.
 """
 
 import asyncio
-import os
 import signal
 from typing import Any
 
@@ -20,11 +19,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from market.events.outbox import outbox_relay_forever
 from market.models import Market
 from market.selectors import market_zone_booths
+from zones.parent import parent_gone
 from zones.serve import snapshot_dir
 from zones.snapshots import ZoneLocked
 from zones.worker import ZoneWorker
-
-PARENT_CHECK_S = 0.5
 
 
 class Command(BaseCommand):
@@ -101,8 +99,6 @@ class Command(BaseCommand):
             await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _watch_parent(self, parent: int, stop: asyncio.Event) -> None:
-        """A supervisor killed outright cannot stop its workers: they notice and stop."""
-        while os.getppid() == parent:
-            await asyncio.sleep(PARENT_CHECK_S)
+        await parent_gone(parent)
         self.stderr.write(f"parent process {parent} is gone; stopping")
         stop.set()
