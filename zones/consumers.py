@@ -33,6 +33,7 @@ from zones.core.constants import INTEREST_RADIUS_M, V_MAX_M_PER_S
 from zones.core.views import FAR_RADIUS_M
 from zones.core.wire import INPUT_DTYPE, CommandKind
 from zones.gateway import Gateway, JoinRefused, gateway_for
+from zones.sockets import direct_binary_writer
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,21 @@ class Outbox:
 
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         self._send = send  # the consumer's raw ASGI send: one dict per websocket message
+        # Frames go straight to the socket where the server allows it (zones/sockets.py).
+        self._direct = direct_binary_writer(send)
         self._frame: bytes | None = None
         self._events: deque[str] = deque()
         self._wake = asyncio.Event()
+        self._busy = False  # the task is sending: what comes now waits, to keep the order
         self.dropped = 0
+        self.direct = 0  # frames written straight to the socket
 
     def frame(self, data: bytes) -> None:
+        direct = self._direct
+        if direct is not None and not (self._busy or self._events or self._frame is not None):
+            if direct(data):
+                self.direct += 1
+                return
         if self._frame is not None:
             self.dropped += 1
         self._frame = data
@@ -89,14 +99,17 @@ class Outbox:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._busy = True
             try:
                 while self._events:
                     await self._send({"type": "websocket.send", "text": self._events.popleft()})
-                if self._frame is not None:
+                while self._frame is not None:
                     frame, self._frame = self._frame, None
                     await self._send({"type": "websocket.send", "bytes": frame})
             except Exception:  # the socket is closing: its disconnect will tidy up
                 return
+            finally:
+                self._busy = False
 
 
 class TokenBucket:
