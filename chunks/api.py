@@ -9,13 +9,13 @@ from typing import Any
 from django.http import HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chunks.errors import ChunkError
-from chunks.http import chunk_error_response
+from chunks.http import chunk_error_response, chunk_error_throttled
 from chunks.models import Asset, AssetChunk
 from chunks.permissions import principal_of
 from chunks.selectors import MISSING_QUERY_LIMIT, booth_manifest, chunks_missing
@@ -39,6 +39,8 @@ class ChunkApi(APIView):
     """An APIView that answers a ChunkError the way every chunk endpoint does."""
 
     def handle_exception(self, exc: Exception) -> HttpResponseBase:
+        if isinstance(exc, exceptions.Throttled):
+            exc = chunk_error_throttled(exc)
         if isinstance(exc, ChunkError):
             return chunk_error_response(exc, self.request._request)
         return super().handle_exception(exc)

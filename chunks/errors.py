@@ -19,6 +19,7 @@ class ChunkErrorKind(StrEnum):
     LENGTH_REQUIRED = "length_required"  # an upload without Content-Length
     TOO_LARGE = "too_large"  # an upload over CHUNK_MAX_BYTES
     RANGE_NOT_SATISFIABLE = "range_not_satisfiable"  # a Range outside the chunk
+    TOO_MANY_REQUESTS = "too_many_requests"  # sign-in refused for a while after failures
 
 
 class ChunkError(Exception):

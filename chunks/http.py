@@ -24,6 +24,7 @@ STATUS_FOR_KIND = {
     ChunkErrorKind.LENGTH_REQUIRED: 411,
     ChunkErrorKind.TOO_LARGE: 413,
     ChunkErrorKind.RANGE_NOT_SATISFIABLE: 416,
+    ChunkErrorKind.TOO_MANY_REQUESTS: 429,
 }
 AUTHENTICATION_KINDS = (ChunkErrorKind.NOT_AUTHENTICATED, ChunkErrorKind.AUTHENTICATION_FAILED)
 READ_BLOCK_BYTES = 1 << 20
@@ -72,6 +73,14 @@ def request_user(request: HttpRequest) -> AbstractBaseUser | AnonymousUser:
         raise ChunkError(ChunkErrorKind.AUTHENTICATION_FAILED, str(error.detail)) from error
     except exceptions.PermissionDenied as error:
         raise ChunkError(ChunkErrorKind.FORBIDDEN, str(error.detail)) from error
+    except exceptions.Throttled as error:
+        raise chunk_error_throttled(error) from error
+
+
+def chunk_error_throttled(error: exceptions.Throttled) -> ChunkError:
+    """A DRF refusal to try again yet (a sign-in lockout) as the chunk store reports it."""
+    headers = {} if error.wait is None else {"Retry-After": str(int(error.wait))}
+    return ChunkError(ChunkErrorKind.TOO_MANY_REQUESTS, str(error.detail), headers=headers)
 
 
 async def request_body_pieces(request: HttpRequest) -> AsyncIterator[bytes]:

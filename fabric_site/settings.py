@@ -7,6 +7,7 @@ DATABASE_URL switches the records to that database (PostgreSQL).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "guardian",
+    "axes",
     "zones",
     "chunks",
     "market",
@@ -60,12 +62,31 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last, as django-axes asks: turns a locked-out sign-in into its 429 page
+    "axes.middleware.AxesMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = [
+    # first: refuses a locked-out username or address before any password is hashed
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
+
+# Failed sign-ins (the sign-in page, the admin's, HTTP Basic) are counted per username and
+# per address by django-axes, in the database so that every web process sees them; at
+# AXES_FAILURE_LIMIT either is refused, without checking the password, until
+# AXES_COOLOFF_TIME has passed since its last failure (docs/permissions.md, "Signing in").
+# Attempts while refused are not counted, so an attacker neither extends a lockout nor
+# adds rows; the address is the connection's (uvicorn takes X-Forwarded-For only from
+# the proxies it trusts, by default 127.0.0.1).
+AXES_FAILURE_LIMIT = 10
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "fabric_site.signin.lockout_response"
+# How long a web process remembers a successful HTTP Basic check (fabric_site/basic_auth.py).
+BASIC_AUTH_CACHE_SECONDS = 60
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chunks:upload"
@@ -167,6 +188,12 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Successful HTTP Basic checks, remembered by each web process on its own (never on Redis).
+CACHES["credentials"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "credentials",
+    "OPTIONS": {"MAX_ENTRIES": 10_000},
+}
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -178,6 +205,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "fabric_site.basic_auth.BoundedBasicAuthentication",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Fabric Market API",
@@ -217,5 +248,6 @@ LOGGING = {
             for name in ("zones", "market", "chunks")
         },
         "django": {"handlers": ["console"], "level": "WARNING"},
+        "axes": {"handlers": ["console"], "level": "WARNING"},
     },
 }

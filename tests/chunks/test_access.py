@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth.models import Group
+from django.http import HttpRequest
 from rest_framework.test import APIClient
 
 from market.rebac.services import rebac_tuple_write
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def signed_in(user):
     client = APIClient()
-    assert client.login(username=user.username, password=PASSWORD)
+    assert client.login(request=HttpRequest(), username=user.username, password=PASSWORD)
     return client
 
 

@@ -2,6 +2,7 @@
 them write."""
 
 import pytest
+from django.http import HttpRequest
 
 from chunks.services import namespace_create
 from market.models import Booth
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def signed_in(client, user):
-    assert client.login(username=user.username, password=PASSWORD)
+    assert client.login(request=HttpRequest(), username=user.username, password=PASSWORD)
     return client
 
 
