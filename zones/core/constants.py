@@ -65,6 +65,12 @@ V_MAX_M_PER_S: Final = 10.0
 MAX_STEP_M: Final = V_MAX_M_PER_S / SIM_TICK_HZ
 """0.5 m: the farthest an entity may travel in one tick."""
 
+MOVE_SLACK_TICKS: Final = SIM_TICK_HZ // 5
+"""4 (0.2 s): the most time standing still a move may count as walking time. Moves
+reach a zone unevenly (two in one tick, none in the next), so a move may make up
+for ticks just gone without one; standing still any longer banks nothing, so no
+single move covers more than MOVE_SLACK_TICKS × MAX_STEP_M = 2 m."""
+
 # --- market -----------------------------------------------------------------
 MAX_ZONES: Final = 32
 DEFAULT_ZONES: Final = 3
@@ -96,6 +102,10 @@ MARKET_SIZE_M: Final = (128.0, 64.0, 128.0)
 """Default market bounds (x, y, z) in metres from the origin, y up. The height
 is generous on purpose: 64 m over 1024 cells puts the whole walkable band in the
 lowest 64 y-cells, so booth borders can be drawn on whole columns."""
+
+FLOOR_Y_M: Final = 1.0
+"""Where every entity's root stands, whatever it is told: hip height above the floor.
+The market is walked, not flown: velocities are horizontal and moves stay on the floor."""
 
 FLOOR_HEIGHT_M: Final = 4.0
 """Height of the walkable band: a booth owns every cell of a floor column up to

@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .constants import FLOOR_Y_M as FLOOR_Y_M  # where walkers stand; re-exported for crowds
 from .hilbert import encode_positions
 from .ranges import RangeMap
 from .simnet import SimNetwork, authority_records
 from .state import Status, ZoneState
 from .step import StepOutput
 from .wire import COMMAND_DTYPE, SPAWN_DTYPE, CommandKind, RowFlag
-
-FLOOR_Y_M = 1.0  # where a walker's root stands: hip height above the floor
 
 
 @dataclass

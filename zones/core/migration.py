@@ -373,7 +373,7 @@ def _admit(state: ZoneState, slots: np.ndarray, rows: np.ndarray, srcs: np.ndarr
     state.attempts[slots] = 0
     state.nacks[slots] = 0
     state.retry_at[slots] = 0
-    state.last_move[slots] = state.tick
+    state.move_clock[slots] = state.tick
     state.membership_changed()
 
 

@@ -14,7 +14,7 @@ from .decisions import Decisions
 from .ranges import RangeMap
 from .state import _ARRAY_FIELDS, ZoneState
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 
 
 class SnapshotError(ValueError):

@@ -72,7 +72,7 @@ class ZoneState:
     rto: np.ndarray  # (C,) int32, current retransmission timeout in ticks
     retry_at: np.ndarray  # (C,) int64, earliest tick for a new attempt after a nack
     nacks: np.ndarray  # (C,) uint16, nacks in a row (backoff exponent)
-    last_move: np.ndarray  # (C,) int64, tick of the last accepted MOVE command
+    move_clock: np.ndarray  # (C,) float64, tick by which its accepted moves are walked at V_MAX
     srtt: np.ndarray  # (MAX_ZONES,) float64, smoothed intent→ack time per peer, ticks; <0 unknown
     rttvar: np.ndarray  # (MAX_ZONES,) float64, its mean deviation
     decisions: Decisions  # entity id → (highest epoch answered, highest accepted)
@@ -106,7 +106,7 @@ class ZoneState:
             rto=np.full(c, INITIAL_RTO_TICKS, np.int32),
             retry_at=np.zeros(c, np.int64),
             nacks=np.zeros(c, np.uint16),
-            last_move=np.zeros(c, np.int64),
+            move_clock=np.zeros(c, np.float64),
             srtt=np.full(MAX_ZONES, -1.0),
             rttvar=np.zeros(MAX_ZONES),
             decisions=Decisions(),

@@ -30,7 +30,7 @@ from .hilbert import position_encoder
 from .hlc import hlc_now, hlc_receive
 from .interest import interest_rows
 from .messages import Ack, Forward, Gossip, Intent, Message, Nack
-from .motion import apply_commands, clamp_speed, integrate
+from .motion import apply_commands, clamp_speed, integrate, on_floor
 from .ranges import adopt
 from .state import Status, ZoneParams, ZoneState
 from .wire import COMMAND_DTYPE, SPAWN_DTYPE, empty
@@ -85,17 +85,16 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
     commands = np.concatenate([*forwarded, inputs.commands]) if forwarded else inputs.commands
     if len(commands):
         slots = s.slots_of(commands["id"])
-        moved, rejected = apply_commands(s, commands, slots)
+        rejected = apply_commands(s, commands, slots)
         forwards = _forward_in_flight(s, commands, slots, rejected)
         rejected_commands, unrouted_commands = commands[rejected], commands[slots < 0]
     else:
-        moved = np.zeros(s.capacity, dtype=bool)
         forwards = []
         rejected_commands, unrouted_commands = commands[:0].copy(), commands[:0].copy()
 
     # Until the migration stages, no slot turns FREE or stops being FREE.
     live = np.flatnonzero(s.status)
-    integrate(s, params.lo, params.hi, skip=moved, live=live)
+    integrate(s, params.lo, params.hi, live=live)
     assigned = np.full(s.capacity, -1, dtype=np.int16)
     if live.size:
         s.code[live] = position_encoder(params.lo, params.hi)(s.pos.take(live, axis=0))
@@ -191,14 +190,14 @@ def _spawn(s: ZoneState, spawns: np.ndarray, params: ZoneParams) -> tuple[np.nda
     rows = spawns[take]
     s.status[slots] = Status.OWNED
     s.id[slots], s.kind[slots] = rows["id"], rows["kind"]
-    s.pos[slots] = np.clip(rows["pos"], params.lo, params.hi)
+    s.pos[slots] = np.clip(on_floor(rows["pos"]), params.lo, params.hi)
     s.vel[slots] = clamp_speed(rows["vel"])
     s.epoch[slots] = s.xfer_epoch[slots] = 1
     s.peer[slots] = -1
     s.outside[slots] = 0
     s.attempts[slots] = s.nacks[slots] = 0
     s.retry_at[slots] = 0
-    s.last_move[slots] = s.tick
+    s.move_clock[slots] = s.tick
     s.membership_changed()
     refused = np.ones(len(spawns), dtype=bool)
     refused[take] = False

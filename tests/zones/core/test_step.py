@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 
 from zones.core.constants import (
+    FLOOR_Y_M,
     HYSTERESIS_TICKS,
     LATENCY_TICKS,
     MAX_MIGRATIONS_PER_TICK,
     MAX_STEP_M,
+    MOVE_SLACK_TICKS,
+    SIM_TICK_HZ,
     TICK_MS,
     V_MAX_M_PER_S,
 )
@@ -115,6 +118,84 @@ def test_a_move_may_catch_up_for_ticks_without_moves():
         state, 1, commands=command(1, CommandKind.MOVE, (10.0 + 4 * MAX_STEP_M, 1.0, 10.0))
     )
     assert out.rejected_commands.size == 0
+
+
+def slot_of(state, ident):
+    return state.slots_of(np.array([ident], np.uint64))[0]
+
+
+def test_standing_still_banks_no_walking_time_for_a_teleport():
+    """12 s idle, then a move of 100 m: refused, as is anything beyond the slack's 2 m."""
+    state, _ = run(zone_with([1]), 12 * SIM_TICK_HZ)
+    reach = MOVE_SLACK_TICKS * MAX_STEP_M
+    for far in (100.0, reach + 0.1):
+        _, out = run(state, 1, commands=command(1, CommandKind.MOVE, (10.0 + far, 1.0, 10.0)))
+        assert out.rejected_commands["id"].tolist() == [1], far
+    state, out = run(state, 1, commands=command(1, CommandKind.MOVE, (10.0 + reach, 1.0, 10.0)))
+    assert out.rejected_commands.size == 0
+    assert state.pos[slot_of(state, 1), 0] == pytest.approx(10.0 + reach)
+
+
+def test_moves_in_one_tick_share_the_walking_time():
+    """Many small moves at once cover no more than one move could."""
+    state, _ = run(zone_with([1]), 12 * SIM_TICK_HZ)
+    steps = MOVE_SLACK_TICKS + 3
+    moves = np.concatenate(
+        [
+            command(1, CommandKind.MOVE, (10.0 + MAX_STEP_M * (k + 1), 1.0, 10.0), seq=k + 1)
+            for k in range(steps)
+        ]
+    )
+    state, out = run(state, 1, commands=moves)
+    assert out.rejected_commands["seq"].tolist() == list(range(MOVE_SLACK_TICKS + 1, steps + 1))
+    assert state.pos[slot_of(state, 1), 0] == pytest.approx(10.0 + MOVE_SLACK_TICKS * MAX_STEP_M)
+
+
+def test_a_walker_moving_every_tick_at_v_max_is_never_refused():
+    state = zone_with([1])
+    x = 10.0
+    for _ in range(3 * SIM_TICK_HZ):
+        x += MAX_STEP_M
+        state, out = run(state, 1, commands=command(1, CommandKind.MOVE, (x, 1.0, 10.0)))
+        assert out.rejected_commands.size == 0
+    assert state.pos[slot_of(state, 1), 0] == pytest.approx(x)
+
+
+def test_a_move_ends_at_its_target():
+    """Walking, then a 0.4 m move: the entity stops there, with no velocity to drift on."""
+    state, _ = run(zone_with([1]), 1, commands=command(1, CommandKind.VELOCITY, (3.0, 0.0, 0.0)))
+    x = float(state.pos[slot_of(state, 1), 0]) + 0.4
+    state, _ = run(state, 1, commands=command(1, CommandKind.MOVE, (x, 1.0, 10.0)))
+    state, out = run(state, 2 * SIM_TICK_HZ)
+    slot = slot_of(state, 1)
+    assert state.vel[slot].tolist() == [0.0, 0.0, 0.0]
+    assert state.pos[slot].tolist() == pytest.approx([x, FLOOR_Y_M, 10.0])
+    row = out.rows[out.rows["id"] == 1][0]
+    assert row["vel"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_vertical_velocity_does_not_lift_anyone_off_the_floor():
+    state, _ = run(zone_with([1]), 1, commands=command(1, CommandKind.VELOCITY, (0.0, 5.0, 1.0)))
+    state, _ = run(state, 10 * SIM_TICK_HZ)
+    slot = slot_of(state, 1)
+    assert state.vel[slot].tolist() == [0.0, 0.0, 1.0]
+    assert state.pos[slot, 1] == FLOOR_Y_M
+
+
+def test_a_move_above_the_floor_lands_on_the_floor():
+    state, _ = run(zone_with([1]), 1)
+    state, out = run(state, 1, commands=command(1, CommandKind.MOVE, (10.2, 30.0, 10.0)))
+    assert out.rejected_commands.size == 0
+    assert state.pos[slot_of(state, 1)].tolist() == pytest.approx([10.2, FLOOR_Y_M, 10.0])
+
+
+def test_spawns_stand_on_the_floor_and_walk_along_it():
+    rows = spawn_rows([1, 2], vel=(1.0, -4.0, 0.0))
+    rows["pos"][:, 1] = (20.0, 0.0)
+    state, _ = step(ZoneState.empty(0, RANGES), StepInputs(now_ms=TICK_MS, spawns=rows), PARAMS[0])
+    live = state.slots_of(np.array([1, 2], np.uint64))
+    assert state.pos[live, 1].tolist() == [FLOOR_Y_M, FLOOR_Y_M]
+    assert state.vel[live, 1].tolist() == [0.0, 0.0]
 
 
 def test_unknown_command_kinds_are_rejected_and_unknown_entities_unrouted():
