@@ -1,5 +1,7 @@
 """A market is one persistent space; booths divide it, one zone each."""
 
+import uuid
+
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -19,6 +21,9 @@ class Market(models.Model):
     width_x_m = models.FloatField(default=DEFAULT_WIDTH_X_M, validators=[MinValueValidator(1.0)])
     depth_z_m = models.FloatField(default=DEFAULT_DEPTH_Z_M, validators=[MinValueValidator(1.0)])
     height_y_m = models.FloatField(default=DEFAULT_HEIGHT_Y_M, validators=[MinValueValidator(1.0)])
+    # Ids restart at 1 in every database; this tells two markets 1 apart, so that zone
+    # state kept on disk for one is never resumed by the other (zones/serve.py).
+    identity = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
 
     class Meta:
         ordering = ["id"]

@@ -28,6 +28,7 @@ from chunks.periodic import collect_garbage_periodically
 from market.events.outbox import outbox_relay_forever
 from market.live import LiveMarket, live_market_set
 from zones.core.ranges import floor_ranges
+from zones.snapshots import market_state_dir
 from zones.supervisor import Supervisor
 from zones.webprocs import WebProcesses
 from zones.worker import ZoneWorker
@@ -85,6 +86,7 @@ class MarketPlan:
     walkers: int = DEMO_WALKERS
     distributed: bool = False
     zones_per_worker: int = 1
+    identity: str = ""  # the market's identity (Market.identity): keys its zones' state on disk
     web_processes: int = 1  # more than one only when distributed (zones/webprocs.py)
 
     def live(self) -> LiveMarket:
@@ -120,9 +122,14 @@ def live_market_from_environment() -> LiveMarket | None:
     return MarketPlan(market_id=market.pk, booths=booths).live()
 
 
-def snapshot_dir(market_id: int) -> Path:
-    """Where the zones of a market keep their snapshots."""
-    return Path(settings.DATA_DIR) / "zones" / f"market-{market_id}"
+def snapshot_dir(market_id: int, identity: str) -> Path:
+    """Where the zones of a market keep their snapshots and input logs.
+
+    Named by the market's identity as well as its id: an embedded run (SQLite) and a
+    distributed one (PostgreSQL) both have a market 1, and neither may resume the
+    other's zones.
+    """
+    return market_state_dir(Path(settings.DATA_DIR) / "zones", market_id, identity)
 
 
 def worker_argv(plan: MarketPlan, zones: Sequence[int]) -> list[str]:
@@ -156,7 +163,7 @@ def zones_task(plan: MarketPlan, stop: asyncio.Event) -> asyncio.Task[None]:
         market_id=plan.market_id,
         zones=range(len(plan.booths)),
         booths=plan.booths,
-        data_dir=snapshot_dir(plan.market_id),
+        data_dir=snapshot_dir(plan.market_id, plan.identity),
         walkers=plan.walkers,
     )
     return asyncio.create_task(worker.run(stop), name="embedded-zones")

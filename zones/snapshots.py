@@ -8,11 +8,20 @@ twice is a no-op. The newest readable snapshot is where a restarted zone
 resumes: the worker writes one every few seconds and replays the zone's input
 log (zones/inputlog.py, in the same directory) from there, so a restarted zone
 never forgets an answer it gave.
+
+Zone state belongs to one market of one database: ids restart at 1 in every
+database, so the directory of a market's zones is named by its id and its
+identity (`market_state_dir`), and each zone's directory holds a `market` file
+naming the market it was written for. A zone directory that names another market
+(copied or moved by hand, or written before zone state was keyed this way) is
+never resumed: it is moved aside, whole, with an error in the log, and the zone
+starts fresh.
 """
 
 import fcntl
 import logging
 import os
+import time
 from pathlib import Path
 
 from zones.core.snapshot import SnapshotError, state_from_bytes, state_to_bytes
@@ -21,6 +30,32 @@ from zones.core.state import ZoneState
 log = logging.getLogger(__name__)
 
 KEEP = 3  # newest snapshots kept per zone; older ones are deleted after each write
+MARKER = "market"  # in each zone's directory: the name of the market directory it belongs to
+ASIDE = "not-this-market."  # subdirectories holding another market's state, moved aside
+
+
+def market_state_dir(root: Path, market_id: int, identity: str) -> Path:
+    """The directory of one market's zone state under `root`.
+
+    Other markets with the same id (another database's, or state kept before it was
+    keyed by identity) keep theirs beside it, untouched and never resumed; the log
+    says so, since it explains a market that starts empty although state is on disk.
+    """
+    if not identity:
+        raise ValueError(f"market {market_id}: zone state needs the market's identity")
+    mine = root / f"market-{market_id}-{identity}"
+    if root.is_dir():
+        for other in sorted(root.glob(f"market-{market_id}*")):
+            if other != mine and other.name.split("-")[:2] == ["market", str(market_id)]:
+                log.warning(
+                    "market %d: %s holds the zone state of another market numbered %d"
+                    " (another database's, or kept before zone state named its market);"
+                    " not resumed",
+                    market_id,
+                    other,
+                    market_id,
+                )
+    return mine
 
 
 class ZoneLocked(RuntimeError):
@@ -47,6 +82,44 @@ class SnapshotStore:
         self._lock.write(f"pid {os.getpid()}")
         self._lock.flush()
         self.written = 0
+        self._claim(root.name)
+
+    def _claim(self, market: str) -> None:
+        """Make sure what the zone's directory holds is this market's, under the lock.
+
+        Anything written for another market, or before zone state named its market,
+        goes aside into a subdirectory (kept whole, never read again) and the zone
+        starts fresh.
+        """
+        marker = self.dir / MARKER
+        try:
+            owner = marker.read_text().strip()
+        except FileNotFoundError:
+            owner = ""
+        if owner == market:
+            return
+        found = [
+            path
+            for path in self.dir.iterdir()
+            if path.name != "writer.lock" and not path.name.startswith(ASIDE)
+        ]
+        if found:
+            aside = self.dir / f"{ASIDE}{time.time_ns()}"
+            aside.mkdir()
+            for path in found:
+                path.rename(aside / path.name)
+            log.error(
+                "zone %d: %s held state of %s, not of this market %s; moved aside to %s,"
+                " starting fresh",
+                self.zone,
+                self.dir,
+                owner or "a market it did not name",
+                market,
+                aside,
+            )
+        temporary = self.dir / f".{MARKER}.{os.getpid()}.tmp"
+        temporary.write_text(market + "\n")
+        os.replace(temporary, marker)
 
     def path(self, revision: int) -> Path:
         return self.dir / f"{revision:012d}.snap"

@@ -81,6 +81,7 @@ class Command(BaseCommand):
             )
         plan = MarketPlan(
             market_id=market.pk,
+            identity=str(market.identity),
             booths=tuple(zone_booths),
             walkers=walkers,
             distributed=bool(settings.REDIS_URL),

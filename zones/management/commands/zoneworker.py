@@ -70,7 +70,7 @@ class Command(BaseCommand):
                 market_id=market,
                 zones=wanted,
                 booths=booths,
-                data_dir=snapshot_dir(market),
+                data_dir=snapshot_dir(market, str(record.identity)),
                 walkers=walkers,
             )
         except (ValueError, ZoneLocked) as exc:
