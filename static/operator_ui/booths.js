@@ -53,11 +53,42 @@ export function boothGeometry(hello) {
   return { lo: lo, hi: hi, count: count, grid: grid, cellX: cellX, cellZ: cellZ, booths: booths, borders: borders };
 }
 
+// Where a booth's name goes on a flat map: its anchor when the anchor is inside `free` (a
+// rectangle of screen pixels), else the point of the booth's part inside `free` nearest the
+// anchor, so that a booth zoomed into keeps its name on screen; null when no part of the
+// booth is inside `free`. toScreen(x, z) → [px, py].
+export function labelPoint(geometry, booth, toScreen, free) {
+  const at = toScreen(booth.anchor[0], booth.anchor[1]);
+  const inside = (p) => p[0] >= free.left && p[0] <= free.right && p[1] >= free.top && p[1] <= free.bottom;
+  if (inside(at)) return at;
+  const { lo, cellX, cellZ } = geometry;
+  let best = null;
+  let bestD = Infinity;
+  booth.columns.forEach(([i, k]) => {
+    const [x0, y0] = toScreen(lo[0] + i * cellX, lo[2] + k * cellZ);
+    const [x1, y1] = toScreen(lo[0] + (i + 1) * cellX, lo[2] + (k + 1) * cellZ);
+    const left = Math.max(Math.min(x0, x1), free.left);
+    const right = Math.min(Math.max(x0, x1), free.right);
+    const top = Math.max(Math.min(y0, y1), free.top);
+    const bottom = Math.min(Math.max(y0, y1), free.bottom);
+    if (left > right || top > bottom) return;
+    const px = Math.min(right, Math.max(left, at[0]));
+    const py = Math.min(bottom, Math.max(top, at[1]));
+    const d = (px - at[0]) ** 2 + (py - at[1]) ** 2;
+    if (d < bestD) {
+      best = [px, py];
+      bestD = d;
+    }
+  });
+  return best;
+}
+
 // One label element per booth, placed by whichever view is showing.
 export class BoothLabels {
   constructor(layer) {
     this.layer = layer;
     this.elements = [];
+    this.sizes = [];
   }
 
   build(geometry) {
@@ -72,18 +103,43 @@ export class BoothLabels {
       this.layer.appendChild(label);
       return label;
     });
+    this.sizes = this.elements.map(() => null);
   }
 
-  // place(i) → [x, y] in pixels, or null when the anchor is behind the camera
+  // project(x, y, z) → [x, y] in pixels, or null when the anchor is behind the camera
   place(geometry, project) {
+    geometry.booths.forEach((booth, i) => this.put(i, project(booth.anchor[0], 0, booth.anchor[1])));
+  }
+
+  // On a flat map: every label inside `free` (screen pixels) whole, over its own booth.
+  placeWithin(geometry, toScreen, free) {
     geometry.booths.forEach((booth, i) => {
-      const label = this.elements[i];
-      const at = project(booth.anchor[0], 0, booth.anchor[1]);
-      label.dataset.hidden = at === null ? "true" : "false";
-      if (at !== null) {
-        label.style.left = `${at[0].toFixed(1)}px`;
-        label.style.top = `${at[1].toFixed(1)}px`;
-      }
+      const [w, h] = this.size(i);
+      const inset = {
+        left: free.left + w / 2,
+        right: free.right - w / 2,
+        top: free.top + h / 2,
+        bottom: free.bottom - h / 2,
+      };
+      this.put(i, labelPoint(geometry, booth, toScreen, inset));
     });
+  }
+
+  // A label's size in pixels, measured once it has been shown (labels are centred on their point).
+  size(i) {
+    if (this.sizes[i] === null && this.elements[i].dataset.hidden !== "true") {
+      const label = this.elements[i];
+      if (label.offsetWidth) this.sizes[i] = [label.offsetWidth, label.offsetHeight];
+    }
+    return this.sizes[i] || [0, 0];
+  }
+
+  put(i, at) {
+    const label = this.elements[i];
+    label.dataset.hidden = at === null ? "true" : "false";
+    if (at !== null) {
+      label.style.left = `${at[0].toFixed(1)}px`;
+      label.style.top = `${at[1].toFixed(1)}px`;
+    }
   }
 }

@@ -19,6 +19,7 @@ const labels = new BoothLabels(document.getElementById("labels"));
 const hud = new Hud({
   body: document.getElementById("zones-body"),
   totals: document.getElementById("totals"),
+  legend: document.getElementById("chart-legend"),
   entitiesChart: document.getElementById("chart-entities"),
   tickChart: document.getElementById("chart-tick"),
 });
@@ -172,10 +173,23 @@ window.fabricDashboard = {
     return marker;
   },
   zones: hud.zones,
+  charts: hud.charts,
+  get geometry() {
+    return topdown.geometry;
+  },
+  // where world point (x, z) is drawn in the top-down view, in page pixels
+  screenAt(x, z) {
+    const [px, py] = topdown.toScreen(x, z);
+    const box = topdown.canvas.getBoundingClientRect();
+    return [box.left + px, box.top + py];
+  },
   // where entity `i` of the newest frame is drawn in the top-down view, in page pixels
   screenOf(i) {
-    const [x, y] = topdown.toScreen(lastFrame.x[i], lastFrame.z[i]);
+    return this.screenAt(lastFrame.x[i], lastFrame.z[i]);
+  },
+  // the zone whose floor is under page pixel (px, py) in the top-down view, or -1
+  zoneAt(px, py) {
     const box = topdown.canvas.getBoundingClientRect();
-    return [box.left + x, box.top + y];
+    return topdown.zoneAt(px - box.left, py - box.top);
   },
 };

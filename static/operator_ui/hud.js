@@ -1,8 +1,14 @@
-// The panel pinned over the map: a row per zone and two small charts over time.
+// The panel pinned over the map: a row per zone, the totals of the map and two small
+// charts over time with their legend.
 
-const HISTORY_MS = 5 * 60 * 1000;
+import { HISTORY_MS, chartModel, drawChart } from "./charts.js";
+
 const LOW_HEADROOM = 0.125; // the plan's pass line: more than 12.5 % of capacity free
 const SLOT_MS = 50;
+
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
 
 function cell(row, className) {
   const td = document.createElement("td");
@@ -15,14 +21,15 @@ export class Hud {
   constructor(elements) {
     this.body = elements.body;
     this.totals = elements.totals;
+    this.legend = elements.legend;
     this.entitiesChart = elements.entitiesChart;
     this.tickChart = elements.tickChart;
+    this.charts = {}; // name → the model last drawn (charts.js)
     this.zones = new Map(); // zone → newest report
     this.history = new Map(); // zone → [{t, entities, p99}]
     this.rows = new Map();
     this.booths = [];
     this.capacity = 0;
-    this.tick = 0;
   }
 
   setLayout(hello) {
@@ -52,12 +59,22 @@ export class Hud {
       this.body.appendChild(row);
       this.rows.set(booth.zone, { row: row, cells: cells });
     });
+    this.legend.replaceChildren(
+      ...this.booths.map((booth) => {
+        const item = document.createElement("li");
+        item.dataset.zone = String(booth.zone);
+        const swatch = document.createElement("span");
+        swatch.className = "swatch";
+        swatch.style.background = booth.colour;
+        item.append(swatch, booth.name);
+        return item;
+      }),
+    );
   }
 
   // A summary from a zone worker, or a health-only report from the supervisor.
   summary(summary) {
     const now = Date.now();
-    if (summary.tick) this.tick = summary.tick;
     summary.zones.forEach((report) => {
       const known = this.zones.get(report.zone);
       const merged = summary.health_only ? Object.assign({}, known || {}, { health: report.health }) : report;
@@ -98,50 +115,25 @@ export class Hud {
     entry.row.dataset.health = health;
   }
 
-  // What the overview frame counts, beside what the zones report.
+  // The dots of the frame the map is drawing, counted: the totals never disagree with the map
+  // (the zones' own reports, which arrive at another pace, fill the table).
   counts(visitors, npcs, migrating) {
-    let entities = 0;
-    this.zones.forEach((report) => (entities += report.entities || 0));
     this.totals.textContent =
-      `Tick ${this.tick} · ${entities} entities · ${visitors} visitors · ${npcs} NPCs` +
-      ` · ${migrating} migrating`;
+      `On the map: ${plural(visitors, "visitor")} · ${plural(npcs, "NPC")}` +
+      ` · ${migrating} being handed over`;
   }
 
   drawCharts() {
-    this.chart(this.entitiesChart, "entities", this.capacity);
-    this.chart(this.tickChart, "p99", SLOT_MS);
+    const colours = new Map(this.booths.map((booth) => [booth.zone, booth.colour]));
+    this.charts.entities = this.chart(this.entitiesChart, "entities", this.capacity, "capacity", colours);
+    this.charts.tick = this.chart(this.tickChart, "p99", SLOT_MS, "slot", colours);
   }
 
-  chart(canvas, key, line) {
-    const g = canvas.getContext("2d");
-    const w = canvas.width;
-    const h = canvas.height;
-    g.clearRect(0, 0, w, h);
-    const now = Date.now();
-    let top = 1;
-    this.history.forEach((series) => series.forEach((p) => (top = Math.max(top, p[key]))));
-    top *= 1.25;
-    const y = (v) => h - 4 - (v / top) * (h - 14);
-    const x = (t) => w - ((now - t) / HISTORY_MS) * w;
-    g.font = "10px system-ui, sans-serif";
-    g.fillStyle = "rgba(238, 240, 243, 0.7)";
-    g.fillText(top >= 10 ? Math.round(top).toString() : top.toFixed(1), 2, 10);
-    if (line <= top) {
-      g.strokeStyle = "rgba(255, 107, 107, 0.8)";
-      g.setLineDash([4, 3]);
-      g.beginPath();
-      g.moveTo(0, y(line));
-      g.lineTo(w, y(line));
-      g.stroke();
-      g.setLineDash([]);
-    }
-    this.history.forEach((series, zone) => {
-      const booth = this.booths[zone];
-      g.strokeStyle = booth ? booth.colour : "#ffffff";
-      g.lineWidth = 1.5;
-      g.beginPath();
-      series.forEach((p, i) => (i ? g.lineTo(x(p.t), y(p[key])) : g.moveTo(x(p.t), y(p[key]))));
-      g.stroke();
-    });
+  chart(canvas, key, reference, referenceName, colours) {
+    const width = canvas.clientWidth || canvas.width;
+    const height = canvas.clientHeight || canvas.height;
+    const model = chartModel(this.history, key, reference, Date.now(), width, height);
+    drawChart(canvas, model, colours, referenceName);
+    return model;
   }
 }

@@ -6,6 +6,8 @@ const CLICK_SLOP_PX = 4;
 const PICK_RADIUS_PX = 10;
 const MIN_SCALE = 1; // pixels per metre
 const MAX_SCALE = 80;
+const LABEL_MARGIN_PX = 8;
+const LABEL_BOTTOM_PX = 36; // clear of the key help line at the foot of the map
 
 export class TopDown {
   constructor(canvas, labels, reservedRight, onPick) {
@@ -60,6 +62,15 @@ export class TopDown {
   toWorld(px, py) {
     const lo = this.geometry.lo;
     return [lo[0] + (px - this.originX) / this.scale, lo[2] + (py - this.originY) / this.scale];
+  }
+
+  // The zone whose floor column is under canvas pixel (px, py), or -1 off the market.
+  zoneAt(px, py) {
+    const geo = this.geometry;
+    const [x, z] = this.toWorld(px, py);
+    const i = Math.floor((x - geo.lo[0]) / geo.cellX);
+    const k = Math.floor((z - geo.lo[2]) / geo.cellZ);
+    return i < 0 || k < 0 || i >= geo.count || k >= geo.count ? -1 : geo.grid[i][k];
   }
 
   activate() {
@@ -152,7 +163,13 @@ export class TopDown {
     this.drawBooths(g);
     this.drawDots(g);
     this.drawMarker(g, nowMs);
-    this.labels.place(this.geometry, (x, _y, z) => this.toScreen(x, z));
+    const free = {
+      left: LABEL_MARGIN_PX,
+      top: LABEL_MARGIN_PX,
+      right: width - this.reservedRight(),
+      bottom: height - LABEL_BOTTOM_PX,
+    };
+    this.labels.placeWithin(this.geometry, (x, z) => this.toScreen(x, z), free);
   }
 
   drawBooths(g) {
