@@ -10,6 +10,13 @@ Tokens are `<b64url(json payload)>.<b64url(HMAC-SHA256)>`. Each kind of token
 has its own key, derived from SECRET_KEY with a purpose string, so a resume token
 can never pass as a ticket nor the reverse.
 
+A resume token is `<entity>.<expiry, unix s>.<b64url(HMAC-SHA256)>` and lives
+RESUME_TTL_S. The visitor socket gives a fresh one in its welcome and again every
+RESUME_REFRESH_S while it stays open, so whenever a socket drops its visitor holds
+a token good for at least RESUME_TTL_S − RESUME_REFRESH_S: longer than the 30 s
+its entity waits in the market and the 120 s its last input is remembered. A
+leaked or forgotten token opens nothing after that.
+
 Entity ids tell NPCs and visitors apart by range: below VISITOR_ID_BASE are
 NPCs, [VISITOR_ID_BASE, DISPOSABLE_ID_MIN) are visitors with a key (one per
 VisitorIdentity row), [DISPOSABLE_ID_MIN, DISPOSABLE_ID_END) disposable ones.
@@ -34,6 +41,9 @@ REPLAY_MEMORY_S = TICKET_TTL_S + 5
 """How long a used ticket's nonce is remembered: as long as the ticket verifies,
 plus a margin for clocks that differ between the web processes."""
 
+RESUME_TTL_S = 600
+RESUME_REFRESH_S = RESUME_TTL_S // 2
+
 TICKET_PURPOSE = "fabric.join-ticket"
 RESUME_PURPOSE = "fabric.resume-token"
 IDENTITIES = ("key", "anon")
@@ -47,7 +57,7 @@ u64 wire rows and numpy int64 arrays all hold it unchanged."""
 # A SHA-256 digest is 43 unpadded base64 characters; a payload is far below 1 KiB.
 # Checking the shape first means no decoder ever sees input we did not expect.
 _TICKET_SHAPE = re.compile(r"([A-Za-z0-9_-]{1,1024})\.([A-Za-z0-9_-]{43})")
-_RESUME_SHAPE = re.compile(r"([1-9][0-9]{0,18})\.([A-Za-z0-9_-]{43})")
+_RESUME_SHAPE = re.compile(r"([1-9][0-9]{0,18}\.[1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})")
 
 CLOSE_CODES = {
     "ticket_malformed": 4401,
@@ -56,6 +66,7 @@ CLOSE_CODES = {
     "ticket_replayed": 4403,
     "ticket_wrong_market": 4404,
     "bad_resume": 4401,
+    "resume_expired": 4402,
 }
 MESSAGES = {
     "ticket_malformed": "This is not a join ticket; ask POST /api/markets/<id>/join/ for one.",
@@ -64,6 +75,10 @@ MESSAGES = {
     "ticket_replayed": "The ticket was already used: each ticket opens one socket; ask for another.",
     "ticket_wrong_market": "The ticket was issued for another market.",
     "bad_resume": "The resume token was altered or not issued by this server.",
+    "resume_expired": (
+        f"The resume token has expired (resume tokens live {RESUME_TTL_S} s, and an open"
+        " socket sends fresh ones); join with your key, or as a new visitor."
+    ),
 }
 
 
@@ -216,25 +231,28 @@ async def aticket_redeem(token: str, market_id: int, now_ms: int | None = None) 
     return claims
 
 
-def resume_token(entity: int) -> str:
-    """A token that lets whoever holds it rejoin as the visitor `entity`."""
+def resume_token(entity: int, now_ms: int | None = None) -> str:
+    """A token that lets whoever holds it rejoin as the visitor `entity`, for RESUME_TTL_S."""
     if not VISITOR_ID_BASE <= entity < DISPOSABLE_ID_END:
         raise ValueError(f"{entity} is not a visitor's entity id")
-    text = str(entity)
+    text = f"{entity}.{_now_ms(now_ms) // 1000 + RESUME_TTL_S}"
     return f"{text}.{_signature(RESUME_PURPOSE, text)}"
 
 
-def resume_entity(token: str) -> int:
-    """The visitor entity a resume token names, or TicketError("bad_resume")."""
+def resume_entity(token: str, now_ms: int | None = None) -> int:
+    """The visitor entity a resume token names; TicketError "bad_resume" for a token not
+    issued here, "resume_expired" for one older than RESUME_TTL_S."""
     match = _RESUME_SHAPE.fullmatch(token) if isinstance(token, str) else None
     if match is None:
         raise TicketError("bad_resume")
     text, signature = match.groups()
     if not hmac.compare_digest(signature, _signature(RESUME_PURPOSE, text)):
         raise TicketError("bad_resume")
-    entity = int(text)
+    entity, expires_s = (int(part) for part in text.split("."))
     if not VISITOR_ID_BASE <= entity < DISPOSABLE_ID_END:
         raise TicketError("bad_resume")
+    if _now_ms(now_ms) > expires_s * 1000:
+        raise TicketError("resume_expired")
     return entity
 
 

@@ -28,7 +28,13 @@ from market.events.streams import event_hub
 from market.events.subjects import assets_subjects, visitor_subjects
 from market.events.types import AssetChanged, BoothEntered
 from market.live import live_market
-from market.tickets import TicketError, aticket_redeem, resume_token
+from market.tickets import (
+    RESUME_REFRESH_S,
+    RESUME_TTL_S,
+    TicketError,
+    aticket_redeem,
+    resume_token,
+)
 from zones.core.constants import INTEREST_RADIUS_M, V_MAX_M_PER_S
 from zones.core.views import FAR_RADIUS_M
 from zones.core.wire import INPUT_DTYPE, CommandKind
@@ -227,6 +233,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 "resumed": welcome.resumed,
                 "last_seq": welcome.last_seq,
                 "resume": resume_token(claims.entity),
+                "resume_expires_in": RESUME_TTL_S,
                 "events": events,
                 "layout": live.layout(),
                 "limits": {
@@ -241,6 +248,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         )
         assert self.feed is not None
         self.feed.start()
+        self.resume_refresher = asyncio.create_task(self.resume_refresh(claims.entity))
         log.info(
             "visitor %d joined zone %d (resumed %s)", claims.entity, welcome.zone, welcome.resumed
         )
@@ -272,10 +280,21 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             return None
         return event_message(item)
 
+    async def resume_refresh(self, entity: int) -> None:
+        """A fresh resume token every RESUME_REFRESH_S: a socket may drop at any time, and
+        its visitor must still hold a token good for resuming then."""
+        while True:
+            await asyncio.sleep(RESUME_REFRESH_S)
+            message = {"type": "resume", "resume": resume_token(entity), "expires_in": RESUME_TTL_S}
+            try:
+                await self.send_json(message)
+            except Exception:  # the socket is closing: its disconnect will tidy up
+                return
+
     async def disconnect(self, code: int) -> None:
-        writer = getattr(self, "writer", None)
-        if writer is not None:
-            writer.cancel()
+        for task in (getattr(self, "writer", None), getattr(self, "resume_refresher", None)):
+            if task is not None:
+                task.cancel()
         if self.feed is not None:
             await self.feed.close()
         if self.gateway is not None and self.entity is not None:

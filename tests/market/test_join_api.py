@@ -3,6 +3,7 @@
 import hashlib
 import json
 import logging
+import time
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from market.models import Booth, Market, VisitorIdentity
 from market.tickets import (
     DISPOSABLE_ID_END,
     DISPOSABLE_ID_MIN,
+    RESUME_TTL_S,
     TICKET_TTL_S,
     VISITOR_ID_BASE,
     resume_token,
@@ -247,9 +249,18 @@ def test_a_field_out_of_shape_or_range_is_a_bad_request(live, fields):
 
 def test_a_forged_resume_token_is_bad_resume(live):
     token = resume_token(DISPOSABLE_ID_MIN + 1)
-    forged = f"{DISPOSABLE_ID_MIN + 2}.{token.split('.')[1]}"
+    forged = f"{DISPOSABLE_ID_MIN + 2}.{token.split('.', 1)[1]}"
 
     refused(join_json(live.market_id, {"resume": forged}), 400, "bad_resume")
+
+
+def test_an_expired_resume_token_is_refused_and_nothing_is_written(live):
+    issued_ms = (int(time.time()) - RESUME_TTL_S - 2) * 1000
+    token = resume_token(DISPOSABLE_ID_MIN + 1, now_ms=issued_ms)
+
+    body = refused(join_json(live.market_id, {"resume": token}), 400, "resume_expired")
+    assert "expired" in body["detail"]
+    assert VisitorIdentity.objects.count() == 0
 
 
 # --- 404, 409, 405 ------------------------------------------------------------

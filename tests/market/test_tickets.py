@@ -15,6 +15,7 @@ from market.tickets import (
     DISPOSABLE_ID_END,
     DISPOSABLE_ID_MIN,
     RESUME_PURPOSE,
+    RESUME_TTL_S,
     TICKET_PURPOSE,
     TICKET_TTL_S,
     VISITOR_ID_BASE,
@@ -372,6 +373,7 @@ def test_redis_url_puts_the_ticket_memory_in_redis_and_embedded_keeps_it_in_memo
         ("ticket_replayed", 4403),
         ("ticket_wrong_market", 4404),
         ("bad_resume", 4401),
+        ("resume_expired", 4402),
     ],
 )
 def test_each_refusal_has_its_protocol_close_code_and_a_sentence(code, close_code):
@@ -390,14 +392,28 @@ def test_resume_token_names_its_entity(entity):
     assert resume_entity(resume_token(entity)) == entity
 
 
+def test_a_resume_token_lives_its_ttl_then_is_refused_as_expired():
+    token = resume_token(ENTITY, now_ms=NOW_MS)
+    last_good = NOW_MS + RESUME_TTL_S * 1000
+    assert resume_entity(token, now_ms=last_good) == ENTITY
+    error = refusal(resume_entity, token, now_ms=last_good + 1000)
+    assert (error.code, error.close_code) == ("resume_expired", 4402)
+    assert str(RESUME_TTL_S) in error.message
+
+
 def resume_forgeries() -> dict[str, str]:
-    genuine = resume_token(DISPOSABLE_ID_MIN + 5)
-    text, signature = genuine.split(".")
+    genuine = resume_token(DISPOSABLE_ID_MIN + 5, now_ms=NOW_MS)
+    entity, expiry, signature = genuine.split(".")
+    text = f"{entity}.{expiry}"
     return {
-        "other entity, same signature": f"{DISPOSABLE_ID_MIN + 6}.{signature}",
+        "other entity, same signature": f"{DISPOSABLE_ID_MIN + 6}.{expiry}.{signature}",
+        "expiry pushed back, same signature": f"{entity}.{int(expiry) + 3600}.{signature}",
         "signature char changed": f"{text}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}",
         "signed as a ticket": f"{text}.{tickets._signature(TICKET_PURPOSE, text)}",
-        "NPC id, genuinely signed": f"5.{tickets._signature(RESUME_PURPOSE, '5')}",
+        "NPC id, genuinely signed": f"5.{expiry}.{tickets._signature(RESUME_PURPOSE, f'5.{expiry}')}",
+        "without an expiry, genuinely signed": (
+            f"{entity}.{tickets._signature(RESUME_PURPOSE, entity)}"
+        ),
         "garbage": "resume-me-please",
         "leading zero": f"0{text}.{signature}",
         "empty": "",
@@ -406,7 +422,7 @@ def resume_forgeries() -> dict[str, str]:
 
 @pytest.mark.parametrize("name", list(resume_forgeries()))
 def test_forged_resume_token_is_bad_resume_with_4401(name):
-    error = refusal(resume_entity, resume_forgeries()[name])
+    error = refusal(resume_entity, resume_forgeries()[name], now_ms=NOW_MS)
 
     assert (error.code, error.close_code) == ("bad_resume", 4401)
 

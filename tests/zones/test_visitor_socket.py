@@ -26,7 +26,12 @@ from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from market.tickets import ticket_issue, visitor_entity_disposable
+from market.tickets import (
+    RESUME_TTL_S,
+    resume_entity,
+    ticket_issue,
+    visitor_entity_disposable,
+)
 from tests.live import LiveMarket, live_market
 from zones.core.constants import HYSTERESIS_TICKS, MARKET_SIZE_M, SIM_TICK_HZ
 from zones.core.crowd import FLOOR_Y_M
@@ -473,6 +478,13 @@ async def test_a_disposable_visitor_resumes_with_its_resume_token(server):
         assert again.welcome["resumed"] is True
         frames = await again.frames(0.5)
     assert frames and all(np.count_nonzero(r["id"] == entity) == 1 for _, _, r, _ in frames)
+
+
+def test_the_welcome_says_how_long_its_resume_token_lives(watcher):
+    welcome = watcher.welcome
+    assert welcome["resume_expires_in"] == RESUME_TTL_S
+    late_ms = (int(time.time()) + RESUME_TTL_S - 60) * 1000
+    assert resume_entity(welcome["resume"], now_ms=late_ms) == welcome["entity"]
 
 
 async def test_a_second_socket_of_the_same_key_closes_the_first_with_4409(server):

@@ -425,6 +425,8 @@ class Visitor:
                     waiter.set_result(data)
             elif kind == "error":
                 self.errors.append(data)
+            elif kind == "resume":  # a fresh token: the one a reconnect will use
+                self.welcome["resume"] = str(data["resume"])
             elif kind == "events_reset":  # the market lost its stream: start over from this
                 self.events_after = (int(data["offset"]), str(data["epoch"]))
                 self.zone = int(data["snapshot"]["zone"])
