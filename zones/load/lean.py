@@ -500,6 +500,8 @@ class LeanVisitor(WSListener):
             data["received_ms"] = self.clock.now_ms()
             if kind == "error":
                 self.errors.append(data)
+            elif kind == "resume":  # a fresh token: the one a reconnect would use
+                self.welcome["resume"] = str(data["resume"])
             elif kind == "events_reset":  # the market lost its stream: start over from this
                 self.events_after = (int(data["offset"]), str(data["epoch"]))
                 self.zone = int(data["snapshot"]["zone"])

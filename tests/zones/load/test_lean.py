@@ -198,6 +198,7 @@ async def test_events_errors_and_noise_are_filed_as_the_sdk_files_them(monkeypat
         {"type": "zone_changed", "v": 1, "offset": 12, "entity": ENTITY, "from": 2, "to": 0},
         {"type": "zone_changed", "v": 1, "offset": 12, "entity": ENTITY, "from": 2, "to": 0},
         {"type": "error", "code": "rate_limited", "message": "slow down"},
+        {"type": "resume", "resume": "a-fresher-token", "expires_in": 600},
         {"type": "asset_changed", "v": 1, "offset": 13, "zone": 0, "booth": 0, "asset": 4},
         {"type": "events_reset", "offset": 40, "epoch": "e2", "snapshot": {"zone": 1, "booth": 1}},
         {"type": "booth_entered", "v": 1, "offset": 41, "entity": ENTITY, "zone": 2},
@@ -209,6 +210,7 @@ async def test_events_errors_and_noise_are_filed_as_the_sdk_files_them(monkeypat
         lean._text(message)
     same_figures(sdk, lean)
     assert lean.events == sdk.events and lean.errors == sdk.errors
+    assert lean.welcome["resume"] == sdk.welcome["resume"] == "a-fresher-token"
     assert lean.events_after == sdk.events_after == (42, "e2")  # the bad one's offset counts
     assert lean.stats.events_repeated == 1 and lean.stats.bad_frames == 3
     assert [e["received_ms"] for e in lean.events] == [7.0] * 4
