@@ -14,6 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from fabric_site.secret import secret_key_in
+from market.rates import JOIN_LIMIT_DEFAULTS, Rate, rate_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("FABRIC_DATA_DIR") or BASE_DIR / "var")
@@ -188,6 +189,22 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+# The join endpoint's limits (market/api.py, docs/protocol.md §1): joins per address,
+# joins per visitor key (or resume token), and new visitor keys per address, each a
+# rate N/S or "off", counted in the cache above so that every web process shares them.
+def _join_limit(name: str) -> Rate | None:
+    try:
+        return rate_parse(name, os.environ.get(name) or JOIN_LIMIT_DEFAULTS[name])
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from None
+
+
+FABRIC_JOINS_PER_ADDRESS = _join_limit("FABRIC_JOINS_PER_ADDRESS")
+FABRIC_JOINS_PER_KEY = _join_limit("FABRIC_JOINS_PER_KEY")
+FABRIC_NEW_KEYS_PER_ADDRESS = _join_limit("FABRIC_NEW_KEYS_PER_ADDRESS")
+
 # Successful HTTP Basic checks, remembered by each web process on its own (never on Redis).
 CACHES["credentials"] = {
     "BACKEND": "django.core.cache.backends.locmem.LocMemCache",

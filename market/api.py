@@ -5,6 +5,10 @@ browsers with a session, so there is no cookie to protect with CSRF and no user
 to authenticate beyond the optional authKey; the request and answer shapes are
 the protocol's own (docs/protocol.md §1). The view parses, asks the ORM and the
 ticket module one thing each, and shapes the answer; it never logs the raw key.
+
+Anyone may call it, so what one caller can spend is bounded (market/limits.py): joins
+per address, counted before anything else is done; joins per visitor key or resume
+token; and new visitor keys per address, since each new key is a database row.
 """
 
 import json
@@ -13,9 +17,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from market.limits import RateLimited, limit_spend
 from market.live import LiveMarket, live_market
 from market.models import Market
 from market.services import visitor_identity_for_key
@@ -38,14 +44,34 @@ KEY_MAX_CHARS = 256
 class JoinRefused(Exception):
     """A join request answered with an error: its HTTP status, `error` code and detail."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers or {}
 
     def response(self) -> JsonResponse:
-        return JsonResponse({"error": self.code, "detail": self.detail}, status=self.status)
+        response = JsonResponse({"error": self.code, "detail": self.detail}, status=self.status)
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
+
+
+def _rate_limited(limited: RateLimited) -> JoinRefused:
+    return JoinRefused(
+        429, "rate_limited", limited.detail, headers={"Retry-After": str(limited.retry_after)}
+    )
+
+
+def _spend(scope: str, subject: str, rate_setting: str, what: str) -> None:
+    """One event from the budget the setting `rate_setting` gives, or JoinRefused 429."""
+    try:
+        limit_spend(scope, subject, getattr(settings, rate_setting), what)
+    except RateLimited as limited:
+        raise _rate_limited(limited) from None
 
 
 def _bad_request(detail: str) -> JoinRefused:
@@ -132,17 +158,29 @@ def _booth_check(booth: int | None, live: LiveMarket) -> None:
         raise _bad_request(f"booth {booth} is unknown: the market has {count}, numbered from 0.")
 
 
-def _join_entity(join: JoinRequest) -> tuple[int, str]:
-    """(entity id, identity kind) of the visitor joining: keyed, resumed or new."""
+def _join_entity(join: JoinRequest, address: str) -> tuple[int, str]:
+    """(entity id, identity kind) of the visitor joining: keyed, resumed or new.
+
+    A keyed or resumed visitor spends from its own budget of joins, whichever address
+    it comes from; a key seen for the first time also spends one of the address's new
+    keys before its row is written.
+    """
     if join.key is not None:
-        return visitor_identity_for_key(join.key), "key"
-    if join.resume is not None:
+
+        def new_key_spend() -> None:
+            _spend("new-key", address, "FABRIC_NEW_KEYS_PER_ADDRESS", "new keys from this address")
+
+        entity, identity = visitor_identity_for_key(join.key, before_create=new_key_spend), "key"
+    elif join.resume is not None:
         try:
             entity = resume_entity(join.resume)
         except TicketError as error:
             raise JoinRefused(400, error.code, error.message) from error
-        return entity, visitor_identity_kind(entity)
-    return visitor_entity_disposable(), "anon"
+        identity = visitor_identity_kind(entity)
+    else:
+        return visitor_entity_disposable(), "anon"
+    _spend("join-visitor", str(entity), "FABRIC_JOINS_PER_KEY", "joins as this visitor")
+    return entity, identity
 
 
 @csrf_exempt  # an API for programs: no cookies, so nothing for CSRF to protect
@@ -153,11 +191,13 @@ def market_join(request: HttpRequest, market_id: int) -> JsonResponse:
         response = refusal.response()
         response["Allow"] = "POST"
         return response
+    address = request.META.get("REMOTE_ADDR") or "unknown"
     try:
+        _spend("join-address", address, "FABRIC_JOINS_PER_ADDRESS", "joins from this address")
         join = join_request_parse(request.body)
         live = _market_live(market_id)
         _booth_check(join.booth, live)
-        entity, identity = _join_entity(join)
+        entity, identity = _join_entity(join, address)
     except JoinRefused as refusal:
         return refusal.response()
     ticket = ticket_issue(

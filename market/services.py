@@ -3,6 +3,7 @@
 import colorsys
 import hashlib
 import logging
+from collections.abc import Callable
 
 from django.db import transaction
 from django.utils import timezone
@@ -77,10 +78,19 @@ def visitor_key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def visitor_identity_for_key(key: str) -> int:
-    """The entity id of the visitor with this authKey, creating its identity on first use."""
+def visitor_identity_for_key(key: str, before_create: Callable[[], None] | None = None) -> int:
+    """The entity id of the visitor with this authKey, creating its identity on first use.
+
+    `before_create` runs only when the key is new, before its row is written: it may
+    raise to refuse the key, and then nothing is stored.
+    """
     key_hash = visitor_key_hash(key)
-    identity, created = VisitorIdentity.objects.get_or_create(key_hash=key_hash)
+    found = VisitorIdentity.objects.filter(key_hash=key_hash).first()
+    if found is None and before_create is not None:
+        before_create()
+    identity, created = (
+        (found, False) if found else VisitorIdentity.objects.get_or_create(key_hash=key_hash)
+    )
     if not created:
         # get_or_create saves nothing on a hit, so auto_now would not move.
         VisitorIdentity.objects.filter(pk=identity.pk).update(last_joined=timezone.now())

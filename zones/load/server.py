@@ -26,6 +26,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from market.rates import JOIN_LIMIT_DEFAULTS
+
 STARTUP_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0  # then the whole session is killed: its data goes anyway
 LOG_TAIL_LINES = 25
@@ -89,6 +91,9 @@ class OwnServer:
         env = {k: v for k, v in os.environ.items() if k not in FOREIGN_VARIABLES}
         env.pop("REDIS_URL", None)
         env.update(FABRIC_DATA_DIR=str(self.data_dir), PYTHONUNBUFFERED="1")
+        # Every visitor of a run joins from 127.0.0.1, far beyond the join limits meant for
+        # one caller (docs/protocol.md §1): the harness's own market has none.
+        env.update(dict.fromkeys(JOIN_LIMIT_DEFAULTS, "off"))
         if self.redis_url:
             self.prefix = f"load{secrets.token_hex(4)}"
             env.update(REDIS_URL=self.redis_url, FABRIC_CHANNEL_PREFIX=self.prefix)
