@@ -32,31 +32,36 @@ from market.routing import websocket_urlpatterns as market_websockets  # noqa: E
 from operator_ui.routing import websocket_urlpatterns as operator_websockets  # noqa: E402
 from zones.routing import websocket_urlpatterns as visitor_websockets  # noqa: E402
 from zones.serve import live_market_from_environment  # noqa: E402
+from zones.web_limits import ConnectionsPerAddress  # noqa: E402
 
 # A web process started on its own (daphne, uvicorn) learns its market from the
 # environment; runmarket announces the market itself.
 if (announced := live_market_from_environment()) is not None:
     live_market_set(announced)
 
-application = ProtocolTypeRouter(
-    {
-        # The embedded default has no front server, so the app serves its own static files.
-        "http": ChunkFastPath(StaticFiles(django_http)),
-        # Visitor sockets are programs holding a signed one-time ticket, not browsers with
-        # a session cookie: no Origin header to check and no session to look up. The
-        # browser pages' sockets keep both.
-        "websocket": URLRouter(
-            [
-                *visitor_websockets,
-                re_path(
-                    r"^",
-                    AllowedHostsOriginValidator(
-                        AuthMiddlewareStack(URLRouter(market_websockets + operator_websockets))
+# One address may hold only so many requests and sockets at once (zones/web_limits.py);
+# counted per connection, never per frame.
+application = ConnectionsPerAddress(
+    ProtocolTypeRouter(
+        {
+            # The embedded default has no front server, so the app serves its own static files.
+            "http": ChunkFastPath(StaticFiles(django_http)),
+            # Visitor sockets are programs holding a signed one-time ticket, not browsers with
+            # a session cookie: no Origin header to check and no session to look up. The
+            # browser pages' sockets keep both.
+            "websocket": URLRouter(
+                [
+                    *visitor_websockets,
+                    re_path(
+                        r"^",
+                        AllowedHostsOriginValidator(
+                            AuthMiddlewareStack(URLRouter(market_websockets + operator_websockets))
+                        ),
                     ),
-                ),
-            ]
-        ),
-    }
+                ]
+            ),
+        }
+    )
 )
 
 # Everything loaded so far (Django, the apps, numpy, the routes) lives as long as the

@@ -40,11 +40,12 @@ from zones.core.views import FAR_RADIUS_M
 from zones.core.wire import INPUT_DTYPE, CommandKind
 from zones.gateway import Gateway, JoinRefused, gateway_for
 from zones.sockets import direct_binary_writer
+from zones.web_limits import WS_MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
-MAX_FRAME_BYTES = 4096
+MAX_FRAME_BYTES = WS_MAX_MESSAGE_BYTES  # the server refuses larger ones before reading them
 INPUTS_PER_S = 40.0
 BURST = 80.0
 FLOOD_DROPS = 200  # dropped messages within FLOOD_WINDOW_S that end the socket

@@ -30,6 +30,7 @@ from market.live import LiveMarket, live_market_set
 from zones.core.ranges import floor_ranges
 from zones.snapshots import market_state_dir
 from zones.supervisor import Supervisor
+from zones.web_limits import uvicorn_options
 from zones.webprocs import WebProcesses
 from zones.worker import ZoneWorker
 
@@ -182,6 +183,8 @@ def web_config() -> uvicorn.Config:
         # compress, so per-message deflate would only cost every browser's socket CPU.
         ws="websockets-sansio",
         ws_per_message_deflate=False,
+        # Header and idle deadlines, connection caps, the websocket message size.
+        **uvicorn_options(),
     )
 
 

@@ -8,7 +8,8 @@ events on Redis Streams:
   * zone host B: `manage.py zoneworker --market M --zones 1,2`, started by a launcher that
     exits at once (as a shell that put it in the background would): no supervisor, no
     parent to watch, and no outbox relay (one is enough; the runbook runs one on each);
-  * web A and web B: `uvicorn fabric_site.asgi:application` with FABRIC_MARKET_ID.
+  * web A and web B: `uvicorn fabric_site.asgi:application` with FABRIC_MARKET_ID and the
+    connection limits' flags (zones/web_limits.py).
 
 Each zone host and the web processes have data folders of their own. Ten SDK visitors
 join through each web process; every visitor of web A stands 2 m from one of web B, in
@@ -48,6 +49,7 @@ from zones.client.burst import Crossing, connect_retrying, plan_crossings, walk_
 from zones.client.layout import Layout
 from zones.client.visitor import Visitor, join_ticket, visit_url
 from zones.core.wire import RowFlag
+from zones.web_limits import uvicorn_flags
 
 PER_WEB = 10  # visitors joining through each web process
 PAIR_GAP_M = 2.0  # how far a visitor of web A stands from its partner of web B
@@ -257,7 +259,7 @@ def topology(tmp_path: Path, database_url: str, redis_url: str, channel_prefix: 
             web = start_role(
                 name,
                 [sys.executable, "-m", "uvicorn", "fabric_site.asgi:application"]
-                + ["--host", "127.0.0.1", "--port", str(port)],
+                + ["--host", "127.0.0.1", "--port", str(port), *uvicorn_flags()],
                 web_env,
                 tmp_path / f"{name.replace(' ', '-')}.log",
             )
