@@ -47,7 +47,6 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
-    "guardian",
     "axes",
     "zones",
     "chunks",
@@ -71,7 +70,6 @@ AUTHENTICATION_BACKENDS = [
     # first: refuses a locked-out username or address before any password is hashed
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
-    "guardian.backends.ObjectPermissionBackend",
 ]
 
 # Failed sign-ins (the sign-in page, the admin's, HTTP Basic) are counted per username and

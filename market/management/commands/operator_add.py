@@ -2,19 +2,20 @@
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from market.management.accounts import user_named
 from market.models import Market
-from market.rebac.services import rebac_tuple_write
+from market.roles import market_operator_add
 from market.services import market_demo_ensure
 
 
 class Command(BaseCommand):
     help = (
         "Make a user an operator of a market (the demo market unless --market is given), "
-        "who may then watch it on the dashboard at /dashboard/. With --password, a user "
+        "who may then watch it on the dashboard at /dashboard/ and manage it, with its "
+        "booths, in the admin at /admin/ (the user is made staff). With --password, a user "
         "that does not exist yet is created."
     )
 
@@ -29,14 +30,6 @@ class Command(BaseCommand):
         found = market_demo_ensure() if market is None else Market.objects.filter(pk=market).first()
         if found is None:
             raise CommandError(f"There is no market {market}.")
-        users = get_user_model()
         with transaction.atomic():
-            user = users.objects.filter(username=username).first()
-            if user is None:
-                if not password:
-                    raise CommandError(f"No user named {username}; give --password to create one.")
-                user = users.objects.create_user(username=username, password=password)
-            rebac_tuple_write(
-                object=f"market:{found.pk}", relation="operator", user=f"user:{user.pk}"
-            )
+            market_operator_add(market=found, user=user_named(username, password))
         self.stdout.write(f"{username} operates {found.name} (market {found.pk}).")
