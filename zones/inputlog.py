@@ -29,6 +29,7 @@ per tick (it would cost milliseconds on a busy disk, every 50 ms).
   would be for.
 """
 
+import contextlib
 import logging
 import os
 import struct
@@ -62,6 +63,8 @@ class InputLog:
         self.dir = directory
         self.zone = zone
         self._fd: int | None = None
+        self._base: int | None = None  # base tick of the open segment
+        self._size = 0  # bytes in the open segment
         self.writes = 0  # os.write calls, for tests and benches
         self.bytes_written = 0
 
@@ -75,34 +78,66 @@ class InputLog:
 
     # --- writing ---------------------------------------------------------------------------
 
+    @property
+    def started(self) -> bool:
+        """Whether a segment is open for appending."""
+        return self._fd is not None
+
     def start(self, base: int, rng: bytes) -> None:
         """Begin the segment for ticks after `base`.
 
         Segments from `base` on are deleted first: a zone only starts one at a tick
         it reached, so any there already belong to ticks it did not resume (after a
         torn record or a gap) and must never be replayed after the new ones.
+
+        The open segment stays open until the new one is: if writing the new one
+        fails (a full disk, no file descriptor left), OSError is raised and appends
+        go on where they went, so the log stays one unbroken history.
         """
-        self._close_fd()
         for old, path in self.segments():
-            if old >= base:
+            if old >= base and old != self._base:
                 path.unlink(missing_ok=True)
         head = _HEADER.pack(SEGMENT_MAGIC, SEGMENT_FORMAT, self.zone, base, len(rng)) + rng
         temporary = self.dir / f".{base:012d}.{os.getpid()}.log.tmp"
-        temporary.write_bytes(head + _CRC.pack(zlib.crc32(head)))
-        os.replace(temporary, self.path(base))
-        self._fd = os.open(self.path(base), os.O_WRONLY | os.O_APPEND)
+        replaced = False
+        try:
+            temporary.write_bytes(head + _CRC.pack(zlib.crc32(head)))
+            os.replace(temporary, self.path(base))
+            replaced = True
+            fd = os.open(self.path(base), os.O_WRONLY | os.O_APPEND)
+        except OSError:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            if replaced and self._base == base:
+                self._close_fd()  # its file was just replaced: appends would go nowhere
+            raise
+        self._close_fd()
+        self._fd, self._base, self._size = fd, base, len(head) + _CRC.size
 
     def append(self, record: LogRecord) -> None:
-        """Hand one tick's record to the kernel (no fsync: see the module docstring)."""
+        """Hand one tick's record to the kernel (no fsync: see the module docstring).
+
+        A write that fails part-way (a full disk) is cut back off the segment before
+        OSError is raised, so the same record can be appended again later and the
+        segment never holds a torn record with whole ones after it.
+        """
         if self._fd is None:
             raise RuntimeError(f"zone {self.zone}: no log segment started")
         data = encode_record(record)
-        written = os.write(self._fd, data)
-        while written < len(data):  # a regular file takes it whole; a full disk may not
-            written += os.write(self._fd, data[written:])
-            self.writes += 1
+        written = 0
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):  # a regular file takes it whole; a full disk may not
+                written += os.write(self._fd, data[written:])
+                self.writes += 1
+        except OSError:
+            if written:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._size)
+            raise
         self.writes += 1
         self.bytes_written += len(data)
+        self._size += len(data)
 
     def prune(self, oldest_snapshot: int) -> int:
         """Delete the segments no kept snapshot can replay from; how many went."""
@@ -125,7 +160,7 @@ class InputLog:
     def _close_fd(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
-            self._fd = None
+            self._fd = self._base = None
 
     # --- reading ---------------------------------------------------------------------------
 

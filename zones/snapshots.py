@@ -18,6 +18,7 @@ never resumed: it is moved aside, whole, with an error in the log, and the zone
 starts fresh.
 """
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -125,13 +126,22 @@ class SnapshotStore:
         return self.dir / f"{revision:012d}.snap"
 
     def write(self, state: ZoneState) -> bool:
-        """Persist `state` as revision `state.tick`; False if that revision is on disk already."""
+        """Persist `state` as revision `state.tick`; False if that revision is on disk already.
+
+        OSError (a full disk, no file descriptor left) leaves no partial file behind:
+        the newest whole snapshot stays the newest.
+        """
         final = self.path(state.tick)
         if final.exists():
             return False
         temporary = self.dir / f".{state.tick:012d}.{os.getpid()}.tmp"
-        temporary.write_bytes(state_to_bytes(state))
-        os.replace(temporary, final)
+        try:
+            temporary.write_bytes(state_to_bytes(state))
+            os.replace(temporary, final)
+        except OSError:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            raise
         self.written += 1
         for old in self.revisions()[:-KEEP]:
             old.unlink(missing_ok=True)

@@ -40,6 +40,10 @@ from typing import Any
 
 import numpy as np
 
+# numpy imports numpy.ma lazily, inside np.unique; loaded now, a zone can still step in a
+# process that has no file descriptor left to import it with.
+import numpy.ma  # noqa: F401
+
 from market.events.publish import event_publish_or_count
 from market.events.types import MarketSummary, MarketSummaryReported, ZoneSummary
 from zones.bus import rows_bus
@@ -69,15 +73,23 @@ from zones.core.wire import (
     rows_packet,
 )
 from zones.inputlog import InputLog
+from zones.logthrottle import LogThrottle
 from zones.snapshots import SnapshotStore
+from zones.zone_faults import ZoneFaults
 
 log = logging.getLogger(__name__)
+_repeated = LogThrottle(log)  # a Redis outage fails every tick's sends
 
 SUMMARY_EVERY_TICKS = SIM_TICK_HZ // 2  # twice a second
 # A snapshot serialises every slot (about a millisecond); between snapshots each tick
 # costs one small log record. Every 5 s keeps snapshots to 1 tick in 100 while a
 # restart replays at most 5 s of ticks (a fraction of a second of CPU).
 SNAPSHOT_EVERY_TICKS = 5 * SIM_TICK_HZ
+SNAPSHOT_RETRY_TICKS = SIM_TICK_HZ  # after a failed snapshot write, the next try
+# While a zone cannot tick or log its ticks (zones/zone_faults.py), what arrives for it waits,
+# at most this many of each kind (a minute of one batch a tick); older ones are dropped
+# as lost messages, which the fabric tolerates (intents are retried, inputs resent).
+MAX_WAITING = 60 * SIM_TICK_HZ
 VISITOR_LEASE_TICKS = 30 * SIM_TICK_HZ  # a visitor no gateway vouches for leaves after 30 s
 LEASE_CHECK_EVERY_TICKS = SIM_TICK_HZ
 NPC_ID_STRIDE = 1 << 32  # zone z numbers its demo walkers from (z + 1) << 32
@@ -105,7 +117,6 @@ class HostedZone:
     store: SnapshotStore | None
     rng: np.random.Generator
     log: InputLog | None = None  # beside the snapshots, under the same lock
-    applied: StepInputs | None = None  # this tick's inputs as stepped, until logged
     inbox: list[Message] = field(default_factory=list)
     commands: list[np.ndarray] = field(default_factory=list)
     spawns: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (reply channel, rows)
@@ -123,6 +134,11 @@ class HostedZone:
     overruns: int = 0
     bad_messages: int = 0
     last_snapshot_tick: int = 0
+    snapshot_retry_tick: int = 0  # after a failed snapshot, none is tried before this tick
+    faults: ZoneFaults = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.faults = ZoneFaults(self.params.zone)
 
     @property
     def zone(self) -> int:
@@ -287,9 +303,14 @@ class ZoneWorker:
         stepped = []
         for hz in self.hosted.values():
             started = time.perf_counter()
-            out, spawn_requests = self._step(hz, tick_ms)
+            result = self._step(hz, tick_ms)
             hz.tick_times.append((time.perf_counter() - started) * 1000)
-            self._persist(hz, out)
+            if result is None:
+                continue  # its tick did not happen (zones/zone_faults.py): nothing of it leaves
+            out, spawn_requests = result
+            due = hz.state.tick - hz.last_snapshot_tick >= SNAPSHOT_EVERY_TICKS
+            if due and hz.state.tick >= hz.snapshot_retry_tick:
+                self._snapshot(hz)
             stepped.append((hz, out, spawn_requests))
         sends = []
         for hz, out, spawn_requests in stepped:
@@ -324,7 +345,8 @@ class ZoneWorker:
             # this tick's message to that one peer; the fabric tolerates lost messages
             # (intents are retried, rows replaced next tick), so the zone ticks on.
             self.failed_sends += len(failed)
-            log.warning(
+            _repeated.warning(
+                "sends",
                 "tick %d: %d sends failed, first: %r (%d so far)",
                 self.ticks,
                 len(failed),
@@ -334,15 +356,16 @@ class ZoneWorker:
 
     def _step(
         self, hz: HostedZone, tick_ms: int
-    ) -> tuple[StepOutput, list[tuple[str, np.ndarray]]]:
+    ) -> tuple[StepOutput, list[tuple[str, np.ndarray]]] | None:
+        """Step the zone once; None when the tick could not be logged, so did not happen."""
         inbox, hz.inbox = hz.inbox, []
         spawns, hz.spawns = hz.spawns, []
-        commands = hz.commands
-        hz.commands = []
+        received, hz.commands = hz.commands, []
+        commands = list(received)
         if self.walkers:
             commands.append(steer_walkers(hz.state, hz.rng, hz.params.lo, hz.params.hi))
-        despawns = hz.despawns
-        hz.despawns = []
+        taken_despawns, hz.despawns = hz.despawns, []
+        despawns = list(taken_despawns)
         if hz.state.tick % LEASE_CHECK_EVERY_TICKS == 0:
             despawns.append(self._lapsed(hz))
         inputs = StepInputs(
@@ -352,8 +375,22 @@ class ZoneWorker:
             spawns=np.concatenate([rows for _, rows in spawns]) if spawns else empty(SPAWN_DTYPE),
             despawns=np.concatenate(despawns) if despawns else np.zeros(0, np.uint64),
         )
-        hz.applied = inputs  # logged as is: replay then needs no rng, clock or lease table
-        hz.state, out = step(hz.state, inputs, hz.params)
+        try:
+            state, out = step(hz.state, inputs, hz.params)
+        except OSError as error:  # the process's resources (zones/zone_faults.py), not the zone
+            hz.faults.failed("tick", error, "the zone waits, trying again every tick")
+            state = None
+        else:
+            hz.faults.worked("tick")
+        if state is None or not self._log(hz, state.tick, inputs):
+            # The state before the step stays the zone's; what the tick took waits for the
+            # next try (the walkers' steering and the lease check are made anew).
+            hz.inbox = (inbox + hz.inbox)[-MAX_WAITING:]
+            hz.spawns = (spawns + hz.spawns)[-MAX_WAITING:]
+            hz.commands = (received + hz.commands)[-MAX_WAITING:]
+            hz.despawns = taken_despawns + hz.despawns
+            return None
+        hz.state = state
         # The step keeps an entity in a handoff; asked again each tick, it goes as soon
         # as it is owned here (the target, once promoted) or is gone (the source, acked).
         if out.despawn_deferred.size:
@@ -414,34 +451,55 @@ class ZoneWorker:
             log.info("zone %d: %d visitors left without a gateway; removing", hz.zone, len(lapsed))
         return np.array(lapsed, dtype=np.uint64)
 
-    def _persist(self, hz: HostedZone, out: StepOutput) -> None:
-        """Write-ahead: the tick's inputs reach the log before anything of this tick leaves.
+    def _log(self, hz: HostedZone, tick: int, inputs: StepInputs) -> bool:
+        """Write-ahead: the tick's inputs reach the log before anything of the tick leaves.
 
-        Every tick is logged, idle or not: its wall time moves the zone's clock.
+        Every tick is logged, idle or not: its wall time moves the zone's clock. The
+        inputs are logged as stepped, so replay needs no rng, clock or lease table.
+        False when the record could not be written: then the tick did not happen, and
+        the zone tries it again next slot, for as long as the disk refuses (a stalled
+        zone, reported degraded, but one whose log still holds everything it ever said).
         """
-        if hz.log is None or hz.applied is None:
-            return
+        if hz.log is None:
+            return True
+        if not hz.log.started and not self._snapshot(hz):
+            return False  # no segment to append to (its first snapshot failed)
         # Logged only when the worker draws from it, so an idle zone's record stays small.
         rng = rng_state(hz.rng) if self.walkers else b""
-        hz.log.append(LogRecord(tick=hz.state.tick, inputs=hz.applied, rng=rng))
-        hz.applied = None
-        if hz.state.tick - hz.last_snapshot_tick >= SNAPSHOT_EVERY_TICKS:
-            self._snapshot(hz)
+        try:
+            hz.log.append(LogRecord(tick=tick, inputs=inputs, rng=rng))
+        except OSError as error:
+            hz.faults.failed("input log write", error, "the zone waits, trying again every tick")
+            return False
+        hz.faults.worked("input log write")
+        return True
 
-    def _snapshot(self, hz: HostedZone) -> None:
+    def _snapshot(self, hz: HostedZone) -> bool:
         """Snapshot the zone, start a new log segment, drop the segments no snapshot needs.
 
         The segment starts first: a crash before the snapshot lands leaves the older
-        snapshot and the whole log after it, still a complete history.
+        snapshot and the whole log after it, still a complete history. A write that
+        fails leaves that history whole too (zones/inputlog.py, zones/snapshots.py):
+        the zone goes on appending to its log and tries again SNAPSHOT_RETRY_TICKS on.
         """
         if hz.store is None or hz.log is None:
-            return
-        hz.log.start(hz.state.tick, rng_state(hz.rng))
-        hz.store.write(hz.state)
+            return True
+        try:
+            hz.log.start(hz.state.tick, rng_state(hz.rng))
+            hz.store.write(hz.state)
+            kept = hz.store.revisions()
+            if kept:
+                hz.log.prune(int(kept[0].stem))
+        except OSError as error:
+            hz.snapshot_retry_tick = hz.state.tick + SNAPSHOT_RETRY_TICKS
+            retry_s = SNAPSHOT_RETRY_TICKS / SIM_TICK_HZ
+            hz.faults.failed(
+                "snapshot write", error, f"the zone goes on; retrying in {retry_s:g} s"
+            )
+            return False
         hz.last_snapshot_tick = hz.state.tick
-        kept = hz.store.revisions()
-        if kept:
-            hz.log.prune(int(kept[0].stem))
+        hz.faults.worked("snapshot write")
+        return True
 
     async def _publish(self, hz: HostedZone, out: StepOutput, tick_ms: int) -> None:
         await self.bus.publish(
@@ -499,6 +557,14 @@ class ZoneWorker:
             ),
         )
 
+    @staticmethod
+    def _health_reason(hz: HostedZone) -> str:
+        """Why a zone is degraded, in a sentence for operators; empty when it is not."""
+        reasons = [hz.faults.reason] if hz.faults.failing else []
+        if hz.overruns_window:
+            reasons.append(f"{hz.overruns_window} ticks ran past their {TICK_MS} ms slot")
+        return "; ".join(reasons)
+
     def summary(self) -> MarketSummary:
         """This worker's zones, for the market summary; resets the per-window counters."""
         zones: list[ZoneSummary] = []
@@ -529,7 +595,9 @@ class ZoneWorker:
                     ),
                     "subscribers": len(hz.gateways),
                     "overruns": hz.overruns,
-                    "health": "degraded" if hz.overruns_window else "ok",
+                    "io_failures": hz.faults.failures,
+                    "health": "degraded" if hz.overruns_window or hz.faults.failing else "ok",
+                    "health_reason": self._health_reason(hz),
                 }
             )
             hz.migrations = hz.overruns_window = 0

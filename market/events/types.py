@@ -40,7 +40,9 @@ class ZoneSummary(TypedDict):
     visitors: int  # visitor roots the zone owns
     subscribers: int  # gateways relaying its visitors
     overruns: int  # ticks of this zone's worker that ran past their slot, since it started
-    health: str  # "ok", "degraded" (ticks overran), "restarting", "quarantined"
+    io_failures: int  # snapshot and log writes and steps that failed, since the worker started
+    health: str  # "ok", "degraded" (ticks overran, or I/O fails), "restarting", "quarantined"
+    health_reason: str  # why it is degraded, in a sentence; empty when it is not
 
 
 class MarketSummary(TypedDict):
