@@ -23,7 +23,7 @@ def state_at(tick: int, zone: int = ZONE, marker: float = 0.0) -> ZoneState:
     state.tick = tick
     state.status[0], state.id[0] = Status.OWNED, 42
     state.pos[0] = (marker, 1.0, 5.0)
-    state.decisions.record(42, tick, tick)
+    state.decisions.record(42, tick, tick, 1000 + tick)
     return state
 
 

@@ -91,6 +91,10 @@ MAX_RTO_TICKS: Final = SIM_TICK_HZ * 8
 NACK_BACKOFF_TICKS: Final = SIM_TICK_HZ // 2
 """After a nack, wait this long (doubling, up to MAX_RTO_TICKS) before retrying."""
 
+IN_FLIGHT_EVERY_TICKS: Final = SIM_TICK_HZ
+"""Once a second every zone tells every other which transfers it has in flight to it,
+and forgets the decisions those reports show no intent can need any more."""
+
 # --- clock ------------------------------------------------------------------
 HLC_LOGICAL_BITS: Final = 16
 HLC_LOGICAL_MASK: Final = (1 << HLC_LOGICAL_BITS) - 1

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .messages import Ack, Forward, Gossip, Intent, Message, Nack
+from .messages import Ack, Forward, Gossip, InFlight, Intent, Message, Nack
 from .ranges import RangeMap
 from .state import _ARRAY_FIELDS, ZoneParams, ZoneState
 from .step import StepInputs, step
-from .wire import COMMAND_DTYPE, MIGRANT_DTYPE, REPLY_DTYPE, SPAWN_DTYPE
+from .wire import COMMAND_DTYPE, MIGRANT_DTYPE, REPLY_DTYPE, SPAWN_DTYPE, TRANSFER_DTYPE
 
 RECORD_MAGIC = 0x4C494D46  # bytes "FMIL"
 RECORD_FORMAT = 1
@@ -57,14 +57,16 @@ _DTYPES: dict[int, np.dtype] = {
     4: MIGRANT_DTYPE,
     5: REPLY_DTYPE,
     6: STARTS_DTYPE,
+    7: TRANSFER_DTYPE,
 }
 _TAGS = {dtype: tag for tag, dtype in _DTYPES.items()}
-_KINDS: dict[type, int] = {Intent: 1, Ack: 2, Nack: 3, Forward: 4, Gossip: 5}
+_KINDS: dict[type, int] = {Intent: 1, Ack: 2, Nack: 3, Forward: 4, Gossip: 5, InFlight: 6}
 _PAYLOAD: dict[type, tuple[str, np.dtype]] = {
     Intent: ("rows", MIGRANT_DTYPE),
     Ack: ("replies", REPLY_DTYPE),
     Nack: ("replies", REPLY_DTYPE),
     Forward: ("commands", COMMAND_DTYPE),
+    InFlight: ("transfers", TRANSFER_DTYPE),
 }
 _CLASSES = {tag: cls for cls, tag in _KINDS.items()}
 _MASK64 = (1 << 64) - 1
@@ -265,10 +267,9 @@ def state_hash(state: ZoneState) -> str:
         array = np.ascontiguousarray(getattr(state, name))
         digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
         digest.update(array.tobytes())
-    ids, decided, accepted = state.decisions.to_arrays()
-    order = np.argsort(ids, kind="stable")  # the table's order depends on its history
-    for column in (ids, decided, accepted):
-        digest.update(column[order].tobytes())
+    for name, column in state.decisions.to_arrays().items():  # in an order of their own
+        digest.update(f"{name}:{column.dtype.str}:{column.shape}".encode())
+        digest.update(column.tobytes())
     return digest.hexdigest()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .ranges import RangeMap
-from .wire import COMMAND_DTYPE, MIGRANT_DTYPE, REPLY_DTYPE, from_bytes
+from .wire import COMMAND_DTYPE, MIGRANT_DTYPE, REPLY_DTYPE, TRANSFER_DTYPE, from_bytes
 
 
 class MessageError(ValueError):
@@ -64,6 +64,18 @@ class Forward:
 
 
 @dataclass(frozen=True)
+class InFlight:
+    """Any zone → every other, once a second: every transfer the sender has in flight to
+    the receiver (TRANSFER_DTYPE), as of `hlc`; what lets the receiver forget decisions."""
+
+    src: int
+    dst: int
+    hlc: int
+    transfers: np.ndarray = field(repr=False)
+    type = "zone.in_flight"
+
+
+@dataclass(frozen=True)
 class Gossip:
     """Any zone → any zone: the sender's range map."""
 
@@ -74,15 +86,16 @@ class Gossip:
     type = "zone.gossip"
 
 
-Message = Intent | Ack | Nack | Forward | Gossip
+Message = Intent | Ack | Nack | Forward | InFlight | Gossip
 
 _ARRAY_FIELD: dict[Any, tuple[str, np.dtype[Any]]] = {
     Intent: ("rows", MIGRANT_DTYPE),
     Ack: ("replies", REPLY_DTYPE),
     Nack: ("replies", REPLY_DTYPE),
     Forward: ("commands", COMMAND_DTYPE),
+    InFlight: ("transfers", TRANSFER_DTYPE),
 }
-_BY_TYPE: dict[str, Any] = {cls.type: cls for cls in (Intent, Ack, Nack, Forward, Gossip)}
+_BY_TYPE: dict[str, Any] = {cls.type: cls for cls in (Intent, Ack, Nack, Forward, InFlight, Gossip)}
 
 
 def message_to_wire(message: Message) -> dict[str, Any]:

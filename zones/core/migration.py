@@ -8,7 +8,8 @@ owned → staging → (target: incoming → owned), as docs/fabric.md describes,
 * The target decides each (entity, epoch) once and never changes its mind: a
   refused epoch stays refused, an accepted one is acked every time it is asked.
   It remembers its decisions per entity (`ZoneState.decisions`), so a delayed or
-  duplicated intent can never be admitted after the source was told no.
+  duplicated intent can never be admitted after the source was told no, for as
+  long as such an intent can arrive (decisions.py says how long that is).
 * The target acks only once it has promoted the entity to OWNED, so there is
   never a tick at which nobody holds authority; while both hold a record, the
   target's epoch is the higher one and wins.
@@ -72,6 +73,7 @@ class MigrationEvents:
     promoted: list[np.ndarray] = field(default_factory=list)  # incoming → owned
     nacks_sent: int = 0
     stale: int = 0  # answers or intents for epochs no longer in play
+    forgotten: int = 0  # decisions no intent can need any more, dropped (decisions.py)
     conflicts: int = 0  # records found contradicting the fencing order
 
 
@@ -190,12 +192,12 @@ def handle_intents(
     quota = int(inbound_quota(live, fresh.size, 0, capacity=params.capacity))
     admit, refuse = fresh[:quota], fresh[quota:]
     for i in refuse.tolist():
-        state.decisions.record(id_list[i], epoch_list[i], int(accepted_before[i]))
+        state.decisions.record(id_list[i], epoch_list[i], int(accepted_before[i]), state.hlc)
     if admit.size:
         free = np.flatnonzero(state.status == Status.FREE)[: admit.size]
         _admit(state, free, rows[admit], srcs[admit])
         for i in admit.tolist():
-            state.decisions.record(id_list[i], epoch_list[i], epoch_list[i])
+            state.decisions.record(id_list[i], epoch_list[i], epoch_list[i], state.hlc)
         events.admitted.append(ids[admit].copy())
     full = live + quota >= params.capacity
     acks = np.flatnonzero(taken_over | re_ack)

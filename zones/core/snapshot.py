@@ -1,7 +1,8 @@
 """A zone's state as bytes, and back: what a zone worker writes before it sends.
 
 The format is numpy's .npz (a zip of .npy arrays, uncompressed): every array of
-the state, the scalars, the range map and the decision table as three arrays.
+the state, the scalars, the range map, and the decision table with the other
+zones' in-flight reports as the arrays `Decisions.to_arrays` names.
 Reading refuses anything that is not a whole, consistent snapshot.
 """
 
@@ -10,11 +11,11 @@ import zipfile
 
 import numpy as np
 
-from .decisions import Decisions
+from .decisions import DECISION_ARRAYS, Decisions
 from .ranges import RangeMap
 from .state import _ARRAY_FIELDS, ZoneState
 
-SNAPSHOT_FORMAT = 2
+SNAPSHOT_FORMAT = 3
 
 
 class SnapshotError(ValueError):
@@ -23,13 +24,12 @@ class SnapshotError(ValueError):
 
 def state_to_bytes(state: ZoneState) -> bytes:
     """The snapshot bytes of `state`."""
-    ids, decided, accepted = state.decisions.to_arrays()
     arrays = {name: getattr(state, name) for name in _ARRAY_FIELDS}
     arrays["scalars"] = np.array(
         [SNAPSHOT_FORMAT, state.zone, state.tick, state.hlc, state.ranges.version], dtype=np.uint64
     )
     arrays["range_starts"] = state.ranges.starts.astype(np.int64)
-    arrays["decision_ids"], arrays["decided"], arrays["accepted"] = ids, decided, accepted
+    arrays.update(state.decisions.to_arrays())
     buffer = io.BytesIO()
     np.savez(buffer, allow_pickle=False, **arrays)
     return buffer.getvalue()
@@ -42,7 +42,7 @@ def state_from_bytes(data: bytes) -> ZoneState:
             arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise SnapshotError(f"not a zone snapshot: {exc}") from exc
-    missing = {*_ARRAY_FIELDS, "scalars", "range_starts", "decision_ids", "decided", "accepted"}
+    missing = {*_ARRAY_FIELDS, *DECISION_ARRAYS, "scalars", "range_starts"}
     missing -= arrays.keys()
     if missing:
         raise SnapshotError(f"zone snapshot lacks {sorted(missing)}")
@@ -57,9 +57,10 @@ def state_from_bytes(data: bytes) -> ZoneState:
         setattr(state, name, arrays[name])
     state.zone, state.tick, state.hlc = zone, tick, hlc
     state.ranges = RangeMap(starts=arrays["range_starts"], version=version)
-    state.decisions = Decisions.from_arrays(
-        arrays["decision_ids"], arrays["decided"], arrays["accepted"]
-    )
+    try:
+        state.decisions = Decisions.from_arrays(arrays)
+    except ValueError as exc:
+        raise SnapshotError(f"zone snapshot's decisions: {exc}") from exc
     state._index = None
     return state
 

@@ -8,7 +8,8 @@ The chain, in order:
   1. clock        advance tick and HLC
   2. despawn      remove owned entities (others are returned as deferred)
   3. spawn        admit new entities up to the spawn cap
-  4. messages     gossip, acks, nacks, intents, forwarded commands
+  4. messages     gossip, in-flight reports, acks, nacks, intents (stale rows dropped),
+                  forwarded commands
   5. commands     visitor movement (V_MAX enforced); forwarded if in flight
   6. motion       integrate velocities inside the market bounds
   7. codes        Hilbert code and owning zone of every entity
@@ -16,24 +17,27 @@ The chain, in order:
   9. promotion    incoming → owned at arrival; acks go out
  10. migration    retransmit overdue intents, then start new transfers (≤ 50)
  11. interest     rows to publish
+ 12. reports      once a second: forget the decisions no intent can need any more, and
+                  tell every other zone which transfers are in flight to it
 """
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import migration
 from .admission import spawn_quota
-from .constants import MAX_MIGRATIONS_PER_TICK
+from .constants import IN_FLIGHT_EVERY_TICKS, MAX_MIGRATIONS_PER_TICK
 from .hilbert import position_encoder
 from .hlc import hlc_now, hlc_receive
 from .interest import interest_rows
-from .messages import Ack, Forward, Gossip, Intent, Message, Nack
+from .messages import Ack, Forward, Gossip, InFlight, Intent, Message, Nack
 from .motion import apply_commands, clamp_speed, integrate, on_floor
 from .ranges import adopt
 from .state import Status, ZoneParams, ZoneState
-from .wire import COMMAND_DTYPE, SPAWN_DTYPE, empty
+from .wire import COMMAND_DTYPE, SPAWN_DTYPE, TRANSFER_DTYPE, empty
 
 _NO_IDS = np.zeros(0, dtype=np.uint64)
 
@@ -107,6 +111,10 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
     migration.start_migrations(s, assigned, budget, outbox, events)
 
     messages: list[Message] = [*outbox.messages(s.zone, s.hlc), *forwards]
+    if s.tick % IN_FLIGHT_EVERY_TICKS == 0:
+        peers = [z for z in range(s.ranges.n) if z != s.zone]
+        events.forgotten += s.decisions.forget(peers)
+        messages.extend(in_flight_reports(s, peers))
     return s, StepOutput(
         messages=messages,
         rows=interest_rows(s),
@@ -138,6 +146,9 @@ def _receive(
             adopted = adopt(s.ranges, message.ranges)
             gossip_adopted |= adopted is not s.ranges
             s.ranges = adopted
+        elif isinstance(message, InFlight):
+            transfers = message.transfers
+            s.decisions.heard(message.src, message.hlc, transfers["id"], transfers["epoch"])
     # Each kind is handled once for the whole tick, whatever the number of links.
     answers, srcs = _gather(mine, Ack, "replies")
     if answers.size:
@@ -145,13 +156,38 @@ def _receive(
     answers, srcs = _gather(mine, Nack, "replies")
     if answers.size:
         migration.handle_nacks(s, answers, srcs, events)
-    proposals, srcs = _gather(mine, Intent, "rows")
+    intents = [_current_rows(s, m, events) for m in mine if isinstance(m, Intent)]
+    proposals, srcs = _gather(intents, Intent, "rows")
     if proposals.size:
         migration.handle_intents(s, params, proposals, srcs, outbox, events)
     return gossip_adopted, [m.commands for m in mine if isinstance(m, Forward)]
 
 
-def _gather(messages: list[Message], kind: type, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _current_rows(s: ZoneState, intent: Intent, events: migration.MigrationEvents) -> Intent:
+    """The intent without the rows its sender has reported over since it sent them
+    (decisions.py): copies of transfers that are over, which nobody waits on."""
+    rows = intent.rows
+    stale = s.decisions.stale(intent.src, intent.hlc, rows["id"], rows["epoch"])
+    if not stale.any():
+        return intent
+    events.stale += int(np.count_nonzero(stale))
+    return replace(intent, rows=rows[~stale])
+
+
+def in_flight_reports(s: ZoneState, peers: list[int]) -> list[InFlight]:
+    """One report to each peer: every transfer this zone has in flight to it, at its epoch."""
+    staging = np.flatnonzero(s.status == Status.STAGING)
+    targets = s.peer[staging]
+    reports = []
+    for dst in peers:
+        mine = staging[targets == dst]
+        transfers = np.zeros(mine.size, TRANSFER_DTYPE)
+        transfers["id"], transfers["epoch"] = s.id[mine], s.xfer_epoch[mine]
+        reports.append(InFlight(src=s.zone, dst=dst, hlc=s.hlc, transfers=transfers))
+    return reports
+
+
+def _gather(messages: Sequence[Message], kind: type, name: str) -> tuple[np.ndarray, np.ndarray]:
     """The rows of every message of one kind, concatenated, with each row's sender."""
     parts = [m for m in messages if isinstance(m, kind)]
     if not parts:

@@ -37,6 +37,9 @@ MIGRANT_DTYPE = np.dtype(
 REPLY_DTYPE = np.dtype([("id", "<u8"), ("epoch", "<u4"), ("reason", "<u4")])
 """One answer to an intent: ack or nack for (entity, epoch), with a reason code."""
 
+TRANSFER_DTYPE = np.dtype([("id", "<u8"), ("epoch", "<u4")])
+"""A transfer a zone has in flight: the entity and the epoch it proposed (12 bytes)."""
+
 COMMAND_DTYPE = np.dtype(
     [
         ("id", "<u8"),  # 0: entity the command moves

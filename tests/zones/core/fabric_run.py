@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from zones.core.constants import HLC_LOGICAL_BITS, IN_FLIGHT_EVERY_TICKS, TICK_MS
 from zones.core.crowd import Crowd
 from zones.core.ranges import floor_ranges
 from zones.core.simnet import (
@@ -13,7 +14,7 @@ from zones.core.simnet import (
     leftover_records,
     ownership_violations,
 )
-from zones.core.state import ZoneParams
+from zones.core.state import Status, ZoneParams, ZoneState
 from zones.core.wire import SPAWN_DTYPE
 
 SMALL_MARKET = np.array([32.0, 64.0, 32.0], np.float32)  # borders a few seconds' walk apart
@@ -42,6 +43,8 @@ class Report:
     peak_live: int = 0
     spawn_cap_breaches: list[str] = field(default_factory=list)
     leftovers: int = 0
+    forgotten: int = 0  # decisions zones forgot, the reports having shown them needless
+    remembered: int = 0  # decisions no intent can need, still held once the network went quiet
 
 
 def run_fabric(run: Run) -> Report:
@@ -73,6 +76,7 @@ def run_fabric(run: Run) -> Report:
                 started[z] = np.concatenate(out.migration.started)
                 report.migrations += started[z].size
             report.nacks += out.migration.nacks_sent
+            report.forgotten += out.migration.forgotten
             if out.spawned.size and before[z] + out.spawned.size > params[z].spawn_cap:
                 report.spawn_cap_breaches.append(
                     f"zone {z} spawned {out.spawned.size} at {before[z]} live (cap {params[z].spawn_cap})"
@@ -109,11 +113,41 @@ def run_fabric(run: Run) -> Report:
     for _ in range(run.quiet_ticks):
         tick()
     report.leftovers = leftover_records(net.held_states())
+    report.remembered = needless_decisions(net.held_states())
+    if report.remembered:
+        report.problems.append(
+            f"{report.remembered} transfer decisions remembered after the network went quiet,"
+            f" older than {FORGET_WITHIN_MS} ms with no transfer of their entity in flight"
+        )
     if report.leftovers:
         report.problems.append(
             f"{report.leftovers} duplicate records remain after the network went quiet"
         )
     return report
+
+
+FORGET_WITHIN_MS = 3 * IN_FLIGHT_EVERY_TICKS * TICK_MS
+"""A decision outlives the need for it by at most this long on a quiet network: the
+reports after it come within a second and a few ticks, the sweep within another."""
+
+
+def needless_decisions(states: list[ZoneState]) -> int:
+    """Decisions older than FORGET_WITHIN_MS about entities no zone has in flight to the
+    zone remembering them: what a table that grows for ever would hold."""
+    in_flight = {
+        (int(s.id[i]), int(s.peer[i]))
+        for s in states
+        for i in np.flatnonzero(s.status == Status.STAGING)
+    }
+    needless = 0
+    for s in states:
+        table = s.decisions.to_arrays()
+        old = (table["decided_at"] >> HLC_LOGICAL_BITS) < (s.hlc >> HLC_LOGICAL_BITS) - (
+            FORGET_WITHIN_MS
+        )
+        ids = table["decision_ids"][old].tolist()
+        needless += sum((ident, s.zone) not in in_flight for ident in ids)
+    return needless
 
 
 def _spawn_rows(crowd: Crowd, count: int, zone: int) -> np.ndarray:

@@ -4,6 +4,10 @@ Each property runs the crowd over a network that drops 1 message in 5, delays
 by 1–4 ticks (so reorders) and duplicates, with zone crashes. Each control
 plants one bug and asserts that the same check catches it, so the check cannot
 pass vacuously.
+
+Every run also checks that zones forget the transfer decisions no intent can need
+any more (decisions.py): once the network is quiet, no zone holds one older than
+a few seconds about an entity nobody has in flight to it.
 """
 
 import numpy as np
@@ -12,7 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from zones.core import migration, step
-from zones.core.decisions import Decisions
+from zones.core.decisions import Decisions, Report
 from zones.core.state import Status
 
 from .fabric_run import Run, run_fabric
@@ -70,6 +74,7 @@ def test_every_entity_has_exactly_one_owner_at_every_tick_despite_loss_and_crash
     report = run_fabric(run)
     assert not report.problems, report.problems[:5]
     assert report.migrations > 0  # the run really moved entities between zones
+    assert report.forgotten > 0  # ... and its zones forgot decisions on the way
 
 
 @PROPERTY
@@ -92,6 +97,7 @@ def test_a_quiet_network_settles_to_one_record_per_entity():
     report = run_fabric(Run(seed=7, ticks=800, crashes={300: (1, 30), 600: (0, 5)}))
     assert not report.problems and report.leftovers == 0
     assert report.migrations > 100
+    assert report.remembered == 0 and report.forgotten > 100
 
 
 # --- the controls: each plants a bug the properties must catch ------------------
@@ -182,3 +188,30 @@ def test_control_sending_before_the_snapshot_is_written_duplicates_entities():
     )
     # the same crash schedule with write-ahead snapshots keeps every promise
     assert not run_fabric(Run(seed=0, crashes=crashes)).problems
+
+
+def test_control_a_zone_that_never_forgets_is_caught(monkeypatch):
+    """The table that grows for ever: every decision kept, needed or not."""
+    monkeypatch.setattr(Decisions, "forget", lambda self, peers: 0)
+    report = run_fabric(Run(seed=7))
+    assert any("remembered after the network went quiet" in p for p in report.problems)
+
+
+def test_control_forgetting_what_a_zone_still_has_in_flight_leaves_two_owners(monkeypatch):
+    """Forgetting on a report that names the entity: its source is still waiting for the
+    answer, and gets another."""
+    monkeypatch.setattr(Report, "names", lambda self: frozenset())
+    reports = [run_fabric(Run(seed=seed)) for seed in (5, 11)]
+    assert any("stale OWNED" in p or "two owners" in p for r in reports for p in r.problems)
+
+
+def test_control_forgetting_on_reports_older_than_the_decision_leaves_two_owners(monkeypatch):
+    """Forgetting on reports made before the decision: they say nothing of the intent it
+    answered, whose source may be waiting still."""
+    record = Decisions.record
+    monkeypatch.setattr(
+        Decisions, "record", lambda self, ident, d, a, at: record(self, ident, d, a, 0)
+    )
+    runs = [Run(seed=3), Run(seed=10, capacity=54, spawn_cap=50, walkers=240)]
+    reports = [run_fabric(run) for run in runs]
+    assert any("stale OWNED" in p or "two owners" in p for r in reports for p in r.problems)

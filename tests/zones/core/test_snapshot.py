@@ -48,12 +48,9 @@ def busy() -> tuple[SimNetwork, ZoneState]:
     return busy_network()
 
 
-def decisions_of(state: ZoneState) -> dict[int, tuple[int, int]]:
-    ids, decided, accepted = state.decisions.to_arrays()
-    return {
-        int(i): (int(d), int(a))
-        for i, d, a in zip(ids.tolist(), decided.tolist(), accepted.tolist(), strict=True)
-    }
+def decisions_of(state: ZoneState) -> dict[str, list]:
+    """The decision table and the in-flight reports, as plain lists."""
+    return {name: column.tolist() for name, column in state.decisions.to_arrays().items()}
 
 
 def assert_same_state(got: ZoneState, want: ZoneState) -> None:
@@ -118,7 +115,7 @@ def test_a_restored_state_shares_nothing_with_the_bytes_or_the_original(busy):
     restored = state_from_bytes(state_to_bytes(state))
     before = state.pos.copy()
     restored.pos[:] = -1.0
-    restored.decisions.record(123456789, 9, 9)
+    restored.decisions.record(123456789, 9, 9, 99)
     np.testing.assert_array_equal(state.pos, before)
     assert state.decisions.get(123456789) == (0, 0)
 
