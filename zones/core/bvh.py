@@ -1,0 +1,380 @@
+"""Bounding volume hierarchies over the market's entities: built, costed and refitted.
+
+A tree over N entities has N leaves, one entity each, and N - 1 internal nodes. Its
+leaves are numbered left to right and every internal node covers a contiguous run of
+them (`first`..`last`); `order` says which entity sits at each leaf. A child reference
+is an internal node's index (>= 0) or ``~k`` for leaf k (< 0). Every node's box is
+entity-tight: the smallest box around the entities under it, not the curve cell they
+fall in, so a query never visits a node for empty space that only the grid held.
+
+**The linear build** (`build_linear`) sorts the entities by their Hilbert (or Morton)
+code and builds the binary radix tree over the sorted codes: each pair of neighbouring
+codes becomes the internal node that splits them, at the highest bit in which they
+differ, and covers the longest run of codes sharing the bits above it. Ties (two
+entities in one cell) are broken by the entity's index appended to the code, so all
+keys differ. Every node's run is found at once with two binary searches of the sorted
+keys, its parent by comparing the two splits that bound its run (the parent is the
+lower of the two), and its box as the minimum over its run of a sparse table of the
+sorted positions: about thirty numpy calls whatever N is, and no loop over the tree's
+depth.
+
+**The cost model** (`sah`). A query from a random point costs, on average, the
+traversal cost C_TRAVERSE for each internal node it opens plus C_ENTITY for each
+entity it tests, and it opens a node with a probability proportional to the node's
+measure. The measure here is the sum of a box's extents (dx + dy + dz), which on the
+market's flat crowds (dy = 0) is the half-perimeter of the box's floor: surface area
+would be 2·dx·dz there and give nothing to a line of people through a gap, which a
+query still has to open. For the product's radius queries (radius r around a point of
+the floor) the chance to touch a box is proportional to dx·dz + 2r(dx + dz) + πr²; the
+last term is the same for every node and every tree here has the same 2N - 1 nodes,
+and for the boxes most nodes have, much smaller than r, the perimeter term dominates
+the area term: the perimeter is what tells two trees apart. The cost is normalised by
+the root's measure. Leaves hold one entity, a point, so their measure and the C_ENTITY
+term are zero: the constants only scale the cost (C_TRAVERSE = C_ENTITY = 1, a box test
+and an entity's distance test being the same few float operations on one row), and
+ratios between trees do not depend on them.
+
+**Split axes.** Every internal node logs the axis its split cuts (0 x, 1 y, 2 z; -1 for
+two entities in one cell, which no axis separates). In a Morton tree it is the axis of
+the split bit; in a Hilbert tree the axis in which the last cell before the split and the
+first after it differ: the curve steps between face neighbours, and across the split it
+must step through the plane between the two halves.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from . import hilbert, morton
+from .constants import MARKET_SIZE_M
+
+__all__ = [
+    "AXES",
+    "C_ENTITY",
+    "C_TRAVERSE",
+    "Bvh",
+    "axis_counts",
+    "build_linear",
+    "check_positions",
+    "measure",
+    "range_bounds",
+    "refit",
+    "sah",
+]
+
+C_TRAVERSE: Final = 1.0
+"""Cost of opening an internal node (testing a box), in units of an entity test."""
+
+C_ENTITY: Final = 1.0
+"""Cost of testing one entity against a query."""
+
+AXES: Final = ("x", "y", "z")
+
+MARKET_LO: Final = np.zeros(3)
+MARKET_HI: Final = np.array(MARKET_SIZE_M)
+
+_INDEX_BITS: Final = 32
+_CURVE_TO_WORLD: Final = np.array([0, 2, 1], np.int8)
+"""A cell's axes (a0, a1, a2) are the world's (x, z, y)."""
+
+Curve = Literal["hilbert", "morton"]
+
+
+@dataclass(frozen=True, eq=False)
+class Bvh:
+    """A tree over N entities (module docstring): N leaves, N - 1 internal nodes."""
+
+    order: np.ndarray  # (N,) int64: the entity at each leaf, left to right
+    left: np.ndarray  # (N-1,) int64: each internal node's left child (node, or ~leaf)
+    right: np.ndarray  # (N-1,) int64: its right child
+    first: np.ndarray  # (N-1,) int64: the first leaf under each internal node
+    last: np.ndarray  # (N-1,) int64: the last leaf under it (inclusive)
+    root: int  # an internal node, or ~0 when the tree holds one entity
+    bounds: np.ndarray  # (2, N-1, 3) float32: each node's box, lo and then minus hi
+    axis: np.ndarray  # (N-1,) int8: the axis each node's split cuts, -1 for none
+
+    @property
+    def size(self) -> int:
+        """N, the number of entities (leaves)."""
+        return int(self.order.size)
+
+    @property
+    def lo(self) -> np.ndarray:
+        """(N-1, 3) float32 least corner of each internal node's box."""
+        return self.bounds[0]
+
+    @property
+    def hi(self) -> np.ndarray:
+        """(N-1, 3) float32 greatest corner of each internal node's box."""
+        result: np.ndarray = -self.bounds[1]
+        return result
+
+    def digest(self) -> str:
+        """SHA-256 of the topology, the leaves' order and the boxes: equal trees, equal digests."""
+        h = hashlib.sha256()
+        h.update(np.int64(self.root).tobytes())
+        for array in (self.order, self.left, self.right, self.bounds, self.axis):
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()
+
+
+def check_positions(positions: npt.NDArray[Any]) -> np.ndarray:
+    """`positions` as (N, 3) float32, N >= 1, every value finite; else a ValueError naming why."""
+    pos = np.asarray(positions)
+    if pos.ndim != 2 or pos.shape[1] != 3:
+        raise ValueError(f"positions must have shape (N, 3), got {pos.shape}")
+    if pos.dtype.kind not in "fiu":
+        raise ValueError(f"positions must be numeric, got {pos.dtype}")
+    if pos.shape[0] == 0:
+        raise ValueError("a tree needs at least one entity")
+    if pos.shape[0] >= 1 << _INDEX_BITS:
+        raise ValueError(f"a tree holds fewer than 2**{_INDEX_BITS} entities")
+    pos = pos.astype(np.float32, copy=False)
+    if not np.isfinite(pos.sum()):  # one pass in the common case; huge values overflow it
+        bad = np.flatnonzero(~np.isfinite(pos).all(axis=1))
+        if bad.size:
+            row = int(bad[0])
+            raise ValueError(f"positions must be finite: row {row} is {pos[row].tolist()}")
+    return pos
+
+
+def _highest_bit(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """Index of the highest set bit of each (non-zero) uint64.
+
+    Each 32-bit half converts to float64 exactly, so frexp's exponent is exact.
+    """
+    high = (x >> np.uint64(32)).astype(np.float64)
+    low = (x & np.uint64(0xFFFFFFFF)).astype(np.float64)
+    upper = high > 0
+    exponent = np.frexp(np.where(upper, high, low))[1].astype(np.int64)
+    result: npt.NDArray[np.int64] = exponent - 1 + 32 * upper
+    return result
+
+
+_BLOCK_LEVEL: Final = 5
+"""Runs up to 2**_BLOCK_LEVEL leaves long are read from the fine table alone."""
+
+
+def _sparse_table(rows: np.ndarray, levels: int) -> np.ndarray:
+    """(2, levels, N, 3) table: at level k, the minimum of each run of 2**k rows from there.
+
+    `rows` is (2, N, 3): the positions and their negatives, so one minimum gives both
+    corners of a box. Rows of level k past N - 2**k are left unset.
+    """
+    n = rows.shape[1]
+    table = np.empty((2, levels, n, 3), rows.dtype)
+    table[:, 0] = rows
+    for k in range(1, levels):
+        width = 1 << (k - 1)
+        np.minimum(
+            table[:, k - 1, : n - width], table[:, k - 1, width:], out=table[:, k, : n - width]
+        )
+    return table
+
+
+def _runs_minimum(
+    table: np.ndarray, first: np.ndarray, length: np.ndarray, level: np.ndarray
+) -> np.ndarray:
+    """(2, M, 3) minimum over the runs of `length` rows from `first` (at most twice
+    2**level long, level being each run's floor(log2(length))) of a sparse table."""
+    levels, n = table.shape[1], table.shape[2]
+    flat = table.reshape(2, levels * n, 3)
+    at = level * n + first
+    a = flat.take(at, axis=1)
+    at += length
+    at -= 1 << level
+    b = flat.take(at, axis=1)
+    return np.minimum(a, b, out=a)
+
+
+_LOG2: Final = np.concatenate([[0], np.frexp(np.arange(1, (1 << _BLOCK_LEVEL) + 1))[1] - 1])
+"""floor(log2(length)) of the runs the fine table serves: 1 .. 2**_BLOCK_LEVEL."""
+
+
+def range_bounds(
+    positions: np.ndarray, order: np.ndarray, first: np.ndarray, last: np.ndarray
+) -> np.ndarray:
+    """(2, M, 3) float32 boxes (lo, then -hi) of the entities at leaves first..last.
+
+    `positions` is (N, 3) float32 in entity order, `order` the entity at each leaf. The
+    boxes are minima over a sparse table of the leaves' positions and their negatives
+    (one minimum gives both corners), in two tiers so that the table stays small: runs
+    of up to 2**_BLOCK_LEVEL leaves are read from a fine table, and longer ones from its
+    top level at both ends plus a coarse table over whole blocks of 2**_BLOCK_LEVEL
+    leaves for the middle.
+    """
+    if first.size == 0:
+        return np.zeros((2, 0, 3), np.float32)
+    n = order.size
+    rows = np.empty((2, n, 3), np.float32)
+    positions.take(order, axis=0, out=rows[0])
+    np.negative(rows[0], out=rows[1])
+    levels = min(n.bit_length(), _BLOCK_LEVEL + 1)
+    fine = _sparse_table(rows, levels)
+    top = levels - 1
+    span = 1 << top
+    length = last - first + 1
+    short = np.minimum(length, span)
+    boxes = _runs_minimum(fine, first, short, _LOG2.take(short))
+    tail = np.flatnonzero(length > span)
+    if tail.size == 0:
+        return boxes
+    ends = fine[:, top].take(last.take(tail) - (span - 1), axis=1)
+    np.minimum(boxes.take(tail, axis=1), ends, out=ends)
+    blocks_from = (first.take(tail) + (span - 1)) >> top
+    blocks = ((last.take(tail) + 1) >> top) - blocks_from
+    middle = np.flatnonzero(blocks > 0)
+    if middle.size:
+        whole = fine[:, top, : (n >> top) << top : span]
+        coarse = _sparse_table(whole, max(whole.shape[1].bit_length(), 1))
+        count = blocks.take(middle)
+        level = np.frexp(count)[1] - 1
+        inner = _runs_minimum(coarse, blocks_from.take(middle), count, level)
+        np.minimum(ends.take(middle, axis=1), inner, out=inner)
+        ends[:, middle] = inner
+    boxes[:, tail] = ends
+    return boxes
+
+
+def _codes(
+    curve: Curve, positions: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> npt.NDArray[np.uint32]:
+    if curve == "hilbert":
+        return hilbert.position_encoder(lo, hi)(positions)
+    if curve == "morton":
+        return morton.encode_positions(positions, lo, hi)
+    raise ValueError(f"curve must be 'hilbert' or 'morton', got {curve!r}")
+
+
+def _split_axes(curve: Curve, keys: np.ndarray, bit: np.ndarray) -> np.ndarray:
+    """(N-1,) int8 axis of each split (module docstring); -1 inside one cell."""
+    axes = np.full(bit.size, -1, np.int8)
+    between = np.flatnonzero(bit >= _INDEX_BITS)
+    if between.size == 0:
+        return axes
+    code_bit = bit[between] - _INDEX_BITS
+    if curve == "morton":
+        axes[between] = _CURVE_TO_WORLD[2 - code_bit % 3]
+        return axes
+    codes = (keys[between] >> np.uint64(_INDEX_BITS)).astype(np.int64)
+    below = (np.int64(1) << code_bit) - 1
+    before = (codes | below) & ~(np.int64(1) << code_bit)
+    cells = hilbert.decode(np.concatenate([before, before + 1])).astype(np.int64)
+    step = np.abs(cells[between.size :] - cells[: between.size])
+    axes[between] = _CURVE_TO_WORLD[np.argmax(step, axis=1)]
+    return axes
+
+
+def build_linear(
+    positions: npt.NDArray[Any],
+    curve: Curve = "hilbert",
+    lo: npt.ArrayLike = MARKET_LO,
+    hi: npt.ArrayLike = MARKET_HI,
+    *,
+    axes: bool = True,
+) -> Bvh:
+    """The radix tree over the entities sorted along `curve` (module docstring).
+
+    Positions outside `lo`..`hi` are clamped for the codes only; the boxes hold them
+    where they are. `axes=False` leaves the split axes at -1 (they take a decode).
+    """
+    pos = check_positions(positions)
+    lo_, hi_ = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    n = pos.shape[0]
+    codes = _codes(curve, pos, lo_, hi_)
+    keys = (codes.astype(np.uint64) << np.uint64(_INDEX_BITS)) | np.arange(n, dtype=np.uint64)
+    keys.sort()
+    order = (keys & np.uint64((1 << _INDEX_BITS) - 1)).astype(np.int64)
+    if n == 1:
+        empty = np.zeros(0, np.int64)
+        return Bvh(
+            order,
+            empty,
+            empty,
+            empty,
+            empty,
+            ~0,
+            np.zeros((2, 0, 3), np.float32),
+            np.zeros(0, np.int8),
+        )
+
+    nodes = np.arange(n - 1, dtype=np.int64)
+    split = keys[:-1] ^ keys[1:]  # larger: the two keys part at a higher bit
+    bit = _highest_bit(split)
+    span = (np.uint64(2) << bit.astype(np.uint64)) - np.uint64(1)
+    prefix = keys[:-1] & ~span
+    # A child is a leaf when the split beyond it is higher: half the children are, and
+    # only the other half need a binary search for the end of their run.
+    leaf_left = np.empty(n - 1, bool)
+    leaf_left[0] = True
+    np.greater(split[:-1], split[1:], out=leaf_left[1:])
+    leaf_right = np.empty(n - 1, bool)
+    leaf_right[-1] = True
+    np.greater(split[1:], split[:-1], out=leaf_right[:-1])
+    first = nodes.copy()
+    search = np.flatnonzero(~leaf_left)
+    first[search] = np.searchsorted(keys, prefix.take(search), "left")
+    last = nodes + 1
+    search = np.flatnonzero(~leaf_right)
+    last[search] = np.searchsorted(keys, prefix.take(search) | span.take(search), "right") - 1
+
+    # The parent is the lower of the two splits bounding the run: the one before it
+    # (then this node is its right child) or the one at its end (its left child).
+    walls = np.empty(n + 1, np.uint64)
+    walls[0] = walls[-1] = np.iinfo(np.uint64).max
+    walls[1:-1] = split
+    from_before = walls.take(first) < walls.take(last + 1)
+    root = int(np.argmax(split))
+    as_left = ~from_before
+    as_left[root] = False
+    # every child is a leaf unless an internal node claims the place
+    left, right = ~nodes, -2 - nodes
+    claims = np.flatnonzero(from_before)
+    right[first.take(claims) - 1] = claims
+    claims = np.flatnonzero(as_left)
+    left[last.take(claims)] = claims
+
+    bounds = range_bounds(pos, order, first, last)
+    axis = _split_axes(curve, keys, bit) if axes else np.full(n - 1, -1, np.int8)
+    return Bvh(order, left, right, first, last, root, bounds, axis)
+
+
+def refit(tree: Bvh, positions: npt.NDArray[Any]) -> Bvh:
+    """The same tree with every box recomputed for the entities' new `positions`."""
+    pos = check_positions(positions)
+    if pos.shape[0] != tree.size:
+        raise ValueError(f"the tree holds {tree.size} entities, positions has {pos.shape[0]}")
+    bounds = range_bounds(pos, tree.order, tree.first, tree.last)
+    return Bvh(
+        tree.order, tree.left, tree.right, tree.first, tree.last, tree.root, bounds, tree.axis
+    )
+
+
+def measure(bounds: np.ndarray) -> np.ndarray:
+    """(M,) float64 measure of (2, M, 3) boxes: the sum of their extents (module docstring)."""
+    wide = bounds.astype(np.float64)
+    result: np.ndarray = -(wide[1].sum(axis=1) + wide[0].sum(axis=1))
+    return result
+
+
+def sah(tree: Bvh) -> float:
+    """The tree's cost (module docstring): C_TRAVERSE × Σ internal measures / root's measure.
+
+    A tree of one entity, or of entities all at one point, costs 0.
+    """
+    if tree.root < 0:
+        return 0.0
+    m = measure(tree.bounds)
+    root = float(m[tree.root])
+    if root <= 0.0:
+        return 0.0
+    return C_TRAVERSE * float(m.sum()) / root
+
+
+def axis_counts(tree: Bvh) -> dict[str, int]:
+    """How many internal nodes split on each axis, and on none ("-": one cell)."""
+    counts = np.bincount(tree.axis.astype(np.int64) + 1, minlength=4)
+    return {"-": int(counts[0]), **{name: int(c) for name, c in zip(AXES, counts[1:], strict=True)}}
