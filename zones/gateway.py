@@ -52,7 +52,6 @@ from zones.core.views import (
     EventKind,
     VisitorEvents,
     booths_under,
-    cut,
     detect_events,
     frames,
     own_rows,
@@ -60,6 +59,7 @@ from zones.core.views import (
 from zones.core.wire import ROW_DTYPE, RowFlag
 from zones.inputs import InputBatcher
 from zones.joins import JoinRefused, Spawner
+from zones.nearest import cut
 
 log = logging.getLogger(__name__)
 

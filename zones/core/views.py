@@ -2,10 +2,11 @@
 
 The input is the merged view: one ROW_DTYPE row per entity, sorted by id, as
 `interest.resolve_authority` makes it from every zone's rows (so an entity in a
-handoff is in it once). `cut` picks every visitor's rows and bodies with one
-distance matrix for everyone; `frames` encodes them; `detect_events` compares
-each visitor's own row with what was last known of it. Units: metres, metres
-squared for squared distances; V visitors, N rows.
+handoff is in it once). `cut` picks every visitor's rows and bodies through three
+radius queries, answered here by one distance matrix for everyone (`DistanceMatrix`;
+the gateway asks a k-d tree instead for large views, zones/nearest.py); `frames`
+encodes them; `detect_events` compares each visitor's own row with what was last
+known of it. Units: metres, metres squared for squared distances; V visitors, N rows.
 
 Level of detail keeps a frame's size independent of the crowd:
 
@@ -18,7 +19,9 @@ A visitor's phase (the tick count plus its own stagger) says which of these its
 frame carries, so the bigger frames spread evenly over the ticks.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -63,26 +66,58 @@ class Cut:
     far: np.ndarray  # (V,) bool: its rows reach FAR_RADIUS_M this tick
 
 
-def cut(view: np.ndarray, own: np.ndarray, phases: np.ndarray) -> Cut:
+class Nearest(Protocol):
+    """The radius queries a cut is made of, over one view and its visitors."""
+
+    def __call__(
+        self, which: np.ndarray | None, radius: float, most: int, roots: bool
+    ) -> np.ndarray:
+        """(len(which), N) bool: for each visitor `which[i]` (an index into `own`; None:
+        every visitor), its `most` nearest rows within `radius` metres, its own row counted
+        as the nearest of all; among the visitor roots only, when `roots`."""
+        ...
+
+
+class DistanceMatrix:
+    """Nearest rows out of one distance matrix of every visitor to every row (V × N)."""
+
+    def __init__(self, view: np.ndarray, own: np.ndarray) -> None:
+        pos = view["pos"]
+        self.d2 = squared_distances(pos[own], pos)
+        self.d2[np.arange(own.size), own] = -1.0  # your own root: always the nearest
+        self.roots = (view["flags"] & RowFlag.VISITOR_ROOT) != 0
+
+    def __call__(
+        self, which: np.ndarray | None, radius: float, most: int, roots: bool
+    ) -> np.ndarray:
+        d2 = self.d2 if which is None else self.d2[which]
+        if roots:
+            d2 = np.where(self.roots[None, :], d2, np.inf)
+        return nearest_within(d2, radius**2, most)
+
+
+def cut(
+    view: np.ndarray,
+    own: np.ndarray,
+    phases: np.ndarray,
+    nearest: Callable[[np.ndarray, np.ndarray], Nearest] = DistanceMatrix,
+) -> Cut:
     """Every visitor's rows and bodies out of `view` (ROW_DTYPE, N rows, sorted by id).
 
     `own` (V,) int64 is the index of each visitor's own row, which its frame always
-    holds; `phases` (V,) int64 picks far rows and bodies (module docstring).
+    holds; `phases` (V,) int64 picks far rows and bodies (module docstring). `nearest`
+    answers the radius queries over the view (zones/nearest.py has a k-d tree's).
     """
-    pos = view["pos"]
-    d2 = squared_distances(pos[own], pos)
-    d2[np.arange(own.size), own] = -1.0  # your own root: always the nearest
+    find = nearest(view, own)
     far = phases % FAR_EVERY == 0
-    rows = nearest_within(d2, INTEREST_RADIUS_M**2, NEAR_ROWS)
+    rows = find(None, INTEREST_RADIUS_M, NEAR_ROWS, roots=False)
     widened = np.flatnonzero(far)
     if widened.size:
-        rows[widened] = nearest_within(d2[widened], FAR_RADIUS_M**2, FAR_ROWS)
-    bodies = np.zeros(d2.shape, bool)
+        rows[widened] = find(widened, FAR_RADIUS_M, FAR_ROWS, roots=False)
+    bodies = np.zeros(rows.shape, bool)
     dressed = np.flatnonzero(phases % BODIES_EVERY == BODIES_PHASE)
     if dressed.size:
-        roots = (view["flags"] & RowFlag.VISITOR_ROOT) != 0
-        close = np.where(roots[None, :], d2[dressed], np.inf)
-        bodies[dressed] = nearest_within(close, INTEREST_RADIUS_M**2, NEAR_BODIES)
+        bodies[dressed] = find(dressed, INTEREST_RADIUS_M, NEAR_BODIES, roots=True)
     return Cut(rows=rows, bodies=bodies, far=far)
 
 
