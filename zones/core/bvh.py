@@ -141,17 +141,33 @@ def check_positions(positions: npt.NDArray[Any]) -> np.ndarray:
     return pos
 
 
-def _highest_bit(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
-    """Index of the highest set bit of each (non-zero) uint64.
+def _ones_below(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """Each uint64 with every bit below its highest set bit set too."""
+    out = x | (x >> np.uint64(1))
+    shifted = np.empty_like(out)
+    for shift in (2, 4, 8, 16, 32):
+        np.right_shift(out, np.uint64(shift), out=shifted)
+        np.bitwise_or(out, shifted, out=out)
+    return out
 
-    Each 32-bit half converts to float64 exactly, so frexp's exponent is exact.
+
+def _short_runs(split: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which nodes' left runs hold one leaf, and which exactly two.
+
+    A node's left run reaches back to just after the nearest higher split before it,
+    or to the first leaf: one leaf when the split just before is higher, two when
+    that one is lower and the one before it higher.
     """
-    high = (x >> np.uint64(32)).astype(np.float64)
-    low = (x & np.uint64(0xFFFFFFFF)).astype(np.float64)
-    upper = high > 0
-    exponent = np.frexp(np.where(upper, high, low))[1].astype(np.int64)
-    result: npt.NDArray[np.int64] = exponent - 1 + 32 * upper
-    return result
+    m = split.size
+    one = np.empty(m, bool)
+    one[0] = True
+    np.greater(split[:-1], split[1:], out=one[1:])
+    two = np.zeros(m, bool)
+    if m > 1:
+        two[1] = True
+        np.greater(split[:-2], split[2:], out=two[2:])
+    two &= ~one
+    return one, two
 
 
 _BLOCK_LEVEL: Final = 5
@@ -303,23 +319,18 @@ def build_linear(
 
     nodes = np.arange(n - 1, dtype=np.int64)
     split = keys[:-1] ^ keys[1:]  # larger: the two keys part at a higher bit
-    bit = _highest_bit(split)
-    span = (np.uint64(2) << bit.astype(np.uint64)) - np.uint64(1)
+    span = _ones_below(split)  # the bits a node's keys may differ in
     prefix = keys[:-1] & ~span
-    # A child is a leaf when the split beyond it is higher: half the children are, and
-    # only the other half need a binary search for the end of their run.
-    leaf_left = np.empty(n - 1, bool)
-    leaf_left[0] = True
-    np.greater(split[:-1], split[1:], out=leaf_left[1:])
-    leaf_right = np.empty(n - 1, bool)
-    leaf_right[-1] = True
-    np.greater(split[1:], split[:-1], out=leaf_right[:-1])
-    first = nodes.copy()
-    search = np.flatnonzero(~leaf_left)
-    first[search] = np.searchsorted(keys, prefix.take(search), "left")
-    last = nodes + 1
-    search = np.flatnonzero(~leaf_right)
+    # A run of one or two leaves ends where the next split or the one after is higher:
+    # three children in four are told so, and only the rest need a binary search.
+    one, two = _short_runs(split[::-1])
+    last = nodes + 1 + two[::-1]
+    search = np.flatnonzero(~(one | two)[::-1])
     last[search] = np.searchsorted(keys, prefix.take(search) | span.take(search), "right") - 1
+    one, two = _short_runs(split)
+    first = nodes - two
+    search = np.flatnonzero(~(one | two))
+    first[search] = np.searchsorted(keys, prefix.take(search), "left")
 
     # The parent is the lower of the two splits bounding the run: the one before it
     # (then this node is its right child) or the one at its end (its left child).
@@ -338,7 +349,10 @@ def build_linear(
     left[last.take(claims)] = claims
 
     bounds = range_bounds(pos, order, first, last)
-    axis = _split_axes(curve, keys, bit) if axes else np.full(n - 1, -1, np.int8)
+    if axes:
+        axis = _split_axes(curve, keys, np.bitwise_count(span).astype(np.int64) - 1)
+    else:
+        axis = np.full(n - 1, -1, np.int8)
     return Bvh(order, left, right, first, last, root, bounds, axis)
 
 
