@@ -66,8 +66,10 @@ def line_chart(
     *,
     limits: Sequence[Limit] = (),
     ramp_until: float | None = None,
+    ramp_label: str = "ramp-up",
 ) -> str:
-    """An SVG line chart over time (s); None values break a line."""
+    """An SVG line chart over time (s); None values break a line; the time up to
+    `ramp_until` is shaded and named `ramp_label`."""
     values = [v for line in lines for v in line.values if v is not None and math.isfinite(v)]
     top = max([*values, *(limit.value for limit in limits), 0.0])
     step = nice_step(top * 1.1 or 1.0)
@@ -90,7 +92,7 @@ def line_chart(
         width = px(min(ramp_until, x_max)) - LEFT
         parts.append(
             f'<rect x="{LEFT}" y="{TOP}" width="{width:.1f}" height="{plot_h}" fill="#f4f4f4"/>'
-            f'<text x="{LEFT + 4}" y="{TOP + 12}" class="note">ramp-up</text>'
+            f'<text x="{LEFT + 4}" y="{TOP + 12}" class="note">{html.escape(ramp_label)}</text>'
         )
     parts += [
         f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{py(t):.1f}" y2="{py(t):.1f}" stroke="{GRID}"/>'

@@ -203,6 +203,22 @@ def own_cpu_s() -> float:
     return times.user + times.system
 
 
+def process_tree(root: int) -> set[int]:
+    """`root` and every process descended from it that is running now."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parents[int(entry.name)] = int(_stat_fields(int(entry.name))[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return tree
+
+
 class ProcessTreeCpu:
     """CPU seconds of a process and every descendant it has had while watched.
 
@@ -218,18 +234,7 @@ class ProcessTreeCpu:
     def seconds(self) -> dict[str, float]:
         """CPU seconds so far: "server" (the whole tree), "workers" (the zone workers) and
         "web" (the rest: the main job and its web processes)."""
-        parents: dict[int, int] = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    parents[int(entry.name)] = int(_stat_fields(int(entry.name))[1])
-        tree, frontier = {self.root}, [self.root]
-        while frontier:
-            parent = frontier.pop()
-            children = [pid for pid, ppid in parents.items() if ppid == parent]
-            tree.update(children)
-            frontier.extend(children)
-        for pid in tree:
+        for pid in process_tree(self.root):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 self.seen[pid] = process_cpu_s(pid)
                 if pid not in self.kinds:

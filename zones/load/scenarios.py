@@ -12,6 +12,9 @@ together without talking to each other. Three scenarios:
     stays there long enough to be handed over (the hysteresis is 4 s), and rushes back;
   * **browse**: groups of GROUP_SIZE walk a tour of adjacent booths, stopping at the
     heart of each one (its point farthest from any other booth) for BROWSE_DWELL_S.
+
+Besides them, `plan_crossings` has each visitor pace across a border of its own, back
+and forth: the soak's visitors (soak.py), handed over from the first seconds of a visit.
 """
 
 import math
@@ -41,6 +44,9 @@ CHOKE_GATE_M = 1.0  # the gap's two mouths, this far either side of the border
 CHOKE_NEAREST_M = 3.0  # visitors start and end at least this far from the gap
 CHOKE_SPACING_M = 1.0
 RUSH_SPEED_M_S = 3.0
+
+CROSSING_M = 3.0  # a crossing starts and ends this far inside each booth
+CROSSING_SPEED_M_S = 1.5
 
 GROUP_SIZE = 6
 GROUP_RADIUS_M = 1.2
@@ -373,6 +379,46 @@ def plan_browse(
                 for end, d in zip(member_ends, departs, strict=True)
             )
             plans.append(VisitorPlan("browse", start, legs, cycle, tuple(path), group=group))
+    return plans
+
+
+# --- crossings -----------------------------------------------------------------------------
+
+
+def plan_crossings(
+    layout: Layout, count: int, rng: np.random.Generator, *, floor: FloorMap | None = None
+) -> list[VisitorPlan]:
+    """`count` visitors each pacing across a border of two booths picked at random: from
+    CROSSING_M inside one booth to CROSSING_M inside the other, staying HANDOVER_S on each
+    side so that every crossing is handed over. Each visitor keeps its own pace (it leaves
+    when it arrived, not with others), so crossings are spread over every border and time."""
+    if layout.zones < 2:
+        raise PlanError("crossings need at least 2 booths")
+    floor = floor or FloorMap.of(layout)
+    flat = floor.zones.reshape(-1)
+    pairs = floor.borders
+    plans: list[VisitorPlan] = []
+    for _ in range(count * 20):  # borders too near a wall or a corner are drawn again
+        if len(plans) == count:
+            break
+        i, j = pairs[int(rng.integers(len(pairs)))]
+        across = _unit(floor.points[j] - floor.points[i])
+        middle = (floor.points[i] + floor.points[j]) / 2
+        home, away = middle - CROSSING_M * across, middle + CROSSING_M * across
+        inside = np.all(
+            (np.stack([home, away]) >= layout.lo) & (np.stack([home, away]) <= layout.hi)
+        )
+        if not inside or [layout.zone_of(home), layout.zone_of(away)] != [flat[i], flat[j]]:
+            continue
+        walk = 2 * CROSSING_M / CROSSING_SPEED_M_S + LEG_SLACK_S
+        legs = (
+            Leg(end=away, speed=CROSSING_SPEED_M_S, depart_s=0.0),
+            Leg(end=home, speed=CROSSING_SPEED_M_S, depart_s=walk + HANDOVER_S),
+        )
+        booths = (int(flat[i]), int(flat[j]))
+        plans.append(VisitorPlan("crossing", home, legs, 2 * (walk + HANDOVER_S), booths))
+    if len(plans) < count:
+        raise PlanError(f"no border leaves {CROSSING_M:g} m of floor on both sides")
     return plans
 
 

@@ -6,6 +6,7 @@ import pytest
 from tests.zones.load.layouts import layout_of
 from zones.load.scenarios import (
     CHOKE_GATE_M,
+    CROSSING_M,
     CROWD_SPACING_M,
     GROUP_SIZE,
     MILL_RADIUS_M,
@@ -16,6 +17,7 @@ from zones.load.scenarios import (
     entrance_point,
     plan_browse,
     plan_choke,
+    plan_crossings,
     plan_crowd,
     plan_scenario,
     scenario_shares,
@@ -161,3 +163,29 @@ def test_scenarios_that_walk_between_booths_refuse_a_one_booth_market(scenario):
 def test_an_unknown_scenario_is_refused_by_name():
     with pytest.raises(PlanError, match="unknown scenario 'stampede'"):
         scenario_shares("stampede", 10)
+
+
+# --- crossings -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("booths", [2, 8, 32])
+def test_each_crossing_paces_between_two_booths_far_enough_inside_each(booths):
+    layout = layout_of(booths)
+    plans = plan_crossings(layout, 120, rng())
+    assert len(plans) == 120
+    borders = set()
+    for plan in plans:
+        (away, back) = plan.legs
+        home, there = plan.booths
+        assert home != there
+        assert list(zones_of(layout, [plan.start, away.end, back.end])) == [home, there, home]
+        assert np.linalg.norm((away.end - plan.start)[[0, 2]]) == pytest.approx(2 * CROSSING_M)
+        assert away.end[1] == pytest.approx(plan.start[1])  # on the floor, as the start
+        assert back.depart_s > away.depart_s and plan.cycle_s > back.depart_s
+        borders.add(frozenset(plan.booths))
+    assert len(borders) >= min(booths - 1, 4)  # spread over the market, not one gap
+
+
+def test_crossings_need_two_booths():
+    with pytest.raises(PlanError, match="at least 2 booths"):
+        plan_crossings(layout_of(1), 5, rng())

@@ -33,6 +33,7 @@ from zones.load.report import pass_lines_missed, report_build, verdict_lines
 from zones.load.runner import LoadError, LoadRun, RunSettings
 from zones.load.scenarios import SCENARIOS, PlanError
 from zones.load.server import OwnServer, ServerError, healthy
+from zones.load.sigterm import cancelled_by_sigterm
 
 NON_TTY_PROGRESS_EVERY = 5  # seconds between progress lines when stderr is not a terminal
 WEB_PROCESSES = 1  # web processes of a market the harness starts on Redis (docs/performance.md)
@@ -186,24 +187,14 @@ class Command(BaseCommand):
         )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             try:
-                record = runner.run(self.cancel_on_sigterm(LoadRun(run_settings, self.progress)))
+                record = runner.run(
+                    cancelled_by_sigterm(LoadRun(run_settings, self.progress).run())
+                )
             except asyncio.CancelledError:
                 raise LoadError("stopped by SIGTERM before the run was over") from None
         if sys.stderr.isatty():
             sys.stderr.write("\n")
         return record
-
-    async def cancel_on_sigterm(self, run: LoadRun) -> RunRecord:
-        """The run, cancelled by SIGTERM as by Ctrl-C: its visitors leave, its server stops."""
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        try:
-            return await run.run()
-        finally:
-            loop.remove_signal_handler(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     def write(self, record: RunRecord, out: Path, *, strict: bool) -> None:
         report = report_build(record)
