@@ -26,16 +26,17 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 
 import argparse  # noqa: E402
-import io  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.baseline import child_figures, core_tree, imported_from  # noqa: E402
+
 BASELINE_COMMIT = "d1bfbd30ac8cb87e48ec29460e70b8ce4be45292"
 """The last commit whose zones/core has the step as it was before it was trimmed."""
 LOADS = (0, 15, 50)
@@ -58,8 +59,7 @@ def measure(root: str, ticks: int, warmup: int) -> dict[str, float]:
     from zones.core.step import StepInputs, step
     from zones.core.wire import COMMAND_DTYPE, SPAWN_DTYPE, CommandKind, RowFlag
 
-    if not Path(step_module.__file__).resolve().is_relative_to(Path(root).resolve()):
-        raise SystemExit(f"zones.core came from {step_module.__file__}, not from {root}")
+    imported_from(step_module, root)
 
     def inputs(t: int, visitors: int) -> StepInputs:
         if visitors == 0:
@@ -92,36 +92,10 @@ def measure(root: str, ticks: int, warmup: int) -> dict[str, float]:
     return result
 
 
-def baseline_tree(into: Path) -> Path:
-    """zones/__init__.py and zones/core of BASELINE_COMMIT, written under `into`."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", BASELINE_COMMIT, "zones/__init__.py", "zones/core"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
-
-
 def child(root: Path, args: argparse.Namespace) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--child",
-            str(root),
-            "--ticks",
-            str(args.ticks),
-            "--warmup",
-            str(args.warmup),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tempfile.gettempdir(),  # so the working directory's zones cannot be imported
-    ).stdout
-    figures: dict[str, float] = json.loads(out)
+    figures: dict[str, float] = child_figures(
+        __file__, root, "--ticks", str(args.ticks), "--warmup", str(args.warmup)
+    )
     return figures
 
 
@@ -140,7 +114,6 @@ def main() -> None:
     if args.runs < 5 or args.ticks < 1 or args.warmup < 1:
         parser.error("--runs must be at least 5, --ticks and --warmup at least 1")
 
-    sys.path.insert(0, str(REPO))
     import numpy as np
 
     from bench.machine import machine_info
@@ -152,7 +125,7 @@ def main() -> None:
     )
     runs: dict[str, list[dict[str, float]]] = {"baseline": [], "current": []}
     with tempfile.TemporaryDirectory(prefix="zone-step-baseline-") as tmp:
-        roots = {"baseline": baseline_tree(Path(tmp)), "current": REPO}
+        roots = {"baseline": core_tree(BASELINE_COMMIT, Path(tmp)), "current": REPO}
         for run in range(args.runs):
             order = ["baseline", "current"] if run % 2 == 0 else ["current", "baseline"]
             for name in order:

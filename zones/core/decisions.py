@@ -62,12 +62,15 @@ class Report:
     hlc: int
     ids: np.ndarray  # uint64
     epochs: np.ndarray  # uint32, each the proposed epoch of the transfer of ids[i]
+    pairs: frozenset[tuple[int, int]]  # (id, epoch) of each, looked up per intent row
+
+    @classmethod
+    def of(cls, hlc: int, ids: np.ndarray, epochs: np.ndarray) -> "Report":
+        ids, epochs = np.array(ids, np.uint64), np.array(epochs, np.uint32)
+        return cls(hlc, ids, epochs, frozenset(zip(ids.tolist(), epochs.tolist(), strict=True)))
 
     def names(self) -> frozenset[int]:
-        return frozenset(self.ids.tolist())
-
-    def pairs(self) -> frozenset[tuple[int, int]]:
-        return frozenset(zip(self.ids.tolist(), self.epochs.tolist(), strict=True))
+        return frozenset(ident for ident, _ in self.pairs)
 
 
 class Decisions:
@@ -106,9 +109,7 @@ class Decisions:
         """
         known = self._reports.get(peer)
         if known is None or hlc > known.hlc:
-            self._reports[peer] = Report(
-                hlc, np.array(ids, np.uint64, copy=True), np.array(epochs, np.uint32, copy=True)
-            )
+            self._reports[peer] = Report.of(hlc, ids, epochs)
 
     def stale(self, peer: int, hlc: int, ids: np.ndarray, epochs: np.ndarray) -> np.ndarray:
         """Which rows of an intent `peer` sent at its clock `hlc` no longer ask anything.
@@ -120,9 +121,8 @@ class Decisions:
         report = self._reports.get(peer)
         if report is None or hlc >= report.hlc:
             return np.zeros(len(ids), dtype=bool)
-        current = report.pairs()
         pairs = zip(np.asarray(ids).tolist(), np.asarray(epochs).tolist(), strict=True)
-        return np.array([pair not in current for pair in pairs], dtype=bool)
+        return np.array([pair not in report.pairs for pair in pairs], dtype=bool)
 
     def forget(self, peers: Iterable[int]) -> int:
         """Forget every decision no intent can need any more; how many went.
@@ -137,6 +137,8 @@ class Decisions:
         named = frozenset().union(*(report.names() for report in reports if report is not None))
         gone = 0
         for b, bucket in enumerate(self._buckets):
+            if not bucket:  # most are, once the zone forgets: a test is cheaper than a scan
+                continue
             old = [i for i, (_, _, at) in bucket.items() if at < since and i not in named]
             if old:
                 writable = self._writable(b)
@@ -190,8 +192,8 @@ class Decisions:
             arrays["heard_peers"].tolist(), arrays["heard_hlc"].tolist(), ends, counts, strict=True
         ):
             span = slice(int(end - count), int(end))
-            table._reports[peer] = Report(
-                hlc, arrays["heard_ids"][span].copy(), arrays["heard_epochs"][span].copy()
+            table._reports[peer] = Report.of(
+                hlc, arrays["heard_ids"][span], arrays["heard_epochs"][span]
             )
         return table
 
