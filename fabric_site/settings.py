@@ -260,7 +260,7 @@ LOGGING = {
     "loggers": {
         **{
             name: {"handlers": ["console"], "level": os.environ.get("FABRIC_LOG_LEVEL", "INFO")}
-            for name in ("zones", "market", "chunks")
+            for name in ("zones", "market", "chunks", "fabric_site")
         },
         "django": {"handlers": ["console"], "level": "WARNING"},
         "axes": {"handlers": ["console"], "level": "WARNING"},

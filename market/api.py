@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from redis import RedisError
 
+from fabric_site.readiness import RETRY_AFTER_S, quiet, readiness
 from market.limits import RateLimited, limit_spend
 from market.live import LiveMarket, live_market
 from market.models import Market
@@ -72,6 +75,27 @@ def _spend(scope: str, subject: str, rate_setting: str, what: str) -> None:
         limit_spend(scope, subject, getattr(settings, rate_setting), what)
     except RateLimited as limited:
         raise _rate_limited(limited) from None
+
+
+class ServiceUnavailable(JoinRefused):
+    """503: a service the market needs is down (fabric_site/readiness.py logs it)."""
+
+    def __init__(self, reason: str) -> None:
+        retry = {"Retry-After": str(RETRY_AFTER_S)}
+        super().__init__(503, "service_unavailable", reason[:1].upper() + reason[1:] + ".", retry)
+
+    def response(self) -> JsonResponse:
+        response = super().response()
+        quiet(response)
+        return response
+
+
+def _services_answer() -> None:
+    """JoinRefused 503 while a service the market needs is down: a ticket would open no
+    socket (fabric_site/readiness.py)."""
+    state = readiness()
+    if not state.ready:
+        raise ServiceUnavailable(state.reason())
 
 
 def _bad_request(detail: str) -> JoinRefused:
@@ -195,11 +219,14 @@ def market_join(request: HttpRequest, market_id: int) -> JsonResponse:
     try:
         _spend("join-address", address, "FABRIC_JOINS_PER_ADDRESS", "joins from this address")
         join = join_request_parse(request.body)
+        _services_answer()
         live = _market_live(market_id)
         _booth_check(join.booth, live)
         entity, identity = _join_entity(join, address)
     except JoinRefused as refusal:
         return refusal.response()
+    except (RedisError, OSError, DatabaseError):  # a service went down since it was checked
+        return ServiceUnavailable(readiness().reason() or "a service is not answering").response()
     ticket = ticket_issue(
         market_id=market_id, entity=entity, identity=identity, booth=join.booth, at=join.at
     )

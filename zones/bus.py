@@ -31,8 +31,10 @@ from django.conf import settings
 
 from zones.channels import cancel_and_wait
 from zones.core.wire import rows_unpack
+from zones.logthrottle import LogThrottle
 
 log = logging.getLogger(__name__)
+_failures = LogThrottle(log)  # a Redis outage fails every read
 
 RETRY_S = 0.2
 
@@ -128,9 +130,11 @@ class RedisSubscription:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis restarting: redis-py reconnects and resubscribes
-                log.warning("rows bus: read failed (%r); retrying", exc)
+                _failures.warning("read", "rows bus: read failed (%r); retrying", exc)
                 await asyncio.sleep(RETRY_S)
                 continue
+            if _failures.failing("read"):
+                _failures.clear("read", "rows bus: reads work again")
             if message is not None and message.get("type") == "message":
                 self.handler(message["data"])
 

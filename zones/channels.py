@@ -10,7 +10,10 @@ from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
+from zones.logthrottle import LogThrottle
+
 log = logging.getLogger(__name__)
+_failures = LogThrottle(log)  # a Redis outage fails every receive, five times a second
 
 RECEIVE_RETRY_S = 0.2
 
@@ -37,7 +40,8 @@ async def receive_forever(
 
     A failed receive (Redis restarting, a dropped connection, a read timeout) is
     logged and retried: a zone or gateway whose receiving loop silently ended would
-    go deaf while it kept ticking.
+    go deaf while it kept ticking. While it keeps failing the log says so once per
+    channel every 10 s, and once when it works again.
     """
     while True:
         try:
@@ -49,9 +53,11 @@ async def receive_forever(
             if task is not None and task.cancelling():
                 # redis-py reports a cancelled blocking read as a TimeoutError
                 raise asyncio.CancelledError from exc
-            log.warning("receive on %s failed (%r); retrying", channel, exc)
+            _failures.warning(channel, "receive on %s failed (%r); retrying", channel, exc)
             await asyncio.sleep(RECEIVE_RETRY_S)
             continue
+        if _failures.failing(channel):
+            _failures.clear(channel, "receive on %s works again", channel)
         result = handle(message)
         if result is not None:
             await result

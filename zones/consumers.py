@@ -19,9 +19,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.cache import cache
+from redis import RedisError
 
+from fabric_site.readiness import readiness, readiness_cached
+from market.events.backends import StreamLost
 from market.events.feed import EventFeed, event_message, position_from_query, position_message
 from market.events.hub import Delivered, Position, PositionError
 from market.events.streams import event_hub
@@ -39,10 +43,12 @@ from zones.core.constants import INTEREST_RADIUS_M, V_MAX_M_PER_S
 from zones.core.views import FAR_RADIUS_M
 from zones.core.wire import INPUT_DTYPE, CommandKind
 from zones.gateway import Gateway, JoinRefused, gateway_for
+from zones.logthrottle import LogThrottle
 from zones.sockets import direct_binary_writer
 from zones.web_limits import WS_MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
+_service_errors = LogThrottle(log)
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = WS_MAX_MESSAGE_BYTES  # the server refuses larger ones before reading them
@@ -62,6 +68,7 @@ CLOSE_SLOW = 4408
 CLOSE_SUPERSEDED = 4409
 CLOSE_FLOOD = 4429
 CLOSE_JOIN_REFUSED = 4503
+SERVICE_DOWN = "a service the market needs stopped answering; try again in a few seconds"
 
 
 def last_seq_key(entity: int) -> str:
@@ -202,6 +209,10 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         except PositionError as exc:
             await self.refuse(exc.code, exc.message, CLOSE_PROTOCOL)
             return
+        state = readiness_cached() or await sync_to_async(readiness)()
+        if not state.ready:  # the ticket's memory, the zones and the events are out of reach
+            await self.refuse("service_unavailable", state.reason(), CLOSE_JOIN_REFUSED)
+            return
         query = parse_qs(query_string.decode("latin-1"))
         token = (query.get("ticket") or [""])[0]
         try:
@@ -253,6 +264,15 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         log.info(
             "visitor %d joined zone %d (resumed %s)", claims.entity, welcome.zone, welcome.resumed
         )
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        """Joins with a service going down on the way are refused with the reason, not
+        dropped (the socket was accepted first, so it can still say why)."""
+        try:
+            await super().websocket_connect(message)
+        except (RedisError, OSError, StreamLost) as exc:
+            _service_errors.warning("join", "a visitor's join failed on a service: %r", exc)
+            await self.refuse("service_unavailable", SERVICE_DOWN, CLOSE_JOIN_REFUSED)
 
     async def events_open(
         self, market_id: int, entity: int, after: Position | None, zone: int

@@ -29,8 +29,10 @@ from market.events.backends import StreamLost
 from market.events.envelope import Envelope
 from market.events.streams import event_log
 from market.models import OutboxEvent
+from zones.logthrottle import LogThrottle
 
 log = logging.getLogger(__name__)
+_failures = LogThrottle(log)  # the relay tries again every second while the stream is away
 
 RELAY_BATCH = 500
 RELAY_INTERVAL_S = 1.0
@@ -99,8 +101,12 @@ async def outbox_relay_forever(interval_s: float = RELAY_INTERVAL_S) -> None:
             try:
                 while await outbox_relay_once() == RELAY_BATCH:
                     pass
+                if _failures.failing("relay"):
+                    _failures.clear("relay", "outbox: relay resumed")
             except (StreamLost, OSError) as exc:
-                log.warning("outbox: relay paused, the stream is unreachable: %s", exc)
+                _failures.warning(
+                    "relay", "outbox: relay paused, the stream is unreachable: %s", exc
+                )
             except Exception:
                 log.exception("outbox: relay failed; retrying")
             with contextlib.suppress(TimeoutError):

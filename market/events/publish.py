@@ -20,8 +20,10 @@ from market.events.backends import StreamLost
 from market.events.envelope import envelope_new
 from market.events.streams import event_log
 from market.events.types import Event
+from zones.logthrottle import LogThrottle
 
 log = logging.getLogger(__name__)
+_failures = LogThrottle(log)  # summaries fail twice a second while the stream is away
 
 
 async def event_publish(market_id: int, *events: Event) -> list[int]:
@@ -40,8 +42,16 @@ async def event_publish_or_count(market_id: int, *events: Event) -> bool:
     try:
         await event_publish(market_id, *events)
     except (StreamLost, OSError) as exc:
-        log.warning("events: %d events of market %d not published: %s", len(events), market_id, exc)
+        _failures.warning(
+            f"publish {market_id}",
+            "events: %d events of market %d not published: %s",
+            len(events),
+            market_id,
+            exc,
+        )
         return False
+    if _failures.failing(f"publish {market_id}"):
+        _failures.clear(f"publish {market_id}", "events: market %d publishes again", market_id)
     return True
 
 

@@ -115,14 +115,17 @@ missing = client.get("/no-such-page/")
 oversized = client.post(
     "/api/markets/1/join/", data=b"{" * (3 * 1024 * 1024), content_type="application/json"
 )
-failed = client.post("/api/markets/1/join/", data=b"{}", content_type="application/json")
-for name, answer in (("missing", missing), ("oversized", oversized), ("failed", failed)):
+failed = client.get("/")
+outage = client.post("/api/markets/1/join/", data=b"{}", content_type="application/json")
+answers = (("missing", missing), ("oversized", oversized), ("failed", failed), ("outage", outage))
+for name, answer in answers:
     print(name, answer.status_code, answer.content.decode(errors="replace").replace(chr(10), " "))
 """
 
 
 def test_with_nothing_set_error_pages_show_no_urls_nor_settings_and_errors_are_logged(tmp_path):
-    # a database that refuses connections makes the join fail with a server error
+    # a database that refuses connections makes the landing page fail with a server error,
+    # and the join answer that the market is not ready (fabric_site/readiness.py)
     database_url = "postgresql://fabric:hunter2-password@127.0.0.1:1/fabric"
     env = embedded_environment(
         tmp_path, DJANGO_SETTINGS_MODULE="fabric_site.settings", DATABASE_URL=database_url
@@ -134,12 +137,15 @@ def test_with_nothing_set_error_pages_show_no_urls_nor_settings_and_errors_are_l
     assert answers["missing"][0] == "404"
     assert answers["oversized"][0] == "400"
     assert answers["failed"][0] == "500"
+    assert answers["outage"][0] == "503"
+    assert '"error": "service_unavailable"' in answers["outage"][1]
     for _status, page in answers.values():
         assert "hunter2" not in page and "DATABASE_URL" not in page
         assert "urlpatterns" not in page.lower() and "api/markets/" not in page
     # the failure is not hidden: its traceback is on stderr
-    assert "Internal Server Error: /api/markets/1/join/" in result.stderr
+    assert "Internal Server Error: /\n" in result.stderr
     assert "OperationalError" in result.stderr
+    assert "not ready: database does not answer" in result.stderr
 
 
 MATRIX_THREADS = (
