@@ -63,14 +63,44 @@ class ZoneLocked(RuntimeError):
     """Another live process already hosts this zone."""
 
 
+LOCK_FILE = "writer.lock"
+PROC_LOCKS = Path("/proc/locks")
+
+
+def zone_dir(root: Path, zone: int) -> Path:
+    """The directory of one zone's snapshots, input log and lock under a market's `root`."""
+    return root / f"zone-{zone:02d}"
+
+
+def lock_holder(directory: Path, locks: Path = PROC_LOCKS) -> int | None:
+    """The id of the process holding the lock of the zone in `directory`, or None.
+
+    Read from the kernel's own table of file locks (Linux's /proc/locks), never by taking
+    the lock to see: a worker starting at that instant would find it held and fail. A
+    stale pid written in the lock file by a process that has gone is never returned.
+    """
+    try:
+        stat = (directory / LOCK_FILE).stat()
+        table = locks.read_text()
+    except FileNotFoundError:
+        return None
+    where = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:2187633 0 EOF"
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where:
+            return int(fields[4])
+    return None
+
+
 class SnapshotStore:
     """The snapshots of one zone, held under its lock for as long as the store is open."""
 
     def __init__(self, root: Path, zone: int) -> None:
         self.zone = zone
-        self.dir = root / f"zone-{zone:02d}"
+        self.dir = zone_dir(root, zone)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.dir / "writer.lock", "a+")  # noqa: SIM115 - held until close()
+        self._lock = open(self.dir / LOCK_FILE, "a+")  # noqa: SIM115 - held until close()
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
