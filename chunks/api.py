@@ -14,11 +14,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chunks.errors import ChunkError
+from chunks.errors import ChunkError, ChunkErrorKind
 from chunks.http import chunk_error_response, chunk_error_throttled
 from chunks.models import Asset, AssetChunk
 from chunks.permissions import principal_of
-from chunks.selectors import MISSING_QUERY_LIMIT, booth_manifest, chunks_missing
+from chunks.selectors import MISSING_QUERY_LIMIT, booth_at_zone, booth_manifest, chunks_missing
 from chunks.services import asset_create, asset_update
 
 
@@ -41,6 +41,8 @@ class ChunkApi(APIView):
     def handle_exception(self, exc: Exception) -> HttpResponseBase:
         if isinstance(exc, exceptions.Throttled):
             exc = chunk_error_throttled(exc)
+        elif isinstance(exc, exceptions.AuthenticationFailed):  # a bad asset token, say
+            exc = ChunkError(ChunkErrorKind.AUTHENTICATION_FAILED, str(exc.detail))
         if isinstance(exc, ChunkError):
             return chunk_error_response(exc, self.request._request)
         return super().handle_exception(exc)
@@ -100,6 +102,12 @@ def asset_body(asset: Asset, request: Request) -> dict[str, Any]:
     return AssetOutput(asset, context={"request": request}).data
 
 
+def manifest_response(request: Request, booth_id: int) -> Response:
+    """The booth's manifest as the caller may see it (ManifestOutput), or a ChunkError."""
+    manifest = booth_manifest(booth_id=booth_id, principal=principal_of(request.user))
+    return Response(ManifestOutput(manifest, context={"request": request}).data)
+
+
 class ChunksMissingApi(ChunkApi):
     """Which chunks a namespace lacks, so an uploader sends only those."""
 
@@ -142,8 +150,7 @@ class BoothAssetsApi(ChunkApi):
         "none of the booth's namespaces, or when there is no such booth).",
     )
     def get(self, request: Request, booth_id: int) -> Response:
-        manifest = booth_manifest(booth_id=booth_id, principal=principal_of(request.user))
-        return Response(ManifestOutput(manifest, context={"request": request}).data)
+        return manifest_response(request, booth_id)
 
     @extend_schema(
         operation_id="booth_asset_create",
@@ -163,6 +170,19 @@ class BoothAssetsApi(ChunkApi):
             hashes=given.validated_data["chunks"],
         )
         return Response(asset_body(asset, request), status=201)
+
+
+class ZoneAssetsApi(ChunkApi):
+    """The manifest of the booth at a zone of a market: visitors know booths by zone."""
+
+    @extend_schema(
+        operation_id="zone_manifest",
+        responses={200: ManifestOutput, 403: REFUSALS[403]},
+        description="As GET /shards/<booth>/assets, for the booth at zone <zone> of the "
+        "market (a 403 also when there is no such booth).",
+    )
+    def get(self, request: Request, market_id: int, zone: int) -> Response:
+        return manifest_response(request, booth_at_zone(market_id=market_id, zone=zone))
 
 
 class BoothAssetApi(ChunkApi):

@@ -19,8 +19,9 @@ headers, and nosniff); only the headers Django's middleware adds for HTML pages
 (frame, referrer and opener policies, Vary: Cookie) are left out. The Host header
 is not checked against ALLOWED_HOSTS here: nothing in these answers depends on it.
 
-Deleting any relation tuple clears the memory of public chunks in this process
-(chunks/apps.py), so a revoked public grant stops being served here at once; other
+Deleting a relation tuple clears the memory of public chunks in this process once
+the deletion commits (chunks/permissions.py), so a revoked public grant stops being
+served here from then on; other
 processes forget it within CHUNK_PUBLIC_CACHE_SECONDS, which is why that is 0 when
 several may run (REDIS_URL). Copies that browsers and proxies already hold under
 `Cache-Control: public, immutable` outlive it anyway.

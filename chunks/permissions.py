@@ -10,7 +10,9 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
 
+from market.asset_tokens import VISITOR_TYPE
 from market.rebac.services import rebac_check
 
 WORLD = "user:*"
@@ -20,7 +22,13 @@ MAX_REMEMBERED = 100_000
 
 
 def principal_of(user: AbstractBaseUser | AnonymousUser) -> str:
-    """The ReBAC subject for a Django user: `user:<pk>`, or `user:*` when anonymous."""
+    """The ReBAC subject for a Django user: `user:<pk>`, or `user:*` when anonymous.
+
+    A visitor proven by an asset token (chunks/visitor_auth.py) names its own subject.
+    """
+    subject = getattr(user, "rebac_subject", None)
+    if subject is not None:
+        return str(subject)
     return f"user:{user.pk}" if user.is_authenticated else WORLD
 
 
@@ -86,3 +94,16 @@ class PublicChunks:
 
 # Filled by the chunk view, read by chunks.fastpath; one per process.
 public_chunks = PublicChunks()
+
+
+def public_chunks_forget_after_commit(instance: object, **_: object) -> None:
+    """A relation tuple was deleted: forget every public chunk once the deletion commits.
+
+    Not before: a GET running meanwhile still sees the tuple, finds the chunk public and
+    remembers it again, and that memory would outlive the revoke. A booth visitor tuple
+    (`booth:<id>#visitor@visitor:…`) grants only that visitor, never the world, so its
+    deletion (at every booth a visitor walks out of) leaves the memory alone.
+    """
+    if getattr(instance, "subject_type", None) == VISITOR_TYPE:
+        return
+    transaction.on_commit(public_chunks.clear)

@@ -132,6 +132,19 @@ def booth_for_assets(booth_id: int) -> Booth:
     return booth
 
 
+def booth_at_zone(*, market_id: int, zone: int) -> int:
+    """The id of the booth at zone `zone` of the market (visitors know booths by zone);
+    a missing one is refused like a forbidden booth."""
+    booth = Booth.objects.filter(market_id=market_id, zone_index=zone).values_list("pk", flat=True)
+    found = booth.first()
+    if found is None:
+        raise ChunkError(
+            ChunkErrorKind.FORBIDDEN,
+            f"You may not use the assets of zone {zone} of market {market_id}.",
+        )
+    return int(found)
+
+
 def booth_manifest(*, booth_id: int, principal: str) -> BoothManifest:
     """The booth's assets in the namespaces `principal` can read; ChunkError if none."""
     booth = booth_for_assets(booth_id)

@@ -3,7 +3,7 @@
 from django.urls import path, register_converter
 
 from chunks.access_api import NamespaceReadersApi
-from chunks.api import BoothAssetApi, BoothAssetsApi, ChunksMissingApi
+from chunks.api import BoothAssetApi, BoothAssetsApi, ChunksMissingApi, ZoneAssetsApi
 from chunks.pages import upload_page
 from chunks.schema import describe_chunk_endpoint
 from chunks.views import chunk_endpoint
@@ -32,6 +32,11 @@ urlpatterns = [
     # with a 400 (rather than a 404 for `..`, a slash or a newline).
     path("chunks/<anytext:chunk_hash>", describe_chunk_endpoint(chunk_endpoint), name="chunk"),
     path("shards/<int:booth_id>/assets", BoothAssetsApi.as_view(), name="booth-assets"),
+    path(
+        "markets/<int:market_id>/zones/<int:zone>/assets",
+        ZoneAssetsApi.as_view(),
+        name="zone-assets",
+    ),
     path(
         "shards/<int:booth_id>/assets/<int:asset_id>", BoothAssetApi.as_view(), name="booth-asset"
     ),

@@ -223,6 +223,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "fabric_site.basic_auth.BoundedBasicAuthentication",
+        # Visitors' asset tokens (Authorization: Bearer), from the visitor socket.
+        "chunks.visitor_auth.VisitorTokenAuthentication",
     ],
 }
 SPECTACULAR_SETTINGS = {

@@ -4,11 +4,13 @@ The consumer checks what the visitor sends and nothing else: tickets, sizes,
 rates, shapes. Everything it accepts goes to this process's gateway, which
 batches it per zone and tick; every frame the visitor receives comes from the
 gateway too. A refusal is an error frame or a close code on this socket only.
-It never touches the ORM: the join endpoint did that before the ticket was
-signed.
+It never touches the ORM on its loop: the join endpoint did that before the
+ticket was signed, and the booth its visitor stands in is written off the loop
+(market/booth_visitors.py), as is every grant to that booth's visitors.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -25,6 +27,8 @@ from django.core.cache import cache
 from redis import RedisError
 
 from fabric_site.readiness import readiness, readiness_cached
+from market.asset_tokens import ASSET_TOKEN_REFRESH_S, ASSET_TOKEN_TTL_S, asset_token_issue
+from market.booth_visitors import BoothPresence
 from market.events.backends import StreamLost
 from market.events.feed import EventFeed, event_message, position_from_query, position_message
 from market.events.hub import Delivered, Position, PositionError
@@ -58,6 +62,7 @@ FLOOD_DROPS = 200  # dropped messages within FLOOD_WINDOW_S that end the socket
 FLOOD_WINDOW_S = 5.0
 MAX_PROTOCOL_ERRORS = 50
 LAST_SEQ_MEMORY_S = 120  # how long a dropped socket's last seq is kept for a resume
+PRESENCE_WAIT_S = 1.0  # longest a booth_entered waits for its visitor's booth to be written
 
 CLOSE_LEAVE = 1000
 CLOSE_GOING_AWAY = 1001
@@ -172,6 +177,9 @@ class VisitorConsumer(AsyncWebsocketConsumer):
     entity: int | None = None
     gateway: Gateway | None = None
     feed: EventFeed | None = None
+    presence: BoothPresence | None = None  # keeps booth:<id>#visitor up to date
+    superseded = False
+    entered_unsent = False
     booth = -1  # the booth the visitor stands in, as its events have said
     # The gateway feeds a visitor's socket directly, never over the channel layer. An alias
     # that names no layer gives the socket none: no channel of its own, and no receive
@@ -232,6 +240,8 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         self.entity = claims.entity
         name, colour = live.booths[welcome.zone]
         self.booth = welcome.booth
+        self.presence = BoothPresence(market_id, claims.entity)
+        self.presence.enter(welcome.booth)
         events = await self.events_open(market_id, claims.entity, after, welcome.zone)
         await self.send_json(
             {
@@ -247,6 +257,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 "resume": resume_token(claims.entity),
                 "resume_expires_in": RESUME_TTL_S,
                 "events": events,
+                "assets": self.asset_token(market_id, claims.entity),
                 "layout": live.layout(),
                 "limits": {
                     "max_frame_bytes": MAX_FRAME_BYTES,
@@ -260,6 +271,9 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         )
         assert self.feed is not None
         self.feed.start()
+        self.asset_token_refresher = asyncio.create_task(
+            self.asset_token_refresh(market_id, claims.entity)
+        )
         self.resume_refresher = asyncio.create_task(self.resume_refresh(claims.entity))
         log.info(
             "visitor %d joined zone %d (resumed %s)", claims.entity, welcome.zone, welcome.resumed
@@ -282,7 +296,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         self.feed = EventFeed(
             event_hub(market_id),
             [visitor_subjects(market_id, entity), assets_subjects(market_id)],
-            send=self.send_text,
+            send=self.send_event_text,
             on_slow=self.slow,
             render=self.event_for_visitor,
         )
@@ -297,6 +311,9 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         event = item.envelope.event
         if isinstance(event, BoothEntered):
             self.booth = event.zone
+            if self.presence is not None:
+                self.presence.enter(event.zone)
+                self.entered_unsent = True  # the feed sends it next (send_event_text)
         elif isinstance(event, AssetChanged) and event.zone != self.booth:
             return None
         return event_message(item)
@@ -312,9 +329,25 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             except Exception:  # the socket is closing: its disconnect will tidy up
                 return
 
+    @staticmethod
+    def asset_token(market_id: int, entity: int) -> dict[str, Any]:
+        """A fresh asset token for the chunk API (market/asset_tokens.py), as sent."""
+        return {"token": asset_token_issue(market_id, entity), "expires_in": ASSET_TOKEN_TTL_S}
+
+    async def asset_token_refresh(self, market_id: int, entity: int) -> None:
+        """A fresh asset token every ASSET_TOKEN_REFRESH_S, so an open socket's visitor
+        never holds an expired one."""
+        while True:
+            await asyncio.sleep(ASSET_TOKEN_REFRESH_S)
+            message = {"type": "asset_token", **self.asset_token(market_id, entity)}
+            try:
+                await self.send_json(message)
+            except Exception:  # the socket is closing: its disconnect will tidy up
+                return
+
     async def disconnect(self, code: int) -> None:
-        for task in (getattr(self, "writer", None), getattr(self, "resume_refresher", None)):
-            if task is not None:
+        for name in ("writer", "resume_refresher", "asset_token_refresher"):
+            if (task := getattr(self, name, None)) is not None:
                 task.cancel()
         if self.feed is not None:
             await self.feed.close()
@@ -322,6 +355,8 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             last = self.gateway.detach(self.entity, self)
             if last is not None:
                 await cache.aset(last_seq_key(self.entity), last, LAST_SEQ_MEMORY_S)
+        if self.presence is not None and not self.superseded:
+            await self.presence.leave()  # a newer socket of the visitor keeps its booth
 
     # --- what the visitor sends ------------------------------------------------------------
 
@@ -446,6 +481,16 @@ class VisitorConsumer(AsyncWebsocketConsumer):
     async def send_text(self, text: str) -> None:
         await self.send(text_data=text)
 
+    async def send_event_text(self, text: str) -> None:
+        """A market event; a `booth_entered` once the booth it names is written as this
+        visitor's (up to PRESENCE_WAIT_S), so that the visitor told it may fetch that
+        booth's assets straight away. No other event waits for the database."""
+        if self.presence is not None and self.entered_unsent:
+            self.entered_unsent = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.presence.settled()), PRESENCE_WAIT_S)
+        await self.send_text(text)
+
     async def slow(self, position: Position) -> None:
         await self.refuse(
             "slow_consumer",
@@ -462,6 +507,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
 
     async def supersede(self) -> None:
         self.entity = None
+        self.superseded = True
         await self.send_json(
             {"type": "error", "code": "superseded", "message": "a newer socket of yours took over"}
         )

@@ -65,13 +65,20 @@ class AssetClient:
 
     def manifest(self, booth: int | str) -> dict[str, Any]:
         """The booth's manifest as the server sends it."""
-        body = self._get(f"shards/{booth}/assets")
+        return self._manifest(f"shards/{booth}/assets", f"booth {booth}")
+
+    def zone_manifest(self, market: int, zone: int) -> dict[str, Any]:
+        """The manifest of the booth at `zone` of `market` (visitors know booths by zone)."""
+        return self._manifest(f"markets/{market}/zones/{zone}/assets", f"zone {zone}")
+
+    def _manifest(self, path: str, what: str) -> dict[str, Any]:
+        body = self._get(path)
         try:
             manifest: dict[str, Any] = json.loads(body)
         except ValueError as exc:
-            raise ClientError(f"booth {booth}: the manifest is not JSON ({exc})") from exc
+            raise ClientError(f"{what}: the manifest is not JSON ({exc})") from exc
         if not isinstance(manifest.get("assets"), list):
-            raise ClientError(f"booth {booth}: the manifest has no asset list")
+            raise ClientError(f"{what}: the manifest has no asset list")
         return manifest
 
     def chunk(self, digest: str, url: str | None = None) -> bytes:
@@ -86,7 +93,16 @@ class AssetClient:
         progress: Progress | None = None,
     ) -> FetchReport:
         """Bring every asset of `booth` into `out_dir`, downloading only what `cache` lacks."""
-        manifest = self.manifest(booth)
+        return self.fetch_manifest(self.manifest(booth), cache, out_dir, progress)
+
+    def fetch_manifest(
+        self,
+        manifest: Mapping[str, Any],
+        cache: ChunkCache,
+        out_dir: str | Path,
+        progress: Progress | None = None,
+    ) -> FetchReport:
+        """Bring every asset of `manifest` into `out_dir`, downloading only what `cache` lacks."""
         wanted: dict[str, str | None] = {}
         for asset in manifest["assets"]:
             for piece in asset["chunks"]:

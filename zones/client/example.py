@@ -4,11 +4,15 @@ Run it against a live market (the site serving the join endpoint and the socket)
 
     python -m zones.client.example --url http://127.0.0.1:8000 --market 1
     python -m zones.client.example --url http://127.0.0.1:8000 --market 1 --key "$AUTH_KEY"
+    python -m zones.client.example --assets ~/.cache/fabric-visitor   # and load booth assets
 
 It joins (as the visitor of `--key`, or a disposable one), prints the welcome,
 walks toward the nearest floor point of a neighbouring booth, prints
 `booth_entered` and `zone_changed` as they arrive and the round trip of a ping,
 then leaves once authority has moved to the other zone (or after `--seconds`).
+With `--assets DIR` it also loads the assets of each booth it enters, as that
+booth's visitor, into DIR (chunk cache in DIR/cache, assets in DIR/zone-<n>), and
+prints what it loaded.
 
 Exit status: 0 after a zone change, 1 if the time ran out first, 2 if the market
 refused the visitor.
@@ -22,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .assets import BoothAssets
 from .visitor import JoinRefused, Visitor, VisitorClosed
 
 WALK_SPEED_M_S = 4.0  # a brisk walk: the nearest border can be 50 m away in a large booth
@@ -40,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60.0, help="give up after this long")
     parser.add_argument(
         "--speed", type=float, default=WALK_SPEED_M_S, help="walking speed in m/s (max v_max)"
+    )
+    parser.add_argument(
+        "--assets", help="folder to load the assets of the booths entered into (kept between runs)"
     )
     return parser.parse_args(argv)
 
@@ -93,10 +101,30 @@ def format_event(event: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in fields.items())
 
 
+def describe_loads(assets: BoothAssets) -> list[str]:
+    """One line per background load: what came from the network, what from the cache."""
+    lines = []
+    for load in assets.loads:
+        if load.report is None:
+            lines.append(f"booth {load.zone} ({load.reason}): not loaded: {load.error}")
+            continue
+        report = load.report
+        names = ", ".join(path.name for path in report.assets) or "no assets"
+        lines.append(
+            f"booth {load.zone} ({load.reason}): {names} in {assets.folder(load.zone)}; "
+            f"{report.chunks_downloaded} chunks downloaded ({report.bytes_downloaded:,} bytes), "
+            f"{report.chunks_cached} from the cache"
+        )
+    return lines
+
+
 async def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    assets = None
+    if args.assets:
+        assets = BoothAssets(args.url, f"{args.assets}/cache", args.assets)
     try:
-        visitor = await Visitor.connect(args.url, args.market, key=args.key)
+        visitor = await Visitor.connect(args.url, args.market, key=args.key, assets=assets)
     except JoinRefused as refused:
         print(f"join refused: {refused.status} {refused.code}: {refused.detail}", file=sys.stderr)
         return 2
@@ -115,6 +143,10 @@ async def main(argv: list[str] | None = None) -> int:
             f"{frames.frames} frames, {frames.bytes} bytes, "
             f"median age {frames.latency_percentile(50):.1f} ms"
         )
+        if assets is not None:
+            await assets.idle()
+            for line in describe_loads(assets):
+                print(line)
         print(f"left with close code {await visitor.leave()}")
     except VisitorClosed as closed:
         print(f"the market closed the socket: {closed}", file=sys.stderr)

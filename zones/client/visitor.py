@@ -43,6 +43,7 @@ from zones.core.wire import (
     frame_decode,
 )
 
+from .assets import BoothAssets
 from .layout import Layout
 
 RESEND_MEMORY = 256
@@ -202,6 +203,7 @@ class Visitor:
         key: str | None = None,
         on_frame: FrameCallback | None = None,
         decode: str = "full",
+        assets: BoothAssets | None = None,
     ) -> None:
         if decode not in DECODE_MODES:
             raise ValueError(f"decode must be one of {DECODE_MODES}, not {decode!r}")
@@ -211,6 +213,9 @@ class Visitor:
         self.on_frame = on_frame
         self.decode = decode
         self.welcome: dict[str, Any] = {}
+        # The booth assets loaded in the background as the visitor walks (zones/client/assets.py)
+        self.assets = assets
+        self.asset_token = ""  # bearer token for the chunk API, renewed over the socket
         self.layout: Layout | None = None
         self.entity = 0
         self.zone: int | None = None
@@ -254,9 +259,13 @@ class Visitor:
         on_frame: FrameCallback | None = None,
         decode: str = "full",
         timeout: float = 10.0,
+        assets: BoothAssets | None = None,
     ) -> "Visitor":
-        """Join with a fresh ticket and wait for the welcome; VisitorClosed if the socket is refused."""
-        visitor = cls(base_url, market_id, key=key, on_frame=on_frame, decode=decode)
+        """Join with a fresh ticket and wait for the welcome; VisitorClosed if the socket is refused.
+
+        With `assets`, every booth the visitor enters is loaded in the background.
+        """
+        visitor = cls(base_url, market_id, key=key, on_frame=on_frame, decode=decode, assets=assets)
         await visitor._open(resume, booth=booth, at=at, timeout=timeout)
         return visitor
 
@@ -318,6 +327,9 @@ class Visitor:
         self.zone = int(welcome["zone"])
         self.booth = int(welcome["booth"]["zone"]) if welcome.get("booth") else self.zone
         self.resumed = bool(welcome.get("resumed", False))
+        self.asset_token = str((welcome.get("assets") or {}).get("token", ""))
+        if self.assets is not None:
+            self.assets.welcomed(self.market_id, welcome)
         events = welcome.get("events")
         if isinstance(events, dict):
             self.events_recovered = events.get("recovered")
@@ -427,6 +439,10 @@ class Visitor:
                 self.errors.append(data)
             elif kind == "resume":  # a fresh token: the one a reconnect will use
                 self.welcome["resume"] = str(data["resume"])
+            elif kind == "asset_token":  # the last one is about to expire
+                self.asset_token = str(data["token"])
+                if self.assets is not None:
+                    self.assets.token(self.asset_token)
             elif kind == "events_reset":  # the market lost its stream: start over from this
                 self.events_after = (int(data["offset"]), str(data["epoch"]))
                 self.zone = int(data["snapshot"]["zone"])
@@ -444,6 +460,8 @@ class Visitor:
                 elif kind == "booth_entered":
                     self.booth = int(data["zone"])
                 self.events.append(data)
+                if self.assets is not None:
+                    self.assets.event(data, self.booth)
         except (ValueError, TypeError, KeyError, AttributeError):
             self.stats.bad_frames += 1  # not the protocol: counted, never fatal
 
