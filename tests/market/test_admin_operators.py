@@ -129,9 +129,10 @@ def test_a_superuser_chooses_a_market_s_operators_on_its_page(django_user_model,
 def test_an_operator_saving_the_market_keeps_its_operators(olga, markets):
     north = markets[0]
     client = signed_in(olga)
-    assert 'name="operators"' not in client.get(
-        f"/admin/market/market/{north.pk}/change/"
-    ).content.decode()
+    assert (
+        'name="operators"'
+        not in client.get(f"/admin/market/market/{north.pk}/change/").content.decode()
+    )
 
     saved = client.post(
         f"/admin/market/market/{north.pk}/change/",
