@@ -84,6 +84,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "fabric_site.signin.lockout_response"
+# A row per successful sign-in would grow for ever; failures are what the limits need.
+AXES_DISABLE_ACCESS_LOG = True
 # How long a web process remembers a successful HTTP Basic check (fabric_site/basic_auth.py).
 BASIC_AUTH_CACHE_SECONDS = 60
 

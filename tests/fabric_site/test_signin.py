@@ -4,7 +4,7 @@ is refused with 429 and Retry-After, without its password being checked."""
 from datetime import timedelta
 
 import pytest
-from axes.models import AccessAttempt
+from axes.models import AccessAttempt, AccessLog
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
@@ -101,3 +101,9 @@ def test_attempts_while_locked_out_neither_extend_the_lockout_nor_add_rows(olga)
     assert list(
         AccessAttempt.objects.values_list("pk", "failures_since_start", "attempt_time")
     ) == (rows)
+
+
+def test_a_successful_sign_in_leaves_no_row_behind(olga):
+    assert signed_in(sign_in("olga", PASSWORD))
+
+    assert AccessLog.objects.count() == 0 and AccessAttempt.objects.count() == 0
