@@ -33,8 +33,8 @@ from market.events.backends import StreamLost
 from market.events.feed import EventFeed, event_message, position_from_query, position_message
 from market.events.hub import Delivered, Position, PositionError
 from market.events.streams import event_hub
-from market.events.subjects import assets_subjects, visitor_subjects
-from market.events.types import AssetChanged, BoothEntered
+from market.events.subjects import assets_subjects, ops_health_subject, visitor_subjects
+from market.events.types import AssetChanged, BoothEntered, ZoneChanged, ZoneHealthChanged
 from market.live import live_market
 from market.tickets import (
     RESUME_REFRESH_S,
@@ -181,6 +181,8 @@ class VisitorConsumer(AsyncWebsocketConsumer):
     superseded = False
     entered_unsent = False
     booth = -1  # the booth the visitor stands in, as its events have said
+    zone = -1  # the zone holding its entity, as its events have said
+    zone_health = "ok"  # that zone's health, as the visitor was last told
     # The gateway feeds a visitor's socket directly, never over the channel layer. An alias
     # that names no layer gives the socket none: no channel of its own, and no receive
     # pending on Redis per visitor that every close then cancels.
@@ -291,11 +293,17 @@ class VisitorConsumer(AsyncWebsocketConsumer):
     async def events_open(
         self, market_id: int, entity: int, after: Position | None, zone: int
     ) -> dict[str, Any]:
-        """Follow the visitor's own events and its booth's asset changes; what the welcome
-        says of them. The welcome is the visitor's snapshot (its zone and booth)."""
+        """Follow the visitor's own events, its booth's asset changes and its zone's health;
+        what the welcome says of them. The welcome is the visitor's snapshot (its zone and
+        booth)."""
+        self.zone = zone
         self.feed = EventFeed(
             event_hub(market_id),
-            [visitor_subjects(market_id, entity), assets_subjects(market_id)],
+            [
+                visitor_subjects(market_id, entity),
+                assets_subjects(market_id),
+                ops_health_subject(market_id),
+            ],
             send=self.send_event_text,
             on_slow=self.slow,
             render=self.event_for_visitor,
@@ -307,7 +315,9 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         return position_message(resumed)
 
     def event_for_visitor(self, item: Delivered) -> dict[str, Any] | None:
-        """The visitor's own events, and asset changes of the booth it stands in."""
+        """The visitor's own events, asset changes of the booth it stands in, and changes of
+        the health of the zone holding it (a worker restarting or quarantined stops its
+        frames: docs/protocol.md says what a client does meanwhile)."""
         event = item.envelope.event
         if isinstance(event, BoothEntered):
             self.booth = event.zone
@@ -316,6 +326,13 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 self.entered_unsent = True  # the feed sends it next (send_event_text)
         elif isinstance(event, AssetChanged) and event.zone != self.booth:
             return None
+        elif isinstance(event, ZoneChanged):
+            self.zone, self.zone_health = event.to_zone, "ok"  # a zone that just took it runs
+        elif isinstance(event, ZoneHealthChanged):
+            # Only its own zone's, and only a change: a quarantine is reported every second.
+            if self.zone not in event.zones or event.health == self.zone_health:
+                return None
+            self.zone_health = event.health
         return event_message(item)
 
     async def resume_refresh(self, entity: int) -> None:

@@ -167,9 +167,16 @@ class Supervisor:
             await self._start(slot)
 
     async def _report(self, slot: WorkerSlot, health: str) -> None:
+        """Publish the zones' health, with when their worker starts again: operators and
+        the visitors standing in those zones read it (docs/protocol.md)."""
+        now = time.monotonic()
+        wait, left = max(0.0, slot.restart_at - now), max(0.0, slot.quarantined_until - now)
         reasons = {
-            "restarting": f"the worker exited; restarting after {slot.backoff_s:.1f} s",
-            "quarantined": f"more than {CRASH_LIMIT} crashes within {CRASH_WINDOW_S:.0f} s",
+            "restarting": f"the worker exited; it starts again in {wait:.1f} s"
+            if wait
+            else "the worker exited; it is starting again",
+            "quarantined": f"more than {CRASH_LIMIT} crashes within {CRASH_WINDOW_S:.0f} s;"
+            f" its worker starts again in {left:.0f} s",
         }
         await event_publish_or_count(
             self.market_id,

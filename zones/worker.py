@@ -45,7 +45,12 @@ import numpy as np
 import numpy.ma  # noqa: F401
 
 from market.events.publish import event_publish_or_count
-from market.events.types import MarketSummary, MarketSummaryReported, ZoneSummary
+from market.events.types import (
+    MarketSummary,
+    MarketSummaryReported,
+    ZoneHealthChanged,
+    ZoneSummary,
+)
 from zones.bus import rows_bus
 from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
@@ -168,6 +173,7 @@ class ZoneWorker:
         self.hosted: dict[int, HostedZone] = {}
         self.bus = rows_bus()
         self.failed_sends = 0
+        self.resumed: set[int] = set()  # zones that resumed from a snapshot: they say so
         for z in zones:
             if not 0 <= z < len(self.booths):
                 raise ValueError(
@@ -202,6 +208,7 @@ class ZoneWorker:
             hz.store.discard()  # a log without its snapshot, or for another layout, replays wrong
             hz.log.discard()
         else:
+            self.resumed.add(hz.zone)
             recovered = hz.log.recover(state.tick)
             hz.state = replay(state, recovered.records, hz.params)
             if recovered.rng:
@@ -337,6 +344,8 @@ class ZoneWorker:
                             zone_channel(self.market_id, message.dst), message_to_wire(message)
                         )
                     )
+        if self.ticks == 1 and self.resumed:
+            sends.append(self._running_publish())
         if self.ticks % SUMMARY_EVERY_TICKS == 0:
             sends.append(self._summary_publish())
         failed = [r for r in await asyncio.gather(*sends, return_exceptions=True) if r is not None]
@@ -544,6 +553,16 @@ class ZoneWorker:
         ]
 
     # --- reporting -------------------------------------------------------------------------
+
+    async def _running_publish(self) -> None:
+        """Zones that resumed from their snapshots run again: what the visitors who stood in
+        them were waiting for after a `restarting` or `quarantined` (zones/consumers.py)."""
+        await event_publish_or_count(
+            self.market_id,
+            ZoneHealthChanged(
+                zones=sorted(self.resumed), health="ok", reason="the zone worker is running"
+            ),
+        )
 
     async def _summary_publish(self) -> None:
         summary = self.summary()

@@ -96,7 +96,8 @@ class MarketSummaryReported(Event):
 
 @dataclass(frozen=True)
 class ZoneHealthChanged(Event):
-    """The supervisor's word on zones it is restarting or has quarantined, or that are back."""
+    """The supervisor's word on zones it is restarting or has quarantined, and a worker's
+    that its zones run (again). Operators see it, and so do the visitors in those zones."""
 
     TYPE = "zone_health"
     zones: list[int]

@@ -232,6 +232,9 @@ class Visitor:
         self.events_after: tuple[int, str] | None = None
         self.events_recovered: bool | None = None  # what the last welcome said of the resume
         self.errors: list[dict[str, Any]] = []
+        # zone → the last `zone_health` event about it: the market tells a visitor when the
+        # zone holding it stops (`restarting`, `quarantined`) and when it runs again (`ok`)
+        self.zone_health: dict[int, dict[str, Any]] = {}
         self.close_code: int | None = None
         self.close_reason = ""
         self.stats = VisitorStats()
@@ -243,6 +246,7 @@ class Visitor:
         self._pings: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ping_id = 0
         self._taken: dict[str, int] = {}  # events already returned by wait_event, per type
+        self._acked = 0  # the highest ack_seq of the sockets before the current one
 
     # --- opening --------------------------------------------------------------
 
@@ -459,6 +463,9 @@ class Visitor:
                     self.zone = int(data["to"])
                 elif kind == "booth_entered":
                     self.booth = int(data["zone"])
+                elif kind == "zone_health":
+                    for zone in data["zones"]:
+                        self.zone_health[int(zone)] = data
                 self.events.append(data)
                 if self.assets is not None:
                     self.assets.event(data, self.booth)
@@ -493,6 +500,15 @@ class Visitor:
         self._pings.clear()
 
     # --- waiting --------------------------------------------------------------
+
+    @property
+    def outage(self) -> dict[str, Any] | None:
+        """Why the zone holding this visitor has stopped, while it has: its `zone_health`
+        event (`health` "restarting" or "quarantined", `reason` saying when its worker
+        starts again). No frames come meanwhile and inputs are not acted on; None once the
+        zone runs again."""
+        told = self.zone_health.get(self.zone) if self.zone is not None else None
+        return told if told is not None and told.get("health") != "ok" else None
 
     @property
     def closed(self) -> bool:
@@ -626,8 +642,12 @@ class Visitor:
         """Rejoin as the same visitor on a new socket; resend inputs the market did not take.
 
         Uses the key if there is one, else the welcome's resume token. Returns the
-        seqs resent (those above the new welcome's `last_seq`).
+        seqs resent: those above the new welcome's `last_seq` and above every `ack_seq`
+        a frame carried. A web process killed outright keeps no count of what it took, so
+        its successor's `last_seq` can be lower than what the frames acknowledged; those
+        inputs were taken, and sent again they would be acted on twice.
         """
+        self._acked = max(self._acked, self.ack_seq)
         resume = None if self.key else self.welcome.get("resume")
         old = self._ws
         if old is not None:
@@ -635,7 +655,7 @@ class Visitor:
             await old.close()
         await self._reader_finished()
         await self._open(resume, timeout=timeout)
-        last_seq = int(self.welcome.get("last_seq", 0))
+        last_seq = max(int(self.welcome.get("last_seq", 0)), self._acked)
         resent = []
         for seq, payload in list(self._sent):
             if seq > last_seq:
