@@ -59,9 +59,12 @@ class OwnRedis:
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + WAIT_S
-        while subprocess.run(
-            ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
-        ).stdout.strip() != "PONG":
+        while (
+            subprocess.run(
+                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
+            ).stdout.strip()
+            != "PONG"
+        ):
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.1)
 

@@ -333,7 +333,9 @@ def test_the_caps_follow_the_environment(monkeypatch):
 
 
 @pytest.mark.parametrize("value", ["many", "0", "-5", "1.5"])
-@pytest.mark.parametrize("variable", ["FABRIC_MAX_CONNECTIONS", "FABRIC_MAX_CONNECTIONS_PER_ADDRESS"])
+@pytest.mark.parametrize(
+    "variable", ["FABRIC_MAX_CONNECTIONS", "FABRIC_MAX_CONNECTIONS_PER_ADDRESS"]
+)
 def test_a_cap_that_is_not_a_positive_whole_number_is_refused(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
 

@@ -229,4 +229,3 @@ def test_the_runbook_starts_hand_made_web_processes_with_the_limits():
         assert " ".join(uvicorn_flags()) in line
     for line in daphne_lines:
         assert " ".join(daphne_flags()) in line
-
