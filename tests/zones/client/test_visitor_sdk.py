@@ -402,3 +402,26 @@ def test_the_sdk_loads_no_web_framework(tmp_path):
     loaded = set(json.loads(result.stdout))
     assert "websockets" in loaded  # the probe sees what the SDK imports
     assert not loaded & {"django", "channels", "daphne", "market", "fabric_site"}
+
+
+async def test_reconnect_never_resends_inputs_the_frames_acknowledged_when_the_market_forgot(
+    market,
+):
+    visitor = await Visitor.connect(market.base_url, 1, key=KEY)
+    entity = visitor.entity
+    for _ in range(3):
+        await visitor.walk([0.1, 0, 0])
+    await visitor.wait_for(lambda v: v.ack_seq == 3, timeout=2)
+    market.hold_inputs = True  # this one is lost with the socket
+    await visitor.walk([0.2, 0, 0])
+    await visitor.wait_for(lambda v: len(market.received) == 4, timeout=2)
+    market.hold_inputs = False
+    market.last_seq.clear()  # a web process killed outright kept no count of what it took
+    try:
+        resent = await visitor.reconnect()
+        assert visitor.welcome["last_seq"] == 0 and visitor.entity == entity
+        assert resent == [4]
+        await visitor.wait_for(lambda v: v.ack_seq == 4, timeout=2)
+    finally:
+        await visitor.close()
+    assert market.taken(entity) == [1, 2, 3, 4]  # none of the first three twice
