@@ -24,6 +24,7 @@ from market.events.backends.redis_streams import RedisStreamsBackend
 from market.events.envelope import envelope_new, envelope_parse
 from market.events.subjects import stream_name, subject_matches, visitor_subjects
 from market.events.types import AssetChanged
+from market.rates import JOIN_LIMIT_DEFAULTS
 from tests.live import free_port, http_get, live_market
 from tests.subprocesses import REPO_ROOT
 from zones.client.visitor import JoinRefused, Visitor, VisitorClosed
@@ -39,8 +40,14 @@ EVENTS_PER_S = 60
 @pytest.fixture
 def market(tmp_path, redis_url):
     prefix = f"resume{uuid.uuid4().hex[:8]}"
+    # 1,050 joins from 127.0.0.1 in a few minutes: far beyond the join limits for one caller
+    no_join_limits = dict.fromkeys(JOIN_LIMIT_DEFAULTS, "off")
     with live_market(
-        tmp_path, args=["--walkers", "0"], REDIS_URL=redis_url, FABRIC_CHANNEL_PREFIX=prefix
+        tmp_path,
+        args=["--walkers", "0"],
+        REDIS_URL=redis_url,
+        FABRIC_CHANNEL_PREFIX=prefix,
+        **no_join_limits,
     ) as running:
         yield running, prefix
 
