@@ -4,10 +4,11 @@ The rule (docs/permissions.md): a visitor is a visitor of the booth its entity
 stands in, and of no other booth of that market, for as long as its socket is open.
 Its socket knows where it stands: the welcome names the booth it joined in, and the
 zones' `booth_entered` events, which the socket follows on the market's stream,
-name each booth it walks into. At each of those the socket's `BoothPresence` writes
-one transaction that removes the visitor from every other booth of the market and
-adds it to the one it entered; when the socket closes (a `leave`, a dropped
-connection) it removes the visitor from every booth. A socket taken over by a newer
+name each booth it walks into. At each of those the socket's `BoothPresence` has the
+visitor removed from every other booth of the market and added to the one it entered;
+when the socket closes (a `leave`, a dropped connection) removed from every booth. The
+changes of every socket of a web process are written together, one transaction at
+most every PRESENCE_BATCH_S (`PresenceWriter`). A socket taken over by a newer
 one of the same visitor leaves the relation to the newer one.
 
 The subject is `visitor:<market>-<entity>` (market/asset_tokens.py), the principal an
@@ -17,6 +18,7 @@ in the booth, and nobody else.
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 from channels.db import database_sync_to_async
 from django.db import transaction
@@ -24,7 +26,7 @@ from django.db import transaction
 from market.asset_tokens import VISITOR_TYPE, visitor_subject
 from market.models import Booth
 from market.rebac.models import RelationTuple
-from market.rebac.services import rebac_tuple_write
+from market.rebac.services import rebac_tuples_write
 
 log = logging.getLogger(__name__)
 
@@ -34,28 +36,44 @@ VISITOR = "visitor"
 def booth_visitor_set(*, market_id: int, entity: int, zone: int | None) -> int | None:
     """Make the visitor a visitor of the booth at `zone` of the market and of no other
     booth there (`zone` None: of none); the booth's id, or None. One transaction."""
-    subject = visitor_subject(market_id, entity)
-    booth = None
-    if zone is not None:
-        booth = (
-            Booth.objects.filter(market_id=market_id, zone_index=zone)
-            .values_list("pk", flat=True)
-            .first()
+    return booth_visitors_set({(market_id, entity): zone})[(market_id, entity)]
+
+
+def booth_visitors_set(
+    places: Mapping[tuple[int, int], int | None],
+) -> dict[tuple[int, int], int | None]:
+    """`booth_visitor_set` for many visitors at once, in one transaction.
+
+    `places` maps (market, entity) to the zone the visitor stands in (None: none); the
+    answer maps each to its booth's id (None: none).
+    """
+    markets = {market for market, _ in places}
+    booth_of = {
+        (market, zone): pk
+        for market, zone, pk in Booth.objects.filter(market_id__in=markets).values_list(
+            "market_id", "zone_index", "pk"
         )
+    }
+    booths = {
+        key: None if zone is None else booth_of.get((key[0], zone)) for key, zone in places.items()
+    }
+    subjects = {key: visitor_subject(*key) for key in places}
     with transaction.atomic():
-        stale = RelationTuple.objects.filter(
+        RelationTuple.objects.filter(
             object_type="booth",
             relation=VISITOR,
             subject_type=VISITOR_TYPE,
-            subject_id=subject.split(":", 1)[1],
+            subject_id__in=[s.split(":", 1)[1] for s in subjects.values()],
             subject_relation="",
+        ).delete()
+        rebac_tuples_write(
+            tuples=[
+                {"object": f"booth:{booth}", "relation": VISITOR, "user": subjects[key]}
+                for key, booth in booths.items()
+                if booth is not None
+            ]
         )
-        if booth is not None:
-            stale = stale.exclude(object_id=str(booth))
-        stale.delete()
-        if booth is not None:
-            rebac_tuple_write(object=f"booth:{booth}", relation=VISITOR, user=subject)
-    return booth
+    return booths
 
 
 def booth_visitors(*, booth_id: int) -> list[str]:
@@ -71,41 +89,95 @@ def booth_visitors(*, booth_id: int) -> list[str]:
     ]
 
 
+PRESENCE_BATCH_S = 0.1  # changes of one process are written together, this often at most
+
+
+class PresenceWriter:
+    """Every socket's booth changes in this process, written together.
+
+    A crossing is one change; a thousand visitors crossing and joining make tens a second.
+    One transaction each cost the web process a database round trip and a thread hop per
+    change, and under SQLite they queued behind one another. Changes wait here at most
+    PRESENCE_BATCH_S and go in one transaction, the newest change of each visitor
+    winning (each says where the visitor stands now, not how it got there).
+    """
+
+    def __init__(self) -> None:
+        self._changes: dict[tuple[int, int], int | None] = {}
+        self._written: asyncio.Future[None] | None = None  # of the batch being gathered
+        self._task: asyncio.Task[None] | None = None
+
+    def put(self, market_id: int, entity: int, zone: int | None) -> asyncio.Future[None]:
+        """Queue a change; the future is done once it is written (or its write failed)."""
+        self._changes[(market_id, entity)] = zone
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._write_soon())
+        return self._written
+
+    async def _write_soon(self) -> None:
+        while self._changes:
+            await asyncio.sleep(PRESENCE_BATCH_S)
+            changes, self._changes = self._changes, {}
+            written, self._written = self._written, None
+            try:
+                await database_sync_to_async(booth_visitors_set)(changes)
+            except Exception as error:
+                # The database is out of reach or busy: the visitors keep their last booth
+                # (or none) until their next crossing or departure writes again.
+                log.warning("booth visitors of %d entities not updated: %r", len(changes), error)
+            finally:
+                if written is not None and not written.done():
+                    written.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait for the changes queued so far to be written (a web process stopping)."""
+        if self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+
+_writers: dict[asyncio.AbstractEventLoop, PresenceWriter] = {}
+
+
+def presence_writer() -> PresenceWriter:
+    """This event loop's writer (one per process in a server; tests run several loops)."""
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(loop)
+    if writer is None:
+        for stale in [other for other in _writers if other.is_closed()]:
+            del _writers[stale]
+        writer = _writers[loop] = PresenceWriter()
+    return writer
+
+
 class BoothPresence:
-    """One socket's visitor as a booth visitor: writes in the order they were asked for.
+    """One socket's visitor as a booth visitor.
 
     `enter` returns at once (the socket's loop never waits for the database); the write
-    follows within milliseconds. `leave` waits for every earlier write, then removes
-    the visitor from every booth.
+    follows within PRESENCE_BATCH_S and a transaction. `leave` removes the visitor from
+    every booth and waits until that is written; a later change of the same visitor
+    (a newer socket) overrides an earlier one not yet written.
     """
 
     def __init__(self, market_id: int, entity: int) -> None:
         self.market_id = market_id
         self.entity = entity
-        self._lock = asyncio.Lock()  # first come, first served: the writes keep their order
-        self._pending: set[asyncio.Task[None]] = set()
+        self._last: asyncio.Future[None] | None = None
 
     def enter(self, zone: int) -> None:
-        task = asyncio.create_task(self._write(zone))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._last = presence_writer().put(self.market_id, self.entity, zone)
+
+    def depart(self) -> None:
+        """The socket closed: the visitor stands in no booth; written within the batch."""
+        self._last = presence_writer().put(self.market_id, self.entity, None)
 
     async def leave(self) -> None:
-        await self.settled()  # an enter still waiting to start must not come after this
-        await self._write(None)
+        """`depart`, then wait until that is written."""
+        self.depart()
+        await self.settled()
 
     async def settled(self) -> None:
-        """Wait until every write asked for so far is done."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
-
-    async def _write(self, zone: int | None) -> None:
-        async with self._lock:
-            try:
-                await database_sync_to_async(booth_visitor_set)(
-                    market_id=self.market_id, entity=self.entity, zone=zone
-                )
-            except Exception as error:
-                # The database is out of reach or busy: the visitor keeps its last booth
-                # (or none) until its next crossing or departure writes again.
-                log.warning("booth visitor of entity %d not updated: %r", self.entity, error)
+        """Wait until every change asked for so far is written."""
+        if self._last is not None:
+            await asyncio.shield(self._last)

@@ -101,10 +101,10 @@ class Outbox:
 
     def frame(self, data: bytes) -> None:
         direct = self._direct
-        if direct is not None and not (self._busy or self._events or self._frame is not None):
-            if direct(data):
-                self.direct += 1
-                return
+        queued = self._busy or self._events or self._frame is not None
+        if direct is not None and not queued and direct(data):
+            self.direct += 1
+            return
         if self._frame is not None:
             self.dropped += 1
         self._frame = data
@@ -373,7 +373,9 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             if last is not None:
                 await cache.aset(last_seq_key(self.entity), last, LAST_SEQ_MEMORY_S)
         if self.presence is not None and not self.superseded:
-            await self.presence.leave()  # a newer socket of the visitor keeps its booth
+            # Written with the process's next batch; a newer socket of the visitor keeps
+            # its booth. Not awaited: a socket closing at shutdown has nothing to wait for.
+            self.presence.depart()
 
     # --- what the visitor sends ------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import uvicorn
 from django.conf import settings
 
 from chunks.periodic import collect_garbage_periodically
+from market.booth_visitors import presence_writer
 from market.events.outbox import outbox_relay_forever
 from market.live import LiveMarket, live_market_set
 from zones.core.ranges import floor_ranges
@@ -271,6 +272,7 @@ async def serve_market(
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
         live_market_set(None)
+        await presence_writer().drain()  # booth departures of the sockets just closed
         await zones  # re-raises whatever ended the zones early
 
 

@@ -187,3 +187,33 @@ def test_a_visitor_leaving_a_booth_keeps_the_public_memory(settings, booth, publ
     booth_visitor_set(market_id=booth.market_id, entity=MARKET_ENTITY, zone=None)
 
     assert public_chunks.size_of(digest) == 480
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_presence_changes_of_many_sockets_go_in_one_transaction(
+    booth, next_booth, monkeypatch
+):
+    """A crowd crossing together costs the database one write, the newest place winning."""
+    from market import booth_visitors as module
+
+    batches: list[dict] = []
+    real = module.booth_visitors_set
+
+    def counted(places):
+        batches.append(dict(places))
+        return real(places)
+
+    monkeypatch.setattr(module, "booth_visitors_set", counted)
+    crowd = [BoothPresence(booth.market_id, MARKET_ENTITY + i) for i in range(40)]
+    for presence in crowd:
+        presence.enter(0)
+    crowd[0].enter(1)  # the first one walks on before anything is written
+    await asyncio.gather(*(presence.settled() for presence in crowd))
+
+    assert len(batches) == 1 and len(batches[0]) == 40
+    here = await off_loop(lambda: booth_visitors(booth_id=booth.pk))
+    there = await off_loop(lambda: booth_visitors(booth_id=next_booth.pk))
+    assert len(here) == 39 and there == [f"visitor:{booth.market_id}-{MARKET_ENTITY}"]
+    await asyncio.gather(*(presence.leave() for presence in crowd))
+    assert len(batches) == 2
+    assert await off_loop(lambda: booth_visitors(booth_id=booth.pk)) == []

@@ -13,6 +13,7 @@ from typing import Any
 import uvloop
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from market.booth_visitors import presence_writer
 from zones.parent import parent_gone
 from zones.serve import web_config
 
@@ -55,3 +56,4 @@ class Command(BaseCommand):
         finally:
             if watch is not None:
                 watch.cancel()
+            await presence_writer().drain()  # booth departures of the sockets just closed
