@@ -12,11 +12,11 @@ code and builds the binary radix tree over the sorted codes: each pair of neighb
 codes becomes the internal node that splits them, at the highest bit in which they
 differ, and covers the longest run of codes sharing the bits above it. Ties (two
 entities in one cell) are broken by the entity's index appended to the code, so all
-keys differ. Every node's run is found at once with two binary searches of the sorted
-keys, its parent by comparing the two splits that bound its run (the parent is the
-lower of the two), and its box as the minimum over its run of a sparse table of the
-sorted positions: about thirty numpy calls whatever N is, and no loop over the tree's
-depth.
+keys differ. Every node's run is found at once (from the neighbouring splits when it is
+short, with a binary search of the sorted keys when it is not), its parent by comparing
+the two splits that bound its run (the parent is the lower of the two), and its box as
+the minimum over its run of a sparse table of the sorted positions: the same numpy calls
+whatever N is, and no loop over the tree's depth.
 
 **The cost model** (`sah`). A query from a random point costs, on average, the
 traversal cost C_TRAVERSE for each internal node it opens plus C_ENTITY for each
@@ -258,8 +258,8 @@ def range_bounds(
 def _codes(
     curve: Curve, positions: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> npt.NDArray[np.uint32]:
-    if curve == "hilbert":
-        return hilbert.position_encoder(lo, hi)(positions)
+    if curve == "hilbert":  # (the cached PositionEncoder is the faster for a handful only)
+        return hilbert.encode_positions(positions, lo, hi)
     if curve == "morton":
         return morton.encode_positions(positions, lo, hi)
     raise ValueError(f"curve must be 'hilbert' or 'morton', got {curve!r}")
