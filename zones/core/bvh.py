@@ -180,9 +180,14 @@ def _sparse_table(rows: np.ndarray, levels: int) -> np.ndarray:
     `rows` is (2, N, 3): the positions and their negatives, so one minimum gives both
     corners of a box. Rows of level k past N - 2**k are left unset.
     """
-    n = rows.shape[1]
-    table = np.empty((2, levels, n, 3), rows.dtype)
+    table = np.empty((2, levels, *rows.shape[1:]), rows.dtype)
     table[:, 0] = rows
+    return _fill_levels(table)
+
+
+def _fill_levels(table: np.ndarray) -> np.ndarray:
+    """Levels 1 and up of a sparse table whose level 0 holds the rows."""
+    levels, n = table.shape[1], table.shape[2]
     for k in range(1, levels):
         width = 1 << (k - 1)
         np.minimum(
@@ -225,11 +230,11 @@ def range_bounds(
     if first.size == 0:
         return np.zeros((2, 0, 3), np.float32)
     n = order.size
-    rows = np.empty((2, n, 3), np.float32)
-    positions.take(order, axis=0, out=rows[0])
-    np.negative(rows[0], out=rows[1])
     levels = min(n.bit_length(), _BLOCK_LEVEL + 1)
-    fine = _sparse_table(rows, levels)
+    fine = np.empty((2, levels, n, 3), np.float32)
+    positions.take(order, axis=0, out=fine[0, 0])
+    np.negative(fine[0, 0], out=fine[1, 0])
+    _fill_levels(fine)
     top = levels - 1
     span = 1 << top
     length = last - first + 1
