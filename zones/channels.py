@@ -72,3 +72,31 @@ async def cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
         task.cancel()
     if tasks:
         await asyncio.wait(tasks, timeout=CANCEL_GRACE_S)
+
+
+BUNDLE_TYPE = "zone.bundle"
+"""Several zone messages for one zone in one channel message (`bundled`)."""
+
+
+def bundled(wires: list[dict[str, Any]]) -> dict[str, Any]:
+    """One channel message carrying `wires` (zone messages in wire form) to one zone.
+
+    A worker hosting eight zones would otherwise send each remote zone up to eight
+    messages a tick, and once a second every zone reports to every other (in-flight
+    transfers): 32 zones make about a thousand channel-layer sends a second, each several
+    Redis round trips. Per destination and tick one bundle carries them all.
+    """
+    return wires[0] if len(wires) == 1 else {"type": BUNDLE_TYPE, "messages": wires}
+
+
+def unbundled(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The zone messages a channel message carries: itself, or a bundle's (ValueError if
+    a bundle is malformed)."""
+    if message.get("type") != BUNDLE_TYPE:
+        return [message]
+    inner = message.get("messages")
+    if not isinstance(inner, list) or not all(isinstance(m, dict) for m in inner):
+        raise ValueError("a zone.bundle carries a list of messages")
+    if any(m.get("type") == BUNDLE_TYPE for m in inner):
+        raise ValueError("a zone.bundle cannot carry another bundle")
+    return inner

@@ -24,7 +24,13 @@ import numpy as np
 
 from market.events.publish import event_publish_or_count
 from market.events.types import ZoneHealthChanged
-from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
+from zones.channels import (
+    cancel_and_wait,
+    layer_required,
+    receive_forever,
+    unbundled,
+    zone_channel,
+)
 from zones.core.messages import Intent, Nack, message_from_wire, message_to_wire, replies
 from zones.core.wire import SPAWN_DTYPE, ReplyReason, from_bytes
 
@@ -196,7 +202,8 @@ class Supervisor:
     async def _answer_for(self, zone: int) -> None:
         async def answer(message: dict[str, Any]) -> None:
             try:
-                await self._refuse(zone, message)
+                for one in unbundled(message):
+                    await self._refuse(zone, one)
             except Exception as exc:  # a malformed message is not the stand-in's problem
                 log.warning(
                     "zone %d stand-in: ignored a %r message: %s", zone, message.get("type"), exc

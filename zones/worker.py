@@ -52,7 +52,14 @@ from market.events.types import (
     ZoneSummary,
 )
 from zones.bus import rows_bus
-from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
+from zones.channels import (
+    bundled,
+    cancel_and_wait,
+    layer_required,
+    receive_forever,
+    unbundled,
+    zone_channel,
+)
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import floor_points, headings, steer_walkers
 from zones.core.inputlog import LogRecord, replay, rng_restore, rng_state
@@ -238,7 +245,8 @@ class ZoneWorker:
     async def _receive(self, hz: HostedZone) -> None:
         def file(message: dict[str, Any]) -> None:
             try:
-                self.accept(hz, message)
+                for one in unbundled(message):
+                    self.accept(hz, one)
             except (MessageError, ValueError, KeyError, TypeError) as exc:
                 hz.bad_messages += 1
                 log.warning(
@@ -320,6 +328,7 @@ class ZoneWorker:
                 self._snapshot(hz)
             stepped.append((hz, out, spawn_requests))
         sends = []
+        remote: dict[int, list[dict[str, Any]]] = {}  # zone messages for other processes
         for hz, out, spawn_requests in stepped:
             sends.append(self._publish(hz, out, tick_ms))
             sends.extend(self._answer_spawns(hz, out, spawn_requests))
@@ -339,11 +348,9 @@ class ZoneWorker:
                 if target is not None:
                     target.inbox.append(message)  # arrives with the next tick, like any other
                 else:
-                    sends.append(
-                        self.layer.send(
-                            zone_channel(self.market_id, message.dst), message_to_wire(message)
-                        )
-                    )
+                    remote.setdefault(message.dst, []).append(message_to_wire(message))
+        for zone, wires in remote.items():  # one channel message per remote zone and tick
+            sends.append(self.layer.send(zone_channel(self.market_id, zone), bundled(wires)))
         if self.ticks == 1 and self.resumed:
             sends.append(self._running_publish())
         if self.ticks % SUMMARY_EVERY_TICKS == 0:

@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 from market.events.subjects import ops_health_subject
 from market.services import DEMO_BOOTHS
 from tests.events import EventWatch
-from zones.channels import zone_channel
+from zones.channels import bundled, zone_channel
 from zones.core.messages import Intent, message_from_wire, message_to_wire
 from zones.core.wire import MIGRANT_DTYPE, SPAWN_DTYPE, ReplyReason
 from zones.supervisor import Supervisor
@@ -79,6 +79,15 @@ async def test_a_crashing_worker_restarts_with_growing_backoff_then_is_quarantin
         assert nack.replies["id"].tolist() == [10, 11]
         assert nack.replies["epoch"].tolist() == [4, 7]
         assert set(nack.replies["reason"].tolist()) == {ReplyReason.QUARANTINED}
+        # Intents bundled by a worker hosting several zones are each refused too.
+        first, second = (
+            message_to_wire(Intent(src=src, dst=0, hlc=100, rows=migrant[i : i + 1]))
+            for i, src in enumerate((1, 2))
+        )
+        await layer.send(zone_channel(5, 0), bundled([first, second]))
+        for src, entity in ((1, 10), (2, 11)):
+            refused = await asyncio.wait_for(layer.receive(zone_channel(5, src)), 2)
+            assert message_from_wire(refused).replies["id"].tolist() == [entity]
 
         # When the quarantine is over, the worker gets another chance.
         await healths(watcher, lambda s: s[-1:] == [(0, "restarting")], timeout=5)

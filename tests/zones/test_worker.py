@@ -12,11 +12,13 @@ from market.services import DEMO_BOOTHS
 from tests.events import EventWatch
 from zones import worker as worker_module
 from zones.bus import rows_bus
-from zones.channels import zone_channel
+from zones.channels import bundled, zone_channel
+from zones.core.constants import IN_FLIGHT_EVERY_TICKS
+from zones.core.messages import InFlight, message_to_wire
 from zones.core.relay_messages import Despawn, Spawn, relay_to_wire
 from zones.core.simnet import ownership_violations
 from zones.core.state import Status
-from zones.core.wire import SPAWN_DTYPE, RowFlag, rows_unpack
+from zones.core.wire import SPAWN_DTYPE, TRANSFER_DTYPE, RowFlag, rows_unpack
 from zones.snapshots import ZoneLocked
 from zones.worker import ZoneWorker, zone_walkers
 
@@ -159,6 +161,50 @@ async def test_malformed_messages_are_counted_and_dropped():
         task.cancel()
     assert worker.hosted[0].bad_messages == 2
     assert not worker.hosted[0].inbox and not worker.hosted[0].spawns
+
+
+async def test_a_bundle_files_each_message_and_a_malformed_one_is_dropped_whole():
+    worker = demo_worker(walkers=0)
+    layer = get_channel_layer()
+    task = asyncio.create_task(worker._receive(worker.hosted[0]))
+    transfers = np.zeros(0, TRANSFER_DTYPE)
+    reports = [message_to_wire(InFlight(src=s, dst=0, hlc=5, transfers=transfers)) for s in (1, 2)]
+    try:
+        await layer.send(zone_channel(7, 0), bundled(reports))
+        await layer.send(zone_channel(7, 0), {"type": "zone.bundle", "messages": "not a list"})
+        await layer.send(zone_channel(7, 0), bundled([reports[0], bundled(reports)]))
+        for _ in range(50):
+            if worker.hosted[0].bad_messages == 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    assert worker.hosted[0].bad_messages == 2
+    assert [(m.type, m.src) for m in worker.hosted[0].inbox] == [
+        ("zone.in_flight", 1),
+        ("zone.in_flight", 2),
+    ]
+
+
+async def test_messages_for_a_zone_of_another_process_go_in_one_send_a_tick(monkeypatch):
+    """Zones 0 and 1 here, zone 2 elsewhere: their once-a-second reports to zone 2 share
+    one channel message."""
+    worker = ZoneWorker(
+        market_id=7, zones=[0, 1], booths=DEMO_BOOTHS, data_dir=None, walkers=0, seed=5
+    )
+    layer = get_channel_layer()
+    for _ in range(IN_FLIGHT_EVERY_TICKS + 1):
+        await worker.tick(T0)
+    received = []
+    while True:
+        try:
+            received.append(await asyncio.wait_for(layer.receive(zone_channel(7, 2)), 0.2))
+        except TimeoutError:
+            break
+    bundles = [m for m in received if m["type"] == "zone.bundle"]
+    assert bundles, [m["type"] for m in received]
+    assert all(m["type"] != "zone.in_flight" for m in received)  # none sent on its own
+    assert sorted(inner["src"] for inner in bundles[0]["messages"]) == [0, 1]
 
 
 def test_a_worker_refuses_zones_the_market_does_not_have():
