@@ -120,6 +120,15 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "fabric.sqlite3",
+            # Several processes write here (web processes, the outbox relay, zone workers'
+            # reads): a write-ahead log lets readers go on beside a writer, and a
+            # transaction that will write takes the lock when it starts, waiting up to
+            # 20 s, instead of failing "database is locked" when it upgrades later.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
