@@ -43,6 +43,7 @@ must step through the plane between the two halves.
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -55,8 +56,11 @@ __all__ = [
     "AXES",
     "C_ENTITY",
     "C_TRAVERSE",
+    "BoxPlan",
     "Bvh",
     "axis_counts",
+    "box_plan",
+    "boxes",
     "build_linear",
     "check_positions",
     "measure",
@@ -111,6 +115,11 @@ class Bvh:
         """(N-1, 3) float32 greatest corner of each internal node's box."""
         result: np.ndarray = -self.bounds[1]
         return result
+
+    @cached_property
+    def plan(self) -> "BoxPlan":
+        """Where every box is read from (`boxes`): the same for every refit of the tree."""
+        return box_plan(self.size, self.first, self.last)
 
     def digest(self) -> str:
         """SHA-256 of the topology, the leaves' order and the boxes: equal trees, equal digests."""
@@ -196,29 +205,59 @@ def _fill_levels(table: np.ndarray) -> np.ndarray:
     return table
 
 
-def _runs_minimum(
-    table: np.ndarray, first: np.ndarray, length: np.ndarray, level: np.ndarray
-) -> np.ndarray:
-    """(2, M, 3) minimum over the runs of `length` rows from `first` (at most twice
-    2**level long, level being each run's floor(log2(length))) of a sparse table."""
-    levels, n = table.shape[1], table.shape[2]
-    flat = table.reshape(2, levels * n, 3)
+def _runs_at(n: int, first: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where a sparse table over n rows, read flat, holds the two power-of-two runs whose
+    minimum is that of each run of `length` rows from `first` (at most 2**_BLOCK_LEVEL)."""
+    level = _LOG2.take(length)
     at = level * n + first
-    a = flat.take(at, axis=1)
-    at += length
-    at -= 1 << level
-    b = flat.take(at, axis=1)
-    return np.minimum(a, b, out=a)
+    return at, at + length - (1 << level)
 
 
 _LOG2: Final = np.concatenate([[0], np.frexp(np.arange(1, (1 << _BLOCK_LEVEL) + 1))[1] - 1])
-"""floor(log2(length)) of the runs the fine table serves: 1 .. 2**_BLOCK_LEVEL."""
+"""floor(log2(length)) of the runs a table serves: 1 .. 2**_BLOCK_LEVEL."""
 
 
-def range_bounds(
-    positions: np.ndarray, order: np.ndarray, first: np.ndarray, last: np.ndarray
-) -> np.ndarray:
-    """(2, M, 3) float32 boxes (lo, then -hi) of the entities at leaves first..last.
+@dataclass(frozen=True, eq=False)
+class BoxPlan:
+    """Where every node's box is read from the sparse tables of `boxes`.
+
+    It depends on the runs alone, not on where the entities stand, so a tree computes it
+    once and every refit only moves positions through it.
+    """
+
+    n: int  # leaves
+    levels: int  # of the fine table: runs up to 2**(levels - 1) leaves
+    fine: tuple[np.ndarray, np.ndarray]  # (M,) each: a node's two runs in the fine table
+    long: np.ndarray  # (L,) the nodes longer than the fine table's top level
+    ends: np.ndarray  # (L,) the top-level run ending at each one's last leaf
+    middle: np.ndarray  # (K,) those of them with whole blocks inside (indices into long)
+    coarse_levels: int  # of the coarse table over whole blocks
+    coarse: tuple[np.ndarray, np.ndarray]  # (K,) each: the blocks' two runs in it
+
+
+def box_plan(n: int, first: np.ndarray, last: np.ndarray) -> BoxPlan:
+    """The plan of the boxes of the runs first..last over n leaves (`boxes`)."""
+    levels = min(n.bit_length(), _BLOCK_LEVEL + 1)
+    top = levels - 1
+    span = 1 << top
+    length = last - first + 1
+    fine = _runs_at(n, first, np.minimum(length, span))
+    long = np.flatnonzero(length > span)
+    ends = top * n + last.take(long) - (span - 1)
+    blocks_from = (first.take(long) + (span - 1)) >> top
+    blocks = ((last.take(long) + 1) >> top) - blocks_from
+    middle = np.flatnonzero(blocks > 0)
+    whole = n >> top
+    coarse_levels = max(whole.bit_length(), 1)
+    count = blocks.take(middle)
+    level = np.frexp(count)[1] - 1
+    at = level * whole + blocks_from.take(middle)
+    coarse = (at, at + count - (1 << level))
+    return BoxPlan(n, levels, fine, long, ends, middle, coarse_levels, coarse)
+
+
+def boxes(positions: np.ndarray, order: np.ndarray, plan: BoxPlan) -> np.ndarray:
+    """(2, M, 3) float32 boxes (lo, then -hi) of the runs of leaves `plan` was made for.
 
     `positions` is (N, 3) float32 in entity order, `order` the entity at each leaf. The
     boxes are minima over a sparse table of the leaves' positions and their negatives
@@ -227,37 +266,38 @@ def range_bounds(
     top level at both ends plus a coarse table over whole blocks of 2**_BLOCK_LEVEL
     leaves for the middle.
     """
-    if first.size == 0:
-        return np.zeros((2, 0, 3), np.float32)
-    n = order.size
-    levels = min(n.bit_length(), _BLOCK_LEVEL + 1)
+    n, levels = plan.n, plan.levels
     fine = np.empty((2, levels, n, 3), np.float32)
     positions.take(order, axis=0, out=fine[0, 0])
     np.negative(fine[0, 0], out=fine[1, 0])
     _fill_levels(fine)
-    top = levels - 1
-    span = 1 << top
-    length = last - first + 1
-    short = np.minimum(length, span)
-    boxes = _runs_minimum(fine, first, short, _LOG2.take(short))
-    tail = np.flatnonzero(length > span)
-    if tail.size == 0:
-        return boxes
-    ends = fine[:, top].take(last.take(tail) - (span - 1), axis=1)
-    np.minimum(boxes.take(tail, axis=1), ends, out=ends)
-    blocks_from = (first.take(tail) + (span - 1)) >> top
-    blocks = ((last.take(tail) + 1) >> top) - blocks_from
-    middle = np.flatnonzero(blocks > 0)
-    if middle.size:
+    flat = fine.reshape(2, levels * n, 3)
+    out = flat.take(plan.fine[0], axis=1)
+    np.minimum(out, flat.take(plan.fine[1], axis=1), out=out)
+    if plan.long.size == 0:
+        return out
+    ends = flat.take(plan.ends, axis=1)
+    np.minimum(out.take(plan.long, axis=1), ends, out=ends)
+    if plan.middle.size:
+        top, span = levels - 1, 1 << (levels - 1)
         whole = fine[:, top, : (n >> top) << top : span]
-        coarse = _sparse_table(whole, max(whole.shape[1].bit_length(), 1))
-        count = blocks.take(middle)
-        level = np.frexp(count)[1] - 1
-        inner = _runs_minimum(coarse, blocks_from.take(middle), count, level)
-        np.minimum(ends.take(middle, axis=1), inner, out=inner)
-        ends[:, middle] = inner
-    boxes[:, tail] = ends
-    return boxes
+        coarse = _sparse_table(whole, plan.coarse_levels).reshape(2, -1, 3)
+        inner = coarse.take(plan.coarse[0], axis=1)
+        np.minimum(inner, coarse.take(plan.coarse[1], axis=1), out=inner)
+        np.minimum(inner, ends.take(plan.middle, axis=1), out=inner)
+        ends[:, plan.middle] = inner
+    out[:, plan.long] = ends
+    return out
+
+
+def range_bounds(
+    positions: np.ndarray, order: np.ndarray, first: np.ndarray, last: np.ndarray
+) -> np.ndarray:
+    """(2, M, 3) float32 boxes (lo, then -hi) of the entities at leaves first..last
+    (`boxes` through the plan of these runs)."""
+    if first.size == 0:
+        return np.zeros((2, 0, 3), np.float32)
+    return boxes(positions, order, box_plan(order.size, first, last))
 
 
 def _codes(
@@ -353,12 +393,15 @@ def build_linear(
     claims = np.flatnonzero(as_left)
     left[last.take(claims)] = claims
 
-    bounds = range_bounds(pos, order, first, last)
+    plan = box_plan(n, first, last)
+    bounds = boxes(pos, order, plan)
     if axes:
         axis = _split_axes(curve, keys, np.bitwise_count(span).astype(np.int64) - 1)
     else:
         axis = np.full(n - 1, -1, np.int8)
-    return Bvh(order, left, right, first, last, root, bounds, axis)
+    tree = Bvh(order, left, right, first, last, root, bounds, axis)
+    tree.__dict__["plan"] = plan  # made already: the refits take it from here
+    return tree
 
 
 def refit(tree: Bvh, positions: npt.NDArray[Any]) -> Bvh:
@@ -366,10 +409,21 @@ def refit(tree: Bvh, positions: npt.NDArray[Any]) -> Bvh:
     pos = check_positions(positions)
     if pos.shape[0] != tree.size:
         raise ValueError(f"the tree holds {tree.size} entities, positions has {pos.shape[0]}")
-    bounds = range_bounds(pos, tree.order, tree.first, tree.last)
-    return Bvh(
-        tree.order, tree.left, tree.right, tree.first, tree.last, tree.root, bounds, tree.axis
+    if tree.size == 1:
+        return tree
+    plan = tree.plan
+    again = Bvh(
+        tree.order,
+        tree.left,
+        tree.right,
+        tree.first,
+        tree.last,
+        tree.root,
+        boxes(pos, tree.order, plan),
+        tree.axis,
     )
+    again.__dict__["plan"] = plan  # the same runs: the same plan
+    return again
 
 
 def measure(bounds: np.ndarray) -> np.ndarray:

@@ -138,6 +138,8 @@ def test_a_refit_keeps_the_topology_and_makes_the_boxes_tight_again(name):
     for field in ("order", "left", "right", "first", "last", "axis"):
         assert np.array_equal(getattr(again, field), getattr(tree, field))
     assert tree_violations(tree, moved) != []  # the control: the old boxes no longer fit
+    farther = crowd.moved(3.0)
+    assert tree_violations(refit(again, farther), farther) == []  # a refit's refit
 
 
 @settings(max_examples=60)
