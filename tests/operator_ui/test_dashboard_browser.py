@@ -156,7 +156,9 @@ def test_an_empty_market_says_so_and_a_dropped_feed_reconnects_by_itself(page, t
     with live_market(tmp_path, args=["--walkers", "0"], port=port):
         page.wait_for_selector("#feed-status.live", timeout=30_000)
         page.wait_for_selector("#banner", state="hidden")
-    assert page.errors == [] or all("WebSocket" in e for e in page.errors)
+    # While the server was down, the feed's reconnects and the page's readiness requests
+    # (static/operator_ui/readiness.js) failed to connect; nothing else may fail.
+    assert all("WebSocket" in e or "ERR_CONNECTION_REFUSED" in e for e in page.errors), page.errors
 
 
 def test_a_killed_zone_worker_shows_restarting_then_ok(page, tmp_path, redis_url):  # noqa: F811
