@@ -13,7 +13,6 @@ quarantines is published as a `zone_health` market event, so operators see it.
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from zones.channels import (
 )
 from zones.core.messages import Intent, Nack, message_from_wire, message_to_wire, replies
 from zones.core.wire import SPAWN_DTYPE, ReplyReason, from_bytes
+from zones.parent import children_stop
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ HEALTHY_AFTER_S = 60.0  # a worker up this long has its backoff reset
 CRASH_LIMIT = 3  # more crashes than this within the window: quarantine
 CRASH_WINDOW_S = 60.0
 QUARANTINE_S = 60.0
-STOP_GRACE_S = 5.0
 POLL_S = 0.05
 
 Launcher = Callable[[Sequence[int]], Sequence[str]]  # zones → argv of a worker process
@@ -245,14 +244,4 @@ class Supervisor:
                 slot.stand_in.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await slot.stand_in
-        running = [s.process for s in self.slots if s.process and s.process.returncode is None]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        for process in running:
-            try:
-                await asyncio.wait_for(process.wait(), STOP_GRACE_S)
-            except TimeoutError:
-                log.error("worker pid %d ignored SIGTERM; killing it", process.pid)
-                process.kill()
-                await process.wait()
+        await children_stop([s.process for s in self.slots if s.process], "worker", log)

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,12 +24,13 @@ from pathlib import Path
 
 from django.conf import settings
 
+from zones.parent import children_stop
+
 log = logging.getLogger(__name__)
 
 RESTART_FIRST_S = 0.5
 RESTART_MAX_S = 10.0
 HEALTHY_AFTER_S = 60.0
-STOP_GRACE_S = 5.0
 POLL_S = 0.1
 
 
@@ -113,14 +113,4 @@ class WebProcesses:
             log.info("web process %d started (pid %d)", slot.index + 2, slot.process.pid)
 
     async def _stop_all(self) -> None:
-        running = [s.process for s in self.slots if s.process and s.process.returncode is None]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        for process in running:
-            try:
-                await asyncio.wait_for(process.wait(), STOP_GRACE_S)
-            except TimeoutError:
-                log.error("web process pid %d ignored SIGTERM; killing it", process.pid)
-                process.kill()
-                await process.wait()
+        await children_stop([s.process for s in self.slots if s.process], "web process", log)

@@ -146,40 +146,42 @@ async def test_visitors_nobody_vouches_for_leave_after_their_lease(monkeypatch):
 
 
 @pytest.mark.asyncio
-async def test_malformed_messages_are_counted_and_dropped():
-    worker = demo_worker(walkers=0)
+async def sent_to_zone_0(worker, messages, bad):
+    """Send `messages` to the worker's zone 0; return once `bad` of them were dropped."""
     layer = get_channel_layer()
     task = asyncio.create_task(worker._receive(worker.hosted[0]))
     try:
-        await layer.send(zone_channel(7, 0), {"type": "zone.intent", "src": "x"})
-        await layer.send(zone_channel(7, 0), {"type": "zone.spawn", "gateway": "g", "rows": b"123"})
+        for message in messages:
+            await layer.send(zone_channel(7, 0), message)
         for _ in range(50):
-            if worker.hosted[0].bad_messages == 2:
+            if worker.hosted[0].bad_messages == bad:
                 break
             await asyncio.sleep(0.01)
     finally:
         task.cancel()
-    assert worker.hosted[0].bad_messages == 2
+    assert worker.hosted[0].bad_messages == bad
+
+
+async def test_malformed_messages_are_counted_and_dropped():
+    worker = demo_worker(walkers=0)
+    malformed = [
+        {"type": "zone.intent", "src": "x"},
+        {"type": "zone.spawn", "gateway": "g", "rows": b"123"},
+    ]
+    await sent_to_zone_0(worker, malformed, bad=2)
     assert not worker.hosted[0].inbox and not worker.hosted[0].spawns
 
 
 async def test_a_bundle_files_each_message_and_a_malformed_one_is_dropped_whole():
     worker = demo_worker(walkers=0)
-    layer = get_channel_layer()
-    task = asyncio.create_task(worker._receive(worker.hosted[0]))
     transfers = np.zeros(0, TRANSFER_DTYPE)
     reports = [message_to_wire(InFlight(src=s, dst=0, hlc=5, transfers=transfers)) for s in (1, 2)]
-    try:
-        await layer.send(zone_channel(7, 0), bundled(reports))
-        await layer.send(zone_channel(7, 0), {"type": "zone.bundle", "messages": "not a list"})
-        await layer.send(zone_channel(7, 0), bundled([reports[0], bundled(reports)]))
-        for _ in range(50):
-            if worker.hosted[0].bad_messages == 2:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        task.cancel()
-    assert worker.hosted[0].bad_messages == 2
+    messages = [
+        bundled(reports),
+        {"type": "zone.bundle", "messages": "not a list"},
+        bundled([reports[0], bundled(reports)]),
+    ]
+    await sent_to_zone_0(worker, messages, bad=2)
     assert [(m.type, m.src) for m in worker.hosted[0].inbox] == [
         ("zone.in_flight", 1),
         ("zone.in_flight", 2),
