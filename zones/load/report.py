@@ -276,7 +276,7 @@ def _verdict(
 
 
 def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Whether the load was applied, then the issue's pass lines and targets."""
+    """Whether the load was applied, then the market's pass lines and targets."""
     zones, latency = report["zones"], report["latency_ms"]
     wanted, joined = report["run"]["visitors"], report["run"]["joined"]
     stayed = joined - report["errors"]["disconnects"]
