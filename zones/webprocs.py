@@ -2,8 +2,9 @@
 
 A web process writes each tick's frames to its visitors one after another, so the
 last visitor of a tick waits for every frame before its own. With N web processes
-accepting from the one listening socket of the main job, each serves about 1/N of
-the visitors, on as many cores as there are. They share the zones and the events
+accepting from the one listening socket of the main job, each serves the visitors
+whose connections it accepted first (a busy process takes fewer; the split is not
+even), on as many cores as there are. They share the zones and the events
 through Redis, which is why only a distributed market (REDIS_URL set) can have
 more than one: the embedded in-memory layer lives inside one process.
 
