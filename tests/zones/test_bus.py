@@ -120,6 +120,25 @@ async def test_redis_bus_round_trip_with_prefixes_kept_apart(redis_url):
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["local", "redis"])
+async def test_a_workers_packets_of_one_tick_go_out_together_in_order(kind, redis_url):
+    bus = LocalBus() if kind == "local" else RedisBus(redis_url, f"t{uuid.uuid4().hex[:8]}")
+    got: list[bytes] = []
+    subscription = await bus.subscribe(1, [0, 2], got.append)
+    try:
+        await bus.publish_many(1, [(0, packet(0, 5)), (1, packet(1, 5)), (2, packet(2, 5, n=2))])
+        await until(lambda: len(got) == 2)
+        await asyncio.sleep(0.05)
+        assert [(z, t, rows.size) for z, t, _, rows in map(rows_unpack, got)] == [
+            (0, 5, 3),
+            (2, 5, 2),
+        ]  # zone 1 has no subscriber here
+        await bus.publish_many(1, [])
+    finally:
+        await subscription.close()
+
+
+@pytest.mark.asyncio
 async def test_redis_bus_subscription_to_no_zones_is_empty(redis_url):
     subscription = await RedisBus(redis_url, "t-empty").subscribe(1, [], lambda p: None)
     assert subscription.task is None

@@ -92,8 +92,13 @@ NACK_BACKOFF_TICKS: Final = SIM_TICK_HZ // 2
 """After a nack, wait this long (doubling, up to MAX_RTO_TICKS) before retrying."""
 
 IN_FLIGHT_EVERY_TICKS: Final = SIM_TICK_HZ
-"""Once a second every zone tells every other which transfers it has in flight to it,
-and forgets the decisions those reports show no intent can need any more."""
+"""Once a second every zone tells every other which transfers it has in flight to it.
+All reports to one zone are made in the same tick (`step.reports_due`), so that a
+worker process sends its zones' reports to a zone in one channel message, and the
+zones take their turns receiving them through the second."""
+
+FORGET_EVERY_TICKS: Final = SIM_TICK_HZ
+"""Once a second a zone forgets the decisions those reports show no intent can need."""
 
 # --- clock ------------------------------------------------------------------
 HLC_LOGICAL_BITS: Final = 16

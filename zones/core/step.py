@@ -29,7 +29,12 @@ import numpy as np
 
 from . import migration
 from .admission import spawn_quota
-from .constants import IN_FLIGHT_EVERY_TICKS, MAX_MIGRATIONS_PER_TICK
+from .constants import (
+    FORGET_EVERY_TICKS,
+    IN_FLIGHT_EVERY_TICKS,
+    MAX_MIGRATIONS_PER_TICK,
+    TICK_MS,
+)
 from .hilbert import position_encoder
 from .hlc import hlc_now, hlc_receive
 from .interest import interest_rows
@@ -111,10 +116,9 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
     migration.start_migrations(s, assigned, budget, outbox, events)
 
     messages: list[Message] = [*outbox.messages(s.zone, s.hlc), *forwards]
-    if s.tick % IN_FLIGHT_EVERY_TICKS == 0:
-        peers = [z for z in range(s.ranges.n) if z != s.zone]
-        events.forgotten += s.decisions.forget(peers)
-        messages.extend(in_flight_reports(s, peers))
+    if s.tick % FORGET_EVERY_TICKS == 0:
+        events.forgotten += s.decisions.forget(z for z in range(s.ranges.n) if z != s.zone)
+    messages.extend(in_flight_reports(s, reports_due(s.zone, s.ranges.n, inputs.now_ms)))
     return s, StepOutput(
         messages=messages,
         rows=interest_rows(s),
@@ -172,6 +176,23 @@ def _current_rows(s: ZoneState, intent: Intent, events: migration.MigrationEvent
         return intent
     events.stale += int(np.count_nonzero(stale))
     return replace(intent, rows=rows[~stale])
+
+
+def reports_due(zone: int, zones: int, now_ms: int) -> list[int]:
+    """The zones this one reports its transfers in flight to in the tick at `now_ms`.
+
+    Each zone's turn to be reported to comes once every IN_FLIGHT_EVERY_TICKS, at the
+    same tick for every reporter: the ticks are the wall clock's 50 ms slots, which all
+    workers share, so a worker's zones report to a zone of another process in one
+    channel message (the worker bundles each tick's messages per zone), and the turns
+    of the zones are spread over the period.
+    """
+    slot = (now_ms // TICK_MS) % IN_FLIGHT_EVERY_TICKS
+    return [
+        peer
+        for peer in range(zones)
+        if peer != zone and peer * IN_FLIGHT_EVERY_TICKS // zones == slot
+    ]
 
 
 def in_flight_reports(s: ZoneState, peers: list[int]) -> list[InFlight]:

@@ -10,14 +10,14 @@ test_fabric_properties.py; these are the rules one by one, and the step around t
 import numpy as np
 
 from zones.core import decisions as decisions_module
-from zones.core.constants import IN_FLIGHT_EVERY_TICKS, TICK_MS
+from zones.core.constants import FORGET_EVERY_TICKS, IN_FLIGHT_EVERY_TICKS, TICK_MS
 from zones.core.decisions import Decisions
 from zones.core.hlc import hlc_pack
 from zones.core.messages import InFlight, Intent
 from zones.core.ranges import equal_ranges, floor_ranges
 from zones.core.snapshot import state_from_bytes, state_to_bytes
 from zones.core.state import Status, ZoneParams, ZoneState
-from zones.core.step import StepInputs, step
+from zones.core.step import StepInputs, reports_due, step
 from zones.core.wire import MIGRANT_DTYPE, SPAWN_DTYPE, TRANSFER_DTYPE, RowFlag
 
 X = 77
@@ -103,15 +103,30 @@ RANGES = equal_ranges(2)  # zone 0: x < 64 m, zone 1: x >= 64 m
 T0 = 1_800_000_000_000
 
 
-def step_to_report_tick(state, params, **first):
-    """Step `state` until a tick that reports and forgets (the first step gets `first`)."""
+def step_to_forget_tick(state, params, **first):
+    """Step `state` until a tick that forgets (the first step gets `first`)."""
     out = None
     while True:
         now = T0 + (state.tick + 1) * TICK_MS
         state, out = step(state, StepInputs(now_ms=now, **first), params)
         first = {}
-        if state.tick % IN_FLIGHT_EVERY_TICKS == 0:
+        if state.tick % FORGET_EVERY_TICKS == 0:
             return state, out
+
+
+def reports_of_one_period(state, params, **first):
+    """Step `state` through one reporting period; the zone and its reports by peer."""
+    sent: dict[int, list] = {}
+    for _ in range(IN_FLIGHT_EVERY_TICKS):
+        now = T0 + (state.tick + 1) * TICK_MS
+        state, out = step(state, StepInputs(now_ms=now, **first), params)
+        first = {}
+        for m in out.messages:
+            if isinstance(m, InFlight):
+                assert m.dst not in sent, f"two reports to zone {m.dst} in one period"
+                assert m.hlc == state.hlc
+                sent[m.dst] = m.transfers.tolist()
+    return state, sent
 
 
 def intent(hlc, epoch=3):
@@ -128,20 +143,20 @@ def report(hlc, *transfers):
     return InFlight(src=0, dst=1, hlc=hlc, transfers=rows)
 
 
-def test_a_zone_reports_its_transfers_in_flight_to_every_other_each_second():
+def test_a_zone_reports_its_transfers_in_flight_to_every_other_once_each_second():
     spawn = np.zeros(1, SPAWN_DTYPE)
     spawn["id"], spawn["pos"], spawn["kind"] = X, (70.0, 1.0, 10.0), RowFlag.VISITOR_ROOT
     zone = ZoneState.empty(0, floor_ranges(3))
     params = ZoneParams(zone=0)
-    zone, out = step_to_report_tick(zone, params, spawns=spawn)
-    reports = [m for m in out.messages if isinstance(m, InFlight)]
-    assert sorted(m.dst for m in reports) == [1, 2] and all(m.hlc == zone.hlc for m in reports)
-    assert all(m.transfers.size == 0 for m in reports)  # nothing in flight yet
+    zone, sent = reports_of_one_period(zone, params, spawns=spawn)
+    assert sorted(sent) == [1, 2]
+    assert sent == {1: [], 2: []}  # nothing in flight yet
     for _ in range(5):  # on until the entity, outside zone 0, is staging out
-        zone, out = step_to_report_tick(zone, params)
+        zone, sent = reports_of_one_period(zone, params)
     slot = zone.slots_of(np.array([X], np.uint64))[0]
     assert zone.status[slot] == Status.STAGING
-    sent = {m.dst: m.transfers.tolist() for m in out.messages if isinstance(m, InFlight)}
+    zone, sent = reports_of_one_period(zone, params)  # no zone answers: still staging
+    assert zone.status[slot] == Status.STAGING
     target = int(zone.peer[slot])
     assert sent[target] == [(X, int(zone.xfer_epoch[slot]))]
     assert sent[3 - target] == []
@@ -157,7 +172,7 @@ def refused_forgotten_then_copied():
     assert out.migration.nacks_sent == 1 and zone.decisions.get(X) == (3, 0)
 
     reported = hlc_pack(T0 + 2 * TICK_MS)  # the source took the nack, then reported
-    zone, out = step_to_report_tick(zone, roomy, messages=(report(reported),))
+    zone, out = step_to_forget_tick(zone, roomy, messages=(report(reported),))
     assert out.migration.forgotten == 1 and zone.decisions.get(X) == (0, 0)
 
     later = T0 + (zone.tick + 1) * TICK_MS
@@ -188,7 +203,7 @@ def test_a_new_intent_after_the_decision_went_is_decided_afresh():
     sent = hlc_pack(T0)
     zone = ZoneState.empty(1, RANGES, hlc=sent)
     zone, _ = step(zone, StepInputs(now_ms=T0 + TICK_MS, messages=(intent(sent),)), full)
-    zone, _ = step_to_report_tick(zone, roomy, messages=(report(hlc_pack(T0 + 2 * TICK_MS)),))
+    zone, _ = step_to_forget_tick(zone, roomy, messages=(report(hlc_pack(T0 + 2 * TICK_MS)),))
     fresh = hlc_pack(T0 + (zone.tick + 1) * TICK_MS)
     now = T0 + (zone.tick + 1) * TICK_MS
     zone, out = step(zone, StepInputs(now_ms=now, messages=(intent(fresh, epoch=5),)), roomy)
@@ -238,3 +253,23 @@ def test_a_visitor_who_comes_back_is_not_lost_crossing_where_it_crossed_before()
     walk_across()  # and comes back
     slot = zones[1].slots_of(np.array([X], np.uint64))[0]
     assert slot >= 0 and zones[1].status[slot] == Status.OWNED
+
+
+def test_every_zone_is_reported_to_once_a_period_by_all_in_one_tick():
+    """The turns: each zone of 32 hears from the 31 others in one tick of each second,
+    and the turns spread over the second."""
+    zones = 32
+    turns: dict[int, set[int]] = {}
+    for t in range(IN_FLIGHT_EVERY_TICKS):
+        for zone in range(zones):
+            for peer in reports_due(zone, zones, T0 + t * TICK_MS):
+                turns.setdefault(peer, set()).add(t)
+                assert peer != zone
+    assert sorted(turns) == list(range(zones))
+    assert all(len(ticks) == 1 for ticks in turns.values())
+    assert len({t for ticks in turns.values() for t in ticks}) == IN_FLIGHT_EVERY_TICKS
+    heard = [
+        sum(peer in reports_due(zone, zones, T0 + t * TICK_MS) for zone in range(zones))
+        for peer, (t,) in ((p, tuple(ticks)) for p, ticks in turns.items())
+    ]
+    assert heard == [zones - 1] * zones

@@ -201,7 +201,7 @@ def test_control_forgetting_what_a_zone_still_has_in_flight_leaves_two_owners(mo
     """Forgetting on a report that names the entity: its source is still waiting for the
     answer, and gets another."""
     monkeypatch.setattr(Report, "names", lambda self: frozenset())
-    reports = [run_fabric(Run(seed=seed)) for seed in (5, 11)]
+    reports = [run_fabric(Run(seed=seed)) for seed in (7, 14)]
     assert any("stale OWNED" in p or "two owners" in p for r in reports for p in r.problems)
 
 
@@ -212,6 +212,6 @@ def test_control_forgetting_on_reports_older_than_the_decision_leaves_two_owners
     monkeypatch.setattr(
         Decisions, "record", lambda self, ident, d, a, at: record(self, ident, d, a, 0)
     )
-    runs = [Run(seed=3), Run(seed=10, capacity=54, spawn_cap=50, walkers=240)]
+    runs = [Run(seed=14), Run(seed=2, capacity=54, spawn_cap=50, walkers=240)]
     reports = [run_fabric(run) for run in runs]
     assert any("stale OWNED" in p or "two owners" in p for r in reports for p in r.problems)

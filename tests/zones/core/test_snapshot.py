@@ -25,8 +25,9 @@ SMALL_MARKET = np.array([32.0, 64.0, 32.0], np.float32)  # borders a few seconds
 def busy_network() -> tuple[SimNetwork, ZoneState]:
     """A lossy 3-zone network with a crowd, and a zone state caught mid-traffic.
 
-    The state holds entities in every status (owned, staging, incoming) and has
-    answered transfer proposals (a non-empty decision table).
+    The state holds entities in every status (owned, staging, incoming), has
+    answered transfer proposals (a non-empty decision table) and has measured a round
+    trip to a peer.
     """
     params = [ZoneParams(zone=z, hi=SMALL_MARKET, capacity=300, spawn_cap=250) for z in range(3)]
     net = SimNetwork(ranges=floor_ranges(3), params=params, rng=np.random.default_rng(1))
@@ -38,7 +39,8 @@ def busy_network() -> tuple[SimNetwork, ZoneState]:
             continue
         for state in net.zones:
             statuses = set(np.unique(state.status).tolist())
-            if {Status.OWNED, Status.STAGING, Status.INCOMING} <= statuses and len(state.decisions):
+            every_status = {Status.OWNED, Status.STAGING, Status.INCOMING} <= statuses
+            if every_status and len(state.decisions) and (state.srtt >= 0).any():
                 return net, state
     raise AssertionError("no zone ever held entities in every status at once")
 
