@@ -16,7 +16,8 @@ from rest_framework.views import APIView
 
 from chunks.errors import ChunkError, ChunkErrorKind
 from chunks.http import chunk_error_response, chunk_error_throttled
-from chunks.models import Asset, AssetChunk
+from chunks.layouts import PlacementInput, booth_layout_for_editing, booth_layout_publish
+from chunks.models import Asset, AssetChunk, Placement
 from chunks.permissions import principal_of
 from chunks.selectors import MISSING_QUERY_LIMIT, booth_at_zone, booth_manifest, chunks_missing
 from chunks.services import asset_create, asset_update
@@ -62,15 +63,40 @@ class AssetPartOutput(serializers.Serializer):
         )
 
 
+class PlacementOutput(serializers.Serializer):
+    """Where one copy of the asset stands in the booth: metres (y up), yaw in radians."""
+
+    position = serializers.SerializerMethodField()
+    yaw = serializers.FloatField()
+    scale = serializers.FloatField()
+
+    def get_position(self, placement: Placement) -> list[float]:
+        return [placement.x, placement.y, placement.z]
+
+
+class ThumbnailOutput(serializers.Serializer):
+    hash = serializers.CharField()
+    url = serializers.CharField()
+
+
 class AssetOutput(serializers.Serializer):
     """An asset: its chunks in order, concatenated, are its bytes."""
 
     id = serializers.IntegerField()
     name = serializers.CharField()
-    content_type = serializers.CharField()
+    content_type = serializers.CharField(help_text="Read from the asset's bytes.")
     size = serializers.IntegerField()
     namespace = serializers.CharField(source="namespace.slug", help_text="Its namespace's slug.")
     chunks = AssetPartOutput(source="parts", many=True)
+    thumbnail_state = serializers.CharField(help_text="none, pending, ready or failed.")
+    thumbnail = serializers.SerializerMethodField()
+    placements = PlacementOutput(many=True, help_text="Where the asset stands in the booth.")
+
+    def get_thumbnail(self, asset: Asset) -> dict[str, str] | None:
+        if not asset.thumbnail:
+            return None
+        url = reverse("chunks:chunk", args=[asset.thumbnail])
+        return {"hash": asset.thumbnail, "url": self.context["request"].build_absolute_uri(url)}
 
 
 class AssetInput(serializers.Serializer):
@@ -94,7 +120,34 @@ class AssetCreateInput(AssetInput):
 
 class ManifestOutput(serializers.Serializer):
     booth = serializers.IntegerField(source="booth.pk")
+    layout_version = serializers.IntegerField(help_text="Version of the booth's placements.")
     assets = AssetOutput(many=True)
+
+
+class PlacementInputSerializer(serializers.Serializer):
+    asset = serializers.IntegerField()
+    position = serializers.ListField(
+        child=serializers.FloatField(), min_length=3, max_length=3, help_text="x, y, z in metres."
+    )
+    yaw = serializers.FloatField(default=0.0, help_text="Radians about the vertical.")
+    scale = serializers.FloatField(default=1.0)
+
+
+class LayoutInput(serializers.Serializer):
+    version = serializers.IntegerField(
+        min_value=0, help_text="The version this layout was made from."
+    )
+    placements = PlacementInputSerializer(many=True)
+
+
+class LayoutPlacementOutput(PlacementOutput):
+    asset = serializers.IntegerField(source="asset_id")
+
+
+class LayoutOutput(serializers.Serializer):
+    booth = serializers.IntegerField(source="booth.pk")
+    version = serializers.IntegerField()
+    placements = LayoutPlacementOutput(many=True)
 
 
 def asset_body(asset: Asset, request: Request) -> dict[str, Any]:
@@ -205,3 +258,53 @@ class BoothAssetApi(ChunkApi):
             hashes=given.validated_data["chunks"],
         )
         return Response(asset_body(asset, request))
+
+
+class BoothLayoutApi(ChunkApi):
+    """A booth's layout, for its creator: read it (GET), publish a new one (PUT)."""
+
+    @extend_schema(
+        operation_id="booth_layout",
+        responses={200: LayoutOutput, **REFUSALS},
+        description="The booth's published placements and their version (creator only).",
+    )
+    def get(self, request: Request, booth_id: int) -> Response:
+        layout = booth_layout_for_editing(user=request.user, booth_id=booth_id)
+        return Response(LayoutOutput(layout).data)
+
+    @extend_schema(
+        operation_id="booth_layout_publish",
+        request=LayoutInput,
+        responses={
+            200: LayoutOutput,
+            **REFUSALS,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The layout was published again since `version`: `version` in "
+                "the body is the newest one.",
+            ),
+        },
+        description="Replace the booth's placements. Every position must be on the booth's "
+        "own floor; only the booth's creator may publish.",
+    )
+    def put(self, request: Request, booth_id: int) -> Response:
+        given = LayoutInput(data=request.data)
+        given.is_valid(raise_exception=True)
+        placements = [
+            PlacementInput(
+                asset=item["asset"],
+                x=item["position"][0],
+                y=item["position"][1],
+                z=item["position"][2],
+                yaw=item["yaw"],
+                scale=item["scale"],
+            )
+            for item in given.validated_data["placements"]
+        ]
+        layout = booth_layout_publish(
+            user=request.user,
+            booth_id=booth_id,
+            version=given.validated_data["version"],
+            placements=placements,
+        )
+        return Response(LayoutOutput(layout).data)

@@ -16,6 +16,7 @@ class ChunkErrorKind(StrEnum):
     NOT_AUTHENTICATED = "not_authenticated"  # no credentials where a writer is needed
     AUTHENTICATION_FAILED = "authentication_failed"  # credentials that do not check out
     FORBIDDEN = "forbidden"  # no permission, or nothing the principal may see
+    CONFLICT = "conflict"  # a write made from a version that is no longer the newest
     LENGTH_REQUIRED = "length_required"  # an upload without Content-Length
     TOO_LARGE = "too_large"  # an upload over CHUNK_MAX_BYTES
     RANGE_NOT_SATISFIABLE = "range_not_satisfiable"  # a Range outside the chunk

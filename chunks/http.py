@@ -21,6 +21,7 @@ STATUS_FOR_KIND = {
     ChunkErrorKind.NOT_AUTHENTICATED: 401,
     ChunkErrorKind.AUTHENTICATION_FAILED: 401,
     ChunkErrorKind.FORBIDDEN: 403,
+    ChunkErrorKind.CONFLICT: 409,
     ChunkErrorKind.LENGTH_REQUIRED: 411,
     ChunkErrorKind.TOO_LARGE: 413,
     ChunkErrorKind.RANGE_NOT_SATISFIABLE: 416,

@@ -5,6 +5,7 @@ namespaces hold it. Who may read or write a namespace is a ReBAC question
 (object `namespace:<pk>`), answered by market.rebac, never by these rows.
 """
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -108,6 +109,14 @@ class Asset(models.Model):
     size = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # A small PNG of an image asset, made in the background (chunks/thumbnails.py) and
+    # stored as a chunk of the asset's namespace, so whoever reads the asset reads it.
+    thumbnail = models.CharField(max_length=HASH_HEX_LENGTH, blank=True, default="")
+    thumbnail_state = models.CharField(
+        max_length=8,
+        choices=[(s, s) for s in ("none", "pending", "ready", "failed")],
+        default="none",
+    )
 
     class Meta:
         ordering = ["booth", "id"]
@@ -133,3 +142,43 @@ class AssetChunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_id}[{self.index}] = {self.chunk_id}"
+
+
+class BoothLayout(models.Model):
+    """The version of a booth's published arrangement; every publish adds one.
+
+    A publish names the version it was made from, and is refused when another publish
+    came in between, so a page left open cannot overwrite a newer arrangement.
+    """
+
+    booth = models.OneToOneField(Booth, on_delete=models.CASCADE, related_name="layout")
+    version = models.PositiveIntegerField(default=0)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    def __str__(self) -> str:
+        return f"layout of booth {self.booth_id}, version {self.version}"
+
+
+class Placement(models.Model):
+    """One asset standing in its booth: where (metres, y up), turned by `yaw`, scaled."""
+
+    booth = models.ForeignKey(Booth, on_delete=models.CASCADE, related_name="placements")
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="placements")
+    index = models.PositiveIntegerField()
+    x = models.FloatField()
+    y = models.FloatField(default=0.0)
+    z = models.FloatField()
+    yaw = models.FloatField(default=0.0)  # radians about y, counter-clockwise seen from above
+    scale = models.FloatField(default=1.0)
+
+    class Meta:
+        ordering = ["booth", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["booth", "index"], name="placement_index_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} at ({self.x:.2f}, {self.y:.2f}, {self.z:.2f})"

@@ -8,7 +8,7 @@ from django.db.models import Prefetch
 
 from chunks.errors import ChunkError, ChunkErrorKind, chunk_forbidden
 from chunks.hashes import chunk_hash_validate
-from chunks.models import Asset, AssetChunk, ChunkNamespace, Namespace
+from chunks.models import Asset, AssetChunk, BoothLayout, ChunkNamespace, Namespace, Placement
 from chunks.permissions import (
     CAN_READ,
     CAN_WRITE,
@@ -39,6 +39,7 @@ class BoothManifest:
 
     booth: Booth
     assets: list[Asset]
+    layout_version: int = 0
 
 
 def namespace_for_reference(reference: str | None) -> Namespace:
@@ -157,9 +158,13 @@ def booth_manifest(*, booth_id: int, principal: str) -> BoothManifest:
     assets = list(
         Asset.objects.filter(booth=booth, namespace_id__in=readable)
         .order_by("id")
-        .prefetch_related(Prefetch("parts", queryset=AssetChunk.objects.order_by("index")))
+        .prefetch_related(
+            Prefetch("parts", queryset=AssetChunk.objects.order_by("index")),
+            Prefetch("placements", queryset=Placement.objects.order_by("index")),
+        )
     )
-    return BoothManifest(booth=booth, assets=assets)
+    version = BoothLayout.objects.filter(booth=booth).values_list("version", flat=True).first()
+    return BoothManifest(booth=booth, assets=assets, layout_version=version or 0)
 
 
 @dataclass(frozen=True)

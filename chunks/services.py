@@ -14,6 +14,7 @@ only use chunks their namespace holds, which collection never touches.
 """
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from chunks.errors import ChunkError, ChunkErrorKind
+from chunks.filetypes import MalformedAsset, ReadRange, asset_kind
 from chunks.hashes import chunk_hash_validate
 from chunks.models import Asset, AssetChunk, Chunk, ChunkNamespace, Namespace
 from chunks.receiving import UploadSink
@@ -185,7 +187,11 @@ def asset_create(
     content_type: str,
     hashes: list[str],
 ) -> Asset:
-    """A new asset of the booth, made of `hashes` in order, all held by the namespace."""
+    """A new asset of the booth, made of `hashes` in order, all held by the namespace.
+
+    Its type is read from its bytes (chunks/filetypes.py), whatever `content_type` says;
+    a malformed GLB model is refused.
+    """
     booth = booth_for_assets(booth_id)
     namespace = _asset_namespace(user, booth, namespace_reference)
     with transaction.atomic():
@@ -193,6 +199,7 @@ def asset_create(
             booth=booth, namespace=namespace, name=name, content_type=content_type
         )
         _asset_parts_replace(asset, hashes)
+        _asset_type_set(asset)
         _asset_announce(booth, asset, "published")
     return asset
 
@@ -217,8 +224,52 @@ def asset_update(
     with transaction.atomic():
         asset.name, asset.content_type, asset.namespace = name, content_type, namespace
         _asset_parts_replace(asset, hashes)
+        _asset_type_set(asset)
         _asset_announce(booth, asset, "changed")
     return asset
+
+
+def _asset_type_set(asset: Asset) -> None:
+    """Type the asset by its bytes and, for an image, have its thumbnail made after commit."""
+    parts = list(asset.parts.order_by("index").values_list("chunk_id", "offset", "size"))
+    try:
+        kind = asset_kind(asset.size, asset_bytes_reader(parts))
+    except MalformedAsset as error:
+        raise ChunkError(
+            ChunkErrorKind.INVALID,
+            f"{asset.name[:80]!r} was refused: {error}",
+            extra={"reason": "malformed_model"},
+        ) from error
+    asset.content_type = kind.content_type
+    asset.thumbnail = ""
+    asset.thumbnail_state = "pending" if kind.is_image else "none"
+    asset.save(update_fields=["content_type", "thumbnail", "thumbnail_state"])
+    if kind.is_image:
+        from chunks.tasks import asset_thumbnail_make  # the tasks module imports this one
+
+        asset_id = asset.pk
+        transaction.on_commit(lambda: asset_thumbnail_make.delay(asset_id))
+
+
+def asset_bytes_reader(parts: list[tuple[str, int, int]]) -> ReadRange:
+    """A reader of an asset's bytes across its chunk files: parts are (hash, offset, size)."""
+    store = chunk_store()
+
+    def read(start: int, length: int) -> bytes:
+        end = start + length
+        out = bytearray()
+        for chunk_hash, offset, size in parts:
+            if offset + size <= start or offset >= end:
+                continue
+            low, high = max(start, offset) - offset, min(end, offset + size) - offset
+            fd = os.open(store.path_for(chunk_hash), os.O_RDONLY)
+            try:
+                out += os.pread(fd, high - low, low)
+            finally:
+                os.close(fd)
+        return bytes(out)
+
+    return read
 
 
 def _asset_announce(booth: Booth, asset: Asset, change: str) -> None:

@@ -3,7 +3,13 @@
 from django.urls import path, register_converter
 
 from chunks.access_api import NamespaceReadersApi
-from chunks.api import BoothAssetApi, BoothAssetsApi, ChunksMissingApi, ZoneAssetsApi
+from chunks.api import (
+    BoothAssetApi,
+    BoothAssetsApi,
+    BoothLayoutApi,
+    ChunksMissingApi,
+    ZoneAssetsApi,
+)
 from chunks.pages import upload_page
 from chunks.schema import describe_chunk_endpoint
 from chunks.views import chunk_endpoint
@@ -32,6 +38,7 @@ urlpatterns = [
     # with a 400 (rather than a 404 for `..`, a slash or a newline).
     path("chunks/<anytext:chunk_hash>", describe_chunk_endpoint(chunk_endpoint), name="chunk"),
     path("shards/<int:booth_id>/assets", BoothAssetsApi.as_view(), name="booth-assets"),
+    path("shards/<int:booth_id>/layout", BoothLayoutApi.as_view(), name="booth-layout"),
     path(
         "markets/<int:market_id>/zones/<int:zone>/assets",
         ZoneAssetsApi.as_view(),

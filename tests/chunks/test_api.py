@@ -106,11 +106,13 @@ def test_creator_builds_an_asset_and_readers_get_it_in_the_manifest(
     assert manifest.status_code == 200
     assert manifest.json() == {
         "booth": booth.pk,
+        "layout_version": 0,
         "assets": [
             {
                 "id": asset_id,
                 "name": "loom.glb",
-                "content_type": "model/gltf-binary",
+                # the type comes from the bytes, which are no model
+                "content_type": "application/octet-stream",
                 "size": sum(sizes),
                 "namespace": "looms",
                 "chunks": [
@@ -122,6 +124,9 @@ def test_creator_builds_an_asset_and_readers_get_it_in_the_manifest(
                     }
                     for digest, offset, size in zip(pieces, offsets, sizes, strict=True)
                 ],
+                "thumbnail_state": "none",
+                "thumbnail": None,
+                "placements": [],
             }
         ],
     }

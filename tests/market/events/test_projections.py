@@ -12,6 +12,7 @@ from chunks.access import market_grants_state, namespace_reader_grant, namespace
 from chunks.models import Chunk, ChunkNamespace
 from chunks.selectors import market_assets_state
 from chunks.services import asset_create, asset_update, namespace_create
+from chunks.storage import chunk_store
 from market.events.envelope import envelope_parse
 from market.events.hub import EventHub
 from market.events.outbox import outbox_relay_once
@@ -56,6 +57,12 @@ def apply_all(apply, state, events):
     return state
 
 
+@pytest.fixture(autouse=True)
+def store_dir(settings, tmp_path):
+    """Asset writes read their chunks' bytes (to type them): an empty store per test."""
+    settings.CHUNK_STORE_DIR = tmp_path / "store"
+
+
 def market_with_a_writer(django_user_model):
     market = Market.objects.create(name="Weavers' Row", slug="weavers-row")
     booth = Booth.objects.create(market=market, name="Looms", zone_index=2)
@@ -65,6 +72,9 @@ def market_with_a_writer(django_user_model):
     for i, size in enumerate((10, 20)):
         chunk = Chunk.objects.create(hash=f"{i:064x}", size=size)
         ChunkNamespace.objects.create(chunk=chunk, namespace=namespace)
+        path = chunk_store().path_for(chunk.hash)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes(size))
     return market, booth, namespace, user
 
 
