@@ -281,7 +281,7 @@ class FromPairs:
         mine = found.entity == own[found.centre]  # the own row first, as the matrix has it
         d2 = np.where(mine, -1.0, found.d2)
         kept = radius.Pairs(found.centre[keep], found.entity[keep], d2[keep])
-        return radius.nearest(kept, own.size, self.pos.shape[0], most)
+        return views.picks_of(radius.nearest(kept, own.size, self.pos.shape[0], most))
 
 
 def grid_nearest(view: np.ndarray, own: np.ndarray) -> FromPairs:
@@ -346,13 +346,16 @@ def cuts(positions: np.ndarray, repeats: int) -> None:
     runs["zones/nearest.py"] = four_ticks(gateway_cut.cut, view)
     got = interleaved(runs, repeats)
     base = got["distance matrix"][0]
-    rows = sum(int(c.rows.sum()) for c in reference)
+    rows = sum(int(c.rows_mask().sum()) for c in reference)
     print("the gateway's cut, per tick (the four phases in turn):")
     for method, (median, fastest) in got.items():
         if method in finders:
             differ = sum(
                 int(
-                    (views.cut(view, own, own + t, finders[method]).rows != reference[t].rows).sum()
+                    (
+                        views.cut(view, own, own + t, finders[method]).rows_mask()
+                        != reference[t].rows_mask()
+                    ).sum()
                 )
                 for t in range(4)
             )

@@ -5,11 +5,11 @@ zones/core/views.py answers a cut's radius queries (each visitor's nearest rows 
 matrix of every visitor to every row. That costs V × N distances and a partial sort of
 every crowded row, and grows with the square of the market: past KD_FROM visitor-row
 pairs a k-d tree over the rows (scipy's cKDTree, asked for each visitor's k nearest
-within the radius, all visitors in one call) answers the same questions sooner. Below
-it the matrix is faster: a crowded booth's 100 visitors are cut three times sooner by
-the matrix, the 1,000-visitor market about 1.3 times sooner by the tree
-(bench/bench_bvh.py, docs/performance.md). The spatial index of zones/core/bvh.py and a
-uniform grid were measured too and were slower than both.
+within the radius, all visitors in one call) answers the same questions sooner. Both
+hand the cut picks, a few dozen row indices a visitor. The two are level at about
+300 visitors × 300 rows; at 500 × 500 the tree takes 0.86 of the matrix's time, for the
+1,000-visitor market 0.53 (bench/bench_bvh.py, docs/performance.md). The spatial index
+of zones/core/bvh.py and a uniform grid were measured too and were slower than both.
 
 The tree lives here rather than in zones/core, which stays numpy only.
 """
@@ -23,12 +23,12 @@ from zones.core.wire import RowFlag
 
 __all__ = ["KD_FROM", "KdTree", "cut"]
 
-KD_FROM = 400_000
+KD_FROM = 160_000
 """Visitors × rows from which the k-d tree cuts a view sooner than the distance matrix."""
 
 
 class KdTree:
-    """Nearest rows through a k-d tree over the view's rows (views.Nearest).
+    """Nearest rows through a k-d tree over the view's rows (views.Nearest), as picks.
 
     A second tree over the visitor roots answers the bodies' query, unless every row
     is a root. A visitor's own row is always among its rows, as the matrix's -1 puts it
@@ -54,13 +54,13 @@ class KdTree:
     ) -> np.ndarray:
         own = self.own if which is None else self.own[which]
         n = self.pos.shape[0]
-        out = np.zeros((own.size, n), bool)
         tree, rows = self._root_tree() if roots else (self.everything, None)
         if tree.n == 0 or own.size == 0:
-            return out
+            return np.full((own.size, 0), n, np.int64)
         # the tree keeps neighbours strictly closer than its bound, the matrix <= the radius
         bound = np.nextafter(radius, np.inf)
-        _, found = tree.query(self.pos[own], k=np.arange(1, most + 1), distance_upper_bound=bound)
+        _, found = tree.query(self.pos[own], k=most, distance_upper_bound=bound)
+        found = found.reshape(own.size, most)  # k=1 gives one column as a vector
         missing = found >= tree.n
         if rows is not None:
             found = rows[np.minimum(found, rows.size - 1)]
@@ -68,12 +68,10 @@ class KdTree:
         # no room for the own row: it takes the farthest one's place
         crowded = mine & ~missing[:, -1] & ~(found == own[:, None]).any(axis=1)
         found[crowded, -1] = own[crowded]
-        # an empty slot repeats the own row, which is in every row it may be in
-        found[missing] = np.broadcast_to(own[:, None], found.shape)[missing]
-        out[np.arange(own.size)[:, None], found] = True
-        lost = np.flatnonzero(~mine)  # a root query for a visitor whose own row is not a root
-        out[lost, own[lost]] = False
-        return out
+        found[missing] = n
+        # a root query for a visitor whose own row is not a root: its row is not a body
+        found[~mine[:, None] & (found == own[:, None])] = n
+        return found
 
 
 def cut(view: np.ndarray, own: np.ndarray, phases: np.ndarray) -> Cut:

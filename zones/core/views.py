@@ -59,11 +59,45 @@ def booths_under(positions: np.ndarray, ranges: RangeMap) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Cut:
-    """What each of V visitors receives this tick, as masks over the view's N rows."""
+    """What each of V visitors receives this tick, as indices into the view's N rows.
 
-    rows: np.ndarray  # (V, N) bool: the rows of its frame
-    bodies: np.ndarray  # (V, N) bool: the visitor roots whose bodies it gets
+    A visitor's line of `rows` (and of `bodies`) lists the view rows it gets in
+    ascending order, then `n` (no row) to the width of the array: picks, as the radius
+    queries give them (`Nearest`). A thousand visitors' picks are a few dozen indices
+    each where masks over the view would be a million cells to scan.
+    """
+
+    rows: np.ndarray  # (V, R) int64 picks: the rows of its frame
+    bodies: np.ndarray  # (V, B) int64 picks: the visitor roots whose bodies it gets
     far: np.ndarray  # (V,) bool: its rows reach FAR_RADIUS_M this tick
+    n: int  # the view's rows, N: the index that stands for none
+
+    def rows_mask(self) -> np.ndarray:
+        """(V, N) bool: the rows of each visitor's frame."""
+        return mask_of(self.rows, self.n)
+
+    def bodies_mask(self) -> np.ndarray:
+        """(V, N) bool: the roots whose bodies each visitor gets."""
+        return mask_of(self.bodies, self.n)
+
+
+def picks_of(mask: np.ndarray) -> np.ndarray:
+    """(V, K) int64 picks of a (V, N) bool mask: each line's columns in ascending order,
+    padded with N; K is the most any line has."""
+    v, n = mask.shape
+    counts = np.count_nonzero(mask, axis=1)
+    out = np.full((v, int(counts.max()) if v else 0), n, np.int64)
+    flat = np.flatnonzero(mask)
+    rank = np.arange(flat.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    out[flat // n, rank] = flat % n
+    return out
+
+
+def mask_of(picks: np.ndarray, n: int) -> np.ndarray:
+    """(V, N) bool of (V, K) picks padded with N."""
+    out = np.zeros((picks.shape[0], n + 1), bool)
+    out[np.arange(picks.shape[0])[:, None], picks] = True
+    return out[:, :n]
 
 
 class Nearest(Protocol):
@@ -72,9 +106,10 @@ class Nearest(Protocol):
     def __call__(
         self, which: np.ndarray | None, radius: float, most: int, roots: bool
     ) -> np.ndarray:
-        """(len(which), N) bool: for each visitor `which[i]` (an index into `own`; None:
-        every visitor), its `most` nearest rows within `radius` metres, its own row counted
-        as the nearest of all; among the visitor roots only, when `roots`."""
+        """(len(which), K ≤ most) picks, padded with N: for each visitor `which[i]` (an
+        index into `own`; None: every visitor), its `most` nearest rows within `radius`
+        metres, each once, in any order, its own row counted as the nearest of all;
+        among the visitor roots only, when `roots`."""
         ...
 
 
@@ -93,7 +128,7 @@ class DistanceMatrix:
         d2 = self.d2 if which is None else self.d2[which]
         if roots:
             d2 = np.where(self.roots[None, :], d2, np.inf)
-        return nearest_within(d2, radius**2, most)
+        return picks_of(nearest_within(d2, radius**2, most))
 
 
 def cut(
@@ -109,16 +144,30 @@ def cut(
     answers the radius queries over the view (zones/nearest.py has a k-d tree's).
     """
     find = nearest(view, own)
+    n = view.size
     far = phases % FAR_EVERY == 0
-    rows = find(None, INTEREST_RADIUS_M, NEAR_ROWS, roots=False)
-    widened = np.flatnonzero(far)
-    if widened.size:
-        rows[widened] = find(widened, FAR_RADIUS_M, FAR_ROWS, roots=False)
-    bodies = np.zeros(rows.shape, bool)
+    parts = [
+        (which, find(which, radius, most, roots=False))
+        for which, radius, most in (
+            (np.flatnonzero(~far), INTEREST_RADIUS_M, NEAR_ROWS),
+            (np.flatnonzero(far), FAR_RADIUS_M, FAR_ROWS),
+        )
+        if which.size
+    ]
     dressed = np.flatnonzero(phases % BODIES_EVERY == BODIES_PHASE)
+    bodies = []
     if dressed.size:
-        bodies[dressed] = find(dressed, INTEREST_RADIUS_M, NEAR_BODIES, roots=True)
-    return Cut(rows=rows, bodies=bodies, far=far)
+        bodies.append((dressed, find(dressed, INTEREST_RADIUS_M, NEAR_BODIES, roots=True)))
+    return Cut(rows=_picks(parts, own.size, n), bodies=_picks(bodies, own.size, n), far=far, n=n)
+
+
+def _picks(parts: list[tuple[np.ndarray, np.ndarray]], v: int, n: int) -> np.ndarray:
+    """(V, K) picks, each line ascending, from the picks of some visitors in each part."""
+    out = np.full((v, max((found.shape[1] for _, found in parts), default=0)), n, np.int64)
+    for which, found in parts:
+        out[which, : found.shape[1]] = found
+    out.sort(axis=1)
+    return out
 
 
 def squared_distances(centres: np.ndarray, pos: np.ndarray) -> np.ndarray:
@@ -150,14 +199,15 @@ def frames(view: np.ndarray, cut: Cut, acks: list[int], tick_ms: int) -> list[by
     `acks` holds each visitor's highest input seq taken. The view is quantised once and
     each body block built once, however many visitors receive it.
     """
-    # flatnonzero, then the column: a third of what np.nonzero takes on a (V, N) mask
-    rows = frame_rows(view)[np.flatnonzero(cut.rows) % view.size]
-    row_ends = np.cumsum(np.count_nonzero(cut.rows, axis=1)).tolist()
-    body_columns = np.flatnonzero(cut.bodies) % view.size
+    picked = cut.rows < cut.n
+    rows = frame_rows(view)[cut.rows[picked]]
+    row_ends = np.cumsum(np.count_nonzero(picked, axis=1)).tolist()
+    dressed_by = cut.bodies < cut.n
+    body_columns = cut.bodies[dressed_by]
     dressed = np.unique(body_columns)
     blocks = body_blocks(view[dressed]) if dressed.size else np.zeros(0, BODY_DTYPE)
     bodies = blocks[np.searchsorted(dressed, body_columns)]
-    body_ends = np.cumsum(np.count_nonzero(cut.bodies, axis=1)).tolist()
+    body_ends = np.cumsum(np.count_nonzero(dressed_by, axis=1)).tolist()
     out = []
     row_start = body_start = 0
     for ack, far, row_end, body_end in zip(
