@@ -98,6 +98,14 @@ SUMMARY_EVERY_TICKS = SIM_TICK_HZ // 2  # twice a second
 # restart replays at most 5 s of ticks (a fraction of a second of CPU).
 SNAPSHOT_EVERY_TICKS = 5 * SIM_TICK_HZ
 SNAPSHOT_RETRY_TICKS = SIM_TICK_HZ  # after a failed snapshot write, the next try
+
+
+def snapshot_turn(zone: int, zones: int) -> int:
+    """How many ticks sooner than a full period a zone's first periodic snapshot comes:
+    the market's zones spread evenly over SNAPSHOT_EVERY_TICKS."""
+    return zone * SNAPSHOT_EVERY_TICKS // zones
+
+
 # While a zone cannot tick or log its ticks (zones/zone_faults.py), what arrives for it waits,
 # at most this many of each kind (a minute of one batch a tick); older ones are dropped
 # as lost messages, which the fabric tolerates (intents are retried, inputs resent).
@@ -228,6 +236,9 @@ class ZoneWorker:
                 hz.state.tick,
             )
         self._snapshot(hz)
+        # The zones take turns: were they all due in one tick, that tick would serialise
+        # every slot of every zone of the worker, and all of them would publish late.
+        hz.last_snapshot_tick -= snapshot_turn(hz.zone, self.ranges.n)
 
     def _spawn_walkers(self, hz: HostedZone) -> None:
         count = zone_walkers(self.walkers, hz.zone, len(self.booths))

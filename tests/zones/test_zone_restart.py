@@ -164,3 +164,25 @@ async def test_an_idle_zone_writes_one_small_record_a_tick_and_no_snapshot(tmp_p
     await worker.tick(T0 + 50 * ticks)
     assert hz.store.written == written + 1  # the periodic snapshot
     kill(worker)
+
+
+@pytest.mark.asyncio
+async def test_the_zones_of_a_worker_take_turns_to_snapshot(tmp_path, short_snapshots):
+    """Each zone snapshots once a period, and never two in one tick: the tick that
+    snapshots them all would publish every zone's rows late."""
+    zones = list(range(len(DEMO_BOOTHS)))
+    worker = ZoneWorker(
+        market_id=32, zones=zones, booths=DEMO_BOOTHS, data_dir=tmp_path, walkers=0, seed=9
+    )
+    period = worker_module.SNAPSHOT_EVERY_TICKS
+    taken: dict[int, list[int]] = {z: [] for z in zones}
+    for t in range(2 * period):
+        before = {z: worker.hosted[z].store.written for z in zones}
+        await worker.tick(T0 + 50 * t)
+        for z in zones:
+            if worker.hosted[z].store.written > before[z]:
+                taken[z].append(t)
+    ticks = [t for z in zones for t in taken[z]]
+    assert len(ticks) == len(set(ticks)), taken  # never two zones in one tick
+    assert all(len(taken[z]) == 2 and taken[z][1] - taken[z][0] == period for z in zones), taken
+    kill(worker)
