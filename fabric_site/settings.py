@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "chunks",
     "market",
     "operator_ui",
+    "booth_editor",
 ]
 
 MIDDLEWARE = [

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("market.urls")),
     path("", include("chunks.urls")),
     path("", include("operator_ui.urls")),
+    path("", include("booth_editor.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
