@@ -102,3 +102,17 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} {self.id}"
+
+
+class MarketMap(models.Model):
+    """The generated layout of a market: the config it is generated from, and the hash of
+    the layout's canonical bytes when it was made (zones/core/mapgen.py, docs/mapgen.md)."""
+
+    market = models.OneToOneField(Market, on_delete=models.CASCADE, related_name="map")
+    config = models.JSONField()
+    generator = models.CharField(max_length=40)
+    layout_sha256 = models.CharField(max_length=64)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"map of {self.market} ({self.layout_sha256[:12]})"

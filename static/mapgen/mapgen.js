@@ -38,11 +38,11 @@ export const PROP_SETS = {
 
 // kind → [need it restores, amount restored, users at once, width, depth, height, weight]
 export const ITEM_KINDS = {
-  food_stall: ["hunger", 60, 4, 300, 200, 250, 3],
-  wash_fountain: ["hygiene", 50, 3, 200, 200, 150, 2],
-  stage: ["fun", 40, 12, 600, 400, 100, 1],
-  games: ["fun", 30, 4, 300, 300, 120, 2],
-  bench: ["rest", 40, 3, 200, 60, 50, 4],
+  food_stall: ["hunger", 60, 3, 300, 200, 250, 3],
+  wash_fountain: ["hygiene", 50, 2, 200, 200, 150, 2],
+  stage: ["fun", 40, 8, 600, 400, 100, 1],
+  games: ["fun", 30, 2, 300, 300, 120, 2],
+  bench: ["energy", 40, 2, 200, 60, 50, 4],
 };
 const ITEM_ORDER = Object.keys(ITEM_KINDS).sort();
 

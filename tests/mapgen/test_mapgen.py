@@ -112,7 +112,7 @@ def test_item_kinds_cover_the_needs_npcs_have():
     layout = layout_of({"market_id": 1, "seed": 3, "bounds_m": [256, 256], "item_density": 200})
     kinds = {item["kind"] for item in layout["items"]}
     assert kinds == set(ITEM_KINDS)
-    assert {item["need"] for item in layout["items"]} == {"hunger", "hygiene", "fun", "rest"}
+    assert {item["need"] for item in layout["items"]} == {"hunger", "hygiene", "fun", "energy"}
 
 
 def test_config_round_trips_through_its_dict():
