@@ -69,7 +69,9 @@ def open_editor(page, market: CreatorMarket, assets: int):
     page.wait_for_function(
         "n => document.querySelectorAll('#assets .asset').length === n", arg=assets
     )
-    page.wait_for_function("() => /version \\d+/.test(document.getElementById('layout-state').textContent)")
+    page.wait_for_function(
+        "() => /version \\d+/.test(document.getElementById('layout-state').textContent)"
+    )
 
 
 def place(page, name: str, x: float, z: float, rotation: int = 0, scale: float = 1.0) -> None:
