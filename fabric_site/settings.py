@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "market",
     "operator_ui",
     "booth_editor",
+    "visit",
 ]
 
 MIDDLEWARE = [

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("chunks.urls")),
     path("", include("operator_ui.urls")),
     path("", include("booth_editor.urls")),
+    path("", include("visit.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
