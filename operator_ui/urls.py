@@ -1,7 +1,10 @@
 from django.urls import path
 
+from operator_ui.markets import market_map, market_new
 from operator_ui.views import dashboard
 
 urlpatterns = [
     path("dashboard/", dashboard, name="dashboard"),
+    path("dashboard/markets/new/", market_new, name="market-new"),
+    path("dashboard/markets/<int:market_id>/map/", market_map, name="market-map"),
 ]

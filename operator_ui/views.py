@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from market.live import live_market
-from market.models import Market
+from market.models import Market, MarketMap
 from operator_ui.access import may_operate
 from zones.core.constants import ZONE_CAPACITY
 
@@ -19,8 +19,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     market = Market.objects.filter(pk=live.market_id).first()
     if not may_operate(request.user, live.market_id):
         return render(request, "operator_ui/not_operator.html", {"market": market}, status=403)
+    found = MarketMap.objects.filter(market_id=live.market_id).first()
     return render(
         request,
         "operator_ui/dashboard.html",
-        {"market": market, "market_id": live.market_id, "capacity": ZONE_CAPACITY},
+        {
+            "market": market,
+            "market_id": live.market_id,
+            "capacity": ZONE_CAPACITY,
+            "map_config": found.config if found else None,
+        },
     )

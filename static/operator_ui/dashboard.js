@@ -1,5 +1,6 @@
 // The operator dashboard: wires the feed to the two views and the panel (docs/dashboard.md).
 
+import { generate } from "../mapgen/mapgen.js";
 import { BoothLabels, boothGeometry } from "./booths.js";
 import { DOT_MIGRATING, DOT_VISITOR, connectFeed } from "./feed.js";
 import { Hud } from "./hud.js";
@@ -33,6 +34,15 @@ let marker = null; // {x, z} placed on the floor, or {id, x, z} following an ent
 const reservedRight = () => hudElement.offsetWidth + 24;
 const topdown = new TopDown(document.getElementById("topdown"), labels, reservedRight, pick);
 const orbit = new OrbitView(document.getElementById("orbit"), labels, reservedRight);
+
+// A generated market's layout, made here from its map config by the same generator the
+// server ran (static/mapgen/, docs/mapgen.md), and drawn by both views.
+const mapConfig = document.getElementById("market-map-config");
+const layout = mapConfig ? generate(JSON.parse(mapConfig.textContent)) : null;
+if (layout) {
+  topdown.layout = layout;
+  orbit.setLayout(layout);
+}
 
 function showBanner(text) {
   banner.textContent = text || "";
@@ -177,6 +187,7 @@ window.fabricDashboard = {
   get geometry() {
     return topdown.geometry;
   },
+  layout: layout,
   // where world point (x, z) is drawn in the top-down view, in page pixels
   screenAt(x, z) {
     const [px, py] = topdown.toScreen(x, z);

@@ -3,6 +3,7 @@
 
 import * as THREE from "three";
 import { OrbitControls } from "../vendor/three/controls/OrbitControls.js";
+import { NEED_COLOURS, PORTAL_COLOUR, PROP_COLOUR, WALL_COLOUR } from "../mapgen/draw.js";
 import { DOT_MIGRATING, DOT_VISITOR, NO_ZONE } from "./feed.js";
 
 const VISITOR_COLOUR = new THREE.Color("#ffffff");
@@ -15,6 +16,7 @@ export class OrbitView {
     this.reservedRight = reservedRight; // () → pixels covered by the panel on the right
     this.labels = labels;
     this.geometry = null;
+    this.layout = null; // a generated market's layout (static/mapgen/)
     this.frame = null;
     this.marker = null;
     this.renderer = null;
@@ -66,6 +68,7 @@ export class OrbitView {
     this.markerMesh.visible = false;
     this.scene.add(this.markerMesh);
     if (this.geometry) this.setGeometry(this.geometry);
+    if (this.layout) this.setLayout(this.layout);
     return true;
   }
 
@@ -104,6 +107,38 @@ export class OrbitView {
     this.borders = new THREE.LineSegments(lines, new THREE.LineBasicMaterial({ color: "#e9edf2" }));
     this.scene.add(this.floor, this.borders);
     this.home();
+  }
+
+  // The generated layout's walls, props, items and portals as boxes standing on the floor.
+  setLayout(layout) {
+    this.layout = layout;
+    if (!this.renderer) return;
+    if (this.layoutGroup) this.scene.remove(this.layoutGroup);
+    const group = new THREE.Group();
+    const unit = new THREE.BoxGeometry(1, 1, 1);
+    const materials = new Map();
+    const material = function (colour, opacity = 1) {
+      const key = `${colour}/${opacity}`;
+      if (!materials.has(key)) {
+        materials.set(key, new THREE.MeshBasicMaterial({ color: colour, transparent: opacity < 1, opacity: opacity }));
+      }
+      return materials.get(key);
+    };
+    const add = function (box, colour, opacity) {
+      const mesh = new THREE.Mesh(unit, material(colour, opacity));
+      mesh.scale.set((box[3] - box[0]) / 100, (box[4] - box[1]) / 100, (box[5] - box[2]) / 100);
+      mesh.position.set((box[0] + box[3]) / 200, (box[1] + box[4]) / 200, (box[2] + box[5]) / 200);
+      group.add(mesh);
+    };
+    layout.walls.forEach((w) => add(w.box, WALL_COLOUR, w.id.startsWith("edge.") ? 0.25 : 0.85));
+    layout.props.forEach((p) => add(p.box, PROP_COLOUR, 1));
+    layout.items.forEach((item) => add(item.box, NEED_COLOURS[item.need] || "#ffffff", 1));
+    layout.portals.forEach(function (portal) {
+      const [x0, z0, x1, z1] = portal.rect;
+      add([x0, 0, z0, x1, 300, z1], PORTAL_COLOUR, 0.55);
+    });
+    this.layoutGroup = group;
+    this.scene.add(group);
   }
 
   home() {

@@ -1,5 +1,6 @@
 // The default view: the market from straight above, orthographic. x runs right, z down.
 
+import { drawLayout } from "../mapgen/draw.js";
 import { DOT_MIGRATING, DOT_VISITOR, NO_ZONE } from "./feed.js";
 
 const CLICK_SLOP_PX = 4;
@@ -17,6 +18,7 @@ export class TopDown {
     this.reservedRight = reservedRight; // () → pixels covered by the panel on the right
     this.onPick = onPick; // (pick) with pick = {id} or {x, z}
     this.geometry = null;
+    this.layout = null; // a generated market's layout (static/mapgen/), drawn over the booths
     this.frame = null;
     this.marker = null; // {x, z, id?}
     this.scale = 4;
@@ -161,6 +163,7 @@ export class TopDown {
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
     g.clearRect(0, 0, width, height);
     this.drawBooths(g);
+    if (this.layout) drawLayout(g, this.layout, (x, z) => this.toScreen(x, z));
     this.drawDots(g);
     this.drawMarker(g, nowMs);
     const free = {
