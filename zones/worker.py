@@ -61,8 +61,9 @@ from zones.channels import (
     zone_channel,
 )
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
-from zones.core.crowd import floor_points, headings, steer_walkers
+from zones.core.crowd import floor_points, headings
 from zones.core.inputlog import LogRecord, replay, rng_restore, rng_state
+from zones.core.items import booth_items
 from zones.core.messages import Message, MessageError, message_from_wire, message_to_wire
 from zones.core.ranges import RangeMap, floor_ranges
 from zones.core.relay_messages import (
@@ -196,7 +197,7 @@ class ZoneWorker:
                 )
             store = SnapshotStore(data_dir, z) if data_dir is not None else None
             hz = HostedZone(
-                params=ZoneParams(zone=z),
+                params=self._params(z),
                 state=ZoneState.empty(z, self.ranges),
                 store=store,
                 rng=np.random.default_rng(seed + z),
@@ -239,6 +240,11 @@ class ZoneWorker:
         # The zones take turns: were they all due in one tick, that tick would serialise
         # every slot of every zone of the worker, and all of them would publish late.
         hz.last_snapshot_tick -= snapshot_turn(hz.zone, self.ranges.n)
+
+    def _params(self, zone: int) -> ZoneParams:
+        """A zone's configuration: its booth's items are laid out on its floor."""
+        lo, hi = ZoneParams(zone=zone).lo, ZoneParams(zone=zone).hi
+        return ZoneParams(zone=zone, items=booth_items(self.ranges, zone, lo, hi))
 
     def _spawn_walkers(self, hz: HostedZone) -> None:
         count = zone_walkers(self.walkers, hz.zone, len(self.booths))
@@ -390,8 +396,6 @@ class ZoneWorker:
         spawns, hz.spawns = hz.spawns, []
         received, hz.commands = hz.commands, []
         commands = list(received)
-        if self.walkers:
-            commands.append(steer_walkers(hz.state, hz.rng, hz.params.lo, hz.params.hi))
         taken_despawns, hz.despawns = hz.despawns, []
         despawns = list(taken_despawns)
         if hz.state.tick % LEASE_CHECK_EVERY_TICKS == 0:

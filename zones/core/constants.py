@@ -119,3 +119,63 @@ The market is walked, not flown: velocities are horizontal and moves stay on the
 FLOOR_HEIGHT_M: Final = 4.0
 """Height of the walkable band: a booth owns every cell of a floor column up to
 here, so a visitor's feet and head are never in different booths."""
+
+# --- NPC needs --------------------------------------------------------------
+NEEDS: Final = ("hunger", "hygiene", "fun", "energy")
+"""The needs of every NPC, in the order of its needs array. 100 is satisfied, 0 desperate."""
+
+NEED_MAX: Final = 100.0
+
+NEED_DECAY_PER_S: Final = (0.5, 0.3, 0.6, 0.25)
+"""How fast each need falls, per second: a full hunger is empty after 200 s, a full
+energy after 400 s, so an NPC has something to do every minute or so."""
+
+NEED_DECAY_PER_TICK: Final = tuple(rate / SIM_TICK_HZ for rate in NEED_DECAY_PER_S)
+
+NPC_SPEED_M_PER_S: Final = 1.4
+"""An NPC walks at a person's pace, well inside V_MAX."""
+
+SIGHT_RADIUS_M: Final = 10.0
+"""An NPC observes the items, NPCs and visitors within this distance."""
+
+MAX_WALK_S: Final = 15.0
+"""The longest walk one decision may ask for."""
+
+MAX_TRAVEL_M: Final = NPC_SPEED_M_PER_S * MAX_WALK_S
+"""21 m: a move_to or use_item target farther than this is out of range."""
+
+TALK_S: Final = 5.0
+TALK_RESTORE_PER_S: Final = (0.0, 0.0, 4.0, 0.0)
+"""Talking to someone for TALK_S seconds restores fun at this rate."""
+
+MAX_WAIT_S: Final = 10.0
+"""The longest wait one decision may ask for."""
+
+DECIDE_EVERY_TICKS: Final = SIM_TICK_HZ * 3
+"""3 s: an NPC's decision is due this long after its last one, or when its action ends."""
+
+DECISION_BATCH_TICKS: Final = 4
+"""The NPCs whose decisions are due are taken together every 4 ticks (0.2 s): one
+utility pass, or one batch of requests, instead of a few NPCs every tick."""
+
+DECISION_DEADLINE_TICKS: Final = SIM_TICK_HZ * 5
+"""5 s: a decision request's lease lapses this long after it was issued; the built-in
+utility decision is applied instead."""
+
+WANDER_M: Final = (4.0, 14.0)
+"""An NPC with nothing it needs walks this far to a point of its own choosing."""
+
+UTILITY_THRESHOLD: Final = 2.0
+"""The built-in decision uses an item only when the item's score reaches this; below,
+the NPC wanders."""
+
+# Item kinds: restore per second of each need while used (hunger, hygiene, fun, energy),
+# how many NPCs may use one at once, and how long one use lasts in seconds.
+ITEM_KINDS: Final = {
+    "food_stall": ((8.0, 0.0, 0.0, 1.0), 3, 8.0),
+    "wash_fountain": ((0.0, 10.0, 0.0, 0.0), 2, 6.0),
+    "stage": ((0.0, 0.0, 6.0, -1.0), 8, 10.0),
+    "games": ((0.0, 0.0, 8.0, -1.5), 2, 8.0),
+    "bench": ((0.0, 0.0, 0.5, 6.0), 2, 10.0),
+}
+"""The advertisement of each kind of booth item: what it restores, its slots, its use time."""

@@ -10,9 +10,10 @@ A restarted zone loads its newest snapshot and `replay`s the records after it.
 A record, all little-endian:
 
     frame    magic u32 = RECORD_MAGIC, body length u32, crc32 of the body u32
-    body     tick u64, now_ms u64, messages u16, format u8, rng length u8,
+    body     tick u64, now_ms u64, messages u16, format u8, rng length u8, flags u8
+             (bit 0: the tick delegated NPC decisions),
              the rng bytes (the worker's generator after this tick's draws, or none),
-             commands, spawns, despawns as arrays,
+             commands, spawns, despawns, NPC decision answers as arrays,
              then each message: kind u8, src u16, dst u16, hlc u64, and its payload:
              an array, or for gossip the range map's version u64 and starts array
     array    dtype tag u8, row size u16, rows u32, then the rows' bytes
@@ -34,13 +35,21 @@ from .messages import Ack, Forward, Gossip, InFlight, Intent, Message, Nack
 from .ranges import RangeMap
 from .state import _ARRAY_FIELDS, ZoneParams, ZoneState
 from .step import StepInputs, step
-from .wire import COMMAND_DTYPE, MIGRANT_DTYPE, REPLY_DTYPE, SPAWN_DTYPE, TRANSFER_DTYPE
+from .wire import (
+    ANSWER_DTYPE,
+    COMMAND_DTYPE,
+    MIGRANT_DTYPE,
+    REPLY_DTYPE,
+    SPAWN_DTYPE,
+    TRANSFER_DTYPE,
+)
 
 RECORD_MAGIC = 0x4C494D46  # bytes "FMIL"
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: NPC decision answers and the delegate flag
+FLAG_DELEGATE = 0x1
 
 _FRAME = struct.Struct("<III")
-_HEAD = struct.Struct("<QQHBB")
+_HEAD = struct.Struct("<QQHBBB")
 _ARRAY = struct.Struct("<BHI")
 _MESSAGE = struct.Struct("<BHHQ")
 _VERSION = struct.Struct("<Q")
@@ -58,6 +67,7 @@ _DTYPES: dict[int, np.dtype] = {
     5: REPLY_DTYPE,
     6: STARTS_DTYPE,
     7: TRANSFER_DTYPE,
+    8: ANSWER_DTYPE,
 }
 _TAGS = {dtype: tag for tag, dtype in _DTYPES.items()}
 _KINDS: dict[type, int] = {Intent: 1, Ack: 2, Nack: 3, Forward: 4, Gossip: 5, InFlight: 6}
@@ -101,12 +111,18 @@ def encode_record(record: LogRecord) -> bytes:
     inputs = record.inputs
     parts = [
         _HEAD.pack(
-            record.tick, inputs.now_ms, len(inputs.messages), RECORD_FORMAT, len(record.rng)
+            record.tick,
+            inputs.now_ms,
+            len(inputs.messages),
+            RECORD_FORMAT,
+            len(record.rng),
+            FLAG_DELEGATE if inputs.delegate else 0,
         ),
         record.rng,
         *_array(inputs.commands, COMMAND_DTYPE),
         *_array(inputs.spawns, SPAWN_DTYPE),
         *_array(inputs.despawns, IDS_DTYPE),
+        *_array(inputs.answers, ANSWER_DTYPE),
     ]
     for message in inputs.messages:
         parts.extend(_message(message))
@@ -212,7 +228,7 @@ class _Reader:
         return out
 
     def record(self) -> LogRecord:
-        tick, now_ms, n_messages, fmt, rng_length = self.take(_HEAD)
+        tick, now_ms, n_messages, fmt, rng_length, flags = self.take(_HEAD)
         if fmt != RECORD_FORMAT:
             raise InputLogError(f"input log format {fmt}, this build reads {RECORD_FORMAT}")
         rng = self.body[self.offset : self.offset + rng_length]
@@ -220,10 +236,13 @@ class _Reader:
         commands = self.array(COMMAND_DTYPE)
         spawns = self.array(SPAWN_DTYPE)
         despawns = self.array(IDS_DTYPE).astype(np.uint64)
+        answers = self.array(ANSWER_DTYPE)
         messages = tuple(self.message() for _ in range(n_messages))
         if self.offset != len(self.body):
             raise InputLogError(f"{len(self.body) - self.offset} stray bytes after the record")
-        inputs = StepInputs(now_ms, messages, commands, spawns, despawns)
+        inputs = StepInputs(
+            now_ms, messages, commands, spawns, despawns, answers, bool(flags & FLAG_DELEGATE)
+        )
         return LogRecord(tick=tick, inputs=inputs, rng=rng)
 
     def message(self) -> Message:

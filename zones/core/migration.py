@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import npc
 from .admission import inbound_quota
 from .constants import (
     HLC_LOGICAL_BITS,
@@ -339,6 +340,7 @@ def _queue_intents(state: ZoneState, slots: np.ndarray, outbox: Outbox) -> None:
         state.attempts[slots],
     )
     rows["arrival"] = hlc_after_ticks(state.hlc, LATENCY_TICKS)
+    npc.to_migrant(state, slots, rows)
     peers = state.peer[slots]
     for dst in np.unique(peers):
         outbox.intents[int(dst)].append(rows[peers == dst])
@@ -376,6 +378,7 @@ def _admit(state: ZoneState, slots: np.ndarray, rows: np.ndarray, srcs: np.ndarr
     state.nacks[slots] = 0
     state.retry_at[slots] = 0
     state.move_clock[slots] = state.tick
+    npc.from_migrant(state, slots, rows)
     state.membership_changed()
 
 

@@ -24,7 +24,7 @@ from .messages import Message, message_from_wire, message_to_wire
 from .ranges import RangeMap
 from .state import Status, ZoneParams, ZoneState
 from .step import StepInputs, StepOutput, step
-from .wire import COMMAND_DTYPE, SPAWN_DTYPE, empty
+from .wire import ANSWER_DTYPE, COMMAND_DTYPE, SPAWN_DTYPE, empty
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,8 @@ class SimNetwork:
         despawns: dict[int, np.ndarray] | None = None,
         crashes: dict[int, int] | None = None,
         now_ms: int | None = None,
+        answers: dict[int, np.ndarray] | None = None,
+        delegate: bool = False,
     ) -> list[StepOutput | None]:
         """Advance every running zone by one tick and move messages along.
 
@@ -112,6 +114,8 @@ class SimNetwork:
                 spawns=(spawns or {}).get(z, empty(SPAWN_DTYPE)),
                 commands=(commands or {}).get(z, empty(COMMAND_DTYPE)),
                 despawns=(despawns or {}).get(z, np.zeros(0, np.uint64)),
+                answers=(answers or {}).get(z, empty(ANSWER_DTYPE)),
+                delegate=delegate,
             )
             previous = self.zones[z]
             self.zones[z], out = step(previous, inputs, self.params[z])

@@ -15,7 +15,7 @@ from .decisions import DECISION_ARRAYS, Decisions
 from .ranges import RangeMap
 from .state import _ARRAY_FIELDS, ZoneState
 
-SNAPSHOT_FORMAT = 3
+SNAPSHOT_FORMAT = 4  # 4: NPC needs, actions and decision leases
 
 
 class SnapshotError(ValueError):

@@ -18,6 +18,7 @@ from .constants import (
     ZONE_CAPACITY,
 )
 from .decisions import Decisions
+from .items import Items
 from .ranges import RangeMap, floor_ranges
 
 
@@ -39,6 +40,7 @@ class ZoneParams:
     hi: np.ndarray = field(default_factory=lambda: np.array(MARKET_SIZE_M, dtype=np.float32))
     capacity: int = ZONE_CAPACITY
     spawn_cap: int = SPAWN_CAP
+    items: Items = field(default_factory=Items.none)  # the booth's items NPCs use (items.py)
 
 
 @dataclass
@@ -73,6 +75,15 @@ class ZoneState:
     retry_at: np.ndarray  # (C,) int64, earliest tick for a new attempt after a nack
     nacks: np.ndarray  # (C,) uint16, nacks in a row (backoff exponent)
     move_clock: np.ndarray  # (C,) float64, tick by which its accepted moves are walked at V_MAX
+    needs: np.ndarray  # (C, 4) float32, hunger, hygiene, fun, energy; 0-100 (NPCs)
+    npc_state: np.ndarray  # (C,) uint8, NpcState
+    action: np.ndarray  # (C,) uint8, Action of the NPC's current action
+    target: np.ndarray  # (C,) uint64, item or entity that action is about
+    goal: np.ndarray  # (C, 3) float32, m, where the NPC walks to
+    action_left: np.ndarray  # (C,) int32, ticks left of the current action
+    decide_in: np.ndarray  # (C,) int32, ticks until the next decision is due
+    lease: np.ndarray  # (C,) uint32, sequence number of the newest decision lease
+    lease_left: np.ndarray  # (C,) int32, ticks before that lease lapses; 0: none in flight
     srtt: np.ndarray  # (MAX_ZONES,) float64, smoothed intent→ack time per peer, ticks; <0 unknown
     rttvar: np.ndarray  # (MAX_ZONES,) float64, its mean deviation
     decisions: Decisions  # entity id → (highest epoch answered, highest accepted)
@@ -107,6 +118,15 @@ class ZoneState:
             retry_at=np.zeros(c, np.int64),
             nacks=np.zeros(c, np.uint16),
             move_clock=np.zeros(c, np.float64),
+            needs=np.zeros((c, 4), np.float32),
+            npc_state=np.zeros(c, np.uint8),
+            action=np.zeros(c, np.uint8),
+            target=np.zeros(c, np.uint64),
+            goal=np.zeros((c, 3), np.float32),
+            action_left=np.zeros(c, np.int32),
+            decide_in=np.zeros(c, np.int32),
+            lease=np.zeros(c, np.uint32),
+            lease_left=np.zeros(c, np.int32),
             srtt=np.full(MAX_ZONES, -1.0),
             rttvar=np.zeros(MAX_ZONES),
             decisions=Decisions(),

@@ -11,6 +11,7 @@ The chain, in order:
   4. messages     gossip, in-flight reports, acks, nacks, intents (stale rows dropped),
                   forwarded commands
   5. commands     visitor movement (V_MAX enforced); forwarded if in flight
+  5b. npcs        needs, actions, checked decisions, due decisions (npc.py)
   6. motion       integrate velocities inside the market bounds
   7. codes        Hilbert code and owning zone of every entity
   8. hysteresis   consecutive ticks outside this zone's range
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import migration
+from . import migration, npc
 from .admission import spawn_quota
 from .constants import (
     FORGET_EVERY_TICKS,
@@ -42,7 +43,7 @@ from .messages import Ack, Forward, Gossip, InFlight, Intent, Message, Nack
 from .motion import apply_commands, clamp_speed, integrate, on_floor
 from .ranges import adopt
 from .state import Status, ZoneParams, ZoneState
-from .wire import COMMAND_DTYPE, SPAWN_DTYPE, TRANSFER_DTYPE, empty
+from .wire import ANSWER_DTYPE, COMMAND_DTYPE, SPAWN_DTYPE, TRANSFER_DTYPE, empty
 
 _NO_IDS = np.zeros(0, dtype=np.uint64)
 
@@ -56,6 +57,8 @@ class StepInputs:
     commands: np.ndarray = field(default_factory=lambda: empty(COMMAND_DTYPE))
     spawns: np.ndarray = field(default_factory=lambda: empty(SPAWN_DTYPE))
     despawns: np.ndarray = field(default_factory=lambda: _NO_IDS)
+    answers: np.ndarray = field(default_factory=lambda: empty(ANSWER_DTYPE))  # NPC decisions
+    delegate: bool = False  # due NPC decisions go out as requests instead of decided here
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class StepOutput:
     rejected_commands: np.ndarray  # COMMAND_DTYPE rows refused (impossible moves, unknown kinds)
     unrouted_commands: np.ndarray  # COMMAND_DTYPE rows for entities this zone does not hold
     gossip_adopted: bool
+    npcs: npc.NpcEvents  # decision requests issued, what became of each answer
 
 
 def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[ZoneState, StepOutput]:
@@ -100,6 +104,8 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
     else:
         forwards = []
         rejected_commands, unrouted_commands = commands[:0].copy(), commands[:0].copy()
+
+    npcs = npc.tick(s, params, inputs.answers, inputs.delegate)
 
     # Until the migration stages, no slot turns FREE or stops being FREE.
     live = np.flatnonzero(s.status)
@@ -130,6 +136,7 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
         rejected_commands=rejected_commands,
         unrouted_commands=unrouted_commands,
         gossip_adopted=gossip_adopted,
+        npcs=npcs,
     )
 
 
@@ -255,6 +262,7 @@ def _spawn(s: ZoneState, spawns: np.ndarray, params: ZoneParams) -> tuple[np.nda
     s.attempts[slots] = s.nacks[slots] = 0
     s.retry_at[slots] = 0
     s.move_clock[slots] = s.tick
+    npc.init_spawned(s, slots)
     s.membership_changed()
     refused = np.ones(len(spawns), dtype=bool)
     refused[take] = False

@@ -30,9 +30,84 @@ MIGRANT_DTYPE = np.dtype(
         ("kind", "<u2"),  # 36: entity kind bits (RowFlag.KIND_MASK)
         ("attempt", "<u2"),  # 38: 1 for the first send, then retransmissions
         ("arrival", "<u8"),  # 40: HLC at which the target takes authority
+        ("needs", "<f4", (4,)),  # 48: hunger, hygiene, fun, energy (NPCs; 0 otherwise)
+        ("goal", "<f4", (3,)),  # 64: where the NPC is walking to, metres
+        ("target", "<u8"),  # 76: item or entity id its action is about
+        ("lease", "<u4"),  # 84: sequence number of its newest decision lease
+        ("lease_left", "<u2"),  # 88: ticks before that lease lapses; 0: none in flight
+        ("action_left", "<u2"),  # 90: ticks left of its current action
+        ("decide_in", "<u2"),  # 92: ticks until its next decision is due
+        ("npc_state", "<u1"),  # 94: NpcState
+        ("action", "<u1"),  # 95: Action
     ]
 )
-"""An entity's full row inside a migration intent (48 bytes)."""
+"""An entity's full row inside a migration intent (96 bytes): the fabric's 48 bytes,
+then an NPC's needs, action and decision lease, so they survive a handoff. Ticks are
+carried as counts left, not as tick numbers: every zone counts its own ticks."""
+
+ANSWER_DTYPE = np.dtype(
+    [
+        ("id", "<u8"),  # 0: the NPC decided for
+        ("lease", "<u4"),  # 8: the lease the decision answers
+        ("action", "<u1"),  # 12: Action
+        ("_pad", "<u1"),
+        ("ticks", "<u2"),  # 14: how long to wait (wait)
+        ("target", "<u8"),  # 16: item (use_item) or entity (talk_to)
+        ("goal", "<f4", (3,)),  # 24: where to walk (move_to), metres
+    ]
+)
+"""A decision for one NPC as the zone applies it (36 bytes)."""
+
+
+class NpcState:
+    """Values of ZoneState.npc_state."""
+
+    IDLE = 0
+    MOVING = 1
+    INTERACTING = 2
+
+
+class Action:
+    """Values of ZoneState.action and ANSWER_DTYPE.action."""
+
+    NONE = 0
+    MOVE_TO = 1
+    USE_ITEM = 2
+    TALK_TO = 3
+    WAIT = 4
+
+
+ACTION_NAMES = {
+    Action.MOVE_TO: "move_to",
+    Action.USE_ITEM: "use_item",
+    Action.TALK_TO: "talk_to",
+    Action.WAIT: "wait",
+}
+
+
+class AnswerReason:
+    """What became of a decision: applied, or why it changed nothing."""
+
+    APPLIED = 0
+    NOT_HELD = 1  # this zone does not own that NPC (gone, handed on, in a handoff, not an NPC)
+    STALE_LEASE = 2  # not the lease in flight: late, duplicate, expired or someone else's
+    UNKNOWN_ACTION = 3
+    OUT_OF_RANGE = 4  # farther than the NPC may walk for one decision, or outside the market
+    NO_SUCH_TARGET = 5  # no such item or entity here
+    OCCUPIED = 6  # every slot of the item is taken
+    BAD_VALUE = 7  # a number that is not finite, or a wait of no time or too long
+
+
+REASON_NAMES = {
+    AnswerReason.APPLIED: "applied",
+    AnswerReason.NOT_HELD: "not_held",
+    AnswerReason.STALE_LEASE: "stale_lease",
+    AnswerReason.UNKNOWN_ACTION: "unknown_action",
+    AnswerReason.OUT_OF_RANGE: "out_of_range",
+    AnswerReason.NO_SUCH_TARGET: "no_such_target",
+    AnswerReason.OCCUPIED: "occupied",
+    AnswerReason.BAD_VALUE: "bad_value",
+}
 
 REPLY_DTYPE = np.dtype([("id", "<u8"), ("epoch", "<u4"), ("reason", "<u4")])
 """One answer to an intent: ack or nack for (entity, epoch), with a reason code."""
