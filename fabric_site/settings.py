@@ -142,7 +142,8 @@ FABRIC_CHANNEL_PREFIX = os.environ.get("FABRIC_CHANNEL_PREFIX") or "asgi"
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis's layer, its send one round trip (fabric_site/redis_layer.py)
+            "BACKEND": "fabric_site.redis_layer.FabricRedisChannelLayer",
             # A zone gets a few messages a tick; a lagging reader must not have them
             # dropped at channels-redis's default of 100 queued messages.
             "CONFIG": {

@@ -52,7 +52,7 @@ def test_redis_url_moves_channel_layer_and_celery_to_redis(tmp_path):
     url = "redis://127.0.0.1:6379/3"
     loaded = settings_under(tmp_path, REDIS_URL=url)
 
-    assert loaded["channel_backend"] == "channels_redis.core.RedisChannelLayer"
+    assert loaded["channel_backend"] == "fabric_site.redis_layer.FabricRedisChannelLayer"
     assert loaded["channel_hosts"] == [{"address": url, "socket_timeout": 30}]
     assert loaded["celery_broker"] == url
     assert loaded["celery_app_broker"] == url

@@ -1,0 +1,86 @@
+"""The market's channel layer over Redis: channels-redis's, with a one-round-trip send."""
+
+import asyncio
+import time
+
+import pytest
+import redis
+from channels.exceptions import ChannelFull
+from channels_redis.core import RedisChannelLayer
+
+from fabric_site.redis_layer import FabricRedisChannelLayer
+
+
+@pytest.fixture
+async def layer(redis_url, channel_prefix):
+    made = []
+
+    def make(**config):
+        one = FabricRedisChannelLayer(hosts=[redis_url], prefix=channel_prefix, **config)
+        made.append(one)
+        return one
+
+    yield make
+    for one in made:
+        await one.close_pools()
+
+
+async def test_a_message_sent_is_received_once_in_order(layer):
+    one = layer()
+    for n in range(3):
+        await one.send("fabric.m1.zone.0", {"type": "zone.inputs", "n": n, "data": b"\x00\xff"})
+    got = [await asyncio.wait_for(one.receive("fabric.m1.zone.0"), 5) for _ in range(3)]
+    assert got == [{"type": "zone.inputs", "n": n, "data": b"\x00\xff"} for n in range(3)]
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(one.receive("fabric.m1.zone.0"), 0.3)
+
+
+async def test_a_process_channel_reaches_its_receiver(layer):
+    one = layer()
+    channel = await one.new_channel()
+    await one.send(channel, {"type": "zone.spawned", "ids": [1, 2]})
+    assert await asyncio.wait_for(one.receive(channel), 5) == {
+        "type": "zone.spawned",
+        "ids": [1, 2],
+    }
+
+
+async def test_channels_redis_reads_what_it_sends_and_the_other_way(
+    layer, redis_url, channel_prefix
+):
+    ours = layer()
+    theirs = RedisChannelLayer(hosts=[redis_url], prefix=channel_prefix)
+    try:
+        await ours.send("fabric.m1.zone.1", {"type": "a"})
+        assert await asyncio.wait_for(theirs.receive("fabric.m1.zone.1"), 5) == {"type": "a"}
+        await theirs.send("fabric.m1.zone.1", {"type": "b"})
+        assert await asyncio.wait_for(ours.receive("fabric.m1.zone.1"), 5) == {"type": "b"}
+    finally:
+        await theirs.close_pools()
+
+
+async def test_a_full_channel_refuses_and_keeps_what_it_holds(layer):
+    one = layer(capacity=2)
+    await one.send("fabric.m1.zone.2", {"type": "x", "n": 1})
+    await one.send("fabric.m1.zone.2", {"type": "x", "n": 2})
+    with pytest.raises(ChannelFull):
+        await one.send("fabric.m1.zone.2", {"type": "x", "n": 3})
+    got = [await asyncio.wait_for(one.receive("fabric.m1.zone.2"), 5) for _ in range(2)]
+    assert [m["n"] for m in got] == [1, 2]
+    await one.send("fabric.m1.zone.2", {"type": "x", "n": 4})  # room again
+
+
+async def test_expired_messages_make_room_and_the_key_expires(layer, redis_url, channel_prefix):
+    one = layer(capacity=1, expiry=1)
+    await one.send("fabric.m1.zone.3", {"type": "old"})
+    key = f"{channel_prefix}fabric.m1.zone.3"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert 0 < client.ttl(key) <= 1  # a channel nobody reads goes with its messages
+        client.persist(key)  # kept: only the messages' own expiry can make room now
+        time.sleep(2.1)  # the old message is past its expiry (scores are whole seconds)
+        await one.send("fabric.m1.zone.3", {"type": "new"})
+        assert client.zcard(key) == 1
+    finally:
+        client.close()
+    assert await asyncio.wait_for(one.receive("fabric.m1.zone.3"), 5) == {"type": "new"}
