@@ -6,13 +6,22 @@ first. Its answer is the least fixed point of the definitions over the tuples: a
 finite chain of tuples, so a cycle (group a in group b in group a) grants nothing by itself.
 The walk treats a step back onto its own path as "no" for that path, remembers every answer
 that did not rest on such a step, and raises RebacDepthError rather than follow more than
-MAX_DEPTH nested steps; it never grants because it gave up.
+MAX_DEPTH nested steps; it never grants because it gave up. A step back onto its path from
+inside an exclusion on the loop raises RebacCycleError instead (the relation would exclude
+itself).
 """
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from market.rebac.errors import RebacDepthError, RebacError, RebacModelError, RebacTupleError
+from market.rebac.errors import (
+    RebacCycleError,
+    RebacDepthError,
+    RebacError,
+    RebacModelError,
+    RebacTupleError,
+    RebacUnresolvedError,
+)
 from market.rebac.resolution import MAX_DEPTH, Resolution
 from market.rebac.schema import AuthorizationModel, compile_model, load_model, validate_model
 from market.rebac.tuples import (
@@ -29,10 +38,12 @@ __all__ = [
     "AuthorizationModel",
     "Graph",
     "LayeredSource",
+    "RebacCycleError",
     "RebacDepthError",
     "RebacError",
     "RebacModelError",
     "RebacTupleError",
+    "RebacUnresolvedError",
     "TupleIndex",
     "TupleSource",
     "check",
@@ -80,11 +91,7 @@ class Graph:
             raise RebacTupleError(f"type {type!r} has no relation {relation!r}")
         check_subject(self.model, user)
         source = self.with_context(contextual_tuples)
-        candidates = {
-            object
-            for object, held in reachable_usersets(self.model, source, user)
-            if held == relation and object.partition(":")[0] == type
-        }
+        candidates = reachable_objects(self.model, source, user, (type, relation))
         if self.model.unions_only:
             return sorted(candidates)
         # With intersections or exclusions, being reached back from the user is necessary,
@@ -100,57 +107,149 @@ class Graph:
         return LayeredSource(self.source, TupleIndex(contextual_tuples, model=self.model))
 
 
-def reachable_usersets(
-    model: AuthorizationModel, source: TupleSource, user: str
-) -> set[tuple[str, str]]:
-    """Every (object, relation) that may hold `user`: the model's edges walked back from it.
+Node = tuple[str, str]
+# Per model (by identity, the model kept alive beside it): per target, the walk's plan.
+_PLANS: dict[int, tuple[AuthorizationModel, dict[Node, dict[Node, "Steps"]]]] = {}
 
-    The walk goes breadth first, so a pair first reached at step n has a chain of n nested
-    lookups down to the user; like a check, it raises RebacDepthError past MAX_DEPTH.
+
+class Steps:
+    """Where the walk goes from one (type, relation), keeping only what leads to the target."""
+
+    __slots__ = ("computed", "inherited", "usersets", "userset_kind")
+
+    def __init__(self) -> None:
+        self.computed: list[str] = []
+        self.inherited: list[tuple[str, str, str]] = []
+        self.usersets: list[Node] = []
+        self.userset_kind = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.computed or self.inherited or self.usersets)
+
+
+def walk_plan(model: AuthorizationModel, target: Node) -> dict[Node, Steps]:
+    """(type, relation) → its steps, for every node from which the walk can reach `target`.
+
+    A node missing from the plan cannot lead to `target`, so the walk never visits it:
+    listing a chunk relation does not wander through relations that only grant booths.
     """
-    seen: set[tuple[str, str]] = set()
+    cached = _PLANS.get(id(model))
+    if cached is None or cached[0] is not model:
+        if len(_PLANS) >= 64:
+            _PLANS.clear()
+        cached = _PLANS[id(model)] = (model, {})
+    plans = cached[1]
+    plan = plans.get(target)
+    if plan is not None:
+        return plan
+    successors: dict[Node, list[tuple[str, object]]] = {}
+    for object_type, by_name in model.relations.items():
+        for relation in by_name:
+            node = (object_type, relation)
+            out = successors.setdefault(node, [])
+            out += [("computed", r) for r in model.rewritten_by.get(node, ())]
+            out += [("inherited", entry) for entry in model.inherited_by.get(node, ())]
+            out += [("userset", n) for n in model.assignable.get(f"{object_type}#{relation}", ())]
+    predecessors: dict[Node, list[Node]] = {}
+    for node, out in successors.items():
+        for kind, step in out:
+            following = (
+                (node[0], step)
+                if kind == "computed"
+                else (step[0], step[2])
+                if kind == "inherited"
+                else step
+            )
+            predecessors.setdefault(following, []).append(node)
+    relevant, queue = {target}, [target]
+    while queue:
+        for node in predecessors.get(queue.pop(), ()):
+            if node not in relevant:
+                relevant.add(node)
+                queue.append(node)
+    plan = {}
+    for node in relevant:
+        steps = plan[node] = Steps()
+        steps.userset_kind = f"{node[0]}#{node[1]}"
+        for kind, step in successors[node]:
+            if kind == "computed" and (node[0], step) in relevant:
+                steps.computed.append(step)
+            elif kind == "inherited" and (step[0], step[2]) in relevant:
+                steps.inherited.append(step)
+            elif kind == "userset" and step in relevant:
+                steps.usersets.append(step)
+    plans[target] = plan
+    return plan
 
-    def named(subject: str, kind: str) -> list[tuple[str, str]]:
-        return [
-            (object, relation)
-            for object_type, relation in model.assignable.get(kind, ())
-            for object in source.objects_of(object_type, relation, subject)
-        ]
 
+def reachable_objects(
+    model: AuthorizationModel, source: TupleSource, user: str, target: Node
+) -> set[str]:
+    """Every object that may hold the `target` relation for `user`, walking back from it.
+
+    The walk follows the model's edges backwards from the user (the objects it names, then
+    the usersets and parents those lead to), only along nodes that can lead to `target`. It
+    goes breadth first, so an object first reached at step n has a chain of n nested lookups
+    down to the user; like a check, it raises RebacDepthError past MAX_DEPTH.
+    """
+    plan = walk_plan(model, target)
     subject_object, _, subject_relation = user.partition("#")
     subject_type, _, subject_id = subject_object.partition(":")
+    frontier: dict[Node, list[str]] = {}
+
+    def named(subject: str, kind: str, into: dict[Node, list[str]]) -> None:
+        for object_type, relation in model.assignable.get(kind, ()):
+            if (object_type, relation) in plan:
+                objects = source.objects_of(object_type, relation, subject)
+                if objects:
+                    into.setdefault((object_type, relation), []).extend(objects)
+
     if subject_relation:
-        frontier, step = [(subject_object, subject_relation)], 0
+        node = (subject_type, subject_relation)
+        if node in plan:
+            frontier[node] = [subject_object]
+        step = 0
     elif subject_id == "*":
-        frontier, step = named(user, user), 1
+        named(user, user, frontier)
+        step = 1
     else:
-        frontier, step = (
-            named(user, subject_type) + named(f"{subject_type}:*", f"{subject_type}:*"),
-            1,
-        )
+        named(user, subject_type, frontier)
+        named(f"{subject_type}:*", f"{subject_type}:*", frontier)
+        step = 1
+    seen: dict[Node, set[str]] = {node: set() for node in plan}
     while frontier:
+        fresh: dict[Node, set[str]] = {}
+        for node, objects in frontier.items():
+            new = set(objects)
+            new -= seen[node]
+            if new:
+                seen[node] |= new
+                fresh[node] = new
+        if not fresh:
+            break
         if step > MAX_DEPTH:
+            node, objects = next(iter(fresh.items()))
             raise RebacDepthError(
                 f"listing for {user} needed more than {MAX_DEPTH} nested steps "
-                f"(reached {frontier[0][0]}#{frontier[0][1]}); the tuples nest too deeply"
+                f"(reached {min(objects)}#{node[1]}); the tuples nest too deeply"
             )
-        following = []
-        for node in frontier:
-            if node in seen:
+        following: dict[Node, list[str]] = {}
+        for node, new in fresh.items():
+            steps = plan[node]
+            if not steps:
                 continue
-            seen.add(node)
-            object, relation = node
-            object_type = object.partition(":")[0]
-            following += [(object, r) for r in model.rewritten_by.get((object_type, relation), ())]
-            for parent_type, tupleset, inherited in model.inherited_by.get(
-                (object_type, relation), ()
-            ):
-                following += [
-                    (p, inherited) for p in source.objects_of(parent_type, tupleset, object)
-                ]
-            following += named(f"{object}#{relation}", f"{object_type}#{relation}")
-        frontier, step = [node for node in following if node not in seen], step + 1
-    return seen
+            for relation in steps.computed:
+                following.setdefault((node[0], relation), []).extend(new)
+            for parent_type, tupleset, inherited in steps.inherited:
+                into = following.setdefault((parent_type, inherited), [])
+                for object in new:
+                    into.extend(source.objects_of(parent_type, tupleset, object))
+            for object_type, relation in steps.usersets:
+                into = following.setdefault((object_type, relation), [])
+                for object in new:
+                    into.extend(source.objects_of(object_type, relation, f"{object}#{node[1]}"))
+        frontier, step = following, step + 1
+    return seen[target]
 
 
 def as_graph(model: ModelInput, tuples: TuplesInput) -> Graph:

@@ -13,5 +13,13 @@ class RebacTupleError(RebacError):
     """A tuple, object or subject string that is malformed or that the model does not allow."""
 
 
-class RebacDepthError(RebacError):
+class RebacUnresolvedError(RebacError):
+    """A check or listing whose answer the tuples do not determine; nothing is granted."""
+
+
+class RebacDepthError(RebacUnresolvedError):
     """Resolving a check or a listing needed more nested steps than the engine allows."""
+
+
+class RebacCycleError(RebacUnresolvedError):
+    """A check that loops through an exclusion: the relation would exclude itself."""

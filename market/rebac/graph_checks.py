@@ -1,4 +1,4 @@
-"""The model's relation graph: edges listings walk back along, and the cycles a model must not have.
+"""The model's relation graph: edges listings walk back along, and relations no tuple can grant.
 
 A node is (type, relation). An edge (A → B) says that evaluating A may evaluate B: through a
 computed userset, a tuple-to-userset (the tupleset and the inherited relation on each type it
@@ -6,7 +6,6 @@ may point at), or a userset that A's type restrictions allow. Edges under the `s
 difference are negative.
 """
 
-from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -155,41 +154,3 @@ def refuse_relations_without_entry_point(model: "AuthorizationModel") -> None:
         f"{first} can never be granted: it is defined only through a cycle with no base "
         f"case{cycle}; give the cycle a direct relation ('this') or remove it"
     )
-
-
-def refuse_cycles_through_exclusion(model: "AuthorizationModel") -> None:
-    """Refuse `a but not b` where b leads back to a: such a relation has no consistent answer."""
-    edges = dependencies(model)
-    for source, out in edges.items():
-        for target, positive in out:
-            if positive:
-                continue
-            path = path_between(edges, target, source)
-            if path is not None:
-                cycle = " → ".join(f"{t}#{r}" for t, r in [source, *path])
-                raise RebacModelError(
-                    f"{source[0]}#{source[1]} depends on its own exclusion ('but not'): "
-                    f"{cycle}; a relation may not exclude something that leads back to it"
-                )
-
-
-def path_between(
-    edges: Mapping[Node, list[tuple[Node, bool]]], start: Node, goal: Node
-) -> list[Node] | None:
-    """Nodes from `start` to `goal` along edges (breadth first), or None if unreachable."""
-    previous: dict[Node, Node | None] = {start: None}
-    queue = deque([start])
-    while queue:
-        node = queue.popleft()
-        if node == goal:
-            path = []
-            step: Node | None = node
-            while step is not None:
-                path.append(step)
-                step = previous[step]
-            return path[::-1]
-        for target, _ in edges.get(node, ()):
-            if target not in previous:
-                previous[target] = node
-                queue.append(target)
-    return None

@@ -7,13 +7,17 @@ makes none up (the least fixed point). A "no" that relied on such a cut holds on
 path, so it is not remembered; every other answer is exact and is remembered for the rest
 of the resolution.
 
-The model is refused when a relation depends on its own exclusion (schema.py), so the
-`subtract` of a difference never leads back onto the path: its answer is exact too.
+A step back onto the path from inside the `subtract` of a difference that is itself on the
+cycle is different: the relation would exclude itself, and neither answer is consistent
+("yes" excludes it, "no" grants it). Such a model is accepted, as OpenFGA accepts it, and
+the check that actually loops this way raises RebacCycleError naming the loop; checks whose
+tuples do not loop are answered. Like a depth error, the cycle error is set aside when
+another branch settles the answer (a union grants, an intersection denies).
 """
 
 from collections.abc import Sequence
 
-from market.rebac.errors import RebacDepthError
+from market.rebac.errors import RebacCycleError, RebacDepthError, RebacUnresolvedError
 from market.rebac.rewrites import (
     Computed,
     Difference,
@@ -44,6 +48,7 @@ class Resolution:
         "path",
         "low",
         "candidates",
+        "negations",
     )
 
     def __init__(self, model: AuthorizationModel, source: TupleSource, user: str) -> None:
@@ -58,6 +63,8 @@ class Resolution:
         # The shallowest path position a step back onto the path reached below the current pair.
         self.low = NOT_ON_PATH
         self.candidates: dict[tuple[str, str], tuple[str, ...]] = {}
+        # Path positions of the pairs whose `subtract` is being evaluated, shallowest first.
+        self.negations: list[int] = []
 
     def holds(self, object: str, relation: str) -> bool:
         """Whether the user holds `relation` on `object`."""
@@ -71,6 +78,8 @@ class Resolution:
             return known
         position = self.path.get(key)
         if position is not None:
+            if self.negations and self.negations[-1] >= position:
+                raise self.cycle_error(key, position)
             self.low = min(self.low, position)
             return False
         if depth > MAX_DEPTH:
@@ -109,12 +118,25 @@ class Resolution:
         assert isinstance(rewrite, Difference)
         if not self.rewrite(rewrite.base, object, object_type, relation, depth):
             return False
-        return not self.rewrite(rewrite.subtract, object, object_type, relation, depth)
+        self.negations.append(depth)
+        try:
+            return not self.rewrite(rewrite.subtract, object, object_type, relation, depth)
+        finally:
+            self.negations.pop()
+
+    def cycle_error(self, key: tuple[str, str], position: int) -> RebacCycleError:
+        """The error for a step back onto `key` (at `position`) through an exclusion."""
+        loop = [f"{o}#{r}" for (o, r), at in self.path.items() if at >= position]
+        loop.append(f"{key[0]}#{key[1]}")
+        return RebacCycleError(
+            f"checking {self.user} loops through an exclusion ('but not'): "
+            f"{' → '.join(loop)}; {key[0]}#{key[1]} would exclude itself, so it has no answer"
+        )
 
     def any_child(
         self, rewrite: Union, object: str, object_type: str, relation: str, depth: int
     ) -> bool:
-        """Union: a grant from any child, even if another went too deep; else the depth error."""
+        """Union: a grant from any child, even if another could not be answered; else its error."""
         return self.settled_by(True, rewrite.children, object, object_type, relation, depth)
 
     def every_child(
@@ -132,14 +154,14 @@ class Resolution:
         relation: str,
         depth: int,
     ) -> bool:
-        """`answer` as soon as one child gives it; if none does, a child's depth error if
-        there was one (its answer is unknown), else the opposite of `answer`."""
+        """`answer` as soon as one child gives it; if none does, a child's depth or cycle
+        error if there was one (its answer is unknown), else the opposite of `answer`."""
         too_deep = None
         for child in children:
             try:
                 if self.rewrite(child, object, object_type, relation, depth) is answer:
                     return answer
-            except RebacDepthError as error:
+            except RebacUnresolvedError as error:
                 too_deep = too_deep or error
         if too_deep is not None:
             raise too_deep
@@ -165,7 +187,7 @@ class Resolution:
             try:
                 if self.relation(subject_object, subject_relation, depth + 1):
                     return True
-            except RebacDepthError as error:
+            except RebacUnresolvedError as error:
                 too_deep = too_deep or error
         if too_deep is not None:
             raise too_deep
@@ -186,7 +208,7 @@ class Resolution:
             try:
                 if self.relation(parent, rewrite.relation, depth + 1):
                     return True
-            except RebacDepthError as error:
+            except RebacUnresolvedError as error:
                 too_deep = too_deep or error
         if too_deep is not None:
             raise too_deep

@@ -2,9 +2,11 @@
 
 `compile_model` reads `{"schema_version": "1.1", "type_definitions": [...]}` and refuses, with
 a message naming the type and relation, anything the engine could not answer consistently:
-a malformed shape, a reference to an undefined type or relation, a relation that no tuple can
-ever grant (it is defined only through a cycle), and a relation that depends on its own
-exclusion (`a but not b` where `b` leads back to `a`), which has no well-defined answer.
+a malformed shape, a reference to an undefined type or relation, and a relation that no tuple
+can ever grant (it is defined only through a cycle). A relation that may depend on its own
+exclusion (`a but not b` where `b` leads back to `a`, directly or through a userset type
+restriction) is accepted, as OpenFGA accepts it: whether it loops depends on the tuples, so
+it is found at check time (resolution.py).
 """
 
 import json
@@ -102,7 +104,6 @@ def compile_model(model: "Mapping[str, Any] | AuthorizationModel") -> Authorizat
         unions_only=all(unions_only(r) for by_name in relations.values() for r in by_name.values()),
     )
     graph_checks.refuse_relations_without_entry_point(compiled)
-    graph_checks.refuse_cycles_through_exclusion(compiled)
     return compiled
 
 

@@ -182,12 +182,12 @@ FOLDER_CHAIN = [
 
 
 def test_control_a_listing_that_forgets_inheritance_is_caught(monkeypatch):
-    forgetful = engine.reachable_usersets
+    forgetful = engine.reachable_objects
 
-    def without_inheritance(model, source, user):
-        return forgetful(dataclasses.replace(model, inherited_by={}), source, user)
+    def without_inheritance(model, source, user, target):
+        return forgetful(dataclasses.replace(model, inherited_by={}), source, user, target)
 
-    monkeypatch.setattr(engine, "reachable_usersets", without_inheritance)
+    monkeypatch.setattr(engine, "reachable_objects", without_inheritance)
 
     assert ("document:d0", "derived0", "user:u0") in disagreements(INHERITED_ONLY, FOLDER_CHAIN)
 
