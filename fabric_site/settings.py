@@ -135,6 +135,14 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Permission checks read each process's index of the relation tuples, which asks the change
+# log before each check (0) or at most every that many seconds (docs/permissions.md).
+REBAC_TUPLE_INDEX = os.environ.get("REBAC_TUPLE_INDEX", "1") != "0"
+try:
+    REBAC_INDEX_POLL_SECONDS = float(os.environ.get("REBAC_INDEX_POLL_SECONDS", "0"))
+except ValueError:
+    raise ImproperlyConfigured("REBAC_INDEX_POLL_SECONDS must be a number of seconds") from None
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Markets that share one Redis but must never hear each other (tests, staging beside
 # production) each get their own prefix, on the channel layer and on the rows bus.
