@@ -1,20 +1,27 @@
 """Markets generated from a map config: the market, its booths and its map in one step.
 
 The config is that of zones/core/mapgen.py (docs/mapgen.md) without `market_id`, which
-is the new market's own id. The generated booths become the market's booths, zone i
-simulating booth i as in every market, so the zones serve it as they serve any other.
+is the new market's own id. The generated booths become the market's booths, one zone
+each, so the zones serve it as they serve any other. Zones own parts of the floor cut
+along the Hilbert curve (zones/core/ranges.py `floor_ranges`), not the generator's
+rectangles: each generated booth goes to the zone that owns most of its floor, one booth
+per zone (`booth_zones`), so that a booth's name and colour are those of the zone that
+simulates most of it.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from market.models import Booth, Market, MarketMap
 from market.roles import market_operator_add
+from zones.core.constants import MARKET_SIZE_M
 from zones.core.mapgen import GENERATOR, MapConfig, MapConfigError, generate, layout_hash
+from zones.core.ranges import column_booths, floor_ranges
 
 CHECK_MARKET_ID = 1  # the id a config is checked with before the market exists
 
@@ -43,6 +50,31 @@ def market_config_checked(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def booth_zones(layout: dict[str, Any]) -> list[int]:
+    """The zone of each generated booth, in booth order: a one-to-one assignment, greedy by
+    the floor area a zone owns of a booth, largest first (ties: lower booth, lower zone)."""
+    rects = np.array([b["rect"] for b in layout["booths"]], dtype=np.float64) / 100.0
+    n = len(rects)
+    owners = column_booths(floor_ranges(n))
+    count = owners.shape[0]
+    edges_x = np.linspace(0.0, MARKET_SIZE_M[0], count + 1)
+    edges_z = np.linspace(0.0, MARKET_SIZE_M[2], count + 1)
+    shares = np.zeros((n, n))
+    for b, (x0, z0, x1, z1) in enumerate(rects):
+        along_x = np.clip(np.minimum(x1, edges_x[1:]) - np.maximum(x0, edges_x[:-1]), 0, None)
+        along_z = np.clip(np.minimum(z1, edges_z[1:]) - np.maximum(z0, edges_z[:-1]), 0, None)
+        area = np.outer(along_x, along_z)
+        shares[b] = np.bincount(owners.ravel(), weights=area.ravel(), minlength=n)[:n]
+    zone_of = [-1] * n
+    taken = set()
+    for flat in np.argsort(-shares, axis=None, kind="stable"):
+        b, z = divmod(int(flat), n)
+        if zone_of[b] < 0 and z not in taken:
+            zone_of[b] = z
+            taken.add(z)
+    return zone_of
+
+
 @transaction.atomic
 def market_generate(
     *, name: str, config: dict[str, Any], slug: str = "", operator: AbstractBaseUser | None = None
@@ -67,8 +99,8 @@ def market_generate(
     full = MapConfig.from_dict({**config, "market_id": market.pk})
     layout = generate(full)
     Booth.objects.bulk_create(
-        Booth(market=market, name=b["name"], colour=b["colour"], zone_index=b["zone"])
-        for b in layout["booths"]
+        Booth(market=market, name=b["name"], colour=b["colour"], zone_index=zone)
+        for b, zone in zip(layout["booths"], booth_zones(layout), strict=True)
     )
     sha256 = layout_hash(layout)
     MarketMap.objects.create(

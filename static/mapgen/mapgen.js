@@ -20,6 +20,8 @@ const MAX_PORTALS = 8;
 const ENTRANCE_CM = 150;
 const CLEARANCE_CM = 50;
 const PLACE_TRIES = 12;
+const MAX_ITEMS = 256;
+const MAX_NPC_SPAWNS = 1024;
 
 export const ARRANGEMENTS = ["grid", "rows", "ring"];
 export const SIDES = ["north", "east", "south", "west"];
@@ -286,20 +288,20 @@ export function generate(configData) {
   const booths = [];
   const walls = [];
   const used = new Set();
-  cells.forEach(function ([c, r], zone) {
+  cells.forEach(function ([c, r], index) {
     used.add(`${c},${r}`);
     const [px0, pz0, px1, pz1] = plotRect(c, r);
     const limit = Math.min(floor.inset_cm, div(plotW - MIN_BOOTH_CM, 2), div(plotD - MIN_BOOTH_CM, 2));
     const insets = [];
     for (let k = 0; k < 4; k += 1) insets.push(rng.below(limit + 1));
     const rect = [px0 + insets[3], pz0 + insets[0], px1 - insets[1], pz1 - insets[2]];
-    const facing = facingFixed[zone] !== null ? facingFixed[zone] : SIDES[rng.below(4)];
-    const boothId = `b${pad(zone, 2)}`;
+    const facing = facingFixed[index] !== null ? facingFixed[index] : SIDES[rng.below(4)];
+    const boothId = `b${pad(index, 2)}`;
     booths.push({
       id: boothId,
-      zone: zone,
-      name: `Booth ${zone + 1}`,
-      colour: PALETTE[(shift + zone) % PALETTE.length],
+      index: index,
+      name: `Booth ${index + 1}`,
+      colour: PALETTE[(shift + index) % PALETTE.length],
       rect: rect,
       facing: facing,
     });
@@ -384,7 +386,7 @@ export function generate(configData) {
         props.push({
           id: `${booth.id}.prop.${p}`,
           kind: kind,
-          booth: booth.zone,
+          booth: booth.index,
           turn: turn,
           box: [px, 0, pz, px + w, kh, pz + d],
         });
@@ -402,7 +404,7 @@ export function generate(configData) {
   const totalWeight = weights.reduce((s, v) => s + v, 0);
   const blocked = portals.map((p) => p.rect);
   const items = [];
-  const itemCount = div(floorM2 * config.item_density, 10000);
+  const itemCount = Math.min(div(floorM2 * config.item_density, 10000), MAX_ITEMS);
   for (let i = 0; i < itemCount; i += 1) {
     let pick = rng.below(totalWeight);
     let index = 0;
@@ -440,7 +442,7 @@ export function generate(configData) {
 
   rng = new Xoshiro128(config.seed, STREAM_NPCS);
   const npcs = [];
-  const npcCount = div(floorM2 * config.npc_density, 10000);
+  const npcCount = Math.min(div(floorM2 * config.npc_density, 10000), MAX_NPC_SPAWNS);
   for (let i = 0; i < npcCount; i += 1) {
     for (let t = 0; t < PLACE_TRIES; t += 1) {
       const area = pickArea(walkable, rng.below(walkArea));

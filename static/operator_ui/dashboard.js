@@ -5,6 +5,7 @@ import { BoothLabels, boothGeometry } from "./booths.js";
 import { DOT_MIGRATING, DOT_VISITOR, connectFeed } from "./feed.js";
 import { Hud } from "./hud.js";
 import { OrbitView } from "./orbit.js";
+import { OrbitAssets } from "./orbit_assets.js";
 import { TopDown } from "./topdown.js";
 
 const STALE_AFTER_MS = 2000;
@@ -34,6 +35,7 @@ let marker = null; // {x, z} placed on the floor, or {id, x, z} following an ent
 const reservedRight = () => hudElement.offsetWidth + 24;
 const topdown = new TopDown(document.getElementById("topdown"), labels, reservedRight, pick);
 const orbit = new OrbitView(document.getElementById("orbit"), labels, reservedRight);
+const orbitAssets = new OrbitAssets(orbit, JSON.parse(root.dataset.furnishedZones || "[]"));
 
 // A generated market's layout, made here from its map config by the same generator the
 // server ran (static/mapgen/, docs/mapgen.md), and drawn by both views.
@@ -103,6 +105,7 @@ function hello(message) {
   hud.setLayout(message);
   topdown.setGeometry(geometry);
   orbit.setGeometry(geometry);
+  orbitAssets.load(message.market);
 }
 
 function state(name, detail) {
@@ -188,6 +191,10 @@ window.fabricDashboard = {
     return topdown.geometry;
   },
   layout: layout,
+  // boxes the orbit view stands on the floor for the generated layout (0 before it is built)
+  get orbitBoxes() {
+    return orbit.layoutGroup ? orbit.layoutGroup.children.length : 0;
+  },
   // where world point (x, z) is drawn in the top-down view, in page pixels
   screenAt(x, z) {
     const [px, py] = topdown.toScreen(x, z);

@@ -172,7 +172,7 @@ export class OrbitView {
   updateDots() {
     const frame = this.frame;
     if (!frame) return;
-    if (frame.count > this.capacity) {
+    if (!this.positions || frame.count > this.capacity) {
       this.capacity = Math.max(1024, frame.count * 2);
       this.positions = new Float32Array(this.capacity * 3);
       this.colours = new Float32Array(this.capacity * 3);

@@ -72,7 +72,7 @@ def test_layout_rules_hold(base, seed):
         for thing in layout[key]
     ]
     assert len(ids) == len(set(ids))
-    assert [b["zone"] for b in layout["booths"]] == list(range(base["booths"]))
+    assert [b["index"] for b in layout["booths"]] == list(range(base["booths"]))
     booths = [b["rect"] for b in layout["booths"]]
     for i, rect in enumerate(booths):
         assert 0 <= rect[0] < rect[2] <= width and 0 <= rect[1] < rect[3] <= depth

@@ -3,7 +3,7 @@
 import pytest
 
 from market.live import live_market_set
-from market.maps import market_generate
+from market.maps import booth_zones, market_generate
 from market.models import Market
 from market.rebac.selectors import rebac_check
 from market.selectors import market_zone_booths
@@ -66,7 +66,9 @@ def test_creating_a_market_makes_its_booths_and_its_operator(client, olga):
         {"side": "east", "at": 500, "target": None},
     ]
     layout = generate(MapConfig.from_dict(config))
-    assert market_zone_booths(market) == [(b["name"], b["colour"]) for b in layout["booths"]]
+    zone_booths = market_zone_booths(market)
+    for booth, zone in zip(layout["booths"], booth_zones(layout), strict=True):
+        assert zone_booths[zone] == (booth["name"], booth["colour"])
     assert rebac_check(object=f"market:{market.pk}", relation="operator", user=f"user:{olga.pk}")
 
     page = client.get(response["Location"]).content.decode()

@@ -10,7 +10,9 @@ from the 32-bit generator of prng32.py, and there is no floating point on the wa
 so both produce the same bytes (docs/mapgen.md describes the format and the rules).
 """
 
+import bisect
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,8 @@ MAX_PORTALS = 8
 ENTRANCE_CM = 150  # kept clear of props inside a booth's open side
 CLEARANCE_CM = 50  # between a thing and the wall or aisle edge it stands by
 PLACE_TRIES = 12
+MAX_ITEMS = 256  # whatever the density: a market's items and NPC spawn points are capped
+MAX_NPC_SPAWNS = 1024
 
 ARRANGEMENTS = ("grid", "rows", "ring")
 SIDES = ("north", "east", "south", "west")  # north is the low-z edge
@@ -222,8 +226,42 @@ def _overlaps(a: list[int], b: list[int]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+class _Blocked:
+    """Rectangles placed so far, bucketed by 10 m cells: whether a new rectangle or point
+    touches one is then a look at its own cells, not at every rectangle (the answer is
+    the same, so the JavaScript, which looks at all of them, agrees)."""
+
+    CELL = 1000
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[int, int], list[list[int]]] = {}
+
+    def _keys(self, rect: list[int]) -> list[tuple[int, int]]:
+        c = self.CELL
+        return [
+            (cx, cz)
+            for cx in range(rect[0] // c, (rect[2] - 1) // c + 1)
+            for cz in range(rect[1] // c, (rect[3] - 1) // c + 1)
+        ]
+
+    def add(self, rect: list[int]) -> None:
+        for key in self._keys(rect):
+            self.cells.setdefault(key, []).append(rect)
+
+    def overlaps(self, rect: list[int]) -> bool:
+        return any(
+            _overlaps(rect, other) for key in self._keys(rect) for other in self.cells.get(key, ())
+        )
+
+    def covers(self, x: int, z: int) -> bool:
+        return any(
+            r[0] <= x < r[2] and r[1] <= z < r[3]
+            for r in self.cells.get((x // self.CELL, z // self.CELL), ())
+        )
+
+
 def _plots(config: MapConfig) -> tuple[int, int, list[tuple[int, int]], list[str | None]]:
-    """Columns, rows, the plots booths take in zone order as (column, row), and the
+    """Columns, rows, the plots booths take in booth order as (column, row), and the
     side each faces (None: drawn by the generator)."""
     n = config.booths
     if config.arrangement == "rows":
@@ -314,20 +352,20 @@ def generate(config: MapConfig) -> dict[str, Any]:
     booths: list[dict[str, Any]] = []
     walls: list[dict[str, Any]] = []
     used = set()
-    for zone, ((c, r), fixed) in enumerate(zip(cells, facing_fixed, strict=True)):
+    for index, ((c, r), fixed) in enumerate(zip(cells, facing_fixed, strict=True)):
         used.add((c, r))
         px0, pz0, px1, pz1 = plot_rect(c, r)
         limit = min(floor.inset_cm, (plot_w - MIN_BOOTH_CM) // 2, (plot_d - MIN_BOOTH_CM) // 2)
         insets = [rng.below(limit + 1) for _ in range(4)]
         rect = [px0 + insets[3], pz0 + insets[0], px1 - insets[1], pz1 - insets[2]]
         facing = fixed if fixed is not None else SIDES[rng.below(4)]
-        booth_id = f"b{zone:02d}"
+        booth_id = f"b{index:02d}"
         booths.append(
             {
                 "id": booth_id,
-                "zone": zone,
-                "name": f"Booth {zone + 1}",
-                "colour": PALETTE[(shift + zone) % len(PALETTE)],
+                "index": index,
+                "name": f"Booth {index + 1}",
+                "colour": PALETTE[(shift + index) % len(PALETTE)],
                 "rect": rect,
                 "facing": facing,
             }
@@ -426,7 +464,7 @@ def generate(config: MapConfig) -> dict[str, Any]:
                     {
                         "id": f"{booth['id']}.prop.{p}",
                         "kind": kind,
-                        "booth": booth["zone"],
+                        "booth": booth["index"],
                         "turn": turn,
                         "box": [px, 0, pz, px + w, kh, pz + d],
                     }
@@ -435,14 +473,19 @@ def generate(config: MapConfig) -> dict[str, Any]:
 
     # Items: things NPCs use, in the aisles and the open floor, clear of each other and portals.
     walkable = [a["rect"] for a in aisles] + [o["rect"] for o in open_floor]
-    walk_area = sum((r[2] - r[0]) * (r[3] - r[1]) for r in walkable)
+    # the floor is drawn from by area: a spot in [0, walk_area) falls in the first
+    # rectangle whose running total of areas passes it
+    walk_ends = list(itertools.accumulate((r[2] - r[0]) * (r[3] - r[1]) for r in walkable))
+    walk_area = walk_ends[-1]
     floor_m2 = width * depth // 10_000
     rng = Xoshiro128(config.seed, STREAM_ITEMS)
     weights = [ITEM_KINDS[k][6] for k in ITEM_ORDER]
     total_weight = sum(weights)
-    blocked = [p["rect"] for p in portals]
+    blocked = _Blocked()
+    for portal_placed in portals:
+        blocked.add(portal_placed["rect"])
     items: list[dict[str, Any]] = []
-    for i in range(floor_m2 * config.item_density // 10_000):
+    for i in range(min(floor_m2 * config.item_density // 10_000, MAX_ITEMS)):
         pick = rng.below(total_weight)
         index = 0
         while pick >= weights[index]:
@@ -453,13 +496,7 @@ def generate(config: MapConfig) -> dict[str, Any]:
         turn = rng.below(2)
         w, d = (kd, kw) if turn else (kw, kd)
         for _ in range(PLACE_TRIES):
-            spot = rng.below(walk_area)
-            area = walkable[0]
-            for area in walkable:
-                size = (area[2] - area[0]) * (area[3] - area[1])
-                if spot < size:
-                    break
-                spot -= size
+            area = walkable[bisect.bisect_right(walk_ends, rng.below(walk_area))]
             free_x = area[2] - area[0] - 2 * CLEARANCE_CM - w
             free_z = area[3] - area[1] - 2 * CLEARANCE_CM - d
             if free_x < 0 or free_z < 0:
@@ -467,9 +504,9 @@ def generate(config: MapConfig) -> dict[str, Any]:
             px = area[0] + CLEARANCE_CM + rng.below(free_x + 1)
             pz = area[1] + CLEARANCE_CM + rng.below(free_z + 1)
             rect = [px, pz, px + w, pz + d]
-            if any(_overlaps(rect, other) for other in blocked):
+            if blocked.overlaps(rect):
                 continue
-            blocked.append(rect)
+            blocked.add(rect)
             items.append(
                 {
                     "id": f"item.{i:03d}",
@@ -486,18 +523,12 @@ def generate(config: MapConfig) -> dict[str, Any]:
     # NPC spawn points: on the walkable floor, off every item.
     rng = Xoshiro128(config.seed, STREAM_NPCS)
     npcs: list[dict[str, Any]] = []
-    for i in range(floor_m2 * config.npc_density // 10_000):
+    for i in range(min(floor_m2 * config.npc_density // 10_000, MAX_NPC_SPAWNS)):
         for _ in range(PLACE_TRIES):
-            spot = rng.below(walk_area)
-            area = walkable[0]
-            for area in walkable:
-                size = (area[2] - area[0]) * (area[3] - area[1])
-                if spot < size:
-                    break
-                spot -= size
+            area = walkable[bisect.bisect_right(walk_ends, rng.below(walk_area))]
             x = area[0] + rng.below(area[2] - area[0])
             z = area[1] + rng.below(area[3] - area[1])
-            if any(r[0] <= x < r[2] and r[1] <= z < r[3] for r in blocked):
+            if blocked.covers(x, z):
                 continue
             npcs.append({"id": f"npc.{i:03d}", "at": [x, z]})
             break
