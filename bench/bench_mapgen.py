@@ -136,6 +136,8 @@ def main() -> None:
     )
     parser.add_argument("--chromium", action="store_true", help="time Chromium too")
     args = parser.parse_args()
+    if shutil.which("node") is None:
+        raise SystemExit("no Node: apt-get install -y nodejs")
     node_version = subprocess.run(
         ["node", "--version"], check=True, capture_output=True, text=True
     ).stdout.strip()
