@@ -51,6 +51,7 @@ from market.events.types import (
     ZoneHealthChanged,
     ZoneSummary,
 )
+from zones import npcbus
 from zones.bus import rows_bus
 from zones.channels import (
     bundled,
@@ -65,6 +66,7 @@ from zones.core.crowd import floor_points, headings
 from zones.core.inputlog import LogRecord, replay, rng_restore, rng_state
 from zones.core.items import booth_items
 from zones.core.messages import Message, MessageError, message_from_wire, message_to_wire
+from zones.core.observe import observations
 from zones.core.ranges import RangeMap, floor_ranges
 from zones.core.relay_messages import (
     TO_ZONE_TYPES,
@@ -79,8 +81,11 @@ from zones.core.relay_messages import (
 from zones.core.state import Status, ZoneParams, ZoneState
 from zones.core.step import StepInputs, StepOutput, step
 from zones.core.wire import (
+    ANSWER_DTYPE,
     COMMAND_DTYPE,
+    REASON_NAMES,
     SPAWN_DTYPE,
+    AnswerReason,
     RowFlag,
     empty,
     rows_packet,
@@ -113,6 +118,7 @@ def snapshot_turn(zone: int, zones: int) -> int:
 MAX_WAITING = 60 * SIM_TICK_HZ
 VISITOR_LEASE_TICKS = 30 * SIM_TICK_HZ  # a visitor no gateway vouches for leaves after 30 s
 LEASE_CHECK_EVERY_TICKS = SIM_TICK_HZ
+HANDED_TO_KEPT = 4096  # NPCs handed on whose late answers a zone forwards
 NPC_ID_STRIDE = 1 << 32  # zone z numbers its demo walkers from (z + 1) << 32
 TICK_WINDOW = 60 * SIM_TICK_HZ  # tick times kept for the p99: the last minute
 
@@ -156,6 +162,10 @@ class HostedZone:
     bad_messages: int = 0
     last_snapshot_tick: int = 0
     snapshot_retry_tick: int = 0  # after a failed snapshot, none is tried before this tick
+    answers: list[np.ndarray] = field(default_factory=list)  # NPC decisions for the next tick
+    delegate_until_ms: int = 0  # contributors are connected until then (zones/npcbus.py)
+    handed_to: dict[int, int] = field(default_factory=dict)  # NPC id → zone it went to
+    last_answers: np.ndarray = field(default_factory=lambda: empty(ANSWER_DTYPE))  # last tick's
     faults: ZoneFaults = field(init=False)
 
     def __post_init__(self) -> None:
@@ -274,6 +284,12 @@ class ZoneWorker:
 
     def accept(self, hz: HostedZone, message: dict[str, Any]) -> None:
         """File one received message for the zone's next tick."""
+        if message.get("type") in npcbus.TYPES:
+            if message["type"] == npcbus.PRESENT:
+                hz.delegate_until_ms = max(hz.delegate_until_ms, int(message["until_ms"]))
+            else:
+                hz.answers.append(npcbus.answers_from(message))
+            return
         if message.get("type") not in TO_ZONE_TYPES:
             hz.inbox.append(message_from_wire(message))
             return
@@ -349,6 +365,7 @@ class ZoneWorker:
         if stepped:  # every zone's rows in one go: one round trip on Redis
             sends.append(self._publish(stepped, tick_ms))
         for hz, out, spawn_requests in stepped:
+            sends.extend(self._npc_sends(hz, out))
             sends.extend(self._answer_spawns(hz, out, spawn_requests))
             if out.rejected_commands.size:
                 sends.extend(self._refer_back(hz, out.rejected_commands))
@@ -396,6 +413,7 @@ class ZoneWorker:
         spawns, hz.spawns = hz.spawns, []
         received, hz.commands = hz.commands, []
         commands = list(received)
+        answers, hz.answers = hz.answers, []
         taken_despawns, hz.despawns = hz.despawns, []
         despawns = list(taken_despawns)
         if hz.state.tick % LEASE_CHECK_EVERY_TICKS == 0:
@@ -406,6 +424,8 @@ class ZoneWorker:
             commands=np.concatenate(commands) if commands else empty(COMMAND_DTYPE),
             spawns=np.concatenate([rows for _, rows in spawns]) if spawns else empty(SPAWN_DTYPE),
             despawns=np.concatenate(despawns) if despawns else np.zeros(0, np.uint64),
+            answers=np.concatenate(answers) if answers else empty(ANSWER_DTYPE),
+            delegate=tick_ms < hz.delegate_until_ms,
         )
         try:
             state, out = step(hz.state, inputs, hz.params)
@@ -421,8 +441,10 @@ class ZoneWorker:
             hz.spawns = (spawns + hz.spawns)[-MAX_WAITING:]
             hz.commands = (received + hz.commands)[-MAX_WAITING:]
             hz.despawns = taken_despawns + hz.despawns
+            hz.answers = answers + hz.answers
             return None
         hz.state = state
+        hz.last_answers = inputs.answers
         # The step keeps an entity in a handoff; asked again each tick, it goes as soon
         # as it is owned here (the target, once promoted) or is gone (the source, acked).
         if out.despawn_deferred.size:
@@ -438,6 +460,50 @@ class ZoneWorker:
         for ident in (ids for released in out.migration.released for ids in released.tolist()):
             hz.alive.pop(ident, None)
         return out, spawns
+
+    def _npc_sends(self, hz: HostedZone, out: StepOutput) -> list[Coroutine[Any, Any, None]]:
+        """The tick's decision requests, with what became of the answers it was handed, to
+        the market's dispatchers; answers for NPCs handed to another zone, on to it."""
+        for ids, targets in zip(out.migration.started, out.migration.targets, strict=True):
+            hz.handed_to.update(zip(ids.tolist(), targets.tolist(), strict=True))
+        for ids in out.migration.promoted:
+            for ident in ids.tolist():
+                hz.handed_to.pop(ident, None)
+        while len(hz.handed_to) > HANDED_TO_KEPT:
+            hz.handed_to.pop(next(iter(hz.handed_to)))
+        sends: list[Coroutine[Any, Any, None]] = []
+        answers = hz.last_answers
+        results = []
+        if answers.size:
+            reasons = out.npcs.reasons
+            on: dict[int, list[int]] = {}
+            for i, (ident, lease) in enumerate(
+                zip(answers["id"].tolist(), answers["lease"].tolist(), strict=True)
+            ):
+                reason = int(reasons[i])
+                zone = hz.handed_to.get(ident)
+                if reason == AnswerReason.NOT_HELD and zone is not None:
+                    on.setdefault(zone, []).append(i)
+                    continue
+                results.append([ident, lease, REASON_NAMES.get(reason, str(reason))])
+            for zone, rows in on.items():
+                hz.handed_to.pop(int(answers["id"][rows[0]]), None)
+                target = self.hosted.get(zone)
+                if target is not None:
+                    target.answers.append(answers[rows])
+                else:
+                    message = npcbus.answers_message(answers[rows])
+                    sends.append(self.layer.send(zone_channel(self.market_id, zone), message))
+        requests = out.npcs.requests
+        if requests.size or results:
+            message = {
+                "type": npcbus.REQUESTS,
+                "zone": hz.zone,
+                "observations": observations(hz.state, hz.params, requests["id"]),
+                "results": results,
+            }
+            sends.append(self.layer.send(npcbus.dispatch_channel(self.market_id), message))
+        return sends
 
     def _follow_despawns(self, hz: HostedZone, deferred: np.ndarray) -> None:
         """Remember where each held-back despawn's entity is being handed to: if the target

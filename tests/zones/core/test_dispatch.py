@@ -1,0 +1,209 @@
+"""Handing decision requests to contributors and checking their answers (zones/core/dispatch.py)."""
+
+import numpy as np
+import pytest
+
+from zones.core.dispatch import (
+    BAN_AFTER_INVALID,
+    DEADLINE_S,
+    RATE_BURST,
+    RESEND_AFTER_S,
+    SILENT_AFTER_S,
+    TRIAL_CAPACITY,
+    AnswerError,
+    Dispatcher,
+    Refusal,
+    parse_answer,
+)
+from zones.core.wire import Action
+
+
+def obs(npc: int, lease: int = 1) -> dict:
+    return {"npc": npc, "lease": lease, "needs": {}, "pos": [0.0, 1.0, 0.0]}
+
+
+def wait(npc: int, lease: int = 1) -> dict:
+    return {"npc": npc, "lease": lease, "action": "wait", "seconds": 1}
+
+
+def held(d: Dispatcher, name: str) -> set[int]:
+    return {npc for npc, _ in d.contributors[name].held}
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+
+def test_each_typed_action_parses_to_its_row():
+    row = parse_answer({"npc": 5, "lease": 2, "action": "move_to", "to": [10, 20]})
+    assert row["action"][0] == Action.MOVE_TO and row["goal"][0].tolist() == [10.0, 1.0, 20.0]
+    row = parse_answer({"npc": 5, "lease": 2, "action": "use_item", "item": 77})
+    assert row["action"][0] == Action.USE_ITEM and row["target"][0] == 77
+    row = parse_answer({"npc": 5, "lease": 2, "action": "talk_to", "target": 6})
+    assert row["action"][0] == Action.TALK_TO and row["target"][0] == 6
+    row = parse_answer({"npc": 5, "lease": 2, "action": "wait", "seconds": 0.5})
+    assert row["action"][0] == Action.WAIT and row["ticks"][0] == 10
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason"),
+    [
+        ("wait", "schema"),
+        ({"lease": 1, "action": "wait", "seconds": 1}, "schema"),
+        ({"npc": -1, "lease": 1, "action": "wait", "seconds": 1}, "schema"),
+        ({"npc": 1, "lease": "1", "action": "wait", "seconds": 1}, "schema"),
+        ({"npc": 1, "lease": 1, "action": "fly", "to": [1, 2]}, "unknown_action"),
+        ({"npc": 1, "lease": 1}, "unknown_action"),
+        ({"npc": 1, "lease": 1, "action": "move_to", "to": [1]}, "schema"),
+        ({"npc": 1, "lease": 1, "action": "move_to", "to": ["a", 2]}, "schema"),
+        ({"npc": 1, "lease": 1, "action": "move_to", "to": [float("nan"), 2]}, "schema"),
+        ({"npc": 1, "lease": 1, "action": "use_item"}, "schema"),
+        ({"npc": 1, "lease": 1, "action": "use_item", "item": True}, "schema"),
+        ({"npc": 1, "lease": 1, "action": "wait", "seconds": 0}, "schema"),
+        ({"npc": 1, "lease": 1, "action": "wait", "seconds": 3600}, "schema"),
+    ],
+)
+def test_a_malformed_decision_is_refused_with_its_reason(obj, reason):
+    with pytest.raises(AnswerError) as caught:
+        parse_answer(obj)
+    assert caught.value.reason == reason
+
+
+# --- assignment ------------------------------------------------------------------------------
+
+
+def test_a_newcomer_gets_its_trial_capacity_whatever_it_claims():
+    d = Dispatcher()
+    assert d.join("liar", "k1", 1000, now=0.0) is None
+    d.offer(0, [obs(i) for i in range(1, 50)], now=0.0)
+    sent = d.assign(0.0)
+    assert len(sent["liar"]) == TRIAL_CAPACITY
+    for request in sent["liar"]:  # it answers them: its room grows with what it has shown
+        assert not isinstance(d.answer("liar", wait(request.npc), 0.1), Refusal)
+    assert len(d.assign(0.2)["liar"]) == TRIAL_CAPACITY + 2 * TRIAL_CAPACITY - 0
+
+
+def test_requests_go_to_the_contributor_with_more_valid_decisions():
+    d = Dispatcher()
+    d.join("fast", "k1", 100, now=0.0)
+    d.join("slow", "k2", 100, now=0.0)
+    for c in d.contributors.values():
+        c.valid.extend([0.0] * (40 if c.name == "fast" else 4))
+    d.offer(0, [obs(i) for i in range(1, 41)], now=0.0)
+    sent = d.assign(0.0)
+    assert len(sent["fast"]) > 3 * len(sent.get("slow", []))
+
+
+def test_a_missed_deadline_sends_the_request_to_someone_else():
+    d = Dispatcher()
+    d.join("a", "k1", 4, now=0.0)
+    d.offer(0, [obs(1)], now=0.0)
+    assert [r.npc for r in d.assign(0.0)["a"]] == [1]
+    d.join("b", "k2", 4, now=0.5)
+    assert d.assign(RESEND_AFTER_S - 0.1) == {}
+    assert [r.npc for r in d.assign(RESEND_AFTER_S + 0.1)["b"]] == [1]
+    assert held(d, "a") == set() and held(d, "b") == {1}
+    # the first contributor's late answer still counts if it comes first; then b's is stale
+    assert d.answer("a", wait(1), RESEND_AFTER_S + 0.2) == (0, parse_answer(wait(1)))
+    refusal = d.answer("b", wait(1), RESEND_AFTER_S + 0.3)
+    assert isinstance(refusal, Refusal) and refusal.reason == "stale_lease"
+
+
+def test_a_request_past_its_deadline_is_dropped_and_its_answer_refused():
+    d = Dispatcher()
+    d.join("a", "k1", 4, now=0.0)
+    d.offer(0, [obs(1)], now=0.0)
+    d.assign(0.0)
+    d.heartbeat("a", DEADLINE_S)
+    d.assign(DEADLINE_S + 0.1)
+    assert d.expired == 1
+    refusal = d.answer("a", wait(1), DEADLINE_S + 0.2)
+    assert isinstance(refusal, Refusal) and refusal.reason == "stale_lease"
+
+
+def test_a_silent_contributor_loses_its_npcs_to_the_others_at_once():
+    d = Dispatcher()
+    d.join("a", "k1", 4, now=0.0)
+    d.offer(0, [obs(1), obs(2)], now=0.0)
+    d.assign(0.0)
+    d.join("b", "k2", 4, now=SILENT_AFTER_S)
+    d.offer(0, [obs(1, lease=2), obs(2, lease=2)], now=SILENT_AFTER_S)  # the zones asked again
+    sent = d.assign(SILENT_AFTER_S + 0.5)
+    assert "a" not in d.contributors
+    assert {r.npc for r in sent["b"]} == {1, 2}
+
+
+def test_a_contributor_disconnecting_mid_lease_hands_its_requests_back():
+    d = Dispatcher()
+    d.join("a", "k1", 4, now=0.0)
+    d.join("b", "k2", 4, now=0.0)
+    d.contributors["b"].capacity = 0  # b full for now
+    d.offer(0, [obs(1)], now=0.0)
+    d.assign(0.0)
+    d.leave("a")
+    d.contributors["b"].capacity = 4
+    assert [r.npc for r in d.assign(0.1)["b"]] == [1]
+
+
+# --- answers ---------------------------------------------------------------------------------
+
+
+def test_an_answer_for_an_npc_leased_to_another_contributor_is_refused():
+    d = Dispatcher()
+    d.join("a", "k1", 4, now=0.0)
+    d.offer(0, [obs(1)], now=0.0)
+    d.assign(0.0)
+    d.join("b", "k2", 4, now=0.0)
+    refusal = d.answer("b", wait(1), 0.1)
+    assert isinstance(refusal, Refusal) and refusal.reason == "not_leased"
+    assert d.answer("a", wait(1), 0.2)[0] == 0
+
+
+def test_duplicate_and_unknown_leases_change_nothing():
+    d = Dispatcher()
+    d.join("a", "k1", 4, now=0.0)
+    d.offer(3, [obs(1)], now=0.0)
+    d.assign(0.0)
+    zone, row = d.answer("a", wait(1), 0.1)
+    assert zone == 3 and row["id"][0] == 1
+    for bad in (wait(1), wait(1, lease=9), wait(42)):
+        refusal = d.answer("a", bad, 0.2)
+        assert isinstance(refusal, Refusal) and refusal.reason == "stale_lease"
+    assert d.decided == 1
+
+
+def test_a_flood_is_rate_limited():
+    d = Dispatcher()
+    d.join("a", "k1", 4, now=0.0)
+    reasons = [d.answer("a", wait(1), 0.0).reason for _ in range(int(RATE_BURST) + 20)]
+    assert reasons.count("rate_limited") == 20
+
+
+def test_a_contributor_answering_nonsense_is_banned_within_50_decisions():
+    d = Dispatcher(ban_seconds=60.0)
+    d.join("a", "k1", 64, now=0.0)
+    d.offer(0, [obs(i) for i in range(1, 60)], now=0.0)
+    d.assign(0.0)
+    banned_after = None
+    for i in range(1, 60):
+        d.answer("a", {"npc": i, "lease": 1, "action": "dance"}, 0.01 * i)
+        if d.should_ban("a"):
+            banned_after = i
+            break
+    assert banned_after is not None and banned_after <= BAN_AFTER_INVALID
+    d.ban("a", "k1", 1.0)
+    assert "a" not in d.contributors
+    assert d.join("a2", "k1", 4, now=30.0).reason == "banned"
+    assert d.join("a3", "k1", 4, now=62.0) is None
+
+
+def test_answers_the_zone_refuses_count_against_their_contributor():
+    d = Dispatcher()
+    d.join("a", "k1", 64, now=0.0)
+    d.offer(0, [obs(i) for i in range(1, 60)], now=0.0)
+    for i in range(1, 60):
+        d.assign(0.01 * i)
+        if isinstance(d.answer("a", wait(i), 0.01 * i), Refusal):
+            continue
+        assert d.result(i, 1, "occupied") == "a"
+    assert d.should_ban("a")
+    assert np.isclose(d.contributors["a"].valid_share(), 0.0)

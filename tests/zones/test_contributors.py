@@ -1,0 +1,197 @@
+"""Contributors on their socket, with a zone worker on the in-memory layer: requests out,
+decisions in, NPCs acting on them; bad input refused; the zones' own decisions when
+nobody contributes."""
+
+import asyncio
+import contextlib
+import time
+
+import numpy as np
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+
+from market.live import LiveMarket, live_market_set
+from market.services import DEMO_BOOTHS
+from zones.client.contributor import utility_policy
+from zones.contribute import CLOSE_BANNED, hubs_stop
+from zones.core.wire import Action, RowFlag
+from zones.routing import websocket_urlpatterns
+from zones.worker import ZoneWorker
+
+MARKET = 7
+KEY = "test-contributor-key-0001"
+app = URLRouter(websocket_urlpatterns)
+
+
+@contextlib.asynccontextmanager
+async def running_market(walkers: int = 30):
+    worker = ZoneWorker(
+        market_id=MARKET, zones=range(3), booths=DEMO_BOOTHS, data_dir=None, walkers=walkers, seed=5
+    )
+    starts = tuple(int(s) for s in worker.ranges.starts[: len(DEMO_BOOTHS)])
+    live_market_set(LiveMarket(MARKET, tuple(DEMO_BOOTHS), starts))
+
+    async def ticking():
+        while True:
+            await worker.tick(int(time.time() * 1000))
+            await asyncio.sleep(0.05)
+
+    tasks = [asyncio.create_task(worker._receive(hz)) for hz in worker.hosted.values()]
+    tasks.append(asyncio.create_task(ticking()))
+    try:
+        yield worker
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await hubs_stop()
+        live_market_set(None)
+
+
+async def contributor(key: str = KEY, capacity: int = 64, market: int = MARKET):
+    ws = WebsocketCommunicator(app, f"/ws/markets/{market}/contribute/?key={key}")
+    connected, _ = await ws.connect()
+    assert connected
+    await ws.send_json_to({"type": "hello", "capacity": capacity, "results": True})
+    welcome = await ws.receive_json_from(timeout=2)
+    assert welcome["type"] == "welcome", welcome
+    return ws
+
+
+async def next_of(ws, kind: str, timeout: float = 8.0) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        message = await ws.receive_json_from(timeout=max(0.05, end - time.monotonic()))
+        if message["type"] == kind:
+            return message
+    raise AssertionError(f"no {kind} message")
+
+
+def npc_rows(worker):
+    for hz in worker.hosted.values():
+        s = hz.state
+        mine = np.flatnonzero((s.status != 0) & ((s.kind & RowFlag.NPC) != 0))
+        yield from ((hz, int(slot)) for slot in mine)
+
+
+async def test_npcs_act_on_a_contributors_decisions():
+    async with running_market() as worker:
+        ws = await contributor()
+        applied = 0
+        used = set()
+        end = time.monotonic() + 20
+        while applied < 20 and time.monotonic() < end:
+            message = await ws.receive_json_from(timeout=8)
+            if message["type"] == "requests":
+                decisions = []
+                for obs in message["requests"]:
+                    assert {"needs", "pos", "items", "npcs", "visitors", "interactions"} <= set(obs)
+                    assert obs["deadline_ms"] > time.time() * 1000
+                    decision = utility_policy(obs)
+                    if obs["items"] and obs["items"][0]["free"]:
+                        decision = {**decision, "action": "use_item"}
+                        decision["item"] = obs["items"][0]["id"]
+                        decision.pop("to", None)
+                        used.add((obs["npc"], obs["lease"], obs["items"][0]["id"]))
+                    decisions.append(decision)
+                await ws.send_json_to({"type": "decisions", "decisions": decisions})
+            elif message["type"] == "result" and message["result"] == "applied":
+                applied += 1
+        assert applied >= 20
+        actions = {int(hz.state.action[slot]) for hz, slot in npc_rows(worker)}
+        assert actions & {Action.MOVE_TO, Action.USE_ITEM}
+        assert any(hz.state.lease[slot] > 0 for hz, slot in npc_rows(worker))
+        await ws.disconnect()
+
+
+async def test_bad_input_on_the_socket_is_refused_and_changes_nothing():
+    async with running_market() as worker:
+        ws = await contributor()
+        await ws.send_to(text_data="{not json")
+        assert (await next_of(ws, "error"))["code"] == "malformed"
+        await ws.send_json_to({"type": "decisions", "decisions": "all of them"})
+        assert (await next_of(ws, "error"))["code"] == "malformed"
+        request = (await next_of(ws, "requests"))["requests"][0]
+        npc, lease = request["npc"], request["lease"]
+        bad = [
+            {"npc": npc, "lease": lease, "action": "teleport"},
+            {"npc": npc, "lease": lease + 5, "action": "wait", "seconds": 1},
+            {"npc": 123456789, "lease": 1, "action": "wait", "seconds": 1},
+        ]
+        await ws.send_json_to({"type": "decisions", "decisions": bad})
+        reasons = [(await next_of(ws, "refused"))["reason"] for _ in bad]
+        assert reasons == ["unknown_action", "stale_lease", "stale_lease"]
+        # out of range and a missing item are the zone's to refuse; it says so
+        far = {"npc": npc, "lease": lease, "action": "move_to", "to": [request["pos"][0] + 60, 5]}
+        await ws.send_json_to({"type": "decisions", "decisions": [far]})
+        result = await next_of(ws, "result")
+        assert (result["npc"], result["lease"], result["result"]) == (npc, lease, "out_of_range")
+        for hz, slot in npc_rows(worker):
+            if int(hz.state.id[slot]) == npc:
+                assert hz.state.goal[slot][0] != np.float32(far["to"][0])
+        await ws.disconnect()
+
+
+async def test_an_answer_for_an_npc_leased_to_another_contributor_is_refused():
+    async with running_market() as _:
+        first = await contributor(capacity=2)
+        request = (await next_of(first, "requests"))["requests"][0]
+        second = await contributor(key="another-contributor-key-02")
+        stolen = {"npc": request["npc"], "lease": request["lease"], "action": "wait", "seconds": 1}
+        await second.send_json_to({"type": "decisions", "decisions": [stolen]})
+        assert (await next_of(second, "refused"))["reason"] == "not_leased"
+        await first.disconnect()
+        await second.disconnect()
+
+
+async def test_a_contributor_answering_nonsense_is_banned_and_kept_out():
+    async with running_market() as _:
+        ws = await contributor()
+        nonsense = [{"npc": i, "lease": 1, "action": "sing"} for i in range(1, 51)]
+        await ws.send_json_to({"type": "decisions", "decisions": nonsense})
+        error = await next_of(ws, "error")
+        assert error["code"] == "banned"
+        assert (await ws.receive_output(timeout=2))["code"] == CLOSE_BANNED
+        again = WebsocketCommunicator(app, f"/ws/markets/{MARKET}/contribute/?key={KEY}")
+        await again.connect()
+        await again.send_json_to({"type": "hello", "capacity": 4})
+        assert (await again.receive_json_from(timeout=2))["code"] == "banned"
+        await again.disconnect()
+
+
+async def test_a_short_key_or_a_market_not_live_is_refused():
+    async with running_market() as _:
+        ws = WebsocketCommunicator(app, f"/ws/markets/{MARKET}/contribute/?key=short")
+        await ws.connect()
+        assert (await ws.receive_json_from(timeout=2))["code"] == "bad_key"
+        await ws.disconnect()
+        ws = WebsocketCommunicator(app, f"/ws/markets/99/contribute/?key={KEY}")
+        await ws.connect()
+        assert (await ws.receive_json_from(timeout=2))["code"] == "market_not_live"
+        await ws.disconnect()
+
+
+async def test_with_no_contributor_the_zones_decide_and_every_npc_lives():
+    async with running_market() as worker:
+        await asyncio.sleep(3.0)
+        assert all(hz.delegate_until_ms == 0 for hz in worker.hosted.values())
+        acting = [hz.state.action[slot] != Action.NONE for hz, slot in npc_rows(worker)]
+        assert len(acting) == 30 and sum(acting) >= 25
+        assert all(hz.state.lease[slot] == 0 for hz, slot in npc_rows(worker))
+
+
+async def test_when_the_contributor_goes_the_zones_take_over_without_a_freeze():
+    async with running_market() as worker:
+        ws = await contributor()
+        await next_of(ws, "requests")
+        await ws.disconnect()
+        await asyncio.sleep(0.2)
+        leases = [int(hz.state.lease[slot]) for hz, slot in npc_rows(worker)]
+        await asyncio.sleep(9.0)  # presence lapses (3 s), then every lease out lapses (5 s)
+        assert all(hz.delegate_until_ms < time.time() * 1000 for hz in worker.hosted.values())
+        rows = list(npc_rows(worker))
+        assert all(hz.state.lease_left[slot] == 0 for hz, slot in rows)
+        assert sum(hz.state.action[slot] != Action.NONE for hz, slot in rows) >= 25
+        assert max(leases) >= 1  # they were asked for while the contributor was there

@@ -1,0 +1,180 @@
+"""Contribute NPC decisions to a market: `python -m zones.client.contributor`.
+
+    python -m zones.client.contributor --url http://127.0.0.1:8000 --market 1 \\
+        --key my-contributor-key-0001 [--capacity 32] [--policy utility] [--seconds 60]
+
+Connects to `/ws/markets/<market>/contribute/?key=…`, says hello with its capacity,
+answers every decision request with its policy, sends a heartbeat every 10 s (queue
+length and mean decision time), and prints its progress every 5 s: requests, answers,
+refusals by reason, what the zones made of its answers, decision time.
+
+Policies: `utility` (built in): the item whose advertisement best meets the NPC's
+needs (deficit squared × what one use restores, nearer is better), else a walk to a
+point a few metres away, drawn from the NPC's id and lease (docs/npcs.md).
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+HEARTBEAT_S = 10.0
+PROGRESS_S = 5.0
+THRESHOLD = 2.0
+MAX_TRAVEL_M = 21.0
+
+Policy = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def utility_policy(obs: dict[str, Any]) -> dict[str, Any]:
+    """A decision for one observation: the best item in sight, else a short walk."""
+    needs = obs["needs"]
+    best, best_score = None, -math.inf
+    for item in obs.get("items", ()):
+        if item.get("free", 0) <= 0:
+            continue
+        score = 0.0
+        for need, value in needs.items():
+            deficit = 100.0 - value
+            gain = min(float(item["restores"].get(need, 0.0)), deficit)
+            score += gain * (deficit / 100.0) ** 2
+        score = score / 10.0 / (1.0 + item["distance"] / 10.0)
+        if score > best_score:
+            best, best_score = item, score
+    decision: dict[str, Any] = {"npc": obs["npc"], "lease": obs["lease"]}
+    if best is not None and best_score >= THRESHOLD:
+        return {**decision, "action": "use_item", "item": best["id"]}
+    seed = (obs["npc"] * 2654435761 + obs["lease"] * 40503) % (1 << 32)
+    angle = (seed & 0xFFFF) / 65536 * 2 * math.pi
+    reach = 4.0 + 8.0 * ((seed >> 16) & 0xFFFF) / 65536
+    x, _, z = obs["pos"]
+    to = [min(max(x + math.cos(angle) * reach, 1.0), 127.0)]
+    to.append(min(max(z + math.sin(angle) * reach, 1.0), 127.0))
+    return {**decision, "action": "move_to", "to": to}
+
+
+POLICIES: dict[str, Policy] = {"utility": utility_policy}
+
+
+def socket_url(url: str, market: int, key: str) -> str:
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    path = f"/ws/markets/{market}/contribute/"
+    return urlunsplit((scheme, parts.netloc, path, f"key={quote(key)}", ""))
+
+
+@dataclass
+class ContributorStats:
+    requests: int = 0
+    answered: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    results: Counter[str] = field(default_factory=Counter)
+    decision_s: float = 0.0
+
+    def line(self) -> str:
+        mean_ms = 1000 * self.decision_s / self.answered if self.answered else 0.0
+        return (
+            f"requests {self.requests}  answered {self.answered}  "
+            f"results {dict(self.results)}  refused {dict(self.refused)}  "
+            f"decision {mean_ms:.2f} ms"
+        )
+
+
+class Contributor:
+    """One contributor connection running one policy."""
+
+    def __init__(self, url: str, market: int, key: str, capacity: int, policy: Policy) -> None:
+        self.url, self.market, self.key = url, market, key
+        self.capacity, self.policy = capacity, policy
+        self.stats = ContributorStats()
+        self.name = ""
+
+    async def run(self, seconds: float | None = None, progress: bool = False) -> ContributorStats:
+        async with connect(socket_url(self.url, self.market, self.key)) as ws:
+            await ws.send(json.dumps({"type": "hello", "capacity": self.capacity, "results": True}))
+            welcome = json.loads(await ws.recv())
+            if welcome.get("type") != "welcome":
+                raise RuntimeError(f"refused: {welcome}")
+            self.name = welcome["contributor"]
+            beat = asyncio.create_task(self._heartbeat(ws))
+            shown = time.monotonic()
+            end = None if seconds is None else time.monotonic() + seconds
+            try:
+                while end is None or time.monotonic() < end:
+                    timeout = 1.0 if end is None else max(0.01, min(1.0, end - time.monotonic()))
+                    try:
+                        raw = await asyncio.wait_for(ws.recv(), timeout)
+                    except TimeoutError:
+                        raw = None
+                    if raw is not None:
+                        await self._handle(ws, json.loads(raw))
+                    if progress and time.monotonic() - shown >= PROGRESS_S:
+                        shown = time.monotonic()
+                        print(f"[{self.name}] {self.stats.line()}", flush=True)
+            except ConnectionClosed:
+                pass
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+        return self.stats
+
+    async def _handle(self, ws: ClientConnection, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "requests":
+            decisions = []
+            for obs in message["requests"]:
+                self.stats.requests += 1
+                started = time.perf_counter()
+                decisions.append(self.policy(obs))
+                self.stats.decision_s += time.perf_counter() - started
+            self.stats.answered += len(decisions)
+            await ws.send(json.dumps({"type": "decisions", "decisions": decisions}))
+        elif kind == "refused":
+            self.stats.refused[message.get("reason", "?")] += 1
+        elif kind == "result":
+            self.stats.results[message.get("result", "?")] += 1
+
+    async def _heartbeat(self, ws: ClientConnection) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            mean_ms = (
+                1000 * self.stats.decision_s / self.stats.answered if self.stats.answered else 0.0
+            )
+            await ws.send(json.dumps({"type": "heartbeat", "queue": 0, "decision_ms": mean_ms}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Contribute NPC decisions to a market.")
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--market", type=int, required=True)
+    parser.add_argument("--key", required=True, help="at least 16 characters")
+    parser.add_argument("--capacity", type=int, default=32)
+    parser.add_argument("--policy", choices=sorted(POLICIES), default="utility")
+    parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    args = parser.parse_args(argv)
+    contributor = Contributor(args.url, args.market, args.key, args.capacity, POLICIES[args.policy])
+    try:
+        stats = asyncio.run(contributor.run(args.seconds, progress=True))
+    except KeyboardInterrupt:
+        return 0
+    except (OSError, RuntimeError) as exc:
+        print(f"contributor: {exc}", file=sys.stderr)
+        return 1
+    print(f"[{contributor.name}] done: {stats.line()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

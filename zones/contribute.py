@@ -1,0 +1,335 @@
+"""The contributor socket: `/ws/markets/<market_id>/contribute/?key=…` (docs/protocol.md §8).
+
+A contributor runs NPC decisions on its own machine and answers the market's decision
+requests over this socket. This module holds the consumer and, per market and web
+process, a `DispatchHub`: the pure `zones.core.dispatch.Dispatcher` with its I/O. The
+hub receives the zones' requests on the market's dispatch channel (zones/npcbus.py),
+hands them to its contributors, passes checked answers to the zones and tells every
+zone, once a second, that contributors are there (while nobody is, the zones decide
+for their NPCs themselves).
+
+Keys: a contributor names itself by a key of at least MIN_KEY_CHARS characters; its
+SHA-256 is its identity (what a ban is kept against). When settings.NPC_CONTRIBUTOR_KEYS
+lists SHA-256 hex digests, only those keys are let in.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import numpy as np
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from market.live import live_market
+from zones import npcbus
+from zones.channels import layer_required, zone_channel
+from zones.core.dispatch import (
+    BAN_SECONDS,
+    DEADLINE_S,
+    HEARTBEAT_EVERY_S,
+    Dispatcher,
+    Refusal,
+    Request,
+)
+from zones.core.wire import ANSWER_DTYPE
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+MIN_KEY_CHARS = 16
+MAX_MESSAGE_CHARS = 64 * 1024
+PUMP_EVERY_S = 0.05
+CLOSE_REFUSED = 4403
+CLOSE_NOT_LIVE = 4404
+CLOSE_BANNED = 4429
+
+
+def key_identity(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_allowed(key: str) -> bool:
+    if len(key) < MIN_KEY_CHARS:
+        return False
+    allowed = getattr(settings, "NPC_CONTRIBUTOR_KEYS", ())
+    return not allowed or key_identity(key) in allowed
+
+
+class DispatchHub:
+    """One market's dispatcher in this process, with the tasks that feed it."""
+
+    def __init__(self, market_id: int, zones: int) -> None:
+        self.market_id = market_id
+        self.zones = zones
+        self.layer = layer_required()
+        self.dispatcher = Dispatcher(
+            ban_seconds=float(getattr(settings, "NPC_BAN_SECONDS", BAN_SECONDS))
+        )
+        self.sockets: dict[str, ContributorConsumer] = {}
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.answers: dict[int, list[np.ndarray]] = {}
+
+    def start(self) -> None:
+        if not self.tasks:
+            self.tasks = [
+                asyncio.create_task(self._receive()),
+                asyncio.create_task(self._pump()),
+            ]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.tasks = []
+
+    async def _receive(self) -> None:
+        channel = npcbus.dispatch_channel(self.market_id)
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the layer going away: try again shortly
+                log.warning("npc dispatch receive failed: %r", exc)
+                await asyncio.sleep(1.0)
+                continue
+            if message.get("type") != npcbus.REQUESTS:
+                continue
+            now = time.monotonic()
+            try:
+                self.dispatcher.offer(int(message["zone"]), message["observations"], now)
+                for npc, lease, reason in message.get("results", ()):
+                    name = self.dispatcher.result(int(npc), int(lease), str(reason))
+                    socket = self.sockets.get(name) if name else None
+                    if socket is not None:
+                        await socket.result(int(npc), int(lease), str(reason))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("npc dispatch: dropped a malformed request message: %r", exc)
+
+    async def _pump(self) -> None:
+        present_at = 0.0
+        while True:
+            now = time.monotonic()
+            if now - present_at >= npcbus.PRESENT_EVERY_S and self.sockets:
+                present_at = now
+                until = int(time.time() * 1000) + npcbus.PRESENT_FOR_MS
+                for zone in range(self.zones):
+                    with contextlib.suppress(Exception):
+                        await self.layer.send(
+                            zone_channel(self.market_id, zone),
+                            {"type": npcbus.PRESENT, "until_ms": until},
+                        )
+            before = set(self.dispatcher.contributors)
+            assigned = self.dispatcher.assign(now)
+            for name in before - set(self.dispatcher.contributors):  # silent too long
+                socket = self.sockets.get(name)
+                if socket is not None:
+                    await socket.refuse("silent", "no heartbeat for 30 s", CLOSE_REFUSED)
+            for name, requests in assigned.items():
+                socket = self.sockets.get(name)
+                if socket is not None:
+                    await socket.requests(requests)
+            await self.flush()
+            await asyncio.sleep(PUMP_EVERY_S)
+
+    def join(self, socket: "ContributorConsumer", capacity: Any) -> Refusal | None:
+        refusal = self.dispatcher.join(socket.name, socket.identity, capacity, time.monotonic())
+        if refusal is None:
+            self.sockets[socket.name] = socket
+            self.start()
+        return refusal
+
+    def leave(self, socket: "ContributorConsumer") -> None:
+        if self.sockets.get(socket.name) is socket:
+            del self.sockets[socket.name]
+            self.dispatcher.leave(socket.name)
+
+    def answer(self, socket: "ContributorConsumer", obj: Any) -> Refusal | None:
+        taken = self.dispatcher.answer(socket.name, obj, time.monotonic())
+        if isinstance(taken, Refusal):
+            return taken
+        zone, row = taken
+        self.answers.setdefault(zone, []).append(row)
+        return None
+
+    async def flush(self) -> None:
+        """Hand the answers taken since the last flush to their zones, one message each."""
+        answers, self.answers = self.answers, {}
+        for zone, rows in answers.items():
+            message = npcbus.answers_message(np.concatenate(rows).astype(ANSWER_DTYPE))
+            with contextlib.suppress(Exception):
+                await self.layer.send(zone_channel(self.market_id, zone), message)
+
+
+_hubs: dict[int, DispatchHub] = {}
+
+
+def hub_for(market_id: int, zones: int) -> DispatchHub:
+    hub = _hubs.get(market_id)
+    if hub is None:
+        hub = _hubs[market_id] = DispatchHub(market_id, zones)
+    return hub
+
+
+async def hubs_stop() -> None:
+    """Stop every hub of this process (tests, shutdown)."""
+    for hub in list(_hubs.values()):
+        await hub.stop()
+    _hubs.clear()
+
+
+_names = iter(range(1, 1 << 62))
+
+
+class ContributorConsumer(AsyncWebsocketConsumer):
+    """One contributor's socket: hello, requests out, decisions and heartbeats in."""
+
+    hub: DispatchHub | None = None
+    name = ""
+    identity = ""
+
+    async def connect(self) -> None:
+        market_id = int(self.scope["url_route"]["kwargs"]["market_id"])
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        key = (query.get("key") or [""])[0]
+        await self.accept()
+        if not key_allowed(key):
+            await self.refuse("bad_key", "an unknown key or none", CLOSE_REFUSED)
+            return
+        live = live_market()
+        if live is None or live.market_id != market_id:
+            await self.refuse("market_not_live", "no zone of that market runs here", CLOSE_NOT_LIVE)
+            return
+        self.identity = key_identity(key)
+        self.name = f"c{next(_names)}-{self.identity[:8]}"
+        self.hub = hub_for(market_id, len(live.booths))
+        self.joined = False
+        self.results_on = False
+
+    async def disconnect(self, code: int) -> None:
+        if self.hub is not None:
+            self.hub.leave(self)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.hub is None:
+            return
+        if text_data is None or len(text_data) > MAX_MESSAGE_CHARS:
+            await self.error("malformed", "send JSON text messages of at most 64 KiB")
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            await self.error("malformed", "not JSON")
+            self._count_invalid("malformed")
+            return
+        if not isinstance(message, dict):
+            await self.error("malformed", "a message is a JSON object")
+            self._count_invalid("malformed")
+            return
+        kind = message.get("type")
+        if not self.joined:
+            if kind != "hello":
+                await self.error("hello_first", "say hello with your capacity first")
+                return
+            refusal = self.hub.join(self, message.get("capacity"))
+            if refusal is not None:
+                code = CLOSE_BANNED if refusal.reason == "banned" else CLOSE_REFUSED
+                await self.refuse(refusal.reason, refusal.detail, code)
+                return
+            self.joined = True
+            self.results_on = bool(message.get("results", False))
+            await self.send_json(
+                {
+                    "type": "welcome",
+                    "version": PROTOCOL_VERSION,
+                    "contributor": self.name,
+                    "heartbeat_s": HEARTBEAT_EVERY_S,
+                }
+            )
+            return
+        if kind == "heartbeat":
+            self.hub.dispatcher.heartbeat(
+                self.name, time.monotonic(), message.get("queue", 0), message.get("decision_ms", 0)
+            )
+        elif kind == "decisions":
+            decisions = message.get("decisions")
+            if not isinstance(decisions, list):
+                await self.error("malformed", "decisions must be a list")
+                self._count_invalid("malformed")
+                return
+            for obj in decisions:
+                refusal = self.hub.answer(self, obj)
+                if refusal is not None:
+                    await self.refused(obj, refusal)
+            if self.hub.dispatcher.should_ban(self.name):
+                self.hub.dispatcher.ban(self.name, self.identity, time.monotonic())
+                await self.refuse("banned", "too many invalid decisions", CLOSE_BANNED)
+                return
+            await self.hub.flush()
+        elif kind == "stats":
+            await self.send_json({"type": "stats", **self.hub.dispatcher.stats(time.monotonic())})
+        else:
+            await self.error("unknown_type", f"unknown message type {kind!r}")
+
+    def _count_invalid(self, reason: str) -> None:
+        if self.hub is not None and self.joined:
+            self.hub.dispatcher.zone_refused(self.name, reason)
+
+    async def requests(self, requests: list[Request]) -> None:
+        now_ms = int(time.time() * 1000)
+        with contextlib.suppress(Exception):
+            await self.send_json(
+                {
+                    "type": "requests",
+                    "requests": [
+                        {
+                            **r.observation,
+                            "deadline_ms": now_ms
+                            + int(1000 * (DEADLINE_S - (time.monotonic() - r.issued))),
+                        }
+                        for r in requests
+                    ],
+                }
+            )
+
+    async def result(self, npc: int, lease: int, reason: str) -> None:
+        if self.results_on:
+            with contextlib.suppress(Exception):
+                await self.send_json(
+                    {"type": "result", "npc": npc, "lease": lease, "result": reason}
+                )
+
+    async def refused(self, obj: Any, refusal: Refusal) -> None:
+        npc = obj.get("npc") if isinstance(obj, dict) else None
+        lease = obj.get("lease") if isinstance(obj, dict) else None
+        await self.send_json(
+            {
+                "type": "refused",
+                "npc": npc,
+                "lease": lease,
+                "reason": refusal.reason,
+                "detail": refusal.detail,
+            }
+        )
+
+    async def error(self, code: str, message: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.send_json({"type": "error", "code": code, "message": message})
+
+    async def refuse(self, code: str, message: str, close_code: int) -> None:
+        await self.error(code, message)
+        if self.hub is not None:
+            self.hub.leave(self)
+        with contextlib.suppress(Exception):
+            await self.close(code=close_code)
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))

@@ -1,0 +1,389 @@
+"""Handing NPC decision requests to contributors, and taking their answers: pure logic.
+
+The zones issue decision requests (npc.py): an NPC, its lease, its observation. A
+`Dispatcher` keeps the contributors connected to one place (a web process) and the
+requests waiting or out, and decides who is asked what. It does no I/O and reads no
+clock: every call takes `now` (seconds), and what it returns says what to send.
+
+* A contributor declares a capacity (decisions it works on at once). It is given at
+  most that many, fewer while it has no measured record: a newcomer starts at
+  `TRIAL_CAPACITY`, and its share grows with the valid decisions it actually returns
+  (`Contributor.weight`: valid answers per second over a sliding window, times its
+  valid share). Among contributors with room, a request goes to the one with the
+  lowest load per weight, so throughput, not what a contributor claims, decides.
+* A request out to a contributor for `RESEND_AFTER_S` without an answer is sent to
+  another one (the first one's answer, if it comes later, still counts if it is
+  first to reach the zone: the zone applies one answer per lease). A request older
+  than its deadline is dropped: the zone's lease has lapsed and the zone has
+  applied its own utility decision.
+* A contributor silent for `SILENT_AFTER_S` (no heartbeat and no answer) is
+  dropped, and everything it held goes back to the queue at once.
+* An answer is taken (`answer`) only from the contributor the request is out to,
+  only while the lease is live, only once, only if it parses (`parse_answer`), and
+  only within the contributor's rate limit. Anything else is refused with a
+  reason and never reaches a zone.
+* A contributor whose refusals pass `BAN_AFTER_INVALID` in a row, or whose invalid
+  share passes `BAN_INVALID_SHARE` after `BAN_MIN_ANSWERS` answers, is banned for
+  `ban_seconds`.
+"""
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .constants import MAX_WAIT_S, SIM_TICK_HZ
+from .wire import ANSWER_DTYPE, Action
+
+HEARTBEAT_EVERY_S = 10.0
+SILENT_AFTER_S = 30.0
+RESEND_AFTER_S = 2.0
+DEADLINE_S = 5.0
+TRIAL_CAPACITY = 2
+MAX_CAPACITY = 256
+RATE_PER_S = 50.0
+"""Answers per second a contributor may send (a burst of RATE_BURST, then this rate)."""
+RATE_BURST = 100.0
+WINDOW_S = 30.0
+BAN_AFTER_INVALID = 20
+BAN_MIN_ANSWERS = 50
+BAN_INVALID_SHARE = 0.5
+BAN_SECONDS = 3600.0
+
+ACTIONS = {"move_to": Action.MOVE_TO, "use_item": Action.USE_ITEM, "talk_to": Action.TALK_TO}
+ACTIONS["wait"] = Action.WAIT
+
+
+class AnswerError(ValueError):
+    """An answer that is not a decision: the message says what is wrong."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def _number(obj: dict[str, Any], key: str) -> float:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AnswerError("schema", f"{key} must be a number")
+    if not math.isfinite(value):
+        raise AnswerError("schema", f"{key} must be finite")
+    return float(value)
+
+
+def _id(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**64:
+        raise AnswerError("schema", f"{key} must be a positive integer id")
+    return value
+
+
+def parse_answer(obj: Any) -> np.ndarray:
+    """One ANSWER_DTYPE row from a decision in its JSON form; AnswerError says why not.
+
+    {"npc": 12, "lease": 3, "action": "move_to", "to": [x, z]}
+    {"npc": 12, "lease": 3, "action": "use_item", "item": 281474976710656}
+    {"npc": 12, "lease": 3, "action": "talk_to", "target": 13}
+    {"npc": 12, "lease": 3, "action": "wait", "seconds": 2.5}
+    """
+    if not isinstance(obj, dict):
+        raise AnswerError("schema", "a decision is an object")
+    row = np.zeros(1, ANSWER_DTYPE)
+    row["id"] = _id(obj, "npc")
+    lease = obj.get("lease")
+    if isinstance(lease, bool) or not isinstance(lease, int) or not 0 < lease < 2**32:
+        raise AnswerError("schema", "lease must be a positive integer")
+    row["lease"] = lease
+    name = obj.get("action")
+    if name not in ACTIONS:
+        raise AnswerError("unknown_action", f"action must be one of {sorted(ACTIONS)}")
+    action = ACTIONS[name]
+    row["action"] = action
+    if action == Action.MOVE_TO:
+        to = obj.get("to")
+        if not isinstance(to, list) or len(to) not in (2, 3):
+            raise AnswerError("schema", "to must be [x, z] or [x, y, z] in metres")
+        point = {f"to[{i}]": v for i, v in enumerate(to)}
+        xs = [_number(point, f"to[{i}]") for i in range(len(to))]
+        row["goal"] = (xs[0], 1.0, xs[-1])
+    elif action == Action.USE_ITEM:
+        row["target"] = _id(obj, "item")
+    elif action == Action.TALK_TO:
+        row["target"] = _id(obj, "target")
+    else:
+        seconds = _number(obj, "seconds")
+        if not 0 < seconds <= MAX_WAIT_S:
+            raise AnswerError("schema", f"seconds must be in (0, {MAX_WAIT_S:g}]")
+        row["ticks"] = max(1, round(seconds * SIM_TICK_HZ))
+    return row
+
+
+@dataclass
+class Request:
+    """A decision request waiting or out."""
+
+    npc: int
+    lease: int
+    zone: int
+    observation: dict[str, Any]
+    issued: float  # when the zone issued it
+    holder: str | None = None  # contributor it is out to
+    sent: float = 0.0
+    tried: set[str] = field(default_factory=set)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.npc, self.lease)
+
+
+@dataclass
+class Contributor:
+    """One connected contributor and what has been measured of it."""
+
+    name: str
+    capacity: int
+    seen: float
+    held: set[tuple[int, int]] = field(default_factory=set)
+    valid: deque[float] = field(default_factory=deque)  # when each valid answer came
+    answers: int = 0
+    invalid: int = 0
+    invalid_run: int = 0
+    tokens: float = RATE_BURST
+    tokens_at: float = 0.0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=500))
+    queue_length: int = 0
+    decision_ms: float = 0.0
+
+    def throughput(self, now: float) -> float:
+        while self.valid and self.valid[0] < now - WINDOW_S:
+            self.valid.popleft()
+        return len(self.valid) / WINDOW_S
+
+    def valid_share(self) -> float:
+        return 1.0 if self.answers == 0 else 1.0 - self.invalid / self.answers
+
+    def weight(self, now: float) -> float:
+        """Measured valid decisions per second, times the share of its answers that are valid."""
+        return max(self.throughput(now), 0.05) * max(self.valid_share(), 0.05)
+
+    def room(self, now: float) -> int:
+        """How many more requests it may hold: its declared capacity, held to what it has
+        shown it can do (twice its valid answers of the window, at least TRIAL_CAPACITY)."""
+        shown = TRIAL_CAPACITY + 2 * len(self.valid)
+        return max(0, min(self.capacity, shown, MAX_CAPACITY) - len(self.held))
+
+
+@dataclass
+class Refusal:
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class Dispatcher:
+    """Requests and contributors of one place; see the module docstring."""
+
+    ban_seconds: float = BAN_SECONDS
+    contributors: dict[str, Contributor] = field(default_factory=dict)
+    requests: dict[tuple[int, int], Request] = field(default_factory=dict)
+    banned: dict[str, float] = field(default_factory=dict)  # key → until
+    decided: int = 0
+    expired: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    answered: dict[tuple[int, int], str] = field(default_factory=dict)  # → who answered
+
+    # --- contributors ----------------------------------------------------------------------
+
+    def join(self, name: str, key: str, capacity: Any, now: float) -> Refusal | None:
+        """A contributor connects with `key`; a refusal when it is banned or its capacity
+        is not a positive integer."""
+        until = self.banned.get(key, 0.0)
+        if until > now:
+            return Refusal("banned", f"until {until:.0f}")
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            return Refusal("schema", "capacity must be a positive integer")
+        self.contributors[name] = Contributor(name, min(capacity, MAX_CAPACITY), seen=now)
+        return None
+
+    def heartbeat(self, name: str, now: float, queue: Any = 0, decision_ms: Any = 0.0) -> None:
+        c = self.contributors.get(name)
+        if c is None:
+            return
+        c.seen = now
+        if isinstance(queue, int) and not isinstance(queue, bool):
+            c.queue_length = queue
+        if isinstance(decision_ms, (int, float)) and math.isfinite(decision_ms):
+            c.decision_ms = float(decision_ms)
+
+    def leave(self, name: str) -> None:
+        """A contributor is gone: what it held goes back to the queue."""
+        c = self.contributors.pop(name, None)
+        if c is None:
+            return
+        for key in c.held:
+            request = self.requests.get(key)
+            if request is not None and request.holder == name:
+                request.holder = None
+
+    def ban(self, name: str, key: str, now: float) -> None:
+        self.banned[key] = now + self.ban_seconds
+        self.leave(name)
+
+    # --- requests --------------------------------------------------------------------------
+
+    def offer(self, zone: int, observations: list[dict[str, Any]], now: float) -> None:
+        """Requests a zone issued, each an observation naming its NPC and lease."""
+        for obs in observations:
+            request = Request(int(obs["npc"]), int(obs["lease"]), zone, obs, issued=now)
+            self.requests[request.key] = request
+
+    def assign(self, now: float) -> dict[str, list[Request]]:
+        """What to send to whom now: new requests, requests left by silent or slow
+        contributors. Drops silent contributors and requests past their deadline."""
+        for name in [n for n, c in self.contributors.items() if now - c.seen > SILENT_AFTER_S]:
+            self.leave(name)
+        out: dict[str, list[Request]] = {}
+        for key in [k for k, r in self.requests.items() if now - r.issued > DEADLINE_S]:
+            self._drop(key)
+            self.expired += 1
+        waiting = sorted(
+            (
+                r
+                for r in self.requests.values()
+                if r.holder is None or now - r.sent > RESEND_AFTER_S
+            ),
+            key=lambda r: r.issued,
+        )
+        if not waiting or not self.contributors:
+            return out
+        for request in waiting:
+            chosen = self._choose(request, now)
+            if chosen is None:
+                continue
+            if request.holder is not None:
+                old = self.contributors.get(request.holder)
+                if old is not None:
+                    old.held.discard(request.key)
+            request.holder, request.sent = chosen.name, now
+            request.tried.add(chosen.name)
+            chosen.held.add(request.key)
+            out.setdefault(chosen.name, []).append(request)
+        return out
+
+    def _choose(self, request: Request, now: float) -> Contributor | None:
+        best: Contributor | None = None
+        best_load = math.inf
+        for c in self.contributors.values():
+            if c.name == request.holder or c.room(now) <= 0:
+                continue
+            load = (len(c.held) + 1) / c.weight(now)
+            if c.name in request.tried:
+                load *= 4  # someone who has not seen it yet first
+            if load < best_load:
+                best, best_load = c, load
+        return best
+
+    def _drop(self, key: tuple[int, int]) -> None:
+        request = self.requests.pop(key, None)
+        if request is not None and request.holder is not None:
+            c = self.contributors.get(request.holder)
+            if c is not None:
+                c.held.discard(key)
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def answer(self, name: str, obj: Any, now: float) -> tuple[int, np.ndarray] | Refusal:
+        """(zone, ANSWER_DTYPE row) to hand to the zone, or why the answer is refused."""
+        c = self.contributors.get(name)
+        if c is None:
+            return Refusal("unknown_contributor")
+        c.seen = now
+        c.tokens = min(RATE_BURST, c.tokens + (now - c.tokens_at) * RATE_PER_S)
+        c.tokens_at = now
+        if c.tokens < 1.0:
+            return self._refuse(c, "rate_limited", "too many answers")
+        c.tokens -= 1.0
+        try:
+            row = parse_answer(obj)
+        except AnswerError as exc:
+            return self._refuse(c, exc.reason, str(exc))
+        key = (int(row["id"][0]), int(row["lease"][0]))
+        request = self.requests.get(key)
+        if request is None:
+            return self._refuse(c, "stale_lease", "no such request (late, answered or unknown)")
+        if name not in request.tried:
+            return self._refuse(c, "not_leased", "that NPC's lease is not held by you")
+        self._drop(key)
+        c.held.discard(key)
+        c.answers += 1
+        c.invalid_run = 0
+        c.valid.append(now)
+        c.latencies.append(now - request.sent)
+        self.decided += 1
+        self.answered[key] = name
+        if len(self.answered) > 4 * MAX_CAPACITY * max(len(self.contributors), 1):
+            self.answered.pop(next(iter(self.answered)))
+        return request.zone, row
+
+    def result(self, npc: int, lease: int, reason: str) -> str | None:
+        """What the zone made of an answer handed to it; the contributor that gave it."""
+        name = self.answered.pop((npc, lease), None)
+        if name is not None and reason != "applied":
+            self.zone_refused(name, reason)
+        return name
+
+    def zone_refused(self, name: str, reason: str) -> None:
+        """The zone refused an answer this contributor gave (occupied, out of range...)."""
+        c = self.contributors.get(name)
+        if c is None:
+            return
+        c.invalid += 1
+        c.invalid_run += 1
+        if c.valid:
+            c.valid.pop()
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+
+    def _refuse(self, c: Contributor, reason: str, detail: str) -> Refusal:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        if reason != "rate_limited":
+            c.answers += 1
+            c.invalid += 1
+            c.invalid_run += 1
+        return Refusal(reason, detail)
+
+    def should_ban(self, name: str) -> bool:
+        """Whether the contributor's record says it answers nonsense."""
+        c = self.contributors.get(name)
+        if c is None:
+            return False
+        if c.invalid_run >= BAN_AFTER_INVALID:
+            return True
+        return c.answers >= BAN_MIN_ANSWERS and 1 - c.valid_share() > BAN_INVALID_SHARE
+
+    def stats(self, now: float) -> dict[str, Any]:
+        """Figures for operators: per contributor, and in all."""
+        rows = []
+        for c in self.contributors.values():
+            lat = sorted(c.latencies)
+            rows.append(
+                {
+                    "name": c.name,
+                    "capacity": c.capacity,
+                    "held": len(c.held),
+                    "decisions_per_min": round(c.throughput(now) * 60, 1),
+                    "valid_share": round(c.valid_share(), 3),
+                    "latency_p50_ms": round(1000 * lat[len(lat) // 2], 1) if lat else None,
+                    "latency_p95_ms": round(1000 * lat[int(len(lat) * 0.95)], 1) if lat else None,
+                }
+            )
+        return {
+            "contributors": rows,
+            "waiting": sum(1 for r in self.requests.values() if r.holder is None),
+            "out": sum(1 for r in self.requests.values() if r.holder is not None),
+            "decided": self.decided,
+            "expired": self.expired,
+            "refused": dict(self.refused),
+            "banned": len([k for k, u in self.banned.items() if u > now]),
+        }

@@ -1,0 +1,44 @@
+"""NPC decisions on the channel layer: between zone workers and contributor dispatchers.
+
+Three messages, all plain data:
+
+* zone → dispatcher, on `dispatch_channel(market)`: ``{"type": "npc.requests", "zone": z,
+  "observations": [...], "results": [[npc, lease, reason], ...]}``: the decision
+  requests a tick issued, each an observation (zones/core/observe.py), and what the
+  zone made of the answers it was handed (reason names of wire.REASON_NAMES).
+* dispatcher → zone, on the zone's channel: ``{"type": "npc.answers", "rows": bytes}``,
+  ANSWER_DTYPE rows already parsed and checked against their contributor's leases;
+  the zone checks them again, against its own state, in its next tick.
+* dispatcher → zone, on the zone's channel, every PRESENT_EVERY_S:
+  ``{"type": "npc.present", "until_ms": t}``: contributors are connected, so until
+  `t` the zone sends its due decisions out as requests instead of deciding them itself.
+  A zone that stops hearing this goes back to its own utility decisions by `t`.
+"""
+
+from typing import Any
+
+import numpy as np
+
+from zones.core.wire import ANSWER_DTYPE, from_bytes
+
+REQUESTS = "npc.requests"
+ANSWERS = "npc.answers"
+PRESENT = "npc.present"
+TYPES = frozenset({ANSWERS, PRESENT})
+"""The NPC messages a zone receives."""
+
+PRESENT_EVERY_S = 1.0
+PRESENT_FOR_MS = 3000
+
+
+def dispatch_channel(market_id: int) -> str:
+    """The channel contributor dispatchers receive a market's decision requests on."""
+    return f"npcdispatch.{market_id}"
+
+
+def answers_message(rows: np.ndarray) -> dict[str, Any]:
+    return {"type": ANSWERS, "rows": np.ascontiguousarray(rows, ANSWER_DTYPE).tobytes()}
+
+
+def answers_from(message: dict[str, Any]) -> np.ndarray:
+    return from_bytes(message["rows"], ANSWER_DTYPE, "npc answers")
