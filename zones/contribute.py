@@ -1,4 +1,4 @@
-"""The contributor socket: `/ws/markets/<market_id>/contribute/?key=…` (docs/protocol.md §8).
+"""The contributor socket: `/ws/markets/<market_id>/contribute/?key=…` (docs/protocol.md §6).
 
 A contributor runs NPC decisions on its own machine and answers the market's decision
 requests over this socket. This module holds the consumer and, per market and web
