@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from chunks.models import Placement
 from market.live import live_market
 from market.models import Market, MarketMap
 from operator_ui.access import may_operate
@@ -28,5 +29,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "market_id": live.market_id,
             "capacity": ZONE_CAPACITY,
             "map_config": found.config if found else None,
+            # the booths the orbit view furnishes (static/operator_ui/orbit_assets.js)
+            "furnished_zones": sorted(
+                set(
+                    Placement.objects.filter(booth__market_id=live.market_id).values_list(
+                        "booth__zone_index", flat=True
+                    )
+                )
+            ),
         },
     )
