@@ -29,6 +29,8 @@ const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 const KEEPALIVE_MS = 1000;
 const CAMERA_BACK_M = 9;
 const CAMERA_UP_M = 6;
+const MANIFEST_RETRIES = 3;
+const MANIFEST_RETRY_MS = 300;
 
 const data = JSON.parse(document.getElementById("visit-data").textContent);
 const geometry = boothGeometry(data.plan);
@@ -166,15 +168,23 @@ async function boothLoad(zone) {
   const before = { ...cache.stats };
   let manifest;
   try {
-    const response = await fetch(`/markets/${data.market}/zones/${zone}/assets`, {
-      headers: state.assetToken ? { Authorization: "Bearer " + state.assetToken } : {},
-      credentials: "omit",
-    });
-    if (response.status === 403) {
-      $("hud-assets").textContent = "This booth shares no assets with visitors.";
-      return;
+    // The market records a visitor of the booth it spawned in a moment after the welcome
+    // (in batches, docs/protocol.md §2): a first refusal is asked again shortly.
+    for (let attempt = 0; ; attempt += 1) {
+      const response = await fetch(`/markets/${data.market}/zones/${zone}/assets`, {
+        headers: state.assetToken ? { Authorization: "Bearer " + state.assetToken } : {},
+        credentials: "omit",
+      });
+      if (response.ok) {
+        manifest = await response.json();
+        break;
+      }
+      if (response.status !== 403 || attempt >= MANIFEST_RETRIES || zone !== state.booth) {
+        $("hud-assets").textContent = "This booth shares no assets with visitors.";
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, MANIFEST_RETRY_MS));
     }
-    manifest = await response.json();
   } catch {
     $("hud-assets").textContent = "The booth's assets could not be loaded.";
     return;
