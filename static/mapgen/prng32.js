@@ -1,6 +1,6 @@
 // A 32-bit pseudo-random generator that JavaScript and Python compute bit for bit.
 //
-// xoshiro128** (Blackman and Vigna) seeded from a 32-bit seed and a 32-bit stream number
+// xoshiro128** seeded from a 32-bit seed and a 32-bit stream number
 // through the finaliser mix32, exactly as zones/core/prng32.py: every operation is kept
 // modulo 2^32 with Math.imul and >>> 0. tests/mapgen_vectors.json holds vectors both match.
 

@@ -1,7 +1,7 @@
 """A 32-bit pseudo-random generator that Python and JavaScript compute bit for bit.
 
-xoshiro128** (Blackman and Vigna), state four 32-bit words, seeded from a 32-bit
-seed and a 32-bit stream number through the 32-bit finaliser `mix32`. Every
+xoshiro128**: state four 32-bit words, seeded from a 32-bit seed and a 32-bit
+stream number through the 32-bit finaliser `mix32`. Every
 operation is a 32-bit add, xor, shift, rotate or multiply kept modulo 2^32, which
 JavaScript does exactly with `Math.imul` and `>>> 0`: static/mapgen/prng32.js is
 the same generator, and tests/mapgen_vectors.json holds vectors both must match.
