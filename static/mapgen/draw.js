@@ -1,5 +1,5 @@
 // Drawing a generated layout (mapgen.js) seen from above on a 2-D canvas: open floor,
-// booth outlines, walls, props, items coloured by the need they restore, portals and,
+// booth floors, walls, props, items coloured by the need they restore, portals and,
 // when asked, NPC spawn points. Lengths in the layout are centimetres; toScreen takes metres.
 
 export const NEED_COLOURS = {
@@ -14,10 +14,13 @@ export const PROP_COLOUR = "#7b8394";
 
 const M = 0.01; // metres per centimetre
 
-function rect(g, toScreen, r) {
+// A rectangle [x0, z0, x1, z1] (cm) added to the path, at least `least` pixels across.
+function rect(g, toScreen, r, least = 0) {
   const [x0, y0] = toScreen(r[0] * M, r[1] * M);
   const [x1, y1] = toScreen(r[2] * M, r[3] * M);
-  g.rect(Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0));
+  const w = Math.max(Math.abs(x1 - x0), least);
+  const h = Math.max(Math.abs(y1 - y0), least);
+  g.rect((x0 + x1) / 2 - w / 2, (y0 + y1) / 2 - h / 2, w, h);
 }
 
 // A box [x0, y0, z0, x1, y1, z1] as its floor rectangle [x0, z0, x1, z1].
@@ -31,17 +34,19 @@ export function drawLayout(g, layout, toScreen, options = {}) {
   layout.open.forEach((o) => rect(g, toScreen, o.rect));
   g.fill();
 
-  g.lineWidth = 1.5;
+  g.globalAlpha = 0.18;
   layout.booths.forEach(function (booth) {
-    g.strokeStyle = booth.colour;
+    g.fillStyle = booth.colour;
     g.beginPath();
     rect(g, toScreen, booth.rect);
-    g.stroke();
+    g.fill();
   });
+  g.globalAlpha = 1;
 
+  // walls at least 2 px thick, so a booth's open side shows at any zoom
   g.fillStyle = WALL_COLOUR;
   g.beginPath();
-  layout.walls.forEach((w) => rect(g, toScreen, footprint(w.box)));
+  layout.walls.forEach((w) => rect(g, toScreen, footprint(w.box), 2));
   g.fill();
 
   g.fillStyle = PROP_COLOUR;
@@ -68,6 +73,18 @@ export function drawLayout(g, layout, toScreen, options = {}) {
     g.fill();
     g.stroke();
   });
+
+  if (options.names) {
+    g.font = "12px system-ui, sans-serif";
+    g.textAlign = "center";
+    g.textBaseline = "middle";
+    g.fillStyle = "#e9edf2";
+    layout.booths.forEach(function (booth) {
+      const [x0, z0, x1, z1] = booth.rect;
+      const [sx, sy] = toScreen((x0 + x1) / 2 * M, (z0 + z1) / 2 * M);
+      g.fillText(booth.name, sx, sy);
+    });
+  }
 
   if (options.spawns) {
     g.fillStyle = "#e9edf2";

@@ -8,12 +8,12 @@ const config = JSON.parse(document.getElementById("market-map-config").textConte
 const layout = generate(config);
 const hash = layoutHash(layout);
 const canvas = document.getElementById("preview");
-drawLayoutFitted(canvas, layout, { spawns: true });
+drawLayoutFitted(canvas, layout, { spawns: true, names: true });
 document.getElementById("preview-summary").textContent = layoutSummary(layout);
 document.getElementById("browser-hash").textContent = hash;
 const same = hash === document.getElementById("server-hash").textContent.trim();
 const verdict = document.getElementById("hash-verdict");
 verdict.textContent = same ? "the same layout" : "a different layout: the generators disagree";
 verdict.className = same ? "same" : "error";
-window.addEventListener("resize", () => drawLayoutFitted(canvas, layout, { spawns: true }));
+window.addEventListener("resize", () => drawLayoutFitted(canvas, layout, { spawns: true, names: true }));
 window.fabricMarketMap = { layout: layout, hash: hash, same: same };

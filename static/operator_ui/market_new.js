@@ -49,7 +49,7 @@ let shown = null;
 function preview() {
   try {
     const layout = generate(configFromForm());
-    drawLayoutFitted(canvas, layout, { spawns: true });
+    drawLayoutFitted(canvas, layout, { spawns: true, names: true });
     summary.textContent = layoutSummary(layout);
     problem.hidden = true;
     shown = layout;
@@ -62,7 +62,7 @@ function preview() {
 }
 
 form.addEventListener("input", preview);
-window.addEventListener("resize", () => shown && drawLayoutFitted(canvas, shown, { spawns: true }));
+window.addEventListener("resize", () => shown && drawLayoutFitted(canvas, shown, { spawns: true, names: true }));
 preview();
 
 // For the page's tests: the layout previewed, and its hash.
