@@ -51,6 +51,16 @@ BAN_AFTER_INVALID = 20
 BAN_MIN_ANSWERS = 50
 BAN_INVALID_SHARE = 0.5
 BAN_SECONDS = 3600.0
+DESPERATE = 25.0
+"""A need at or below this, with an item in sight that restores it free, makes ignoring
+it unreasonable (`reasonable`)."""
+SUSPICION_LIMIT = 8.0
+"""Unreasonable decisions (each 1, forgiven by a tenth per reasonable one) past which a
+contributor is banned."""
+TRUST_STEP = 5
+"""Spot checks: a contributor with n valid decisions in a row has each checked with
+probability 1 / (1 + n / TRUST_STEP), at least MIN_CHECK."""
+MIN_CHECK = 0.02
 
 ACTIONS = {"move_to": Action.MOVE_TO, "use_item": Action.USE_ITEM, "talk_to": Action.TALK_TO}
 ACTIONS["wait"] = Action.WAIT
@@ -132,6 +142,7 @@ class Request:
     holder: str | None = None  # contributor it is out to
     sent: float = 0.0
     tried: set[str] = field(default_factory=set)
+    priority: float = 1.0
 
     @property
     def key(self) -> tuple[int, int]:
@@ -150,6 +161,9 @@ class Contributor:
     answers: int = 0
     invalid: int = 0
     invalid_run: int = 0
+    streak: int = 0  # valid decisions in a row (spot checks thin out as it grows)
+    checked: int = 0
+    suspicion: float = 0.0
     tokens: float = RATE_BURST
     tokens_at: float = 0.0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=500))
@@ -237,6 +251,7 @@ class Dispatcher:
         """Requests a zone issued, each an observation naming its NPC and lease."""
         for obs in observations:
             request = Request(int(obs["npc"]), int(obs["lease"]), zone, obs, issued=now)
+            request.priority = priority(obs)
             self.requests[request.key] = request
 
     def assign(self, now: float) -> dict[str, list[Request]]:
@@ -254,7 +269,7 @@ class Dispatcher:
                 for r in self.requests.values()
                 if r.holder is None or now - r.sent > RESEND_AFTER_S
             ),
-            key=lambda r: r.issued,
+            key=lambda r: (-r.priority, r.issued),
         )
         if not waiting or not self.contributors:
             return out
@@ -315,8 +330,17 @@ class Dispatcher:
             return self._refuse(c, "stale_lease", "no such request (late, answered or unknown)")
         if name not in request.tried:
             return self._refuse(c, "not_leased", "that NPC's lease is not held by you")
+        if _spot_checked(c, key):
+            c.checked += 1
+            if not reasonable(request.observation, obj):
+                c.suspicion += 1.0
+                c.streak = 0
+                self.refused["unreasonable"] = self.refused.get("unreasonable", 0) + 1
+            else:
+                c.suspicion = max(0.0, c.suspicion - 0.1)
         self._drop(key)
         c.held.discard(key)
+        c.streak += 1
         c.answers += 1
         c.invalid_run = 0
         c.valid.append(now)
@@ -341,6 +365,7 @@ class Dispatcher:
             return
         c.invalid += 1
         c.invalid_run += 1
+        c.streak = 0
         if c.valid:
             c.valid.pop()
         self.refused[reason] = self.refused.get(reason, 0) + 1
@@ -358,7 +383,7 @@ class Dispatcher:
         c = self.contributors.get(name)
         if c is None:
             return False
-        if c.invalid_run >= BAN_AFTER_INVALID:
+        if c.invalid_run >= BAN_AFTER_INVALID or c.suspicion > SUSPICION_LIMIT:
             return True
         return c.answers >= BAN_MIN_ANSWERS and 1 - c.valid_share() > BAN_INVALID_SHARE
 
@@ -374,6 +399,8 @@ class Dispatcher:
                     "held": len(c.held),
                     "decisions_per_min": round(c.throughput(now) * 60, 1),
                     "valid_share": round(c.valid_share(), 3),
+                    "checked": c.checked,
+                    "suspicion": round(c.suspicion, 2),
                     "latency_p50_ms": round(1000 * lat[len(lat) // 2], 1) if lat else None,
                     "latency_p95_ms": round(1000 * lat[int(len(lat) * 0.95)], 1) if lat else None,
                 }
@@ -387,3 +414,52 @@ class Dispatcher:
             "refused": dict(self.refused),
             "banned": len([k for k, u in self.banned.items() if u > now]),
         }
+
+
+def priority(obs: dict[str, Any]) -> float:
+    """How much a request matters: urgency × visibility × interaction weight.
+
+    Urgency is the worst need's deficit squared (0-1, a floor of 0.05); visibility is 1 +
+    the visitors in sight, so NPCs people watch decide first; an NPC with a visitor
+    within 3 m (someone it may be talking to) weighs twice.
+    """
+    needs = obs.get("needs") or {}
+    worst = min((float(v) for v in needs.values()), default=100.0)
+    urgency = max(((100.0 - worst) / 100.0) ** 2, 0.05)
+    visitors = obs.get("visitors") or ()
+    close = any(float(v.get("distance", 99.0)) <= 3.0 for v in visitors)
+    return urgency * (1 + len(visitors)) * (2.0 if close else 1.0)
+
+
+def reasonable(obs: dict[str, Any], decision: dict[str, Any]) -> bool:
+    """Whether a decision is one a sensible NPC could take, spot-checked against what the
+    built-in utility decision sees in the same observation.
+
+    Unreasonable: using an item the NPC does not see, talking to someone it does not see,
+    or, with a need at or below DESPERATE and a free item in sight restoring it, doing
+    anything but use an item.
+    """
+    items = {int(i["id"]): i for i in obs.get("items", ())}
+    action = decision.get("action")
+    if action == "use_item":
+        return int(decision.get("item", 0)) in items
+    if action == "talk_to":
+        seen = {int(e["id"]) for e in (*obs.get("npcs", ()), *obs.get("visitors", ()))}
+        if int(decision.get("target", 0)) not in seen:
+            return False
+    needs = obs.get("needs") or {}
+    for need, value in needs.items():
+        if float(value) > DESPERATE:
+            continue
+        for item in items.values():
+            if item.get("free", 0) > 0 and float(item.get("restores", {}).get(need, 0)) > 0:
+                return False
+    return True
+
+
+def _spot_checked(c: Contributor, key: tuple[int, int]) -> bool:
+    """Whether this answer is checked: likelier the shorter its contributor's valid streak.
+    Drawn from the request's (npc, lease), so a run is the same every time."""
+    p = max(MIN_CHECK, 1.0 / (1.0 + c.streak / TRUST_STEP))
+    h = (key[0] * 0x9E3779B97F4A7C15 + key[1] * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+    return ((h >> 11) & 0xFFFFF) / float(1 << 20) < p

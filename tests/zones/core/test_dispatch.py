@@ -207,3 +207,66 @@ def test_answers_the_zone_refuses_count_against_their_contributor():
         assert d.result(i, 1, "occupied") == "a"
     assert d.should_ban("a")
     assert np.isclose(d.contributors["a"].valid_share(), 0.0)
+
+
+# --- priority, spot checks, trust ------------------------------------------------------------
+
+
+def hungry(npc: int, lease: int = 1, hunger: float = 10.0, visitors: int = 0) -> dict:
+    return {
+        "npc": npc,
+        "lease": lease,
+        "needs": {"hunger": hunger, "hygiene": 90.0, "fun": 90.0, "energy": 90.0},
+        "pos": [0.0, 1.0, 0.0],
+        "items": [{"id": 500, "kind": "food_stall", "distance": 3.0, "free": 3,
+                   "restores": {"hunger": 64.0, "hygiene": 0.0, "fun": 0.0, "energy": 8.0}}],
+        "npcs": [],
+        "visitors": [{"id": 900 + i, "distance": 2.0 + i} for i in range(visitors)],
+    }  # fmt: skip
+
+
+def test_urgent_npcs_that_visitors_watch_are_served_first():
+    d = Dispatcher()
+    d.join("a", "k1", 4, now=0.0)  # room for TRIAL_CAPACITY (2)
+    calm = hungry(1, hunger=95.0)
+    urgent_unseen = hungry(2, hunger=10.0)
+    urgent_watched = hungry(3, hunger=10.0, visitors=2)
+    d.offer(0, [calm, urgent_unseen, urgent_watched], now=0.0)
+    assert [r.npc for r in d.assign(0.0)["a"]] == [3, 2]
+
+
+def test_a_contributor_ignoring_desperate_needs_is_banned_within_50_decisions():
+    d = Dispatcher()
+    d.join("a", "k1", 64, now=0.0)
+    banned_after = None
+    for i in range(1, 51):
+        d.offer(0, [hungry(i)], now=float(i))
+        d.assign(float(i))
+        answer = {"npc": i, "lease": 1, "action": "wait", "seconds": 10}  # valid, but idle
+        assert not isinstance(d.answer("a", answer, float(i)), Refusal)
+        if d.should_ban("a"):
+            banned_after = i
+            break
+    assert banned_after is not None and banned_after <= 50
+
+
+def test_a_reliable_contributor_is_checked_less_and_less_and_never_banned():
+    d = Dispatcher()
+    d.join("a", "k1", 64, now=0.0)
+    for i in range(1, 401):
+        d.offer(0, [hungry(i)], now=i * 0.1)
+        d.assign(i * 0.1)
+        answer = {"npc": i, "lease": 1, "action": "use_item", "item": 500}
+        assert not isinstance(d.answer("a", answer, i * 0.1), Refusal)
+    c = d.contributors["a"]
+    assert not d.should_ban("a") and c.suspicion == 0
+    assert 5 <= c.checked < 120  # every one of the first few, then a thinning sample
+
+
+def test_using_an_item_out_of_sight_is_unreasonable():
+    d = Dispatcher()
+    d.join("a", "k1", 64, now=0.0)
+    d.offer(0, [hungry(1)], now=0.0)
+    d.assign(0.0)
+    d.answer("a", {"npc": 1, "lease": 1, "action": "use_item", "item": 777}, 0.0)
+    assert d.contributors["a"].suspicion == 1.0
