@@ -77,7 +77,11 @@ class VisitorIdentity(models.Model):
         return f"visitor {self.key_hash[:8]}"
 
 
-from market.rebac.models import RelationTuple  # noqa: E402, F401  (registers the tuple store with the app)
+from market.rebac.models import (  # noqa: E402, F401  (registers the tuple store with the app)
+    RelationTuple,
+    RelationTupleChange,
+    RelationTupleRevision,
+)
 
 
 class OutboxEvent(models.Model):

@@ -8,7 +8,7 @@ is the in-memory one, and `LayeredSource` lays a request's contextual tuples ove
 
 import re
 import sys
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from market.rebac.errors import RebacTupleError
@@ -165,6 +165,24 @@ class TupleIndex:
         self._objects.setdefault((object_type, relation), {}).setdefault(user, []).append(object)
         self.size += 1
 
+    def remove(self, object: str, relation: str, user: str) -> None:
+        """Forget one tuple (one that is not indexed is a no-op)."""
+        by_object = self._subjects.get(relation)
+        subjects = by_object.get(object) if by_object is not None else None
+        if subjects is None or user not in subjects.all:
+            return
+        subjects.all.discard(user)
+        if "#" in user:
+            subjects.usersets.remove(user)
+        if not subjects.all:
+            del by_object[object]
+        by_subject = self._objects[(object.partition(":")[0], relation)]
+        objects = by_subject[user]
+        objects.remove(object)
+        if not objects:
+            del by_subject[user]
+        self.size -= 1
+
     def users_of(
         self, object: str, relation: str, among: Collection[str] | None = None
     ) -> Iterable[str]:
@@ -181,6 +199,13 @@ class TupleIndex:
 
     def __len__(self) -> int:
         return self.size
+
+    def tuples(self) -> Iterator[tuple[str, str, str]]:
+        """Every indexed tuple as (object, relation, user)."""
+        for relation, by_object in self._subjects.items():
+            for object, subjects in by_object.items():
+                for user in subjects.all:
+                    yield object, relation, user
 
 
 _NO_OBJECTS: dict[str, _Subjects] = {}

@@ -6,7 +6,7 @@ import pytest
 
 from tests.subprocesses import REPO_ROOT, embedded_environment, run_python
 
-DJANGO_MODULES = frozenset({"models", "store", "services", "selectors"})
+DJANGO_MODULES = frozenset({"models", "store", "services", "selectors", "live"})
 PURE_MODULES = sorted(
     f"market.rebac.{path.stem}" if path.stem != "__init__" else "market.rebac"
     for path in (REPO_ROOT / "market" / "rebac").glob("*.py")
