@@ -48,6 +48,8 @@ const floor = new BoothFloor($("floor"), geometry, data.zone, {
   },
 });
 
+window.boothFloor = floor; // for tests: where the floor draws a point, what it holds
+
 function round(value) {
   return Math.round(value * 100) / 100;
 }

@@ -93,3 +93,33 @@ def test_a_stale_tab_cannot_overwrite_a_newer_layout(market, browser):
     assert stale.get_by_role("button", name="Reload the newer layout").is_visible()
     assert version != first.locator("#layout-state").text_content()
     context.close()
+
+
+def test_assets_are_dragged_onto_the_floor_and_placements_dragged_within_the_booth(market, page):
+    sign_in(page, market)
+    open_editor(page, market, assets=2)
+    placed_before = page.evaluate("() => document.getElementById('layout-state').textContent")
+    floor = page.locator("#floor")
+    x, z = spot(1, 3)
+    target = page.evaluate("([x, z]) => window.boothFloor.toScreen(x, z)", [x, z])
+    page.locator(".asset", has_text="lantern.glb").drag_to(
+        floor, target_position={"x": target[0], "y": target[1]}
+    )
+    page.wait_for_function(
+        "before => document.getElementById('layout-state').textContent !== before",
+        arg=placed_before,
+    )
+    dropped = page.evaluate("() => window.boothFloor.placements.at(-1)")
+    assert dropped["position"][0] == pytest.approx(x, abs=0.5)
+    assert dropped["position"][2] == pytest.approx(z, abs=0.5)
+
+    # drag the placement towards the neighbouring booth: it stops at the border
+    ox, oz = spot(0)
+    outside = page.evaluate("([x, z]) => window.boothFloor.toScreen(x, z)", [ox, oz])
+    box = floor.bounding_box()
+    page.mouse.move(box["x"] + target[0], box["y"] + target[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + outside[0], box["y"] + outside[1], steps=12)
+    page.mouse.up()
+    moved = page.evaluate("() => window.boothFloor.placements.at(-1).position")
+    assert page.evaluate("([x, z]) => window.boothFloor.inside(x, z)", [moved[0], moved[2]])
