@@ -26,6 +26,8 @@ import numpy as np
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from market.events.publish import event_publish_or_count
+from market.events.types import ContributorBanned, NpcDecisionsReported
 from market.live import live_market
 from zones import npcbus
 from zones.channels import layer_required, zone_channel
@@ -45,6 +47,7 @@ PROTOCOL_VERSION = 1
 MIN_KEY_CHARS = 16
 MAX_MESSAGE_CHARS = 64 * 1024
 PUMP_EVERY_S = 0.05
+REPORT_EVERY_S = 10.0
 CLOSE_REFUSED = 4403
 CLOSE_NOT_LIVE = 4404
 CLOSE_BANNED = 4429
@@ -116,8 +119,12 @@ class DispatchHub:
 
     async def _pump(self) -> None:
         present_at = 0.0
+        reported_at = time.monotonic()
         while True:
             now = time.monotonic()
+            if now - reported_at >= REPORT_EVERY_S and self.sockets:
+                reported_at = now
+                await self.report(now)
             if now - present_at >= npcbus.PRESENT_EVERY_S and self.sockets:
                 present_at = now
                 until = int(time.time() * 1000) + npcbus.PRESENT_FOR_MS
@@ -139,6 +146,24 @@ class DispatchHub:
                     await socket.requests(requests)
             await self.flush()
             await asyncio.sleep(PUMP_EVERY_S)
+
+    async def report(self, now: float) -> None:
+        """The dispatcher's figures as a market event for operators."""
+        stats = self.dispatcher.stats(now)
+        event = NpcDecisionsReported(
+            contributors=stats["contributors"],
+            decided=stats["decided"],
+            expired=stats["expired"],
+            waiting=stats["waiting"],
+            refused=stats["refused"],
+        )
+        await event_publish_or_count(self.market_id, event)
+
+    async def ban(self, socket: "ContributorConsumer", reason: str) -> None:
+        self.dispatcher.ban(socket.name, socket.identity, time.monotonic())
+        self.sockets.pop(socket.name, None)
+        event = ContributorBanned(socket.name, reason, self.dispatcher.ban_seconds)
+        await event_publish_or_count(self.market_id, event)
 
     def join(self, socket: "ContributorConsumer", capacity: Any) -> Refusal | None:
         refusal = self.dispatcher.join(socket.name, socket.identity, capacity, time.monotonic())
@@ -270,7 +295,7 @@ class ContributorConsumer(AsyncWebsocketConsumer):
                 if refusal is not None:
                     await self.refused(obj, refusal)
             if self.hub.dispatcher.should_ban(self.name):
-                self.hub.dispatcher.ban(self.name, self.identity, time.monotonic())
+                await self.hub.ban(self, "too many invalid or unreasonable decisions")
                 await self.refuse("banned", "too many invalid decisions", CLOSE_BANNED)
                 return
             await self.hub.flush()

@@ -184,6 +184,34 @@ class GrantChanged(Event):
             raise EventError(f"change is one of {', '.join(self.CHANGES)}, not {self.change!r}")
 
 
+@dataclass(frozen=True)
+class NpcDecisionsReported(Event):
+    """A contributor dispatcher's figures (every 10 s while contributors are connected)."""
+
+    TYPE = "npc_decisions"
+    contributors: list[dict[str, Any]]  # name, capacity, held, decisions_per_min, ...
+    decided: int
+    expired: int
+    waiting: int
+    refused: dict[str, Any]  # reason → count
+
+    def subject(self, market_id: int) -> str:
+        return subjects.ops_npcs_subject(market_id)
+
+
+@dataclass(frozen=True)
+class ContributorBanned(Event):
+    """A contributor's key is refused for `seconds`: it answered nonsense."""
+
+    TYPE = "contributor_banned"
+    contributor: str
+    reason: str
+    seconds: float
+
+    def subject(self, market_id: int) -> str:
+        return subjects.ops_npcs_subject(market_id)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -193,6 +221,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         BoothEntered,
         AssetChanged,
         GrantChanged,
+        NpcDecisionsReported,
+        ContributorBanned,
     )
 }
 

@@ -10,8 +10,12 @@ import numpy as np
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
+from market.events.subjects import ops_npcs_subject
+from market.events.types import ContributorBanned, NpcDecisionsReported
 from market.live import LiveMarket, live_market_set
 from market.services import DEMO_BOOTHS
+from tests.events import EventWatch
+from zones import contribute
 from zones.client.contributor import utility_policy
 from zones.contribute import CLOSE_BANNED, hubs_stop
 from zones.core.wire import Action, RowFlag
@@ -76,8 +80,9 @@ def npc_rows(worker):
         yield from ((hz, int(slot)) for slot in mine)
 
 
-async def test_npcs_act_on_a_contributors_decisions():
-    async with running_market() as worker:
+async def test_npcs_act_on_a_contributors_decisions(monkeypatch):
+    monkeypatch.setattr(contribute, "REPORT_EVERY_S", 1.0)
+    async with running_market() as worker, EventWatch(MARKET, ops_npcs_subject(MARKET)) as watch:
         ws = await contributor()
         applied = 0
         used = set()
@@ -103,6 +108,11 @@ async def test_npcs_act_on_a_contributors_decisions():
         actions = {int(hz.state.action[slot]) for hz, slot in npc_rows(worker)}
         assert actions & {Action.MOVE_TO, Action.USE_ITEM}
         assert any(hz.state.lease[slot] > 0 for hz, slot in npc_rows(worker))
+        report = await watch.next(timeout=3)
+        while report.decided < 20:  # an earlier report, from before the 20th
+            report = await watch.next(timeout=3)
+        assert isinstance(report, NpcDecisionsReported)
+        assert [c["capacity"] for c in report.contributors] == [64]
         await ws.disconnect()
 
 
@@ -147,13 +157,15 @@ async def test_an_answer_for_an_npc_leased_to_another_contributor_is_refused():
 
 
 async def test_a_contributor_answering_nonsense_is_banned_and_kept_out():
-    async with running_market() as _:
+    async with running_market() as _, EventWatch(MARKET, ops_npcs_subject(MARKET)) as watch:
         ws = await contributor()
         nonsense = [{"npc": i, "lease": 1, "action": "sing"} for i in range(1, 51)]
         await ws.send_json_to({"type": "decisions", "decisions": nonsense})
         error = await next_of(ws, "error")
         assert error["code"] == "banned"
         assert (await ws.receive_output(timeout=2))["code"] == CLOSE_BANNED
+        event = await watch.next()
+        assert isinstance(event, ContributorBanned) and event.seconds == 3600.0
         again = WebsocketCommunicator(app, f"/ws/markets/{MARKET}/contribute/?key={KEY}")
         await again.connect()
         await again.send_json_to({"type": "hello", "capacity": 4})

@@ -28,7 +28,9 @@ from market.events.streams import event_log
 from market.events.types import (
     EVENT_TYPES,
     BoothEntered,
+    ContributorBanned,
     MarketSummaryReported,
+    NpcDecisionsReported,
     ZoneChanged,
     ZoneHealthChanged,
 )
@@ -131,6 +133,9 @@ async def test_ops_events_bring_a_stale_ops_state_up_to_date():
     zone = {"zone": 1, "entities": 4, "health": "ok"}
     await event_publish(9, MarketSummaryReported(tick=3, hlc=1, overruns=0, zones=[zone]))
     await event_publish(9, ZoneHealthChanged(zones=[1, 2], health="quarantined", reason="x"))
+    # the contributors' figures and bans leave the zones' state as it is
+    await event_publish(9, NpcDecisionsReported([{"name": "c1"}], 5, 0, 1, {"occupied": 1}))
+    await event_publish(9, ContributorBanned(contributor="c2", reason="x", seconds=60.0))
     await event_publish(9, MarketSummaryReported(tick=4, hlc=2, overruns=0, zones=[zone]))
     events = await events_after(9, 0)
     late = EventHub(event_log(9))  # a process that starts now builds its state from the stream
