@@ -7,6 +7,7 @@ import contextlib
 import time
 
 import numpy as np
+import uvicorn
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
@@ -16,7 +17,7 @@ from market.live import LiveMarket, live_market_set
 from market.services import DEMO_BOOTHS
 from tests.events import EventWatch
 from zones import contribute
-from zones.client.contributor import utility_policy
+from zones.client.contributor import Contributor, utility_policy
 from zones.contribute import CLOSE_BANNED, hubs_stop
 from zones.core.wire import Action, RowFlag
 from zones.routing import websocket_urlpatterns
@@ -207,3 +208,22 @@ async def test_when_the_contributor_goes_the_zones_take_over_without_a_freeze():
         assert all(hz.state.lease_left[slot] == 0 for hz, slot in rows)
         assert sum(hz.state.action[slot] != Action.NONE for hz, slot in rows) >= 25
         assert max(leases) >= 1  # they were asked for while the contributor was there
+
+
+async def test_the_sdk_contributor_runs_against_a_real_server():
+    async with running_market() as worker:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="error")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            sdk = Contributor(f"http://127.0.0.1:{port}", MARKET, KEY, 32, utility_policy)
+            stats = await sdk.run(seconds=6.0)
+        finally:
+            server.should_exit = True
+            await serving
+        assert stats.requests > 0 and stats.answered == stats.requests
+        assert stats.results["applied"] > 0
+        assert any(hz.state.lease[slot] > 0 for hz, slot in npc_rows(worker))

@@ -11,6 +11,12 @@ refusals by reason, what the zones made of its answers, decision time.
 Policies: `utility` (built in): the item whose advertisement best meets the NPC's
 needs (deficit squared × what one use restores, nearer is better), else a walk to a
 point a few metres away, drawn from the NPC's id and lease (docs/npcs.md).
+`openai`: any OpenAI-compatible chat completions endpoint (a llama.cpp server, Ollama,
+a hosted one), given the observation and asked for a decision as JSON matching a
+schema (`--endpoint`, `--model`; a key from OPENAI_API_KEY if set); an answer that
+does not come within `--timeout` or does not parse is replaced by the utility policy's
+and counted as a fallback. Decisions run in a worker thread, so a slow model never
+holds up the heartbeat.
 """
 
 import argparse
@@ -18,8 +24,10 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import sys
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +70,76 @@ def utility_policy(obs: dict[str, Any]) -> dict[str, Any]:
     to = [min(max(x + math.cos(angle) * reach, 1.0), 127.0)]
     to.append(min(max(z + math.sin(angle) * reach, 1.0), 127.0))
     return {**decision, "action": "move_to", "to": to}
+
+
+DECISION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["move_to", "use_item", "talk_to", "wait"]},
+        "to": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        "item": {"type": "integer"},
+        "target": {"type": "integer"},
+        "seconds": {"type": "number"},
+    },
+    "required": ["action"],
+}
+"""What the model is asked to return (the npc and lease are added here, never trusted)."""
+
+SYSTEM_PROMPT = (
+    "You decide what one character at a market does next. Its needs (hunger, hygiene, fun,"
+    " energy) run from 0 (desperate) to 100 (satisfied). Items restore needs; 'free' is how"
+    ' many may still use one. Answer with one JSON object: {"action": "use_item",'
+    ' "item": id} or {"action": "move_to", "to": [x, z]} (within 21 m) or'
+    ' {"action": "talk_to", "target": id} (someone within 10 m) or'
+    ' {"action": "wait", "seconds": s} (at most 10).'
+)
+ACTION_NAMES = ("move_to", "use_item", "talk_to", "wait")
+
+
+class OpenAIPolicy:
+    """Decisions from an OpenAI-compatible chat endpoint, the utility policy as fallback."""
+
+    def __init__(self, endpoint: str, model: str, timeout: float = 4.0) -> None:
+        self.url = endpoint.rstrip("/") + "/v1/chat/completions"
+        self.model, self.timeout = model, timeout
+        self.key = os.environ.get("OPENAI_API_KEY", "")
+        self.fallbacks = 0
+        self.asked = 0
+
+    def __call__(self, obs: dict[str, Any]) -> dict[str, Any]:
+        self.asked += 1
+        shown = ("needs", "pos", "state", "items", "npcs", "visitors")
+        body = {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": json.dumps({k: obs[k] for k in shown if k in obs})},
+            ],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "decision", "schema": DECISION_SCHEMA},
+            },
+            "temperature": 0.2,
+        }
+        headers = {"Content-Type": "application/json"}
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        request = urllib.request.Request(
+            self.url, json.dumps(body).encode(), headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                reply = json.loads(response.read())
+            decision = json.loads(reply["choices"][0]["message"]["content"])
+            if not isinstance(decision, dict) or decision.get("action") not in ACTION_NAMES:
+                raise ValueError("not a decision")
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            self.fallbacks += 1
+            return utility_policy(obs)
+        fields = ("action", "to", "item", "target", "seconds")
+        return {"npc": obs["npc"], "lease": obs["lease"]} | {
+            k: decision[k] for k in fields if k in decision
+        }
 
 
 POLICIES: dict[str, Policy] = {"utility": utility_policy}
@@ -133,12 +211,11 @@ class Contributor:
     async def _handle(self, ws: ClientConnection, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "requests":
-            decisions = []
-            for obs in message["requests"]:
-                self.stats.requests += 1
-                started = time.perf_counter()
-                decisions.append(self.policy(obs))
-                self.stats.decision_s += time.perf_counter() - started
+            requests = message["requests"]
+            self.stats.requests += len(requests)
+            started = time.perf_counter()
+            decisions = await asyncio.to_thread(lambda: [self.policy(obs) for obs in requests])
+            self.stats.decision_s += time.perf_counter() - started
             self.stats.answered += len(decisions)
             await ws.send(json.dumps({"type": "decisions", "decisions": decisions}))
         elif kind == "refused":
@@ -161,10 +238,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--market", type=int, required=True)
     parser.add_argument("--key", required=True, help="at least 16 characters")
     parser.add_argument("--capacity", type=int, default=32)
-    parser.add_argument("--policy", choices=sorted(POLICIES), default="utility")
+    parser.add_argument("--policy", choices=["openai", "utility"], default="utility")
+    parser.add_argument("--endpoint", default="http://127.0.0.1:8080", help="openai policy")
+    parser.add_argument("--model", default="local", help="openai policy: the model name")
+    parser.add_argument("--timeout", type=float, default=4.0, help="openai policy, seconds")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     args = parser.parse_args(argv)
-    contributor = Contributor(args.url, args.market, args.key, args.capacity, POLICIES[args.policy])
+    policy: Policy = (
+        OpenAIPolicy(args.endpoint, args.model, args.timeout)
+        if args.policy == "openai"
+        else POLICIES[args.policy]
+    )
+    contributor = Contributor(args.url, args.market, args.key, args.capacity, policy)
     try:
         stats = asyncio.run(contributor.run(args.seconds, progress=True))
     except KeyboardInterrupt:

@@ -1,0 +1,107 @@
+"""The contributor SDK's policies: utility, and an OpenAI-compatible endpoint (a local stub)."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from zones.client.contributor import OpenAIPolicy, socket_url, utility_policy
+
+
+def observation(hunger: float = 10.0) -> dict:
+    return {
+        "npc": 11,
+        "lease": 4,
+        "needs": {"hunger": hunger, "hygiene": 90.0, "fun": 90.0, "energy": 90.0},
+        "pos": [50.0, 1.0, 50.0],
+        "state": "idle",
+        "items": [
+            {"id": 500, "kind": "food_stall", "distance": 3.0, "free": 1,
+             "restores": {"hunger": 64.0, "hygiene": 0.0, "fun": 0.0, "energy": 8.0}},
+        ],
+        "npcs": [],
+        "visitors": [],
+    }  # fmt: skip
+
+
+def test_the_utility_policy_feeds_the_hungry_and_walks_the_content():
+    assert utility_policy(observation(10.0)) == {
+        "npc": 11,
+        "lease": 4,
+        "action": "use_item",
+        "item": 500,
+    }
+    calm = utility_policy(observation(95.0))
+    assert calm["action"] == "move_to" and len(calm["to"]) == 2
+    x, z = calm["to"]
+    assert 0 < ((x - 50) ** 2 + (z - 50) ** 2) ** 0.5 <= 12.01
+
+
+def test_the_socket_url_follows_the_scheme():
+    assert socket_url("https://m.example:8443", 3, "k e y") == (
+        "wss://m.example:8443/ws/markets/3/contribute/?key=k%20e%20y"
+    )
+
+
+@pytest.fixture
+def endpoint():
+    """A local stand-in for an OpenAI-compatible server: answers what `replies` holds."""
+    seen: list[dict] = []
+    replies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = replies.pop(0) if replies else b"{}"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen, replies
+    server.shutdown()
+    server.server_close()
+
+
+def chat(content: str) -> bytes:
+    return json.dumps(
+        {"choices": [{"message": {"role": "assistant", "content": content}}]}
+    ).encode()
+
+
+def test_the_openai_policy_asks_for_a_schema_and_keeps_the_lease_its_own(endpoint):
+    url, seen, replies = endpoint
+    replies.append(chat(json.dumps({"action": "wait", "seconds": 2, "npc": 999, "lease": 999})))
+    policy = OpenAIPolicy(url, "tiny", timeout=2.0)
+    decision = policy(observation())
+    assert decision == {"npc": 11, "lease": 4, "action": "wait", "seconds": 2}
+    (request,) = seen
+    assert request["model"] == "tiny"
+    assert request["response_format"]["type"] == "json_schema"
+    assert json.loads(request["messages"][1]["content"])["needs"]["hunger"] == 10.0
+    assert policy.fallbacks == 0
+
+
+@pytest.mark.parametrize(
+    "reply", [b"not json", chat("no decision here"), chat(json.dumps({"action": "fly"})), b"{}"]
+)
+def test_an_endpoint_answering_nonsense_falls_back_to_the_utility_policy(endpoint, reply):
+    url, _, replies = endpoint
+    replies.append(reply)
+    policy = OpenAIPolicy(url, "tiny", timeout=2.0)
+    assert policy(observation()) == utility_policy(observation())
+    assert policy.fallbacks == 1
+
+
+def test_an_endpoint_that_is_not_there_falls_back_too():
+    policy = OpenAIPolicy("http://127.0.0.1:9", "tiny", timeout=0.5)
+    assert policy(observation())["action"] == "use_item"
+    assert policy.fallbacks == 1
