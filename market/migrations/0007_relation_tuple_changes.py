@@ -33,33 +33,67 @@ SQLITE_BACKWARD = [
 ]
 
 
-def postgresql_log(row: str, op: str) -> str:
-    values = ", ".join(f"{row}.{c}" for c in COLUMNS.split(", "))
-    return f"""
+# On PostgreSQL the triggers run once per statement, over the statement's rows (transition
+# tables): a row trigger would update the counter row once per tuple, and a million updates
+# of one row in one transaction leave a million versions of it to step over, each slower.
+POSTGRESQL_NEXT = f"""
         INSERT INTO {REVISION} AS counter (id, revision, epoch)
-            VALUES (1, 1, md5(random()::text || clock_timestamp()::text))
-            ON CONFLICT (id) DO UPDATE SET revision = counter.revision + 1
-            RETURNING counter.epoch, counter.revision INTO next_epoch, next_revision;
+            VALUES (1, total, md5(random()::text || clock_timestamp()::text))
+            ON CONFLICT (id) DO UPDATE SET revision = counter.revision + total
+            RETURNING counter.epoch, counter.revision - total INTO next_epoch, first;"""
+
+
+def postgresql_log(rows: str, op: str) -> str:
+    """Log every row of transition table `rows`, numbered after `first`; `first` moves on."""
+    return f"""
         INSERT INTO {CHANGE} (epoch, revision, op, {COLUMNS})
-            VALUES (next_epoch, next_revision, '{op}', {values});"""
+            SELECT next_epoch, first + row_number() OVER (), '{op}', {COLUMNS} FROM {rows};
+        first := first + (SELECT count(*) FROM {rows});"""
+
+
+def postgresql_function(event: str, body: str, counted: str) -> str:
+    return f"""CREATE FUNCTION rebac_tuples_{event}() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE total bigint; first bigint; next_epoch varchar(32);
+    BEGIN
+        SELECT {counted} INTO total;
+        IF total = 0 THEN
+            RETURN NULL;
+        END IF;{POSTGRESQL_NEXT}{body}
+        RETURN NULL;
+    END $$"""
 
 
 POSTGRESQL_FORWARD = [
-    f"""CREATE FUNCTION rebac_tuple_log() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE next_revision bigint; next_epoch varchar(32);
-    BEGIN
-        IF TG_OP = 'DELETE' OR TG_OP = 'UPDATE' THEN {postgresql_log("OLD", "d")}
-        END IF;
-        IF TG_OP = 'INSERT' OR TG_OP = 'UPDATE' THEN {postgresql_log("NEW", "w")}
-        END IF;
-        RETURN NULL;
-    END $$""",
-    f"CREATE TRIGGER rebac_tuple_log AFTER INSERT OR UPDATE OR DELETE ON {TUPLE} "
-    "FOR EACH ROW EXECUTE FUNCTION rebac_tuple_log()",
+    postgresql_function(
+        "inserted", postgresql_log("new_rows", "w"), "(SELECT count(*) FROM new_rows)"
+    ),
+    postgresql_function(
+        "deleted", postgresql_log("old_rows", "d"), "(SELECT count(*) FROM old_rows)"
+    ),
+    # An update logs the old rows' deletions first, then the new rows' writes: a tuple both
+    # left and entered by the statement ends up present, as in the table.
+    postgresql_function(
+        "updated",
+        postgresql_log("old_rows", "d") + postgresql_log("new_rows", "w"),
+        "(SELECT count(*) FROM old_rows) + (SELECT count(*) FROM new_rows)",
+    ),
+    f"CREATE TRIGGER rebac_tuples_inserted AFTER INSERT ON {TUPLE} "
+    "REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION rebac_tuples_inserted()",
+    f"CREATE TRIGGER rebac_tuples_deleted AFTER DELETE ON {TUPLE} "
+    "REFERENCING OLD TABLE AS old_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION rebac_tuples_deleted()",
+    f"CREATE TRIGGER rebac_tuples_updated AFTER UPDATE ON {TUPLE} "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION rebac_tuples_updated()",
 ]
 POSTGRESQL_BACKWARD = [
-    f"DROP TRIGGER IF EXISTS rebac_tuple_log ON {TUPLE}",
-    "DROP FUNCTION IF EXISTS rebac_tuple_log()",
+    statement
+    for event in ("inserted", "deleted", "updated")
+    for statement in (
+        f"DROP TRIGGER IF EXISTS rebac_tuples_{event} ON {TUPLE}",
+        f"DROP FUNCTION IF EXISTS rebac_tuples_{event}()",
+    )
 ]
 
 

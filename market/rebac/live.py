@@ -20,6 +20,7 @@ with the counter, or another database restored), when the revision went backward
 the changes the index needs were already pruned from the log (`prune_changes`).
 """
 
+import gc
 import threading
 import time
 from collections.abc import Collection, Iterable
@@ -129,6 +130,12 @@ class LiveTupleIndex:
                 index.add(*tuple_strings(row))
         self.index, self.epoch, self.revision = index, epoch, revision
         self.reloads += 1
+        # A million tuples are millions of containers the cyclic garbage collector would
+        # otherwise walk in every full collection, hundreds of milliseconds each, in the
+        # middle of whichever check set it off. Loaded, they are set aside for good.
+        del index
+        gc.collect()
+        gc.freeze()
         # Changes committed after `head` may or may not be in what was read; replaying each
         # one after `revision` in order leaves every tuple as its last change made it.
         if not self.replay(cursor):

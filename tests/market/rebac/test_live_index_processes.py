@@ -47,6 +47,33 @@ print("committed")
 
 GRANT = ("namespace:7", "reader", "user:1")
 
+EVERY_KIND_OF_WRITE = """
+import django
+django.setup()
+from django.db import transaction
+from market.rebac.models import RelationTuple, RelationTupleChange
+from market.rebac.services import rebac_tuple_delete, rebac_tuple_write, rebac_tuples_write
+from market.rebac.store import as_rows
+
+grant = {"object": "namespace:7", "relation": "reader", "user": "user:1"}
+rebac_tuple_write(**grant)
+rebac_tuples_write(tuples=[grant, {**grant, "user": "user:2"}, {**grant, "user": "user:3"}])
+RelationTuple.objects.bulk_create(as_rows([{**grant, "user": "user:4"}]))
+RelationTuple.objects.filter(subject_id="3").update(subject_id="5")
+try:
+    with transaction.atomic():
+        rebac_tuple_write(**{**grant, "user": "user:6"})
+        raise RuntimeError
+except RuntimeError:
+    pass
+rebac_tuple_delete(**grant)
+RelationTuple.objects.filter(subject_id="2").delete()
+epochs = set(RelationTupleChange.objects.values_list("epoch", flat=True))
+assert len(epochs) == 1, epochs
+for change in RelationTupleChange.objects.order_by("revision"):
+    print(change.revision, change.op, change.subject_id)
+"""
+
 
 class Reader:
     """A process answering checks from its own tuple index, one line at a time."""
@@ -142,6 +169,24 @@ def test_with_a_poll_interval_a_revoke_is_seen_once_the_interval_has_passed(env)
         assert reader.check(*GRANT) == (False, 0, 1)
     finally:
         reader.close()
+
+
+def test_every_kind_of_tuple_write_is_logged_in_commit_order_with_dense_revisions(env):
+    result = run_python(EVERY_KIND_OF_WRITE, env)
+
+    assert result.returncode == 0, result.stderr
+    # Writes (the first tuple kept, not written twice), an update as a deletion then a
+    # write, nothing of the rolled-back write, then two deletions.
+    assert result.stdout.split("\n")[:-1] == [
+        "1 w 1",
+        "2 w 2",
+        "3 w 3",
+        "4 w 4",
+        "5 d 3",
+        "6 w 5",
+        "7 d 1",
+        "8 d 2",
+    ]
 
 
 def test_a_poll_interval_that_is_not_a_number_stops_the_process(sqlite_env):
