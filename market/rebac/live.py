@@ -34,6 +34,8 @@ COLUMNS = "object_type, object_id, relation, subject_type, subject_id, subject_r
 FETCH_ROWS = 10_000
 # How many changes the log keeps behind the newest; an index further behind reloads.
 KEEP_CHANGES = 100_000
+# An index this large is kept out of the garbage collector's full collections once loaded.
+FREEZE_FROM = 50_000
 # An index prunes the log each time it has applied this many more revisions.
 PRUNE_EVERY = 1_000
 
@@ -133,9 +135,10 @@ class LiveTupleIndex:
         # A million tuples are millions of containers the cyclic garbage collector would
         # otherwise walk in every full collection, hundreds of milliseconds each, in the
         # middle of whichever check set it off. Loaded, they are set aside for good.
-        del index
-        gc.collect()
-        gc.freeze()
+        if len(index) >= FREEZE_FROM:
+            del index
+            gc.collect()
+            gc.freeze()
         # Changes committed after `head` may or may not be in what was read; replaying each
         # one after `revision` in order leaves every tuple as its last change made it.
         if not self.replay(cursor):
