@@ -108,7 +108,8 @@ class DispatchHub:
                 continue
             now = time.monotonic()
             try:
-                self.dispatcher.offer(int(message["zone"]), message["observations"], now)
+                age = max(0.0, time.time() - int(message["issued_ms"]) / 1000)
+                self.dispatcher.offer(int(message["zone"]), message["observations"], now, age)
                 for npc, lease, reason in message.get("results", ()):
                     name = self.dispatcher.result(int(npc), int(lease), str(reason))
                     socket = self.sockets.get(name) if name else None

@@ -3,9 +3,11 @@
 Three messages, all plain data:
 
 * zone → dispatcher, on `dispatch_channel(market)`: ``{"type": "npc.requests", "zone": z,
-  "observations": [...], "results": [[npc, lease, reason], ...]}``: the decision
-  requests a tick issued, each an observation (zones/core/observe.py), and what the
-  zone made of the answers it was handed (reason names of wire.REASON_NAMES).
+  "issued_ms": t, "observations": [...], "results": [[npc, lease, reason], ...]}``: the
+  decision requests the tick of wall-clock `t` issued, each an observation
+  (zones/core/observe.py), and what the zone made of the answers it was handed (reason
+  names of wire.REASON_NAMES). A dispatcher takes no request past its 5 s deadline:
+  messages that waited on the channel while nobody received it are dropped.
 * dispatcher → zone, on the zone's channel: ``{"type": "npc.answers", "rows": bytes}``,
   ANSWER_DTYPE rows already parsed and checked against their contributor's leases;
   the zone checks them again, against its own state, in its next tick.

@@ -365,7 +365,7 @@ class ZoneWorker:
         if stepped:  # every zone's rows in one go: one round trip on Redis
             sends.append(self._publish(stepped, tick_ms))
         for hz, out, spawn_requests in stepped:
-            sends.extend(self._npc_sends(hz, out))
+            sends.extend(self._npc_sends(hz, out, tick_ms))
             sends.extend(self._answer_spawns(hz, out, spawn_requests))
             if out.rejected_commands.size:
                 sends.extend(self._refer_back(hz, out.rejected_commands))
@@ -461,7 +461,9 @@ class ZoneWorker:
             hz.alive.pop(ident, None)
         return out, spawns
 
-    def _npc_sends(self, hz: HostedZone, out: StepOutput) -> list[Coroutine[Any, Any, None]]:
+    def _npc_sends(
+        self, hz: HostedZone, out: StepOutput, tick_ms: int
+    ) -> list[Coroutine[Any, Any, None]]:
         """The tick's decision requests, with what became of the answers it was handed, to
         the market's dispatchers; answers for NPCs handed to another zone, on to it."""
         for ids, targets in zip(out.migration.started, out.migration.targets, strict=True):
@@ -499,6 +501,7 @@ class ZoneWorker:
             message = {
                 "type": npcbus.REQUESTS,
                 "zone": hz.zone,
+                "issued_ms": tick_ms,
                 "observations": observations(hz.state, hz.params, requests["id"]),
                 "results": results,
             }

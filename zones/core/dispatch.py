@@ -62,6 +62,10 @@ TRUST_STEP = 5
 probability 1 / (1 + n / TRUST_STEP), at least MIN_CHECK."""
 MIN_CHECK = 0.02
 
+NOT_ITS_FAULT = frozenset({"applied", "stale_lease", "not_held"})
+"""Zone results that do not count against a contributor: the lease lapsed or the NPC
+moved on while its answer was on the way."""
+
 ACTIONS = {"move_to": Action.MOVE_TO, "use_item": Action.USE_ITEM, "talk_to": Action.TALK_TO}
 ACTIONS["wait"] = Action.WAIT
 
@@ -247,12 +251,20 @@ class Dispatcher:
 
     # --- requests --------------------------------------------------------------------------
 
-    def offer(self, zone: int, observations: list[dict[str, Any]], now: float) -> None:
-        """Requests a zone issued, each an observation naming its NPC and lease."""
+    def offer(
+        self, zone: int, observations: list[dict[str, Any]], now: float, age: float = 0.0
+    ) -> int:
+        """Requests a zone issued `age` seconds ago, each an observation naming its NPC and
+        lease; returns how many were taken (none once their deadline has passed: a
+        message that waited on the channel while nobody received it)."""
+        if age >= DEADLINE_S:
+            self.expired += len(observations)
+            return 0
         for obs in observations:
-            request = Request(int(obs["npc"]), int(obs["lease"]), zone, obs, issued=now)
+            request = Request(int(obs["npc"]), int(obs["lease"]), zone, obs, issued=now - age)
             request.priority = priority(obs)
             self.requests[request.key] = request
+        return len(observations)
 
     def assign(self, now: float) -> dict[str, list[Request]]:
         """What to send to whom now: new requests, requests left by silent or slow
@@ -354,7 +366,7 @@ class Dispatcher:
     def result(self, npc: int, lease: int, reason: str) -> str | None:
         """What the zone made of an answer handed to it; the contributor that gave it."""
         name = self.answered.pop((npc, lease), None)
-        if name is not None and reason != "applied":
+        if name is not None and reason not in NOT_ITS_FAULT:
             self.zone_refused(name, reason)
         return name
 

@@ -270,3 +270,25 @@ def test_using_an_item_out_of_sight_is_unreasonable():
     d.assign(0.0)
     d.answer("a", {"npc": 1, "lease": 1, "action": "use_item", "item": 777}, 0.0)
     assert d.contributors["a"].suspicion == 1.0
+
+
+def test_requests_that_waited_past_their_deadline_are_not_handed_out():
+    d = Dispatcher()
+    d.join("a", "k1", 4, now=100.0)
+    assert d.offer(0, [obs(1), obs(2)], now=100.0, age=DEADLINE_S + 1) == 0
+    assert d.offer(0, [obs(3)], now=100.0, age=4.0) == 1
+    assert [r.npc for r in d.assign(100.0)["a"]] == [3]
+    assert d.assign(101.5) == {}  # its deadline passed: dropped, the zone decided
+    assert d.expired == 3
+
+
+def test_a_lease_lapsing_on_the_way_is_not_held_against_the_contributor():
+    d = Dispatcher()
+    d.join("a", "k1", 4, now=0.0)
+    d.offer(0, [obs(1), obs(2)], now=0.0)
+    d.assign(0.0)
+    d.answer("a", wait(1), 0.1)
+    d.answer("a", wait(2), 0.1)
+    assert d.result(1, 1, "stale_lease") == "a"
+    assert d.result(2, 1, "not_held") == "a"
+    assert d.contributors["a"].invalid == 0
