@@ -15,6 +15,13 @@ and the zone's share (observations and their encoding), each per decision; the
 contributors' policy time is printed apart. The figures: decisions taken per second of
 the hub's time, server overhead per decision (p50, p99 over rounds), and the share of
 requests that expired unanswered (the fallback share).
+
+    python bench/bench_dispatch.py --seconds 45 --kill 5
+
+kills 5 contributors at --kill-at (default a third of the run): they stop answering and
+sending heartbeats. Printed: when the dispatcher dropped each (detection, from the kill),
+and how long after the kill the requests they held went to others (reassignment), with
+the fallback share of the requests issued after the kill.
 """
 
 import argparse
@@ -45,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--npcs", type=int, default=1000)
     parser.add_argument("--contributors", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--kill", type=int, default=0, help="contributors killed mid-run")
+    parser.add_argument("--kill-at", type=float, default=None)
     args = parser.parse_args(argv)
 
     ranges = floor_ranges(1)
@@ -71,6 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     zone_ns: list[float] = []
     policy_s = 0.0
     offered = taken = refused = 0
+    kill_at = args.seconds / 3 if args.kill_at is None else args.kill_at
+    dead: set[str] = set()
+    stranded: dict[tuple[int, int], float | None] = {}  # held by the dead at the kill → moved
+    detected: dict[str, float] = {}
+    offered_after = expired_at_kill = 0
     for r in range(rounds):
         now = r * TICK_MS / 1000
         due = np.arange(1 + r % every, args.npcs + 1, every, dtype=np.uint64)
@@ -84,13 +98,30 @@ def main(argv: list[str] | None = None) -> None:
         message = json.loads(wire)
         d.offer(message["zone"], message["observations"], now)
         offered += len(message["observations"])
+        if dead:
+            offered_after += len(message["observations"])  # issued after the kill
         assigned = d.assign(now)
+        if args.kill and not dead and now >= kill_at:  # right after they were given work
+            dead = set(names[: args.kill])
+            expired_at_kill = d.expired
+            for name in dead:
+                stranded.update((key, None) for key in d.contributors[name].held)
+        for name in dead:
+            if name not in d.contributors and name not in detected:
+                detected[name] = now - kill_at
+        for key, moved in stranded.items():
+            request = d.requests.get(key)
+            gone = request is None or request.holder not in dead
+            if moved is None and gone:
+                stranded[key] = now - kill_at
         outgoing = {n: json.dumps({"type": "requests", "requests": [q.observation for q in qs]})
                     for n, qs in assigned.items()}  # fmt: skip
         hub_time = time.perf_counter_ns() - started
         answers = {}
         t = time.perf_counter()
         for name, text in outgoing.items():
+            if name in dead:
+                continue
             requests = json.loads(text)["requests"]
             answers[name] = json.dumps({"type": "decisions",
                                         "decisions": [utility_policy(o) for o in requests]})  # fmt: skip
@@ -108,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
         hub_ns.append(hub_time / n)
         zone_ns.append(zone_time / n)
         for name in names:
-            d.heartbeat(name, now)
+            if name not in dead:
+                d.heartbeat(name, now)
     d.assign(rounds * TICK_MS / 1000 + 10)
     hub = np.array(hub_ns) / 1e6
     zone = np.array(zone_ns) / 1e6
@@ -120,6 +152,15 @@ def main(argv: list[str] | None = None) -> None:
     per_decision = float(np.mean(hub + zone))
     print(f"decisions per second of one core (hub + zone) {1 / (per_decision / 1000):,.0f}")
     print(f"contributor policy per decision {1000 * policy_s / max(taken, 1):.3f} ms")
+    if dead:
+        print(f"killed {len(dead)} contributors at {kill_at:.1f} s, holding {len(stranded)}")
+        times = sorted(detected.values())
+        print(f"detected after {times[0]:.2f}-{times[-1]:.2f} s" if times else "never detected")
+        moved = [m for m in stranded.values() if m is not None]
+        if moved:
+            print(f"their requests with others after at most {max(moved):.2f} s")
+        expired_after = d.expired - expired_at_kill
+        print(f"fallback share after the kill {expired_after / max(offered_after, 1):.3%}")
 
 
 if __name__ == "__main__":
