@@ -9,10 +9,11 @@ What it does, on this machine, in this one run:
    would: two GLB models and one PNG panel, published, readable by the booth's visitors
    (each booth's files differ, so no booth's chunks are another's);
 2. in headless Chromium (Debian's, software-rendered: no GPU), `--entries` times a visitor
-   page with an empty cache joins standing in a different booth, and the time from the
-   event that puts it in the booth (its welcome) to the first frame after the booth's
-   assets are drawn is recorded (cold: every chunk fetched); the same page is then
-   reloaded and joins again (warm: every chunk from the browser's cache);
+   page with an empty cache joins 1.5 m from a border of another booth, waits until the
+   booth it stands in is drawn, then walks across the border with the arrow key; the time
+   from its `booth_entered` to the first frame after the entered booth's assets are drawn
+   is recorded (cold: every chunk fetched). The same page is then reloaded and crosses
+   again (warm: every chunk from the browser's cache);
 3. the visitor page's frame rate, standing in a furnished booth among the walkers, over
    `--seconds`; then the dashboard's orbit view with all booths furnished and the walkers
    as dots, over the same time.
@@ -84,19 +85,50 @@ print(json.dumps(stands))
 """
 
 
+def crossings(booths: int, count: int) -> list[tuple[int, list[float], str]]:
+    """`count` booth borders to walk across: (the booth entered, where to start, the key)."""
+    from chunks.layouts import market_columns
+
+    grid = market_columns(booths)
+    width = 128.0 / grid.shape[0]
+    found: dict[int, tuple[int, list[float], str]] = {}
+    for i in range(grid.shape[0] - 1):
+        for k in range(grid.shape[1]):
+            a, b = int(grid[i, k]), int(grid[i + 1, k])
+            if a != b and b not in found:
+                found[b] = (b, [(i + 1) * width - 1.5, 1.0, (k + 0.5) * width], "ArrowRight")
+    chosen = sorted(found.values())
+    return chosen[:: max(1, len(chosen) // count)][:count]
+
+
+def cross(page, url: str, start: list[float], key: str, zone: int) -> dict:
+    """Join at `start`, wait for the booth there, walk with `key` into `zone`: its load."""
+    visit(page, url, start)
+    page.wait_for_function(
+        "() => window.fabricVisit.stats.loads.some(l => l.reason === 'welcome')", timeout=60_000
+    )
+    page.locator("#scene").focus()
+    page.keyboard.down(key)
+    try:
+        page.wait_for_function(
+            "zone => window.fabricVisit.stats.loads.some(l => l.zone === zone"
+            " && l.reason === 'booth_entered')",
+            arg=zone,
+            timeout=60_000,
+        )
+    finally:
+        page.keyboard.up(key)
+    return page.evaluate(
+        "zone => window.fabricVisit.stats.loads.find(l => l.zone === zone"
+        " && l.reason === 'booth_entered')",
+        zone,
+    )
+
+
 def visit(page, url: str, at: list[float]) -> None:
     page.goto(url + "?at=" + ",".join(f"{v:.2f}" for v in at))
-    page.get_by_role("button", name="Walk in", exact=True).click()
+    page.get_by_role("button", name="Walk in as a guest").click()  # a new visitor each time
     page.wait_for_function("() => window.fabricVisit.state.me !== null", timeout=60_000)
-
-
-def booth_load(page, zone: int) -> dict:
-    page.wait_for_function(
-        "zone => window.fabricVisit.stats.loads.some(l => l.zone === zone && l.drawn > 0)",
-        arg=zone,
-        timeout=60_000,
-    )
-    return page.evaluate("zone => window.fabricVisit.stats.loads.find(l => l.zone === zone)", zone)
 
 
 def main() -> None:
@@ -126,31 +158,30 @@ def main() -> None:
         made = server.manage("shell", "-c", FURNISH)
         if made.returncode != 0:
             sys.exit(made.stderr)
-        stands = {int(k): v for k, v in json.loads(made.stdout.strip().splitlines()[-1]).items()}
+        stands = json.loads(made.stdout.strip().splitlines()[-1])
         url = server.url + "/visit/1/"
         cold, warm, visit_fps, orbit_fps = [], [], [], []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=executable, headless=True, args=CHROMIUM_ARGS
             )
-            zones = sorted(stands)[:: max(1, len(stands) // options.entries)][: options.entries]
-            for zone in zones:
+            walks = crossings(options.booths, options.entries)
+            for zone, start, key in walks:
                 context = browser.new_context(viewport={"width": 1280, "height": 800})
                 page = context.new_page()
-                visit(page, url, stands[zone])
-                first = booth_load(page, zone)
+                first = cross(page, url, start, key, zone)
                 page.reload()
-                visit(page, url, stands[zone])
-                again = booth_load(page, zone)
+                again = cross(page, url, start, key, zone)
                 cold.append(first["ms"])
                 warm.append(again["ms"])
                 print(
                     f"booth {zone:2}: cold {first['ms']:7.1f} ms ({first['fetched']} chunks fetched)"
                     f", warm {again['ms']:6.1f} ms ({again['fetched']} fetched,"
-                    f" {again['fromCache']} from cache)",
+                    f" {again['fromCache']} from cache); manifest asked"
+                    f" {first['manifestAttempts']}, {again['manifestAttempts']} times",
                     flush=True,
                 )
-                if zone == zones[-1]:
+                if zone == walks[-1][0]:
                     for _ in range(3):
                         page.evaluate("() => window.fabricVisit.fps()")
                         time.sleep(options.seconds)

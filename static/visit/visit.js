@@ -29,8 +29,8 @@ const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 const KEEPALIVE_MS = 1000;
 const CAMERA_BACK_M = 9;
 const CAMERA_UP_M = 6;
-const MANIFEST_RETRIES = 3;
-const MANIFEST_RETRY_MS = 300;
+const MANIFEST_RETRIES = 8;
+const MANIFEST_RETRY_MS = 150;
 
 const data = JSON.parse(document.getElementById("visit-data").textContent);
 const geometry = boothGeometry(data.plan);
@@ -64,7 +64,8 @@ const booths = new Map(); // zone → {group, loading}
 
 // --- the scene ---------------------------------------------------------------------------
 
-const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
+// No multisampling: on a software renderer it costs more than the rest of the frame.
+const renderer = new THREE.WebGLRenderer({ antialias: false, preserveDrawingBuffer: true });
 renderer.setPixelRatio(window.devicePixelRatio || 1);
 renderer.setClearColor("#1d2026");
 $("scene").appendChild(renderer.domElement);
@@ -97,16 +98,24 @@ function fps() {
   return rate;
 }
 
+const OTHERS_MAX = 128; // a frame holds at most 96 rows (docs/protocol.md)
+const othersPositions = new THREE.BufferAttribute(new Float32Array(OTHERS_MAX * 3), 3);
+const othersColours = new THREE.BufferAttribute(new Float32Array(OTHERS_MAX * 3), 3);
+othersGeometry.setAttribute("position", othersPositions);
+othersGeometry.setAttribute("color", othersColours);
+
 function drawOthers() {
-  const shown = state.rows.filter((r) => (r.flags & (ROW_VISITOR | ROW_NPC)) && !(r.flags & ROW_BONE) && r.id !== state.entity);
-  const positions = new Float32Array(shown.length * 3);
-  const colours = new Float32Array(shown.length * 3);
-  shown.forEach((r, i) => {
-    positions.set([r.x, r.y + 0.2, r.z], i * 3);
-    colours.set(r.flags & ROW_NPC ? [0.54, 0.58, 0.65] : [1, 1, 1], i * 3);
-  });
-  othersGeometry.setAttribute("position", new THREE.BufferAttribute(positions, 3));
-  othersGeometry.setAttribute("color", new THREE.BufferAttribute(colours, 3));
+  let n = 0;
+  for (const r of state.rows) {
+    if (!(r.flags & (ROW_VISITOR | ROW_NPC)) || r.flags & ROW_BONE || r.id === state.entity) continue;
+    if (n === OTHERS_MAX) break;
+    othersPositions.array.set([r.x, r.y + 0.2, r.z], n * 3);
+    othersColours.array.set(r.flags & ROW_NPC ? [0.54, 0.58, 0.65] : [1, 1, 1], n * 3);
+    n += 1;
+  }
+  othersGeometry.setDrawRange(0, n);
+  othersPositions.needsUpdate = true;
+  othersColours.needsUpdate = true;
 }
 
 function frameLoop() {
@@ -163,14 +172,15 @@ function connection(text, kind) {
 
 // --- booth assets ------------------------------------------------------------------------
 
-async function boothLoad(zone) {
+async function boothLoad(zone, reason) {
   const started = performance.now();
+  let attempt = 0;
   const before = { ...cache.stats };
   let manifest;
   try {
     // The market records a visitor of the booth it spawned in a moment after the welcome
     // (in batches, docs/protocol.md §2): a first refusal is asked again shortly.
-    for (let attempt = 0; ; attempt += 1) {
+    for (; ; attempt += 1) {
       const response = await fetch(`/markets/${data.market}/zones/${zone}/assets`, {
         headers: state.assetToken ? { Authorization: "Bearer " + state.assetToken } : {},
         credentials: "omit",
@@ -181,6 +191,7 @@ async function boothLoad(zone) {
       }
       if (response.status !== 403 || attempt >= MANIFEST_RETRIES || zone !== state.booth) {
         $("hud-assets").textContent = "This booth shares no assets with visitors.";
+        stats.loads.push({ zone, reason, manifestAttempts: attempt + 1, refused: response.status });
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, MANIFEST_RETRY_MS));
@@ -199,6 +210,8 @@ async function boothLoad(zone) {
   await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
   const load = {
     zone,
+    reason,
+    manifestAttempts: attempt + 1,
     drawn,
     ms: performance.now() - started,
     fetched: cache.stats.fetched - before.fetched,
@@ -240,19 +253,19 @@ async function join() {
       state.assetToken = message.assets.token;
       state.position = { offset: message.events.offset, epoch: message.events.epoch };
       connection(message.resumed ? "Live (resumed)" : "Live", "live");
-      boothLoad(state.booth);
+      boothLoad(state.booth, "welcome");
     },
     event(message) {
       if (typeof message.offset === "number") state.position = { ...state.position, offset: message.offset };
       if (message.type === "booth_entered") {
         state.booth = message.zone;
         hud();
-        boothLoad(message.zone);
+        boothLoad(message.zone, "booth_entered");
       } else if (message.type === "zone_changed") {
         state.zone = message.to;
         hud();
       } else if (message.type === "asset_changed" && message.zone === state.booth) {
-        boothLoad(message.zone);
+        boothLoad(message.zone, "asset_changed");
       } else if (message.type === "asset_token") {
         state.assetToken = message.token;
       } else if (message.type === "resume") {
