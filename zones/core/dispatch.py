@@ -43,9 +43,9 @@ RESEND_AFTER_S = 2.0
 DEADLINE_S = 5.0
 TRIAL_CAPACITY = 2
 MAX_CAPACITY = 256
-RATE_PER_S = 50.0
+RATE_PER_S = 500.0
 """Answers per second a contributor may send (a burst of RATE_BURST, then this rate)."""
-RATE_BURST = 100.0
+RATE_BURST = 1000.0
 WINDOW_S = 30.0
 BAN_AFTER_INVALID = 20
 BAN_MIN_ANSWERS = 50
