@@ -9,7 +9,7 @@
 
 import * as THREE from "three";
 import { boothGeometry } from "../operator_ui/booths.js";
-import { ChunkCache } from "../assets3d/chunk_cache.js";
+import { ChunkCache, assetKey } from "../assets3d/chunk_cache.js";
 import { Furnisher } from "../assets3d/furnish.js";
 import { floorObjects } from "../assets3d/floor3d.js";
 import {
@@ -200,10 +200,12 @@ async function boothLoad(zone, reason) {
     $("hud-assets").textContent = "The booth's assets could not be loaded.";
     return;
   }
+  // the same layout of the same bytes is already drawn: nothing to do
+  const signature = manifest.layout_version + ":" + manifest.assets.map((a) => a.id + "=" + assetKey(a)).join(";");
   const old = booths.get(zone);
-  if (old && old.version === manifest.layout_version) return;
+  if (old && old.signature === signature) return;
   const group = furnisher.booth(manifest, (asset, error) => console.warn(`${asset.name}: ${error.message}`));
-  booths.set(zone, { group, version: manifest.layout_version });
+  booths.set(zone, { group, signature });
   scene.add(group);
   const drawn = await group.userData.done;
   if (old) furnisher.release(old.group);

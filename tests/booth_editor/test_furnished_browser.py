@@ -73,3 +73,34 @@ def test_the_visitor_page_draws_the_model_and_a_second_load_fetches_nothing(mark
 
     assert warm["fetched"] == 0 and warm["fromCache"] == 2
     assert chunk_requests == []
+
+
+REARRANGE = """
+from django.contrib.auth import get_user_model
+from chunks.layouts import PlacementInput, booth_layout_for_editing, booth_layout_publish
+from market.models import Booth
+
+booth = Booth.objects.get(zone_index=1)
+cleo = get_user_model().objects.get(username="cleo")
+layout = booth_layout_for_editing(user=cleo, booth_id=booth.pk)
+keep = [PlacementInput(asset=p.asset_id, x=p.x, y=p.y, z=p.z, yaw=p.yaw, scale=p.scale)
+        for p in layout.placements[:1]]
+booth_layout_publish(user=cleo, booth_id=booth.pk, version=layout.version, placements=keep)
+"""
+
+
+def test_a_publish_reaches_the_visitors_standing_in_the_booth(market, page):
+    _, _, stand = furnish_spots()
+    walk_in(page, market.url + f"/visit/{market.market}/", at=(stand[0], 1.0, stand[1]), guest=True)
+    page.wait_for_function("() => window.fabricVisit.stats.loads.some(l => l.drawn === 2)")
+
+    made = market.server.manage("shell", "-c", REARRANGE)
+    assert made.returncode == 0, made.stderr
+    page.wait_for_function(
+        "() => window.fabricVisit.stats.loads.some(l => l.reason === 'asset_changed')",
+        timeout=30_000,
+    )
+    page.wait_for_function(
+        "() => document.getElementById('hud-assets').textContent === '1 placed asset'"
+    )
+    screenshot(page, "visit-furnished-republished")
