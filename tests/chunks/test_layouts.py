@@ -257,3 +257,32 @@ def test_a_thumbnail_lives_in_the_assets_namespace(
     ).exists()
     assert chunk_store().exists(asset.thumbnail)
     assert Chunk.objects.get(pk=asset.thumbnail).size > 0
+
+
+def test_more_placements_than_a_booth_holds_are_refused(as_creator, booths):
+    asset_id = upload(as_creator, booths[0], "statue.glb", glb_box()).json()["id"]
+    x, z = column_centre(0)
+
+    answer = publish(as_creator, booths[0], 0, [placed(asset_id, x, z)] * 201)
+
+    assert answer.status_code == 400
+    assert "at most 200 placements; got 201" in answer.json()["detail"]
+
+
+def test_a_negative_version_is_refused(as_creator, booths):
+    assert publish(as_creator, booths[0], -1, []).status_code == 400
+
+
+def test_replacing_an_asset_with_a_malformed_glb_is_refused_and_keeps_it(as_creator, booths):
+    created = upload(as_creator, booths[0], "statue.glb", glb_box()).json()
+    broken = chunk_stored(glb_cut_short(), booths[0].chunk_namespaces.get())
+
+    answer = as_creator.put(
+        f"/shards/{booths[0].pk}/assets/{created['id']}",
+        {"name": "statue.glb", "chunks": [broken]},
+        content_type="application/json",
+    )
+
+    assert answer.status_code == 400
+    assert answer.json()["reason"] == "malformed_model"
+    assert Asset.objects.get().parts.get().chunk_id == created["chunks"][0]["hash"]
