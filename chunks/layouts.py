@@ -113,7 +113,11 @@ def placement_check(booth: Booth, grid: np.ndarray, index: int, given: Placement
     where = f"Placement {index} (asset {given.asset})"
     numbers = (given.x, given.y, given.z, given.yaw, given.scale)
     if not all(math.isfinite(n) for n in numbers):
-        raise ChunkError(ChunkErrorKind.INVALID, f"{where} has a number that is not finite.")
+        raise ChunkError(
+            ChunkErrorKind.INVALID,
+            f"{where} has a number that is not finite.",
+            extra={"placement": index},
+        )
     if not region_contains(grid, booth.zone_index, given.x, given.z):
         raise ChunkError(
             ChunkErrorKind.INVALID,
