@@ -90,6 +90,7 @@ class MarketPlan:
     zones_per_worker: int = 1
     identity: str = ""  # the market's identity (Market.identity): keys its zones' state on disk
     web_processes: int = 1  # more than one only when distributed (zones/webprocs.py)
+    layout: dict[str, Any] | None = None  # a generated market's layout (NPCs' items)
 
     def live(self) -> LiveMarket:
         starts = tuple(int(s) for s in floor_ranges(len(self.booths)).starts)
@@ -167,6 +168,7 @@ def zones_task(plan: MarketPlan, stop: asyncio.Event) -> asyncio.Task[None]:
         booths=plan.booths,
         data_dir=snapshot_dir(plan.market_id, plan.identity),
         walkers=plan.walkers,
+        layout=plan.layout,
     )
     return asyncio.create_task(worker.run(stop), name="embedded-zones")
 

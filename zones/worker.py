@@ -64,7 +64,7 @@ from zones.channels import (
 from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import floor_points, headings
 from zones.core.inputlog import LogRecord, replay, rng_restore, rng_state
-from zones.core.items import booth_items
+from zones.core.items import booth_items, items_from_layout
 from zones.core.messages import Message, MessageError, message_from_wire, message_to_wire
 from zones.core.observe import observations
 from zones.core.ranges import RangeMap, floor_ranges
@@ -188,12 +188,14 @@ class ZoneWorker:
         data_dir: Path | None,
         walkers: int = 0,
         seed: int = 2026,
+        layout: dict[str, Any] | None = None,
     ) -> None:
         self.market_id = market_id
         self.booths = tuple(booths)
         self.ranges: RangeMap = floor_ranges(len(self.booths))
         self.layer = layer_required()
         self.walkers = walkers
+        self.layout = layout  # a generated market's layout: its items are the booths' items
         self.overruns = 0
         self.ticks = 0
         self.hosted: dict[int, HostedZone] = {}
@@ -252,9 +254,14 @@ class ZoneWorker:
         hz.last_snapshot_tick -= snapshot_turn(hz.zone, self.ranges.n)
 
     def _params(self, zone: int) -> ZoneParams:
-        """A zone's configuration: its booth's items are laid out on its floor."""
+        """A zone's configuration: the items of a generated market's layout that stand in
+        it, or, for a market not generated, default items laid out on its floor."""
         lo, hi = ZoneParams(zone=zone).lo, ZoneParams(zone=zone).hi
-        return ZoneParams(zone=zone, items=booth_items(self.ranges, zone, lo, hi))
+        if self.layout is not None:
+            items = items_from_layout(self.layout, self.ranges, zone, lo, hi)
+        else:
+            items = booth_items(self.ranges, zone, lo, hi)
+        return ZoneParams(zone=zone, items=items)
 
     def _spawn_walkers(self, hz: HostedZone) -> None:
         count = zone_walkers(self.walkers, hz.zone, len(self.booths))

@@ -19,6 +19,7 @@ from tests.events import EventWatch
 from zones import contribute
 from zones.client.contributor import Contributor, utility_policy
 from zones.contribute import CLOSE_BANNED, hubs_stop
+from zones.core.mapgen import MapConfig, generate
 from zones.core.wire import Action, RowFlag
 from zones.routing import websocket_urlpatterns
 from zones.worker import ZoneWorker
@@ -227,3 +228,18 @@ async def test_the_sdk_contributor_runs_against_a_real_server():
         assert stats.requests > 0 and stats.answered == stats.requests
         assert stats.results["applied"] > 0
         assert any(hz.state.lease[slot] > 0 for hz, slot in npc_rows(worker))
+
+
+def test_a_generated_markets_items_are_its_booths_items():
+    layout = generate(MapConfig(market_id=MARKET, seed=3))
+    worker = ZoneWorker(
+        market_id=MARKET, zones=range(3), booths=DEMO_BOOTHS, data_dir=None, layout=layout
+    )
+    found = sum(hz.params.items.size for hz in worker.hosted.values())
+    assert found == len(layout["items"]) > 0
+    kinds = {
+        hz.params.items.kind_name(i)
+        for hz in worker.hosted.values()
+        for i in range(hz.params.items.size)
+    }
+    assert kinds <= {item["kind"] for item in layout["items"]}

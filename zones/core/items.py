@@ -3,13 +3,15 @@
 Each item advertises what it restores of each need per second of use, how many NPCs
 may use it at once (its slots) and how long one use lasts (constants.ITEM_KINDS).
 A zone's items are part of its configuration (ZoneParams.items), laid out from the
-booth's floor; which NPCs hold their slots is part of its state: an NPC claims a
+booth's floor (`booth_items`) or taken from a generated market's layout
+(`items_from_layout`); which NPCs hold their slots is part of its state: an NPC claims a
 slot of an item by having `use_item` of that item as its action (npc.py), so a
 claim moves, snapshots and replays with the NPC's row, and an NPC holds at most
 one claim.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -111,3 +113,47 @@ def booth_items(
         raise ValueError(f"zone {zone} has no floor for its items")
     ids = [ITEM_ID_BASE + zone * 4096 + i for i in range(len(kinds))]
     return Items.of(list(kinds), np.stack(chosen), ids)
+
+
+def items_from_layout(
+    layout: dict[str, Any], ranges: RangeMap, zone: int, lo: np.ndarray, hi: np.ndarray
+) -> Items:
+    """The items of a generated market's layout (zones/core/mapgen.py) that stand in `zone`.
+
+    Each item is placed at the centre of its box (centimetres in the layout), on the
+    floor; its kind's advertisement and use time come from constants.ITEM_KINDS, its
+    slots from the layout's `capacity`. An item's id is ITEM_ID_BASE + zone × 4096 + its
+    number in the layout (`item.NNN`). Items of a kind this build does not know, and
+    items outside the market's bounds, are left out.
+    """
+    kinds: list[str] = []
+    points: list[list[float]] = []
+    ids: list[int] = []
+    slots: list[int] = []
+    lo3, hi3 = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+    for item in layout.get("items", ()):
+        kind = item.get("kind")
+        if kind not in ITEM_KINDS:
+            continue
+        x0, _, z0, x1, _, z1 = item["box"]
+        point = np.array([(x0 + x1) / 200.0, FLOOR_Y_M, (z0 + z1) / 200.0], np.float32)
+        if np.any(point < lo3) or np.any(point > hi3):
+            continue
+        if ranges.assign(encode_positions(point[None, :], lo3, hi3))[0] != zone:
+            continue
+        number = int(str(item["id"]).rsplit(".", 1)[-1])
+        kinds.append(kind)
+        points.append(point.tolist())
+        ids.append(ITEM_ID_BASE + zone * 4096 + number)
+        slots.append(int(item.get("capacity", ITEM_KINDS[kind][1])))
+    items = Items.of(kinds, np.array(points, np.float32).reshape(-1, 3), ids)
+    order = np.argsort(np.asarray(ids, np.uint64), kind="stable")
+    capacity = np.asarray(slots, np.int32)[order]
+    return Items(
+        id=items.id,
+        kind=items.kind,
+        pos=items.pos,
+        restore=items.restore,
+        slots=np.maximum(capacity, 1),
+        use_ticks=items.use_ticks,
+    )

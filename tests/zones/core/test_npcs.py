@@ -13,7 +13,8 @@ from zones.core.constants import (
 )
 from zones.core.hilbert import encode_positions
 from zones.core.inputlog import LogRecord, decode_records, encode_record, replay, state_hash
-from zones.core.items import Items, booth_items
+from zones.core.items import Items, booth_items, items_from_layout
+from zones.core.mapgen import MapConfig, generate
 from zones.core.observe import observations
 from zones.core.ranges import floor_ranges
 from zones.core.simnet import Faults, SimNetwork
@@ -411,3 +412,19 @@ def test_a_decision_every_3_s_with_no_contributor_keeps_every_npc_living():
         decided += out.npcs.decided
         assert out.npcs.requests.size == 0
     assert decided >= 30 * 5
+
+
+def test_a_generated_layouts_items_go_to_the_zones_they_stand_in():
+    layout = generate(MapConfig(market_id=1, seed=7))
+    ranges = floor_ranges(4)
+    lo, hi = np.zeros(3, np.float32), np.array([128.0, 64.0, 128.0], np.float32)
+    per_zone = [items_from_layout(layout, ranges, z, lo, hi) for z in range(4)]
+    assert sum(items.size for items in per_zone) == len(layout["items"]) > 0
+    for zone, items in enumerate(per_zone):
+        if items.size:
+            assert np.all(ranges.assign(encode_positions(items.pos, lo, hi)) == zone)
+    by_id = {int(i["id"].split(".")[1]): i for i in layout["items"]}
+    for zone, items in enumerate(per_zone):
+        for k in range(items.size):
+            source = by_id[int(items.id[k]) - (1 << 48) - zone * 4096]
+            assert items.kind_name(k) == source["kind"] and items.slots[k] == source["capacity"]

@@ -7,6 +7,7 @@ import uvloop
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from market.maps import market_map_layout
 from market.models import Market
 from market.selectors import market_zone_booths
 from market.services import market_demo_ensure, market_sized_ensure
@@ -87,6 +88,7 @@ class Command(BaseCommand):
             distributed=bool(settings.REDIS_URL),
             zones_per_worker=zones_per_worker,
             web_processes=web_processes,
+            layout=market_map_layout(market),
         )
         mode = (
             f"{len(plan.groups())} zone worker processes on Redis,"

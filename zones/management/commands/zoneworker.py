@@ -17,6 +17,7 @@ import uvloop
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from market.events.outbox import outbox_relay_forever
+from market.maps import market_map_layout
 from market.models import Market
 from market.selectors import market_zone_booths
 from zones.parent import parent_gone
@@ -72,6 +73,7 @@ class Command(BaseCommand):
                 booths=booths,
                 data_dir=snapshot_dir(market, str(record.identity)),
                 walkers=walkers,
+                layout=market_map_layout(record),
             )
         except (ValueError, ZoneLocked) as exc:
             raise CommandError(str(exc)) from exc
