@@ -83,3 +83,24 @@ def test_an_expired_ticket_is_refused_and_shown(market, page):
 
     assert page.locator("#hud").get_attribute("data-close") == "4402"
     assert "expired" in page.locator("#hud-connection").text_content()
+
+
+def test_the_page_counts_in_the_zone_that_holds_it(market, browser):
+    context = browser.new_context(viewport={"width": 1024, "height": 700})
+    visitor, landing = context.new_page(), context.new_page()
+    walk_in(visitor, market.url + "/visit/1/", booth=2, guest=True)
+    zone = visitor.locator("#hud").get_attribute("data-zone")
+    landing.goto(market.url + "/")
+
+    # the market runs no walkers: the zone's entities are its visitors, this page among them
+    landing.wait_for_function(
+        """zone => [...document.querySelectorAll('#zones-body tr')].some(row =>
+            row.cells[0].textContent === zone && Number(row.cells[2].textContent) >= 1)""",
+        arg=zone,
+        timeout=20_000,
+    )
+    visitor.get_by_role("button", name="Leave").click()
+    visitor.wait_for_function(
+        "() => document.getElementById('hud-connection').textContent === 'Left the market'"
+    )
+    context.close()
