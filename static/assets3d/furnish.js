@@ -38,8 +38,10 @@ function triangles(object) {
 }
 
 export class Furnisher {
-  constructor(cache) {
+  constructor(cache, triangleBudget = TRIANGLE_BUDGET) {
     this.cache = cache;
+    this.triangleBudget = triangleBudget;
+    this.parsed = 0; // assets parsed: once per asset, however often it is placed
     this.prototypes = new Map(); // asset key → Promise<{kind, object | texture, triangles}>
     this.queue = [];
     this.running = 0;
@@ -73,6 +75,7 @@ export class Furnisher {
     if (!this.prototypes.has(key)) {
       const made = this.limit(async () => {
         const bytes = await this.cache.asset(asset);
+        this.parsed += 1;
         if (isModel(asset)) {
           const gltf = await this.loader.parseAsync(bytes, "");
           return { kind: "model", object: gltf.scene, triangles: triangles(gltf.scene) };
@@ -108,7 +111,7 @@ export class Furnisher {
   place(proto, placement) {
     let object;
     if (proto.kind === "model") {
-      if (this.trianglesDrawn + proto.triangles > TRIANGLE_BUDGET) {
+      if (this.trianglesDrawn + proto.triangles > this.triangleBudget) {
         object = boundingBox(proto.object);
       } else {
         object = proto.object.clone(true);
@@ -176,6 +179,7 @@ function framedPanel(texture) {
 }
 
 function boundingBox(object) {
+  // a stand-in over the budget: the model's box, drawn as a wireframe
   const box = new THREE.Box3().setFromObject(object);
   const size = box.getSize(new THREE.Vector3());
   const mesh = new THREE.Mesh(
@@ -185,6 +189,7 @@ function boundingBox(object) {
   mesh.position.copy(box.getCenter(new THREE.Vector3()));
   mesh.userData.counted = false;
   const holder = new THREE.Group();
+  holder.userData.standIn = true;
   holder.add(mesh);
   return holder;
 }
