@@ -40,12 +40,13 @@ from zones.core.dispatch import (
     Request,
 )
 from zones.core.wire import ANSWER_DTYPE
+from zones.web_limits import WS_MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 MIN_KEY_CHARS = 16
-MAX_MESSAGE_CHARS = 64 * 1024
+MAX_MESSAGE_CHARS = WS_MAX_MESSAGE_BYTES  # the server closes the socket (1009) on longer
 PUMP_EVERY_S = 0.05
 REPORT_EVERY_S = 10.0
 CLOSE_REFUSED = 4403
@@ -248,7 +249,7 @@ class ContributorConsumer(AsyncWebsocketConsumer):
         if self.hub is None:
             return
         if text_data is None or len(text_data) > MAX_MESSAGE_CHARS:
-            await self.error("malformed", "send JSON text messages of at most 64 KiB")
+            await self.error("malformed", "send JSON text messages of at most 4 KiB")
             return
         try:
             message = json.loads(text_data)

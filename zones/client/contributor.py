@@ -38,6 +38,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 HEARTBEAT_S = 10.0
+MAX_MESSAGE_BYTES = 4096
+"""The market closes a socket (1009) on a longer message: decisions go in several."""
 PROGRESS_S = 5.0
 THRESHOLD = 2.0
 MAX_TRAVEL_M = 21.0
@@ -145,6 +147,24 @@ class OpenAIPolicy:
 POLICIES: dict[str, Policy] = {"utility": utility_policy}
 
 
+def decision_messages(decisions: list[dict[str, Any]]) -> list[str]:
+    """`decisions` as "decisions" messages of at most MAX_MESSAGE_BYTES each."""
+    messages: list[str] = []
+    batch: list[str] = []
+    size = 0
+    head, tail = '{"type":"decisions","decisions":[', "]}"
+    for decision in decisions:
+        text = json.dumps(decision, separators=(",", ":"))
+        if batch and len(head) + size + len(text) + len(batch) + len(tail) > MAX_MESSAGE_BYTES:
+            messages.append(head + ",".join(batch) + tail)
+            batch, size = [], 0
+        batch.append(text)
+        size += len(text)
+    if batch:
+        messages.append(head + ",".join(batch) + tail)
+    return messages
+
+
 def socket_url(url: str, market: int, key: str) -> str:
     parts = urlsplit(url)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
@@ -177,6 +197,7 @@ class Contributor:
         self.capacity, self.policy = capacity, policy
         self.stats = ContributorStats()
         self.name = ""
+        self.closed = ""  # the close code, when the market closed the socket
 
     async def run(self, seconds: float | None = None, progress: bool = False) -> ContributorStats:
         async with connect(socket_url(self.url, self.market, self.key)) as ws:
@@ -200,8 +221,10 @@ class Contributor:
                     if progress and time.monotonic() - shown >= PROGRESS_S:
                         shown = time.monotonic()
                         print(f"[{self.name}] {self.stats.line()}", flush=True)
-            except ConnectionClosed:
-                pass
+            except ConnectionClosed as closed:
+                self.closed = f"{closed.rcvd.code if closed.rcvd else 1006}"
+                if progress:
+                    print(f"[{self.name}] the market closed the socket: {self.closed}", flush=True)
             finally:
                 beat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -217,7 +240,8 @@ class Contributor:
             decisions = await asyncio.to_thread(lambda: [self.policy(obs) for obs in requests])
             self.stats.decision_s += time.perf_counter() - started
             self.stats.answered += len(decisions)
-            await ws.send(json.dumps({"type": "decisions", "decisions": decisions}))
+            for text in decision_messages(decisions):
+                await ws.send(text)
         elif kind == "refused":
             self.stats.refused[message.get("reason", "?")] += 1
         elif kind == "result":

@@ -6,7 +6,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from zones.client.contributor import OpenAIPolicy, socket_url, utility_policy
+from zones.client.contributor import (
+    MAX_MESSAGE_BYTES,
+    OpenAIPolicy,
+    decision_messages,
+    socket_url,
+    utility_policy,
+)
 
 
 def observation(hunger: float = 10.0) -> dict:
@@ -105,3 +111,12 @@ def test_an_endpoint_that_is_not_there_falls_back_too():
     policy = OpenAIPolicy("http://127.0.0.1:9", "tiny", timeout=0.5)
     assert policy(observation())["action"] == "use_item"
     assert policy.fallbacks == 1
+
+
+def test_many_decisions_go_in_messages_the_market_takes():
+    decisions = [utility_policy({**observation(95.0), "npc": 2**40 + i}) for i in range(300)]
+    messages = decision_messages(decisions)
+    assert len(messages) > 1
+    assert all(len(m.encode()) <= MAX_MESSAGE_BYTES for m in messages)
+    back = [d for m in messages for d in json.loads(m)["decisions"]]
+    assert back == decisions
