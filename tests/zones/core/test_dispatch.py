@@ -15,7 +15,12 @@ from zones.core.dispatch import (
     Refusal,
     parse_answer,
 )
-from zones.core.wire import Action
+from zones.core.items import Items
+from zones.core.observe import observations
+from zones.core.ranges import floor_ranges
+from zones.core.state import ZoneParams, ZoneState
+from zones.core.step import StepInputs, step
+from zones.core.wire import REASON_NAMES, SPAWN_DTYPE, Action, AnswerReason, RowFlag
 
 
 def obs(npc: int, lease: int = 1) -> dict:
@@ -292,3 +297,42 @@ def test_a_lease_lapsing_on_the_way_is_not_held_against_the_contributor():
     assert d.result(1, 1, "stale_lease") == "a"
     assert d.result(2, 1, "not_held") == "a"
     assert d.contributors["a"].invalid == 0
+
+
+def test_two_contributors_racing_for_one_item_the_zone_gives_it_once():
+    base = Items.of(["bench"], np.array([[66.0, 1.0, 64.0]], np.float32), [4000])
+    one_slot = Items(base.id, base.kind, base.pos, base.restore, np.array([1], np.int32),
+                     base.use_ticks)  # fmt: skip
+    params = ZoneParams(zone=0, capacity=16, spawn_cap=16, items=one_slot)
+    spawns = np.zeros(2, SPAWN_DTYPE)
+    spawns["id"], spawns["pos"], spawns["kind"] = [1, 2], [64.0, 1.0, 64.0], RowFlag.NPC
+    state, out = step(
+        ZoneState.empty(0, floor_ranges(1), 16),
+        StepInputs(now_ms=1000, spawns=spawns, delegate=True),
+        params,
+    )
+    now_ms = 1000
+    while not out.npcs.requests.size:  # due decisions go out every DECISION_BATCH_TICKS
+        now_ms += 50
+        state, out = step(state, StepInputs(now_ms=now_ms, delegate=True), params)
+    d = Dispatcher()
+    d.join("a", "ka", 1, now=0.0)
+    d.join("b", "kb", 1, now=0.0)
+    seen = observations(state, params, out.npcs.requests["id"])
+    assert all(o["items"][0]["free"] == 1 for o in seen)
+    d.offer(0, seen, now=0.0)
+    sent = d.assign(0.0)
+    assert sorted(len(v) for v in sent.values()) == [1, 1]
+    rows = []
+    for name, requests in sorted(sent.items()):
+        (request,) = requests
+        obj = {"npc": request.npc, "lease": request.lease, "action": "use_item", "item": 4000}
+        zone, row = d.answer(name, obj, 0.1)
+        rows.append((name, row))
+    answers = np.concatenate([row for _, row in rows])
+    state, out = step(state, StepInputs(now_ms + 50, answers=answers, delegate=True), params)
+    assert out.npcs.reasons.tolist() == [AnswerReason.APPLIED, AnswerReason.OCCUPIED]
+    for (name, row), reason in zip(rows, out.npcs.reasons.tolist(), strict=True):
+        assert d.result(int(row["id"][0]), int(row["lease"][0]), REASON_NAMES[reason]) == name
+    winner, loser = rows[0][0], rows[1][0]
+    assert d.contributors[winner].invalid == 0 and d.contributors[loser].invalid == 1
