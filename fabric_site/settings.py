@@ -178,6 +178,13 @@ else:
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 
+# NPC decisions (docs/npcs.md): an OpenAI-compatible chat endpoint asked for what no
+# contributor has room for (empty: none; the zones' own utility decision is the last resort),
+# and how long a contributor answering nonsense is banned.
+NPC_FALLBACK_URL = os.environ.get("NPC_FALLBACK_URL", "")
+NPC_FALLBACK_MODEL = os.environ.get("NPC_FALLBACK_MODEL", "")
+NPC_BAN_SECONDS = float(os.environ.get("NPC_BAN_SECONDS", "3600"))
+
 # Market events (docs/events.md): the stream backend, its retention, and how many events
 # may wait for one consumer before it is cut off with a position to resume from.
 NATS_URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")

@@ -8,6 +8,12 @@ hands them to its contributors, passes checked answers to the zones and tells ev
 zone, once a second, that contributors are there (while nobody is, the zones decide
 for their NPCs themselves).
 
+With NPC_FALLBACK_URL set (an OpenAI-compatible chat endpoint, NPC_FALLBACK_MODEL its
+model), the main job starts its market's hub at once with the server's own decider
+(`fallback_start`): requests no contributor has room for, and requests a contributor
+left unanswered, are asked of that endpoint; the zones' utility decision stays the last
+resort, for requests nobody answers within 5 s.
+
 Keys: a contributor names itself by a key of at least MIN_KEY_CHARS characters; its
 SHA-256 is its identity (what a ban is kept against). When settings.NPC_CONTRIBUTOR_KEYS
 lists SHA-256 hex digests, only those keys are let in.
@@ -19,6 +25,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,6 +38,7 @@ from market.events.types import ContributorBanned, NpcDecisionsReported
 from market.live import live_market
 from zones import npcbus
 from zones.channels import layer_required, zone_channel
+from zones.client.contributor import OpenAIPolicy
 from zones.core.dispatch import (
     BAN_SECONDS,
     DEADLINE_S,
@@ -48,6 +56,8 @@ PROTOCOL_VERSION = 1
 MIN_KEY_CHARS = 16
 MAX_MESSAGE_CHARS = WS_MAX_MESSAGE_BYTES  # the server closes the socket (1009) on longer
 PUMP_EVERY_S = 0.05
+SERVER = "server"  # the server's own decider, as the dispatcher knows it
+SERVER_CAPACITY = 16
 REPORT_EVERY_S = 10.0
 CLOSE_REFUSED = 4403
 CLOSE_NOT_LIVE = 4404
@@ -76,6 +86,8 @@ class DispatchHub:
             ban_seconds=float(getattr(settings, "NPC_BAN_SECONDS", BAN_SECONDS))
         )
         self.sockets: dict[str, ContributorConsumer] = {}
+        self.server: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        self.deciding: set[asyncio.Task[None]] = set()
         self.tasks: list[asyncio.Task[Any]] = []
         self.answers: dict[int, list[np.ndarray]] = {}
 
@@ -86,7 +98,32 @@ class DispatchHub:
                 asyncio.create_task(self._pump()),
             ]
 
+    def serve_fallback(self, decide: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Decide, with `decide`, what no contributor has room for (see the module docstring)."""
+        self.server = decide
+        self.dispatcher.join_last_resort(SERVER, SERVER_CAPACITY, time.monotonic())
+        self.start()
+
+    async def _server_decide(self, requests: list[Request]) -> None:
+        decide = self.server
+        if decide is None:
+            return
+        observations = [r.observation for r in requests]
+        decisions = await asyncio.to_thread(lambda: [decide(obs) for obs in observations])
+        for obj in decisions:
+            taken = self.dispatcher.answer(SERVER, obj, time.monotonic())
+            if not isinstance(taken, Refusal):
+                zone, row = taken
+                self.answers.setdefault(zone, []).append(row)
+        await self.flush()
+
     async def stop(self) -> None:
+        for task in [*self.tasks, *self.deciding]:
+            task.cancel()
+        for task in self.deciding:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.deciding.clear()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -127,7 +164,7 @@ class DispatchHub:
             if now - reported_at >= REPORT_EVERY_S and self.sockets:
                 reported_at = now
                 await self.report(now)
-            if now - present_at >= npcbus.PRESENT_EVERY_S and self.sockets:
+            if now - present_at >= npcbus.PRESENT_EVERY_S and (self.sockets or self.server):
                 present_at = now
                 until = int(time.time() * 1000) + npcbus.PRESENT_FOR_MS
                 for zone in range(self.zones):
@@ -143,6 +180,11 @@ class DispatchHub:
                 if socket is not None:
                     await socket.refuse("silent", "no heartbeat for 30 s", CLOSE_REFUSED)
             for name, requests in assigned.items():
+                if name == SERVER:
+                    task = asyncio.create_task(self._server_decide(requests))
+                    self.deciding.add(task)
+                    task.add_done_callback(self.deciding.discard)
+                    continue
                 socket = self.sockets.get(name)
                 if socket is not None:
                     await socket.requests(requests)
@@ -203,6 +245,17 @@ def hub_for(market_id: int, zones: int) -> DispatchHub:
     hub = _hubs.get(market_id)
     if hub is None:
         hub = _hubs[market_id] = DispatchHub(market_id, zones)
+    return hub
+
+
+def fallback_start(market_id: int, zones: int) -> DispatchHub | None:
+    """The market's hub with the server's own decider, when NPC_FALLBACK_URL names one."""
+    url = getattr(settings, "NPC_FALLBACK_URL", "")
+    if not url:
+        return None
+    model = getattr(settings, "NPC_FALLBACK_MODEL", "") or "local"
+    hub = hub_for(market_id, zones)
+    hub.serve_fallback(OpenAIPolicy(url, model))
     return hub
 
 

@@ -28,6 +28,7 @@ from chunks.periodic import collect_garbage_periodically
 from market.booth_visitors import presence_writer
 from market.events.outbox import outbox_relay_forever
 from market.live import LiveMarket, live_market_set
+from zones.contribute import fallback_start
 from zones.core.ranges import floor_ranges
 from zones.snapshots import market_state_dir
 from zones.supervisor import Supervisor
@@ -240,6 +241,7 @@ async def serve_market(
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, request_stop)
     live_market_set(plan.live())
+    fallback_start(plan.market_id, len(plan.booths))  # NPC decisions from NPC_FALLBACK_URL
     zones = zones_task(plan, stop)
     # Zones that end on their own (a crash) take the server down with them.
     zones.add_done_callback(lambda _: request_stop())

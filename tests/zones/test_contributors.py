@@ -4,7 +4,10 @@ nobody contributes."""
 
 import asyncio
 import contextlib
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import uvicorn
@@ -252,3 +255,39 @@ def test_a_generated_markets_items_are_its_booths_items():
         for i in range(hz.params.items.size)
     }
     assert kinds <= {item["kind"] for item in layout["items"]}
+
+
+async def test_with_a_fallback_endpoint_and_no_contributor_the_endpoint_decides(settings):
+    asked: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            asked.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            content = json.dumps({"action": "wait", "seconds": 4})
+            body = json.dumps({"choices": [{"message": {"content": content}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.NPC_FALLBACK_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        async with running_market() as worker:
+            hub = contribute.fallback_start(MARKET, len(DEMO_BOOTHS))
+            assert hub is not None
+            end = time.monotonic() + 12
+            waiting = 0
+            while time.monotonic() < end and waiting < 10:
+                await asyncio.sleep(0.5)
+                waiting = sum(hz.state.action[s] == Action.WAIT for hz, s in npc_rows(worker))
+            assert waiting >= 10, "the endpoint's decisions (wait) were not applied"
+            assert asked and asked[0]["response_format"]["type"] == "json_schema"
+            assert hub.dispatcher.decided >= 10
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -161,6 +161,7 @@ class Contributor:
     capacity: int
     seen: float
     held: set[tuple[int, int]] = field(default_factory=set)
+    last_resort: bool = False  # the server's own endpoint: asked only when no one else can be
     valid: deque[float] = field(default_factory=deque)  # when each valid answer came
     answers: int = 0
     invalid: int = 0
@@ -189,6 +190,8 @@ class Contributor:
     def room(self, now: float) -> int:
         """How many more requests it may hold: its declared capacity, held to what it has
         shown it can do (twice its valid answers of the window, at least TRIAL_CAPACITY)."""
+        if self.last_resort:
+            return max(0, self.capacity - len(self.held))
         shown = TRIAL_CAPACITY + 2 * len(self.valid)
         return max(0, min(self.capacity, shown, MAX_CAPACITY) - len(self.held))
 
@@ -302,15 +305,24 @@ class Dispatcher:
     def _choose(self, request: Request, now: float) -> Contributor | None:
         best: Contributor | None = None
         best_load = math.inf
+        fallback: Contributor | None = None
         for c in self.contributors.values():
             if c.name == request.holder or c.room(now) <= 0:
+                continue
+            if c.last_resort:
+                fallback = c
                 continue
             load = (len(c.held) + 1) / c.weight(now)
             if c.name in request.tried:
                 load *= 4  # someone who has not seen it yet first
             if load < best_load:
                 best, best_load = c, load
-        return best
+        return best if best is not None else fallback
+
+    def join_last_resort(self, name: str, capacity: int, now: float) -> None:
+        """The server's own decision endpoint: given requests no contributor has room for,
+        and requests a contributor left unanswered. It is never dropped as silent."""
+        self.contributors[name] = Contributor(name, capacity, seen=math.inf, last_resort=True)
 
     def _drop(self, key: tuple[int, int]) -> None:
         request = self.requests.pop(key, None)
@@ -326,7 +338,8 @@ class Dispatcher:
         c = self.contributors.get(name)
         if c is None:
             return Refusal("unknown_contributor")
-        c.seen = now
+        if not c.last_resort:
+            c.seen = now
         c.tokens = min(RATE_BURST, c.tokens + (now - c.tokens_at) * RATE_PER_S)
         c.tokens_at = now
         if c.tokens < 1.0:

@@ -336,3 +336,14 @@ def test_two_contributors_racing_for_one_item_the_zone_gives_it_once():
         assert d.result(int(row["id"][0]), int(row["lease"][0]), REASON_NAMES[reason]) == name
     winner, loser = rows[0][0], rows[1][0]
     assert d.contributors[winner].invalid == 0 and d.contributors[loser].invalid == 1
+
+
+def test_the_servers_own_decider_gets_only_what_no_contributor_has_room_for():
+    d = Dispatcher()
+    d.join_last_resort("server", 16, now=0.0)
+    d.join("a", "k1", 64, now=0.0)  # room for TRIAL_CAPACITY (2) to start with
+    d.offer(0, [obs(i) for i in range(1, 6)], now=0.0)
+    sent = d.assign(0.0)
+    assert len(sent["a"]) == TRIAL_CAPACITY and len(sent["server"]) == 5 - TRIAL_CAPACITY
+    d.assign(SILENT_AFTER_S + 5)  # the server's decider is never silent
+    assert "server" in d.contributors
