@@ -177,8 +177,7 @@ def main() -> None:
                 print(
                     f"booth {zone:2}: cold {first['ms']:7.1f} ms ({first['fetched']} chunks fetched)"
                     f", warm {again['ms']:6.1f} ms ({again['fetched']} fetched,"
-                    f" {again['fromCache']} from cache); manifest asked"
-                    f" {first['manifestAttempts']}, {again['manifestAttempts']} times",
+                    f" {again['fromCache']} from cache)",
                     flush=True,
                 )
                 if zone == walks[-1][0]:

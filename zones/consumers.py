@@ -85,7 +85,8 @@ class Outbox:
 
     Events queue up in order; of interest frames only the newest waits, because a newer
     frame supersedes an older one. A socket that cannot keep up loses frames (counted in
-    `dropped`), never anyone else's time.
+    `dropped`), never anyone else's time. Until `release` (the welcome is out: it is
+    always a visitor's first message) frames wait too, the newest only.
     """
 
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
@@ -96,18 +97,24 @@ class Outbox:
         self._events: deque[str] = deque()
         self._wake = asyncio.Event()
         self._busy = False  # the task is sending: what comes now waits, to keep the order
+        self._held = True  # no frame before the welcome
         self.dropped = 0
         self.direct = 0  # frames written straight to the socket
 
     def frame(self, data: bytes) -> None:
         direct = self._direct
-        queued = self._busy or self._events or self._frame is not None
+        queued = self._held or self._busy or self._events or self._frame is not None
         if direct is not None and not queued and direct(data):
             self.direct += 1
             return
         if self._frame is not None:
             self.dropped += 1
         self._frame = data
+        self._wake.set()
+
+    def release(self) -> None:
+        """The welcome is out: frames may follow (the newest held goes first)."""
+        self._held = False
         self._wake.set()
 
     def event(self, text: str) -> None:
@@ -122,7 +129,7 @@ class Outbox:
             try:
                 while self._events:
                     await self._send({"type": "websocket.send", "text": self._events.popleft()})
-                while self._frame is not None:
+                while self._frame is not None and not self._held:
                     frame, self._frame = self._frame, None
                     await self._send({"type": "websocket.send", "bytes": frame})
             except Exception:  # the socket is closing: its disconnect will tidy up
@@ -244,7 +251,11 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         self.booth = welcome.booth
         self.presence = BoothPresence(market_id, claims.entity)
         self.presence.enter(welcome.booth)
+        # the welcome, like a booth_entered, waits for the booth it names to be written as
+        # this visitor's, so that the visitor may fetch its manifest as soon as it reads it
+        written = asyncio.ensure_future(self.presence_written())
         events = await self.events_open(market_id, claims.entity, after, welcome.zone)
+        await written
         await self.send_json(
             {
                 "type": "welcome",
@@ -271,6 +282,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 },
             }
         )
+        self.outbox.release()
         assert self.feed is not None
         self.feed.start()
         self.asset_token_refresher = asyncio.create_task(
@@ -506,9 +518,14 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         booth's assets straight away. No other event waits for the database."""
         if self.presence is not None and self.entered_unsent:
             self.entered_unsent = False
+            await self.presence_written()
+        await self.send_text(text)
+
+    async def presence_written(self) -> None:
+        """Wait (up to PRESENCE_WAIT_S) until the booth presence has reached the database."""
+        if self.presence is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.presence.settled()), PRESENCE_WAIT_S)
-        await self.send_text(text)
 
     async def slow(self, position: Position) -> None:
         await self.refuse(

@@ -29,8 +29,6 @@ const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 const KEEPALIVE_MS = 1000;
 const CAMERA_BACK_M = 9;
 const CAMERA_UP_M = 6;
-const MANIFEST_RETRIES = 8;
-const MANIFEST_RETRY_MS = 150;
 
 const data = JSON.parse(document.getElementById("visit-data").textContent);
 const geometry = boothGeometry(data.plan);
@@ -174,28 +172,21 @@ function connection(text, kind) {
 
 async function boothLoad(zone, reason) {
   const started = performance.now();
-  let attempt = 0;
   const before = { ...cache.stats };
   let manifest;
   try {
-    // The market records a visitor of the booth it spawned in a moment after the welcome
-    // (in batches, docs/protocol.md §2): a first refusal is asked again shortly.
-    for (; ; attempt += 1) {
-      const response = await fetch(`/markets/${data.market}/zones/${zone}/assets`, {
-        headers: state.assetToken ? { Authorization: "Bearer " + state.assetToken } : {},
-        credentials: "omit",
-      });
-      if (response.ok) {
-        manifest = await response.json();
-        break;
-      }
-      if (response.status !== 403 || attempt >= MANIFEST_RETRIES || zone !== state.booth) {
-        $("hud-assets").textContent = "This booth shares no assets with visitors.";
-        stats.loads.push({ zone, reason, manifestAttempts: attempt + 1, refused: response.status });
-        return;
-      }
-      await new Promise((resolve) => setTimeout(resolve, MANIFEST_RETRY_MS));
+    // The market writes a visitor as its booth's visitor before the welcome or the
+    // booth_entered that names the booth (docs/protocol.md §2): one request is enough.
+    const response = await fetch(`/markets/${data.market}/zones/${zone}/assets`, {
+      headers: state.assetToken ? { Authorization: "Bearer " + state.assetToken } : {},
+      credentials: "omit",
+    });
+    if (!response.ok) {
+      $("hud-assets").textContent = "This booth shares no assets with visitors.";
+      stats.loads.push({ zone, reason, refused: response.status });
+      return;
     }
+    manifest = await response.json();
   } catch {
     $("hud-assets").textContent = "The booth's assets could not be loaded.";
     return;
@@ -213,7 +204,6 @@ async function boothLoad(zone, reason) {
   const load = {
     zone,
     reason,
-    manifestAttempts: attempt + 1,
     drawn,
     ms: performance.now() - started,
     fetched: cache.stats.fetched - before.fetched,

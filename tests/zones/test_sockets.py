@@ -85,6 +85,7 @@ def test_a_binary_message_is_one_final_unmasked_frame(size):
 async def test_frames_go_straight_to_an_open_socket_and_events_keep_their_place():
     protocol, transport, send, client = await accepted_socket()
     outbox = Outbox(send)
+    outbox.release()  # the welcome went
     writer = asyncio.create_task(outbox.run())
     try:
         outbox.frame(b"frame 1")
@@ -109,6 +110,7 @@ async def test_frames_go_straight_to_an_open_socket_and_events_keep_their_place(
 async def test_a_paused_socket_gets_its_newest_frame_once_it_drains():
     protocol, transport, send, client = await accepted_socket()
     outbox = Outbox(send)
+    outbox.release()
     writer = asyncio.create_task(outbox.run())
     try:
         protocol.pause_writing()  # the kernel's buffer is full
@@ -119,6 +121,30 @@ async def test_a_paused_socket_gets_its_newest_frame_once_it_drains():
         protocol.resume_writing()
         await asyncio.sleep(0.05)
         assert [f.data for f in received(client, transport)] == [b"new"]
+    finally:
+        writer.cancel()
+
+
+async def test_no_frame_goes_before_the_welcome_and_the_newest_follows_it():
+    protocol, transport, send, client = await accepted_socket()
+    outbox = Outbox(send)
+    writer = asyncio.create_task(outbox.run())
+    try:
+        outbox.frame(b"old")
+        outbox.frame(b"new")
+        await asyncio.sleep(0.05)
+        assert transport.written == b"" and outbox.direct == 0 and outbox.dropped == 1
+        await send({"type": "websocket.send", "text": '{"type": "welcome"}'})
+        outbox.release()
+        await asyncio.sleep(0.05)
+        outbox.frame(b"next")
+        assert outbox.direct == 1
+        frames = received(client, transport)
+        assert [(f.opcode, f.data) for f in frames] == [
+            (Opcode.TEXT, b'{"type": "welcome"}'),
+            (Opcode.BINARY, b"new"),
+            (Opcode.BINARY, b"next"),
+        ]
     finally:
         writer.cancel()
 

@@ -8,8 +8,10 @@ server logged no traceback.
 """
 
 import asyncio
+import contextlib
 import json
 import re
+import sqlite3
 import threading
 import time
 import urllib.request
@@ -17,6 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -723,3 +726,22 @@ def test_the_server_logged_no_traceback_while_visitors_misbehaved(server):
     log = server.log()
     at = log.find("Traceback")
     assert at < 0, log[max(0, at - 300) : at + 4000]
+
+
+def booths_visited(server: LiveMarket, entity: int) -> list[str]:
+    """The booths the server's database says `entity` is a visitor of."""
+    database = Path(server.env["FABRIC_DATA_DIR"]) / "fabric.sqlite3"
+    with contextlib.closing(sqlite3.connect(database, timeout=10)) as db:
+        rows = db.execute(
+            "SELECT object_id FROM market_relationtuple WHERE object_type = 'booth' "
+            "AND relation = 'visitor' AND subject_type = 'visitor' AND subject_id = ?",
+            (f"{MARKET}-{entity}",),
+        ).fetchall()
+    return [object_id for (object_id,) in rows]
+
+
+async def test_a_visitor_is_its_booths_visitor_before_it_reads_the_welcome(server):
+    """So that it may fetch the booth's manifest straight away, as after a booth_entered."""
+    for _ in range(3):
+        async with visiting(server) as visit:
+            assert len(await asyncio.to_thread(booths_visited, server, visit.entity)) == 1
