@@ -184,6 +184,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 NPC_FALLBACK_URL = os.environ.get("NPC_FALLBACK_URL", "")
 NPC_FALLBACK_MODEL = os.environ.get("NPC_FALLBACK_MODEL", "")
 NPC_BAN_SECONDS = float(os.environ.get("NPC_BAN_SECONDS", "3600"))
+# SHA-256 hex digests of the contributor keys let in, comma-separated (empty: any key of
+# 16 characters or more).
+NPC_CONTRIBUTOR_KEYS = tuple(
+    k.strip() for k in os.environ.get("NPC_CONTRIBUTOR_KEYS", "").split(",") if k.strip()
+)
 
 # Market events (docs/events.md): the stream backend, its retention, and how many events
 # may wait for one consumer before it is cut off with a position to resume from.

@@ -291,3 +291,16 @@ async def test_with_a_fallback_endpoint_and_no_contributor_the_endpoint_decides(
     finally:
         server.shutdown()
         server.server_close()
+
+
+async def test_only_listed_keys_are_let_in_when_the_market_lists_them(settings):
+    settings.NPC_CONTRIBUTOR_KEYS = (contribute.key_identity(KEY),)
+    async with running_market() as _:
+        ws = await contributor()  # listed
+        await ws.disconnect()
+        other = WebsocketCommunicator(
+            app, f"/ws/markets/{MARKET}/contribute/?key=some-other-key-00001"
+        )
+        await other.connect()
+        assert (await other.receive_json_from(timeout=2))["code"] == "bad_key"
+        await other.disconnect()
