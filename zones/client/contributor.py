@@ -17,6 +17,10 @@ schema (`--endpoint`, `--model`; a key from OPENAI_API_KEY if set); an answer th
 does not come within `--timeout` or does not parse is replaced by the utility policy's
 and counted as a fallback. Decisions run in a worker thread, so a slow model never
 holds up the heartbeat.
+`mcp`: starts a local MCP server over stdio (`--mcp-command`, by default the example
+server `python -m zones.client.mcp_example`) and calls its `decide` tool with the
+observation, within `--timeout`; a late or unusable answer is replaced by the utility
+policy's, as above.
 """
 
 import argparse
@@ -25,7 +29,11 @@ import contextlib
 import json
 import math
 import os
+import queue
+import shlex
+import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -142,6 +150,97 @@ class OpenAIPolicy:
         return {"npc": obs["npc"], "lease": obs["lease"]} | {
             k: decision[k] for k in fields if k in decision
         }
+
+
+MCP_VERSION = "2025-06-18"
+
+
+class MCPPolicy:
+    """Decisions from a local MCP server's `decide` tool, over its stdio transport
+    (JSON-RPC 2.0, one message a line); the utility policy when it is late or unusable."""
+
+    def __init__(self, command: list[str], timeout: float = 4.0, tool: str = "decide") -> None:
+        self.timeout, self.tool = timeout, tool
+        self.fallbacks = 0
+        self.asked = 0
+        self._id = 0
+        self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        self._request(
+            "initialize",
+            {
+                "protocolVersion": MCP_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "fabric-market-contributor", "version": "1"},
+            },
+        )
+        self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with contextlib.suppress(ValueError):
+                message = json.loads(line)
+                if isinstance(message, dict) and "id" in message:
+                    self._replies.put(message)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._id += 1
+        ident = self._id
+        self._send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
+        end = time.monotonic() + self.timeout
+        while True:
+            try:
+                reply = self._replies.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"{method}: no answer within {self.timeout:g} s") from None
+            if reply.get("id") != ident:
+                continue  # the answer to a call that timed out, come late
+            if "error" in reply:
+                raise ValueError(f"{method}: {reply['error']}")
+            result: dict[str, Any] = reply["result"]
+            return result
+
+    def __call__(self, obs: dict[str, Any]) -> dict[str, Any]:
+        self.asked += 1
+        try:
+            result = self._request(
+                "tools/call", {"name": self.tool, "arguments": {"observation": obs}}
+            )
+            decision = result.get("structuredContent")
+            if not isinstance(decision, dict):
+                decision = json.loads(result["content"][0]["text"])
+            if not isinstance(decision, dict) or decision.get("action") not in ACTION_NAMES:
+                raise ValueError("not a decision")
+        except (OSError, ValueError, KeyError, IndexError, TypeError, TimeoutError):
+            self.fallbacks += 1
+            return utility_policy(obs)
+        fields = ("action", "to", "item", "target", "seconds")
+        return {"npc": obs["npc"], "lease": obs["lease"]} | {
+            k: decision[k] for k in fields if k in decision
+        }
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 POLICIES: dict[str, Policy] = {"utility": utility_policy}
@@ -262,17 +361,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--market", type=int, required=True)
     parser.add_argument("--key", required=True, help="at least 16 characters")
     parser.add_argument("--capacity", type=int, default=32)
-    parser.add_argument("--policy", choices=["openai", "utility"], default="utility")
+    parser.add_argument("--policy", choices=["mcp", "openai", "utility"], default="utility")
+    parser.add_argument(
+        "--mcp-command",
+        default=f"{sys.executable} -m zones.client.mcp_example",
+        help="mcp policy: the MCP server to start",
+    )
     parser.add_argument("--endpoint", default="http://127.0.0.1:8080", help="openai policy")
     parser.add_argument("--model", default="local", help="openai policy: the model name")
-    parser.add_argument("--timeout", type=float, default=4.0, help="openai policy, seconds")
+    parser.add_argument("--timeout", type=float, default=4.0, help="mcp, openai: seconds")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     args = parser.parse_args(argv)
-    policy: Policy = (
-        OpenAIPolicy(args.endpoint, args.model, args.timeout)
-        if args.policy == "openai"
-        else POLICIES[args.policy]
-    )
+    policy: Policy
+    if args.policy == "openai":
+        policy = OpenAIPolicy(args.endpoint, args.model, args.timeout)
+    elif args.policy == "mcp":
+        policy = MCPPolicy(shlex.split(args.mcp_command), args.timeout)
+    else:
+        policy = POLICIES[args.policy]
     contributor = Contributor(args.url, args.market, args.key, args.capacity, policy)
     try:
         stats = asyncio.run(contributor.run(args.seconds, progress=True))
@@ -281,7 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, RuntimeError) as exc:
         print(f"contributor: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if isinstance(policy, MCPPolicy):
+            policy.close()
     print(f"[{contributor.name}] done: {stats.line()}")
+    fallbacks, asked = getattr(policy, "fallbacks", None), getattr(policy, "asked", 0)
+    if fallbacks is not None:
+        print(f"[{contributor.name}] {args.policy}: {asked} asked, {fallbacks} fallbacks")
     return 0
 
 

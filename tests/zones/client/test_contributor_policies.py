@@ -1,6 +1,7 @@
 """The contributor SDK's policies: utility, and an OpenAI-compatible endpoint (a local stub)."""
 
 import json
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -8,6 +9,7 @@ import pytest
 
 from zones.client.contributor import (
     MAX_MESSAGE_BYTES,
+    MCPPolicy,
     OpenAIPolicy,
     decision_messages,
     socket_url,
@@ -120,3 +122,38 @@ def test_many_decisions_go_in_messages_the_market_takes():
     assert all(len(m.encode()) <= MAX_MESSAGE_BYTES for m in messages)
     back = [d for m in messages for d in json.loads(m)["decisions"]]
     assert back == decisions
+
+
+def example_server(*args: str) -> list[str]:
+    return [sys.executable, "-m", "zones.client.mcp_example", *args]
+
+
+def test_the_mcp_policy_calls_the_example_servers_decide_tool():
+    policy = MCPPolicy(example_server(), timeout=10.0)
+    try:
+        for hunger in (10.0, 95.0):
+            assert policy(observation(hunger)) == utility_policy(observation(hunger))
+        assert policy.asked == 2 and policy.fallbacks == 0
+    finally:
+        policy.close()
+
+
+def test_an_mcp_server_too_slow_for_the_timeout_falls_back_then_catches_up():
+    policy = MCPPolicy(example_server("--delay", "0.6"), timeout=5.0)
+    try:
+        policy.timeout = 0.2
+        assert policy(observation()) == utility_policy(observation())
+        assert policy.fallbacks == 1
+        policy.timeout = 5.0  # its late answer to the first call is skipped, not taken
+        assert policy(observation(95.0)) == utility_policy(observation(95.0))
+        assert policy.fallbacks == 1
+    finally:
+        policy.close()
+
+
+def test_an_mcp_server_that_is_gone_falls_back():
+    policy = MCPPolicy(example_server(), timeout=10.0)
+    policy.close()
+    policy.timeout = 0.5
+    assert policy(observation())["action"] == "use_item"
+    assert policy.fallbacks == 1
