@@ -25,6 +25,7 @@ from django.db import transaction
 
 from market.asset_tokens import VISITOR_TYPE, visitor_subject
 from market.models import Booth
+from market.rebac.live import changes_keep_bounded
 from market.rebac.models import RelationTuple
 from market.rebac.services import rebac_tuples_write
 
@@ -58,6 +59,7 @@ def booth_visitors_set(
         key: None if zone is None else booth_of.get((key[0], zone)) for key, zone in places.items()
     }
     subjects = {key: visitor_subject(*key) for key in places}
+    _log_bounded(2 * len(places))
     with transaction.atomic():
         RelationTuple.objects.filter(
             object_type="booth",
@@ -74,6 +76,20 @@ def booth_visitors_set(
             ]
         )
     return booths
+
+
+LOG_BOUND_EVERY = 1_000  # tuple changes (about) between two looks at the change log's length
+_changes_since_bound = 0
+
+
+def _log_bounded(changes: int) -> None:
+    """Keep the tuples' change log bounded (market/rebac/live.py): presence is what writes
+    most of it, a deletion and a write each time a visitor enters a booth."""
+    global _changes_since_bound
+    _changes_since_bound += changes
+    if _changes_since_bound >= LOG_BOUND_EVERY:
+        _changes_since_bound = 0
+        changes_keep_bounded()
 
 
 def booth_visitors(*, booth_id: int) -> list[str]:

@@ -33,7 +33,9 @@ from market.rebac.tuples import TupleIndex
 COLUMNS = "object_type, object_id, relation, subject_type, subject_id, subject_relation"
 FETCH_ROWS = 10_000
 # How many changes the log keeps behind the newest; an index further behind reloads.
-KEEP_CHANGES = 100_000
+# Visitors walking between booths write about two a crossing: a thousand of them make
+# tens a second, so this is minutes of changes.
+KEEP_CHANGES = 20_000
 # An index this large is kept out of the garbage collector's full collections once loaded.
 FREEZE_FROM = 50_000
 # An index prunes the log each time it has applied this many more revisions.
@@ -166,6 +168,26 @@ class LiveTupleIndex:
         """Delete the changes more than `keep_changes` behind the newest this index applied."""
         prune_changes(cursor, self.changes_table, self.epoch, self.revision - self.keep_changes)
         self.pruned_at = self.revision
+
+
+def changes_keep_bounded(using: str = "default", keep: int | None = None) -> None:
+    """Delete the logged changes more than `keep` behind the newest committed one.
+
+    Indexes prune as they replay, but a market whose tuples change while no process
+    reads them (visitors walking between booths, no asset fetched) would grow the log
+    without end: the writers that change tuples often call this now and then.
+    """
+    keep = KEEP_CHANGES if keep is None else keep
+    quote = connections[using].ops.quote_name
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            f"SELECT epoch, revision FROM {quote(RelationTupleRevision._meta.db_table)} "
+            "WHERE id = 1"
+        )
+        row = cursor.fetchone()
+        if row is not None:
+            epoch, revision = row
+            prune_changes(cursor, quote(RelationTupleChange._meta.db_table), epoch, revision - keep)
 
 
 def prune_changes(cursor, changes_table: str, epoch: str | None, up_to: int) -> None:

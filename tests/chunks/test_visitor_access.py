@@ -217,3 +217,27 @@ async def test_presence_changes_of_many_sockets_go_in_one_transaction(
     await asyncio.gather(*(presence.leave() for presence in crowd))
     assert len(batches) == 2
     assert await off_loop(lambda: booth_visitors(booth_id=booth.pk)) == []
+
+
+@pytest.mark.parametrize("bounded", [True, False])
+def test_visitors_walking_keep_the_tuples_change_log_bounded(
+    booth, next_booth, monkeypatch, bounded
+):
+    """Nobody reads (no index replays and prunes), yet the log stays within its bound;
+    the control, a writer that never looks, lets it grow with every crossing."""
+    from market import booth_visitors as module
+    from market.rebac import live
+    from market.rebac.models import RelationTupleChange
+
+    monkeypatch.setattr(live, "KEEP_CHANGES", 50)
+    monkeypatch.setattr(module, "LOG_BOUND_EVERY", 10 if bounded else 10**9)
+    for crossing in range(200):
+        booth_visitor_set(market_id=booth.market_id, entity=MARKET_ENTITY, zone=crossing % 2)
+    kept = RelationTupleChange.objects.count()
+    if bounded:
+        assert kept <= 50 + 12
+        assert booth_visitors(booth_id=next_booth.pk) == [
+            f"visitor:{booth.market_id}-{MARKET_ENTITY}"
+        ]
+    else:
+        assert kept == 1 + 2 * 199  # a write, then a deletion and a write per crossing
