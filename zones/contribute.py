@@ -30,6 +30,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -275,6 +277,16 @@ class ContributorConsumer(AsyncWebsocketConsumer):
     hub: DispatchHub | None = None
     name = ""
     identity = ""
+    # The hub feeds contributor sockets directly: no channel of their own on the layer.
+    channel_layer_alias = "no layer: the hub feeds contributor sockets"
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections around every handler (a thread hop
+        # each); this socket never touches the database.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']!r}")
+        await handler(message)
 
     async def connect(self) -> None:
         market_id = int(self.scope["url_route"]["kwargs"]["market_id"])
@@ -293,6 +305,11 @@ class ContributorConsumer(AsyncWebsocketConsumer):
         self.hub = hub_for(market_id, len(live.booths))
         self.joined = False
         self.results_on = False
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        # As Channels' own, without closing database connections (none are used here).
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def disconnect(self, code: int) -> None:
         if self.hub is not None:
