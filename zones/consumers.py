@@ -85,11 +85,14 @@ class Outbox:
 
     Events queue up in order; of interest frames only the newest waits, because a newer
     frame supersedes an older one. A socket that cannot keep up loses frames (counted in
-    `dropped`), never anyone else's time. Until `release` (the welcome is out: it is
-    always a visitor's first message) frames wait too, the newest only.
+    `dropped`), never anyone else's time. A `held` outbox keeps frames back until
+    `release`, the newest only: a visitor's, until its welcome (always its first
+    message) is out.
     """
 
-    def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    def __init__(
+        self, send: Callable[[dict[str, Any]], Awaitable[None]], *, held: bool = False
+    ) -> None:
         self._send = send  # the consumer's raw ASGI send: one dict per websocket message
         # Frames go straight to the socket where the server allows it (zones/sockets.py).
         self._direct = direct_binary_writer(send)
@@ -97,7 +100,7 @@ class Outbox:
         self._events: deque[str] = deque()
         self._wake = asyncio.Event()
         self._busy = False  # the task is sending: what comes now waits, to keep the order
-        self._held = True  # no frame before the welcome
+        self._held = held  # frames wait for `release` (a visitor's: the welcome)
         self.dropped = 0
         self.direct = 0  # frames written straight to the socket
 
@@ -207,7 +210,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         # Accept first, so that every refusal can say why before its close code.
         await self.accept()
-        self.outbox = Outbox(self.base_send)
+        self.outbox = Outbox(self.base_send, held=True)
         self.writer = asyncio.create_task(self.outbox.run())
         self.bucket = TokenBucket(INPUTS_PER_S, BURST)
         self.drops: list[float] = []

@@ -85,7 +85,6 @@ def test_a_binary_message_is_one_final_unmasked_frame(size):
 async def test_frames_go_straight_to_an_open_socket_and_events_keep_their_place():
     protocol, transport, send, client = await accepted_socket()
     outbox = Outbox(send)
-    outbox.release()  # the welcome went
     writer = asyncio.create_task(outbox.run())
     try:
         outbox.frame(b"frame 1")
@@ -110,7 +109,6 @@ async def test_frames_go_straight_to_an_open_socket_and_events_keep_their_place(
 async def test_a_paused_socket_gets_its_newest_frame_once_it_drains():
     protocol, transport, send, client = await accepted_socket()
     outbox = Outbox(send)
-    outbox.release()
     writer = asyncio.create_task(outbox.run())
     try:
         protocol.pause_writing()  # the kernel's buffer is full
@@ -127,7 +125,7 @@ async def test_a_paused_socket_gets_its_newest_frame_once_it_drains():
 
 async def test_no_frame_goes_before_the_welcome_and_the_newest_follows_it():
     protocol, transport, send, client = await accepted_socket()
-    outbox = Outbox(send)
+    outbox = Outbox(send, held=True)
     writer = asyncio.create_task(outbox.run())
     try:
         outbox.frame(b"old")
