@@ -5,7 +5,7 @@ one cluster slot, which the scripts need since they touch dedupe keys by name):
 
     fabric:{market.1}:meta        hash: epoch, last (the newest offset given), run
     fabric:{market.1}:log         the Redis Stream; entry `<offset>-0` = subject, data, t
-    fabric:{market.1}:id:<event>  "<epoch>:<offset>", expiring after the retention's age
+    fabric:{market.1}:ids         sorted set: each event id the log holds, by its offset
 
 **Offsets.** One script numbers a whole batch: it increments `last`, skips event ids
 already held under the current epoch (answering their offset), adds each entry with the
@@ -53,6 +53,10 @@ PATTERN_PAGE = 256
 
 # Shared by every script: the epoch and newest offset, making them when lost.
 _ENSURE = """
+local function ids_of(meta)
+  return string.sub(meta, 1, #meta - 4) .. 'ids'
+end
+
 local function ensure(meta, log, candidate)
   local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
   local state = redis.call('HMGET', meta, 'epoch', 'last', 'run')
@@ -61,11 +65,12 @@ local function ensure(meta, log, candidate)
   end
   if not state[1] then
     -- The counter is gone: whatever the log still holds was numbered under it.
-    redis.call('DEL', log)
+    redis.call('DEL', log, ids_of(meta))
     redis.call('HSET', meta, 'epoch', candidate, 'last', 0, 'run', run)
     return candidate, 0
   end
   -- Another server process restored this hash: its counter may be behind.
+  redis.call('DEL', ids_of(meta))
   redis.call('HSET', meta, 'epoch', candidate, 'run', run)
   return candidate, tonumber(state[2])
 end
@@ -111,16 +116,14 @@ _APPEND = (
     + """
 local meta, log = KEYS[1], KEYS[2]
 local epoch, last = ensure(meta, log, ARGV[1])
-local max_len, max_age_ms, id_prefix = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local max_len, max_age_ms, ids = ARGV[2], tonumber(ARGV[3]), ids_of(meta)
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local tag = epoch .. ':'
 local offsets = {}
-for i = 5, #ARGV, 3 do
-  local id_key = id_prefix .. ARGV[i + 2]
-  local known = redis.call('GET', id_key)
-  if known and string.sub(known, 1, #tag) == tag then
-    offsets[#offsets + 1] = tonumber(string.sub(known, #tag + 1))
+for i = 4, #ARGV, 3 do
+  local known = redis.call('ZSCORE', ids, ARGV[i + 2])
+  if known then
+    offsets[#offsets + 1] = tonumber(known)
   else
     local offset = string.format('%d', last + 1)
     local added = redis.pcall('XADD', log, 'MAXLEN', '=', max_len, offset .. '-0',
@@ -131,12 +134,19 @@ for i = 5, #ARGV, 3 do
         .. ': it holds an entry this backend did not write (' .. added.err .. ')')
     end
     last = last + 1
-    redis.call('SET', id_key, tag .. offset, 'PX', max_age_ms)
+    redis.call('ZADD', ids, last, ARGV[i + 2])
     offsets[#offsets + 1] = last
   end
 end
 redis.call('HSET', meta, 'last', last)
 trim_by_age(log, now - max_age_ms)
+-- An id is known for as long as its entry is held, no longer: the ids stay as few as the entries.
+local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)
+if #oldest > 0 then
+  redis.call('ZREMRANGEBYSCORE', ids, '-inf', '(' .. string.match(oldest[1][1], '^(%d+)-'))
+else
+  redis.call('DEL', ids)
+end
 return {epoch, offsets}
 """
 )
@@ -191,7 +201,7 @@ class RedisStreamLog:
     def __init__(self, backend: "RedisStreamsBackend", name: str) -> None:
         self.name, self._backend = name, backend
         base = f"{backend.prefix}:{{{name}}}"
-        self.meta_key, self.log_key, self.id_prefix = f"{base}:meta", f"{base}:log", f"{base}:id:"
+        self.meta_key, self.log_key, self.ids_key = f"{base}:meta", f"{base}:log", f"{base}:ids"
 
     @property
     def _keys(self) -> list[str]:
@@ -205,7 +215,6 @@ class RedisStreamLog:
             _fresh_epoch(),
             retention.max_len,
             max(1, int(retention.max_age_s * 1000)),
-            self.id_prefix,
         ]
         for subject, data, event_id in items:
             args += [subject, data, event_id]
@@ -312,10 +321,10 @@ class RedisStreamsBackend:
             ) from error
 
     async def delete(self, stream: str) -> None:
-        """Drop a stream's meta and log (its dedupe keys expire on their own)."""
+        """Drop a stream's meta, log and the ids it knows."""
         log = self.log(stream)
         async with self.guard(stream):
-            await self.client.delete(log.meta_key, log.log_key)
+            await self.client.delete(log.meta_key, log.log_key, log.ids_key)
 
     async def close(self) -> None:
         await self.client.aclose()

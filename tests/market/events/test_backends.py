@@ -249,6 +249,28 @@ async def test_retention_by_age(kit: Kit) -> None:
     assert offsets(await log.read(0, 10)) == [3]
 
 
+async def test_redis_remembers_an_id_while_its_entry_is_held_and_no_longer(redis_url) -> None:
+    """What the stream keeps of event ids is bounded by what it holds: a market whose
+    visitors come and go appends tens of events a second, each with an id of its own."""
+    made = Kit("redis", redis_url)
+    try:
+        log = made.make(Retention(max_len=3, max_age_s=3600.0)).log(new_stream())
+        ids = [f"e{n}" for n in range(50)]
+        for batch in range(0, 50, 5):
+            await log.append(events(log.name, ids[batch : batch + 5]))
+        assert await log.append(events(log.name, ["e49"])) == [50]  # held: answered
+        assert await log.append(events(log.name, ["e10"])) == [51]  # long gone: appended anew
+        client = redis.Redis.from_url(redis_url)
+        try:
+            keys = sorted(k.decode() for k in client.scan_iter(match=f"{made.prefix}:*"))
+            assert [k.rsplit(":", 1)[1] for k in keys] == ["ids", "log", "meta"]
+            assert client.zcard(log.ids_key) == 3
+        finally:
+            client.close()
+    finally:
+        await made.tidy()
+
+
 # Epochs
 
 
