@@ -204,6 +204,8 @@ def reports_due(zone: int, zones: int, now_ms: int) -> list[int]:
 
 def in_flight_reports(s: ZoneState, peers: list[int]) -> list[InFlight]:
     """One report to each peer: every transfer this zone has in flight to it, at its epoch."""
+    if not peers:  # most ticks: nobody's turn
+        return []
     staging = np.flatnonzero(s.status == Status.STAGING)
     targets = s.peer[staging]
     reports = []
