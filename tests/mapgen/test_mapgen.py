@@ -163,3 +163,17 @@ def test_a_missing_seed_is_refused():
 def test_the_bounds_the_message_asks_for_are_enough():
     layout = layout_of({"market_id": 1, "seed": 1, "bounds_m": [53, 53], "booths": 32})
     assert len(layout["booths"]) == 32
+
+
+def test_the_generator_and_the_npcs_agree_on_the_item_kinds():
+    """The generated layout (mirrored in JavaScript, byte for byte) names items the zones'
+    NPCs use with their own advertisements: the same kinds, the same slots, and the need
+    each layout entry names is the one the kind restores most."""
+    from zones.core import mapgen
+    from zones.core.constants import ITEM_KINDS, NEEDS
+
+    assert sorted(mapgen.ITEM_KINDS) == sorted(ITEM_KINDS)
+    for kind, (need, _, slots, *_) in mapgen.ITEM_KINDS.items():
+        restore, npc_slots, _ = ITEM_KINDS[kind]
+        assert slots == npc_slots, kind
+        assert need == NEEDS[max(range(len(NEEDS)), key=lambda i: restore[i])], kind
