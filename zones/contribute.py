@@ -14,14 +14,14 @@ model), the main job starts its market's hub at once with the server's own decid
 left unanswered, are asked of that endpoint; the zones' utility decision stays the last
 resort, for requests nobody answers within 5 s.
 
-Keys: a contributor names itself by a key of at least MIN_KEY_CHARS characters; its
-SHA-256 is its identity (what a ban is kept against). When settings.NPC_CONTRIBUTOR_KEYS
-lists SHA-256 hex digests, only those keys are let in.
+Keys: a contributor names itself by a key; its SHA-256 is its identity (what a ban is
+kept against). Which keys are let in is the database's (zones/contributor_keys.py): the
+socket asks once, at connect, and the hub asks every KEYS_RECHECK_S which of its
+contributors' keys were revoked since, and cuts those off.
 """
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -31,6 +31,7 @@ from urllib.parse import parse_qs
 
 import numpy as np
 from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -41,6 +42,7 @@ from market.live import live_market
 from zones import npcbus
 from zones.channels import layer_required, zone_channel
 from zones.client.contributor import OpenAIPolicy
+from zones.contributor_keys import key_identity, key_verdict, revoked_among
 from zones.core.dispatch import (
     BAN_SECONDS,
     DEADLINE_S,
@@ -55,7 +57,6 @@ from zones.web_limits import WS_MAX_MESSAGE_BYTES
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
-MIN_KEY_CHARS = 16
 MAX_MESSAGE_CHARS = WS_MAX_MESSAGE_BYTES  # the server closes the socket (1009) on longer
 PUMP_EVERY_S = 0.05
 SERVER = "server"  # the server's own decider, as the dispatcher knows it
@@ -64,17 +65,9 @@ REPORT_EVERY_S = 10.0
 CLOSE_REFUSED = 4403
 CLOSE_NOT_LIVE = 4404
 CLOSE_BANNED = 4429
-
-
-def key_identity(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def key_allowed(key: str) -> bool:
-    if len(key) < MIN_KEY_CHARS:
-        return False
-    allowed = getattr(settings, "NPC_CONTRIBUTOR_KEYS", ())
-    return not allowed or key_identity(key) in allowed
+CLOSE_REVOKED = 4410
+KEYS_RECHECK_S = 10.0
+CLOSE_REASON_CHARS = 120  # a close frame's reason holds at most 123 bytes
 
 
 class DispatchHub:
@@ -160,12 +153,15 @@ class DispatchHub:
 
     async def _pump(self) -> None:
         present_at = 0.0
-        reported_at = time.monotonic()
+        reported_at = checked_at = time.monotonic()
         while True:
             now = time.monotonic()
             if now - reported_at >= REPORT_EVERY_S and self.sockets:
                 reported_at = now
                 await self.report(now)
+            if now - checked_at >= KEYS_RECHECK_S and self.sockets:
+                checked_at = now
+                await self.revoked_cut()
             if now - present_at >= npcbus.PRESENT_EVERY_S and (self.sockets or self.server):
                 present_at = now
                 until = int(time.time() * 1000) + npcbus.PRESENT_FOR_MS
@@ -192,6 +188,17 @@ class DispatchHub:
                     await socket.requests(requests)
             await self.flush()
             await asyncio.sleep(PUMP_EVERY_S)
+
+    async def revoked_cut(self) -> None:
+        """Close the sockets of contributors whose key was revoked since they connected."""
+        identities = {s.identity for s in self.sockets.values()}
+        try:
+            revoked = await database_sync_to_async(revoked_among)(self.market_id, identities)
+        except Exception as exc:  # the database away: keep them, ask again next time
+            log.warning("npc dispatch: could not check contributor keys: %r", exc)
+            return
+        for socket in [s for s in self.sockets.values() if s.identity in revoked]:
+            await socket.refuse("revoked_key", "this key was revoked", CLOSE_REVOKED)
 
     async def report(self, now: float) -> None:
         """The dispatcher's figures as a market event for operators."""
@@ -293,8 +300,10 @@ class ContributorConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         key = (query.get("key") or [""])[0]
         await self.accept()
-        if not key_allowed(key):
-            await self.refuse("bad_key", "an unknown key or none", CLOSE_REFUSED)
+        verdict = await database_sync_to_async(key_verdict)(market_id, key)
+        if not verdict.allowed:
+            code = CLOSE_REVOKED if verdict.code == "revoked_key" else CLOSE_REFUSED
+            await self.refuse(verdict.code, verdict.detail, code)
             return
         live = live_market()
         if live is None or live.market_id != market_id:
@@ -426,7 +435,7 @@ class ContributorConsumer(AsyncWebsocketConsumer):
         if self.hub is not None:
             self.hub.leave(self)
         with contextlib.suppress(Exception):
-            await self.close(code=close_code)
+            await self.close(code=close_code, reason=f"{code}: {message}"[:CLOSE_REASON_CHARS])
 
     async def send_json(self, content: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(content, separators=(",", ":")))

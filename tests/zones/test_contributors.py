@@ -10,6 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+import pytest
 import uvicorn
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
@@ -31,6 +32,9 @@ from zones.worker import ZoneWorker
 MARKET = 7
 KEY = "test-contributor-key-0001"
 app = URLRouter(websocket_urlpatterns)
+# The socket asks the database for the key's verdict (zones/contributor_keys.py), from
+# its own thread: the test's rows must be committed to be seen.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @contextlib.asynccontextmanager
@@ -303,4 +307,5 @@ async def test_only_listed_keys_are_let_in_when_the_market_lists_them(settings):
         )
         await other.connect()
         assert (await other.receive_json_from(timeout=2))["code"] == "bad_key"
+        assert (await other.receive_output(timeout=2))["code"] == contribute.CLOSE_REFUSED
         await other.disconnect()
