@@ -270,7 +270,9 @@ class Gateway:
         own = own[present]
         phases = self.frames + np.array([link.stagger for link in served], np.int64)
         visible = cut(view, own, phases)
-        acks = [link.seq_taken for link in served]
+        # what the zones took, not what this process passed on: a zone counts an input only
+        # once its input log holds it, so an acknowledged input survives a killed worker
+        acks = view["seq"][own].tolist()
         for link, frame in zip(served, frames(view, visible, acks, tick_ms), strict=True):
             # queued, never awaited: one slow socket must not hold up everyone's frames
             link.sink.send_frame(frame)
@@ -374,6 +376,7 @@ class Gateway:
         row = await self._row_before_spawning(entity)
         resumed = row is not None and bool(row["flags"] & RowFlag.AUTHORITATIVE)
         if row is not None:
+            last_seq = max(last_seq, int(row["seq"]))
             zone = int(row["zone"])
             position = np.array(row["pos"], np.float32)
         else:

@@ -21,7 +21,10 @@ for. While they walk, in turn:
    visitor hears of it (`events_reset`, or a welcome saying `recovered: false` if its socket
    was opened again), and the market takes new visitors again without a hand on it.
 
-A move taken but not shown done within RESEND_AFTER_S is sent again, as a client would.
+A move taken but not shown done within RESEND_AFTER_S is sent again, as a client would. And
+nothing acknowledged is lost: every frame whose `ack_seq` counts a move shows the entity
+where that move or a later one put it (a frame acknowledges what the zones took, so a move
+the web process passed on and a killed worker never took is not acknowledged).
 """
 
 import asyncio
@@ -71,6 +74,8 @@ class Stepper:
     visitor: Visitor | None = None
     entity: int = 0
     targets: list[np.ndarray] = field(default_factory=list)  # sent, in order; home first
+    seqs: list[int] = field(default_factory=lambda: [0])  # each target's input seq; -1 unsent
+    acks: list[tuple[int, int]] = field(default_factory=list)  # (ack_seq, shown) per frame
     shown: int = 0  # the latest of `targets` a frame showed the entity at
     rollbacks: list[str] = field(default_factory=list)
     strays: list[str] = field(default_factory=list)  # positions no move asked for
@@ -102,6 +107,7 @@ class Stepper:
         for i in reversed(range(self.shown, len(self.targets))):  # a move sent again: the later
             if near(here, self.targets[i]):
                 self.shown = i
+                self.acks.append((int(header["ack_seq"]), i))
                 return
         earlier = [i for i in range(self.shown) if near(here, self.targets[i])]
         if earlier:
@@ -118,9 +124,10 @@ class Stepper:
                 continue
             target = self.corner_of(self.steps + 1)
             self.targets.append(target)
+            self.seqs.append(-1)
             index = len(self.targets) - 1
             try:
-                seq = await v.move(target)
+                seq = self.seqs[index] = await v.move(target)
                 await v.wait_for(
                     lambda v, i=index, seq=seq: v.closed or self.shown >= i or refused(v, seq),
                     RESEND_AFTER_S,
@@ -226,6 +233,28 @@ async def until(predicate, timeout: float, what: str, detail=lambda: "") -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} within {timeout:g} s {detail()}")
         await asyncio.sleep(0.2)
+
+
+def acknowledged_not_shown(stepper: Stepper) -> list[str]:
+    """Frames whose ack_seq counted a move their position did not show done.
+
+    A frame acknowledges the inputs the zones took (docs/protocol.md): a move it counts
+    and the market did not refuse has put the entity at its target, in that frame already,
+    and no fault may take it back. (Moves chain, one at a time, so the latest move counted
+    is the one the position must show, or a later one.)
+    """
+    assert stepper.visitor is not None
+    seqs = np.array(stepper.seqs, np.int64)
+    taken = seqs > 0
+    for i in np.flatnonzero(taken):
+        taken[i] = not refused(stepper.visitor, int(seqs[i]))
+    indices = np.flatnonzero(taken)
+    wrong = []
+    for ack, shown in stepper.acks:
+        counted = indices[seqs[indices] <= ack]
+        if counted.size and counted[-1] > shown:
+            wrong.append(f"ack_seq {ack} counts move {counted[-1]}; the frame shows move {shown}")
+    return wrong
 
 
 def assert_sound(steppers: list[Stepper], what: str) -> None:
@@ -347,6 +376,10 @@ async def fault_run(server, redis) -> None:
         watching.cancel()
         await asyncio.gather(watching, return_exceptions=True)
     assert_sound(steppers, "at the end")
+    for s in steppers:
+        assert s.acks, f"visitor {s.entity}: no frame showed a move"
+        wrong = acknowledged_not_shown(s)
+        assert not wrong, f"visitor {s.entity}: {len(wrong)} frames, {wrong[:3]}"
     for s in steppers:
         assert s.visitor.entity == s.entity
         with contextlib.suppress(Exception):

@@ -194,14 +194,15 @@ class Visit:
         return np.array([r["pos"][0] for r in rows])
 
     async def ack(self) -> int:
-        """The ack_seq of the first interest frame after everything sent so far was read."""
+        """The ack_seq of the frames once everything sent so far was read and taken.
+
+        The zones acknowledge an input in the rows of the tick that took it, which reach
+        the frames a tick or two after the web process passed the input on.
+        """
         await self.ping(0xACC)  # answered only after the messages sent before it
-        async with asyncio.timeout(2.0):
-            while True:
-                message = await self.ws.recv()
-                if isinstance(message, bytes):
-                    return int(frame_decode(message)[0]["ack_seq"])
-                self.seen.append(json.loads(message))
+        frames = await self.frames(0.3)
+        assert frames, "no interest frame came"
+        return int(frames[-1][1]["ack_seq"])
 
     async def ping(self, ident: int = 1) -> dict[str, Any]:
         await self.send({"type": "ping", "id": ident, "t": 0.5})

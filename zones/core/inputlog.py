@@ -45,7 +45,7 @@ from .wire import (
 )
 
 RECORD_MAGIC = 0x4C494D46  # bytes "FMIL"
-RECORD_FORMAT = 2  # 2: NPC decision answers and the delegate flag
+RECORD_FORMAT = 3  # 2: NPC decision answers and the delegate flag; 3: migrants carry seq
 FLAG_DELEGATE = 0x1
 
 _FRAME = struct.Struct("<III")

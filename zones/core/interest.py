@@ -35,6 +35,7 @@ def interest_rows(state: ZoneState, live: np.ndarray | None = None) -> np.ndarra
     rows["epoch"] = state.epoch.take(live)
     rows["flags"] = _FLAGS_BY_STATUS.take(state.status.take(live)) | state.kind.take(live)
     rows["zone"] = state.zone
+    rows["seq"] = state.seq.take(live)
     return rows
 
 

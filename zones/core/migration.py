@@ -171,6 +171,7 @@ def handle_intents(
         caught_up(state, rows[refresh]),
         rows["vel"][refresh],
     )
+    state.seq[slots[refresh]] = np.maximum(state.seq[slots[refresh]], rows["seq"][refresh])
     taken_over = held & ~refresh & (held_epoch >= proposed)  # accepted here long ago
     # A record older than the proposal means the entity was handed on since:
     # a staging record here was accepted and its ack lost.
@@ -340,6 +341,7 @@ def _queue_intents(state: ZoneState, slots: np.ndarray, outbox: Outbox) -> None:
         state.attempts[slots],
     )
     rows["arrival"] = hlc_after_ticks(state.hlc, LATENCY_TICKS)
+    rows["seq"] = state.seq[slots]
     npc.to_migrant(state, slots, rows)
     peers = state.peer[slots]
     for dst in np.unique(peers):
@@ -378,6 +380,7 @@ def _admit(state: ZoneState, slots: np.ndarray, rows: np.ndarray, srcs: np.ndarr
     state.nacks[slots] = 0
     state.retry_at[slots] = 0
     state.move_clock[slots] = state.tick
+    state.seq[slots] = rows["seq"]
     npc.from_migrant(state, slots, rows)
     state.membership_changed()
 

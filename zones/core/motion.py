@@ -51,12 +51,14 @@ def apply_commands(state: ZoneState, commands: np.ndarray, slots: np.ndarray) ->
     Returns a mask over `commands` of the refused ones. Velocities are set first,
     then moves are taken in order, each seeing where the one before left the
     entity: an entity moved this tick ends it standing at its target, whatever
-    velocity it was also given.
+    velocity it was also given. Every command for an entity held here, taken or
+    refused, raises the entity's `seq` to its own: the input has been answered.
     """
     rejected = np.zeros(len(commands), dtype=bool)
     if rejected.size == 0:
         return rejected
     held = slots >= 0
+    np.maximum.at(state.seq, slots[held], commands["seq"][held])
     kinds = commands["kind"]
     velocity = held & (kinds == CommandKind.VELOCITY)
     if velocity.all():

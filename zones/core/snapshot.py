@@ -15,7 +15,7 @@ from .decisions import DECISION_ARRAYS, Decisions
 from .ranges import RangeMap
 from .state import _ARRAY_FIELDS, ZoneState
 
-SNAPSHOT_FORMAT = 4  # 4: NPC needs, actions and decision leases
+SNAPSHOT_FORMAT = 5  # 4: NPC needs, actions and decision leases; 5: input seqs
 
 
 class SnapshotError(ValueError):

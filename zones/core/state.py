@@ -75,6 +75,7 @@ class ZoneState:
     retry_at: np.ndarray  # (C,) int64, earliest tick for a new attempt after a nack
     nacks: np.ndarray  # (C,) uint16, nacks in a row (backoff exponent)
     move_clock: np.ndarray  # (C,) float64, tick by which its accepted moves are walked at V_MAX
+    seq: np.ndarray  # (C,) uint32, highest input (command) seq taken for the entity
     needs: np.ndarray  # (C, 4) float32, hunger, hygiene, fun, energy; 0-100 (NPCs)
     npc_state: np.ndarray  # (C,) uint8, NpcState
     action: np.ndarray  # (C,) uint8, Action of the NPC's current action
@@ -118,6 +119,7 @@ class ZoneState:
             retry_at=np.zeros(c, np.int64),
             nacks=np.zeros(c, np.uint16),
             move_clock=np.zeros(c, np.float64),
+            seq=np.zeros(c, np.uint32),
             needs=np.zeros((c, 4), np.float32),
             npc_state=np.zeros(c, np.uint8),
             action=np.zeros(c, np.uint8),

@@ -264,6 +264,7 @@ def _spawn(s: ZoneState, spawns: np.ndarray, params: ZoneParams) -> tuple[np.nda
     s.attempts[slots] = s.nacks[slots] = 0
     s.retry_at[slots] = 0
     s.move_clock[slots] = s.tick
+    s.seq[slots] = 0
     npc.init_spawned(s, slots)
     s.membership_changed()
     refused = np.ones(len(spawns), dtype=bool)

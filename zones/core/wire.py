@@ -17,9 +17,13 @@ ROW_DTYPE = np.dtype(
         ("epoch", "<u4"),  # 40: fencing epoch of the holder's record
         ("flags", "<u2"),  # 44: RowFlag bits
         ("zone", "<u2"),  # 46: publishing zone
+        ("seq", "<u4"),  # 48: highest input seq this entity's zones have taken (visitors)
     ]
 )
-"""An interest row: one entity's state as published each tick (48 bytes)."""
+"""An interest row: one entity's state as published each tick (52 bytes).
+
+`seq` is what a visitor's frames acknowledge: a zone publishes a tick's rows only after
+its input log holds that tick, so an input a row counts survives the zone's worker."""
 
 MIGRANT_DTYPE = np.dtype(
     [
@@ -39,10 +43,12 @@ MIGRANT_DTYPE = np.dtype(
         ("decide_in", "<u2"),  # 92: ticks until its next decision is due
         ("npc_state", "<u1"),  # 94: NpcState
         ("action", "<u1"),  # 95: Action
+        ("seq", "<u4"),  # 96: highest input seq taken for this entity (visitors)
     ]
 )
-"""An entity's full row inside a migration intent (96 bytes): the fabric's 48 bytes,
-then an NPC's needs, action and decision lease, so they survive a handoff. Ticks are
+"""An entity's full row inside a migration intent (100 bytes): the fabric's 48 bytes,
+then an NPC's needs, action and decision lease, so they survive a handoff, and the
+highest input seq taken, so a visitor's acknowledgements never go back. Ticks are
 carried as counts left, not as tick numbers: every zone counts its own ticks."""
 
 ANSWER_DTYPE = np.dtype(
@@ -304,7 +310,7 @@ def frame_decode(data: bytes) -> tuple[np.void, np.ndarray, np.ndarray]:
 
 
 FRAME_KIND_ROWS = 3  # a zone's rows on the rows bus (interest frames are 1, overview 2)
-ROWS_VERSION = 1
+ROWS_VERSION = 2  # 2: rows carry the input seq (52 bytes)
 ROWS_HEADER_DTYPE = np.dtype(
     [
         ("magic", "<u2"),  # 0: FRAME_MAGIC

@@ -58,7 +58,7 @@ def bone(name: str) -> int:
 
 def test_the_wire_sizes_are_those_of_the_protocol():
     assert FRAME_HEADER_DTYPE.itemsize == HEADER
-    assert ROW_DTYPE.itemsize == 48
+    assert ROW_DTYPE.itemsize == 52
     assert FRAME_ROW_DTYPE.itemsize == 24
     assert {n: FRAME_ROW_DTYPE.fields[n][1] for n in FRAME_ROW_DTYPE.names} == {
         "id": 0,
@@ -298,17 +298,17 @@ def test_rows_packet_round_trip_and_malformed_packets():
     rows = np.zeros(4, ROW_DTYPE)
     rows["id"] = [5, 6, 7, 8]
     data = rows_packet(31, 1234, 1_800_000_000_050, rows)
-    assert len(data) == ROWS_HEADER_DTYPE.itemsize + 4 * ROW_DTYPE.itemsize == 24 + 192
+    assert len(data) == ROWS_HEADER_DTYPE.itemsize + 4 * ROW_DTYPE.itemsize == 24 + 208
     zone, tick, tick_ms, back = rows_unpack(data)
     assert (zone, tick, tick_ms) == (31, 1234, 1_800_000_000_050)
     assert np.array_equal(back, rows)
     assert rows_unpack(rows_packet(0, 1, 2, rows[:0]))[3].size == 0
     for bad, reason in [
         (b"", "shorter than the header"),
-        (data[:-1], "not whole 48-byte rows"),
+        (data[:-1], "not whole 52-byte rows"),
         (b"\x00" + data[1:], "bad magic or kind"),
         (data[:3] + b"\x01" + data[4:], "bad magic or kind"),  # an interest frame's kind
-        (data[:2] + b"\x09" + data[3:], "version 9, expected 1"),
+        (data[:2] + b"\x09" + data[3:], "version 9, expected 2"),
     ]:
         with pytest.raises(ValueError, match=reason):
             rows_unpack(bad)

@@ -24,7 +24,7 @@ def test_wire_dtypes_have_documented_sizes():
         MIGRANT_DTYPE.itemsize,
         REPLY_DTYPE.itemsize,
         COMMAND_DTYPE.itemsize,
-    ) == (48, 96, 16, 28)
+    ) == (52, 100, 16, 28)
 
 
 @given(st.integers(0, 40), st.integers(0, 2**63))

@@ -354,3 +354,42 @@ def test_cached_id_index_matches_a_fresh_lookup_after_every_kind_of_change():
         fresh = state.copy()
         fresh.membership_changed()
         assert np.array_equal(state.slots_of(ids), fresh.slots_of(ids))
+
+
+def test_rows_carry_the_highest_input_seq_taken_refused_or_not():
+    state = zone_with([1, 2])
+    state, out = run(state, 1, commands=command(1, CommandKind.VELOCITY, (1.0, 0.0, 0.0), seq=3))
+    assert dict(zip(out.rows["id"].tolist(), out.rows["seq"].tolist(), strict=True)) == {1: 3, 2: 0}
+    too_far = command(1, CommandKind.MOVE, (120.0, 0.0, 120.0), seq=5)
+    state, out = run(state, 1, commands=too_far)
+    assert out.rejected_commands["seq"].tolist() == [5]  # answered: it counts as taken
+    assert out.rows["seq"][out.rows["id"] == 1].tolist() == [5]
+    late = command(1, CommandKind.VELOCITY, (0.0, 0.0, 0.0), seq=4)  # reordered on the way
+    state, out = run(state, 1, commands=np.concatenate([late, late]))
+    assert out.rows["seq"][out.rows["id"] == 1].tolist() == [5]
+
+
+def test_a_spawn_into_a_freed_slot_starts_its_seq_at_zero():
+    state = zone_with([1])
+    state, _ = run(state, 1, commands=command(1, CommandKind.VELOCITY, (0.0, 0.0, 0.0), seq=9))
+    state, _ = run(state, 1, despawns=np.array([1], np.uint64))
+    assert state.live_count() == 0
+    state, out = run(state, 1, spawns=spawn_rows([2]))
+    assert out.rows["seq"].tolist() == [0]
+
+
+def test_the_input_seq_travels_with_a_handoff():
+    source = zone_with([1], x=70.0)
+    source, _ = run(source, 1, commands=command(1, CommandKind.VELOCITY, (0.0, 0.0, 0.0), seq=7))
+    source, out = run(source, TO_START - 1)
+    (intent,) = [m for m in out.messages if isinstance(m, Intent)]
+    assert intent.rows["seq"].tolist() == [7]
+    target = ZoneState.empty(1, RANGES, hlc=source.hlc)
+    target.tick = source.tick - 1
+    target, tout = step(
+        target, StepInputs(now_ms=source.tick * TICK_MS, messages=(intent,)), PARAMS[1]
+    )
+    assert tout.rows["seq"].tolist() == [7]  # the incoming ghost already says so
+    target, tout = run(target, LATENCY_TICKS + 1, zone=1)
+    assert target.status[target.status != 0].tolist() == [Status.OWNED]
+    assert tout.rows["seq"].tolist() == [7]
