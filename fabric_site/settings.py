@@ -204,6 +204,8 @@ if FABRIC_EVENTS_BACKEND == "redis" and not REDIS_URL:
     raise ImproperlyConfigured("FABRIC_EVENTS_BACKEND=redis needs REDIS_URL")
 FABRIC_EVENTS_MAX_LEN = int(os.environ.get("FABRIC_EVENTS_MAX_LEN") or 100_000)
 FABRIC_EVENTS_MAX_AGE_S = float(os.environ.get("FABRIC_EVENTS_MAX_AGE_S") or 24 * 3600)
+# how long the outbox keeps an event's row after relaying it (market/events/outbox.py)
+FABRIC_OUTBOX_KEEP_S = float(os.environ.get("FABRIC_OUTBOX_KEEP_S") or 3600)
 FABRIC_EVENTS_QUEUE = int(os.environ.get("FABRIC_EVENTS_QUEUE") or 1000)
 CELERY_BEAT_SCHEDULE = {
     "chunk-collect-garbage": {"task": "chunks.tasks.chunk_collect_garbage", "schedule": 3600.0},

@@ -13,7 +13,7 @@ order they were written, then stamps them relayed. The relay may die at any poin
 So a committed event is published exactly once, and a rolled-back one never. The
 main job runs the relay (zones/serve.py), and `zoneworker --outbox-relay` does where
 processes run on their own; any process may run `outbox_relay_once`.
-Relayed rows are deleted after RELAYED_KEEP_S.
+Relayed rows are deleted after settings.FABRIC_OUTBOX_KEEP_S (an hour by default).
 """
 
 import asyncio
@@ -22,6 +22,7 @@ import logging
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -36,7 +37,6 @@ _failures = LogThrottle(log)  # the relay tries again every second while the str
 
 RELAY_BATCH = 500
 RELAY_INTERVAL_S = 1.0
-RELAYED_KEEP_S = 3600.0
 
 _nudges: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
@@ -71,7 +71,8 @@ def outbox_mark_relayed(offsets: dict[str, int]) -> None:
     with transaction.atomic():
         for event_id, offset in offsets.items():
             OutboxEvent.objects.filter(pk=event_id).update(relayed_at=now, offset=offset)
-    OutboxEvent.objects.filter(relayed_at__lt=now - timedelta(seconds=RELAYED_KEEP_S)).delete()
+    kept_since = now - timedelta(seconds=settings.FABRIC_OUTBOX_KEEP_S)
+    OutboxEvent.objects.filter(relayed_at__lt=kept_since).delete()
 
 
 async def outbox_relay_once(limit: int = RELAY_BATCH) -> int:

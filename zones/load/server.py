@@ -71,6 +71,7 @@ class OwnServer:
     process: subprocess.Popen[bytes] | None = None
     data_dir: Path | None = None
     prefix: str = ""
+    settings: dict[str, str] = field(default_factory=dict)  # environment for the market
 
     @property
     def url(self) -> str:
@@ -94,6 +95,7 @@ class OwnServer:
         # Every visitor of a run joins from 127.0.0.1, far beyond the join limits meant for
         # one caller (docs/protocol.md §1): the harness's own market has none.
         env.update(dict.fromkeys(JOIN_LIMIT_DEFAULTS, "off"))
+        env.update(self.settings)
         if self.redis_url:
             self.prefix = f"load{secrets.token_hex(4)}"
             env.update(REDIS_URL=self.redis_url, FABRIC_CHANNEL_PREFIX=self.prefix)

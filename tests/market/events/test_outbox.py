@@ -73,3 +73,21 @@ async def test_an_event_committed_while_no_relay_runs_waits_for_the_next_relay()
     assert await stream_ids() == []
     assert await outbox_relay_once() == 1
     assert await stream_ids() == [event_id]
+
+
+async def test_relayed_rows_are_kept_for_the_configured_time_then_deleted(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.FABRIC_OUTBOX_KEEP_S = 120.0
+    old = await sync_to_async(write)("user:1")
+    assert await outbox_relay_once() == 1
+    await sync_to_async(OutboxEvent.objects.filter(pk=old).update)(
+        relayed_at=timezone.now() - timedelta(seconds=121)
+    )
+    recent = await sync_to_async(write)("user:2")
+    assert await outbox_relay_once() == 1  # stamping deletes what was relayed long enough ago
+    kept = await sync_to_async(list)(OutboxEvent.objects.values_list("id", flat=True))
+    assert kept == [recent]
+    assert await stream_ids() == [old, recent]  # the stream still holds both

@@ -91,6 +91,8 @@ def test_redis_is_read_for_memory_keys_clients_and_its_process(own_redis):  # no
         ({"warm_up": 100, "duration": 60}, "--warm-up must be 0 or more and shorter"),
         ({"visitors": 0}, "--visitors must be at least 1"),
         ({"regulars": -1}, "--regulars cannot be negative"),
+        ({"event_log_len": 0}, "--event-log-len must be at least 1"),
+        ({"outbox_keep": 0}, "--outbox-keep must be above 0"),
     ],
 )
 def test_values_that_cannot_make_a_soak_are_refused(options, message, tmp_path):
@@ -140,6 +142,10 @@ def test_a_short_soak_reports_every_figure_and_finds_the_leak_planted_in_its_red
     assert {"market_booth", "market_visitoridentity", "chunks_chunk"} <= set(
         report["samples"][-1]["rows"]
     )
+    assert report["run"]["server"]["settings"] == {
+        "FABRIC_EVENTS_MAX_LEN": "1000",
+        "FABRIC_OUTBOX_KEEP_S": "10.0",
+    }
     load = report["load"]
     assert load["newcomers"] >= 90 and load["regular_visits"] >= 1 and load["left"] >= 50
     assert load["join_failures"] == {}

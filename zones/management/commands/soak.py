@@ -57,7 +57,12 @@ OPTIONS: tuple[tuple[str, type, Any, Any, str], ...] = (
     ("--upload-every", float, 10.0, 5.0, "seconds between two uploads of the creator"),
     ("--grant-every", float, 15.0, 5.0, "seconds between two grants or revokes"),
     ("--seed", int, 1, 1, "seed of the plans and the uploaded contents"),
+    ("--event-log-len", int, 10_000, 1_000, "events the market's event log keeps"),
+    ("--outbox-keep", float, 120.0, 10.0, "seconds the outbox keeps a relayed event"),
 )
+"""The last two shrink the market's two buffers bounded by length or age (defaults 100,000
+events and an hour) so that they fill within the warm-up: at this churn the defaults fill in
+about half an hour and an hour, and a run shorter than that could not tell them from a leak."""
 
 
 class Command(BaseCommand):
@@ -105,12 +110,19 @@ class Command(BaseCommand):
     def check_options(self, options: dict[str, Any]) -> None:
         if not 2 <= options["booths"] <= MAX_ZONES:
             raise CommandError(f"--booths must be 2 to {MAX_ZONES}: visitors walk across booths")
-        for name in ("duration", "stay", "sample_every", "upload_every", "grant_every"):
+        for name in (
+            "duration",
+            "stay",
+            "sample_every",
+            "upload_every",
+            "grant_every",
+            "outbox_keep",
+        ):
             if options[name] <= 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be above 0")
         if options["warm_up"] < 0 or options["warm_up"] >= options["duration"]:
             raise CommandError("--warm-up must be 0 or more and shorter than --duration")
-        for name in ("visitors", "zones_per_worker", "web_processes"):
+        for name in ("visitors", "zones_per_worker", "web_processes", "event_log_len"):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
         if options["regulars"] < 0:
@@ -133,6 +145,10 @@ class Command(BaseCommand):
                 zones_per_worker=options["zones_per_worker"],
                 web_processes=options["web_processes"],
                 redis_url=redis_url,
+                settings={
+                    "FABRIC_EVENTS_MAX_LEN": str(options["event_log_len"]),
+                    "FABRIC_OUTBOX_KEEP_S": str(options["outbox_keep"]),
+                },
             )
             self.say(
                 f"starting a market of {server.booths} booths on {redis_url} ({server.log_path})"
@@ -160,7 +176,7 @@ class Command(BaseCommand):
             )
             run = {
                 **soak_settings.describe(),
-                "server": server.describe(),
+                "server": {**server.describe(), "settings": server.settings},
                 "redis": "started by the soak" if own_redis else "given",
             }
             return self.run(soak_settings, run, out)
