@@ -9,7 +9,12 @@ A signed-in operator of the market receives, on one socket:
     the supervisor's health reports), as JSON; a page that reconnects with the last
     offset and epoch it got resumes without loss (market/events/feed.py);
   * the overview frame (zones/core/overview.py) ten times a second: every
-    visitor and NPC, built once per web process and shared by every operator.
+    visitor and NPC, built once per web process and shared by every operator;
+  * each zone worker's NPC status frame (zones/core/npcview.py) once a second: what
+    every NPC does and which need presses it most, relayed as the worker sent it (the
+    socket is a member of the market's status group, zones/npcbus.py);
+  * among the ops events, the contributors' figures (`npc_decisions`, every 10 s) and
+    their bans (`contributor_banned`), which the snapshot holds too.
 
 Nothing here runs in a zone's tick. A slow browser loses overview frames; one that
 falls too far behind on events is cut off with the position to resume from, and never
@@ -17,6 +22,7 @@ holds up anyone else.
 """
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -29,6 +35,7 @@ from market.events.feed import EventFeed, ops_feed_start
 from market.events.hub import Position, PositionError
 from market.live import LiveMarket, live_market
 from operator_ui.access import may_operate
+from zones import npcbus
 from zones.channels import cancel_and_wait
 from zones.consumers import CLOSE_NOT_LIVE, Outbox
 from zones.core.constants import SIM_TICK_HZ, ZONE_CAPACITY
@@ -46,6 +53,8 @@ class OperatorFeedConsumer(AsyncWebsocketConsumer):
     gateway: Gateway | None = None
     writer: asyncio.Task[None] | None = None
     feed: EventFeed | None = None
+    status_group = ""
+    renewing: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         await self.accept()  # first, so that a refusal can say why
@@ -80,6 +89,25 @@ class OperatorFeedConsumer(AsyncWebsocketConsumer):
             return
         self.gateway = gateway_for(live)
         await self.gateway.watch(self)
+        if self.channel_layer is not None:
+            self.status_group = npcbus.status_group(market_id)
+            await self.channel_layer.group_add(self.status_group, self.channel_name)
+            self.renewing = asyncio.create_task(self._renew())
+
+    async def _renew(self) -> None:
+        """Stay in the status group: the layer forgets members it has not heard from."""
+        while True:
+            await asyncio.sleep(npcbus.STATUS_RENEW_S)
+            try:
+                await self.channel_layer.group_add(self.status_group, self.channel_name)
+            except Exception:  # the layer away for now: the next renewal tries again
+                continue
+
+    async def npc_status(self, message: dict[str, Any]) -> None:
+        """A zone worker's NPC status frame, to the page as it is."""
+        frame = message.get("frame")
+        if isinstance(frame, bytes):
+            await self.send(bytes_data=frame)
 
     async def refuse(self, code: str, message: str, close_code: int) -> None:
         await self.send(text_data=json.dumps({"type": "error", "code": code, "message": message}))
@@ -88,6 +116,11 @@ class OperatorFeedConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.gateway is not None:
             self.gateway.unwatch(self)
+        if self.renewing is not None:
+            await cancel_and_wait([self.renewing])
+        if self.status_group and self.channel_layer is not None:
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(self.status_group, self.channel_name)
         if self.feed is not None:
             await self.feed.close()
         if self.writer is not None:

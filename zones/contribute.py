@@ -154,10 +154,14 @@ class DispatchHub:
     async def _pump(self) -> None:
         present_at = 0.0
         reported_at = checked_at = time.monotonic()
+        had = False
         while True:
             now = time.monotonic()
-            if now - reported_at >= REPORT_EVERY_S and self.sockets:
+            # While it has contributors or its own decider, and once more after the last
+            # contributor went: the dashboard then shows none.
+            if now - reported_at >= REPORT_EVERY_S and (self.sockets or self.server or had):
                 reported_at = now
+                had = bool(self.sockets)
                 await self.report(now)
             if now - checked_at >= KEYS_RECHECK_S and self.sockets:
                 checked_at = now
@@ -209,6 +213,11 @@ class DispatchHub:
             expired=stats["expired"],
             waiting=stats["waiting"],
             refused=stats["refused"],
+            decisions_per_min=stats["decisions_per_min"],
+            latency_avg_ms=stats["latency_avg_ms"],
+            success_rate=stats["success_rate"],
+            fallback_rate=stats["fallback_rate"],
+            banned=stats["banned"],
         )
         await event_publish_or_count(self.market_id, event)
 

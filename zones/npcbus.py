@@ -15,6 +15,11 @@ Three messages, all plain data:
   ``{"type": "npc.present", "until_ms": t}``: contributors are connected, so until
   `t` the zone sends its due decisions out as requests instead of deciding them itself.
   A zone that stops hearing this goes back to its own utility decisions by `t`.
+
+And one for operators: every STATUS_EVERY_S each zone worker sends ``{"type":
+"npc.status", "frame": bytes}`` to the group `status_group(market)`, which every
+operator's dashboard socket joins: the NPC status frame of the zones it hosts
+(zones/core/npcview.py), relayed to the page as it is.
 """
 
 from typing import Any
@@ -26,16 +31,30 @@ from zones.core.wire import ANSWER_DTYPE, from_bytes
 REQUESTS = "npc.requests"
 ANSWERS = "npc.answers"
 PRESENT = "npc.present"
+STATUS = "npc.status"
 TYPES = frozenset({ANSWERS, PRESENT})
 """The NPC messages a zone receives."""
 
 PRESENT_EVERY_S = 1.0
 PRESENT_FOR_MS = 3000
+STATUS_EVERY_S = 1.0
+STATUS_RENEW_S = 20.0
+"""How often a member renews its place in the status group (the layer forgets members
+after its group_expiry, 60 s, so that a killed process stops being sent to)."""
 
 
 def dispatch_channel(market_id: int) -> str:
     """The channel contributor dispatchers receive a market's decision requests on."""
     return f"npcdispatch.{market_id}"
+
+
+def status_group(market_id: int) -> str:
+    """The group of a market's operator sockets, sent the NPC status frames."""
+    return f"npcstatus.{market_id}"
+
+
+def status_message(frame: bytes) -> dict[str, Any]:
+    return {"type": STATUS, "frame": frame}
 
 
 def answers_message(rows: np.ndarray) -> dict[str, Any]:

@@ -66,6 +66,7 @@ from zones.core.crowd import floor_points, headings
 from zones.core.inputlog import LogRecord, replay, rng_restore, rng_state
 from zones.core.items import booth_items, items_from_layout
 from zones.core.messages import Message, MessageError, message_from_wire, message_to_wire
+from zones.core.npcview import NPC_STATUS_DTYPE, npc_status, npc_status_encode
 from zones.core.observe import observations
 from zones.core.ranges import RangeMap, floor_ranges
 from zones.core.relay_messages import (
@@ -99,6 +100,7 @@ log = logging.getLogger(__name__)
 _repeated = LogThrottle(log)  # a Redis outage fails every tick's sends
 
 SUMMARY_EVERY_TICKS = SIM_TICK_HZ // 2  # twice a second
+NPC_STATUS_EVERY_TICKS = round(npcbus.STATUS_EVERY_S * SIM_TICK_HZ)
 # A snapshot serialises every slot (about a millisecond); between snapshots each tick
 # costs one small log record. Every 5 s keeps snapshots to 1 tick in 100 while a
 # restart replays at most 5 s of ticks (a fraction of a second of CPU).
@@ -397,6 +399,8 @@ class ZoneWorker:
             sends.append(self._running_publish())
         if self.ticks % SUMMARY_EVERY_TICKS == 0:
             sends.append(self._summary_publish())
+        if self.ticks % NPC_STATUS_EVERY_TICKS == 0:
+            sends.append(self._npc_status_send(tick_ms))
         failed = [r for r in await asyncio.gather(*sends, return_exceptions=True) if r is not None]
         if failed:
             # A full channel (a gateway that stopped reading) or Redis going away loses
@@ -667,6 +671,15 @@ class ZoneWorker:
             ZoneHealthChanged(
                 zones=sorted(self.resumed), health="ok", reason="the zone worker is running"
             ),
+        )
+
+    async def _npc_status_send(self, tick_ms: int) -> None:
+        """What this worker's NPCs do and need most, to the operators' dashboards."""
+        parts = [npc_status(hz.state) for hz in self.hosted.values()]
+        records = np.concatenate(parts) if parts else np.zeros(0, NPC_STATUS_DTYPE)
+        frame = npc_status_encode(records, tick_ms)
+        await self.layer.group_send(
+            npcbus.status_group(self.market_id), npcbus.status_message(frame)
         )
 
     async def _summary_publish(self) -> None:

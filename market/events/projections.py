@@ -5,7 +5,8 @@ so a browser or the SDK can do the same: start from a snapshot taken at an offse
 apply every later event in order, and hold exactly what a fresh snapshot taken now
 would hold (tests/market/events/test_projections.py checks this for every event type).
 
-  * ops: every zone's newest summary, with the supervisor's word on its health;
+  * ops: every zone's newest summary, with the supervisor's word on its health; the
+    newest figures of the contributors' dispatcher and its last bans;
   * visitor: the zone a visitor's entity is in and the booth it stands in;
   * assets: each booth's assets by id (name, and the last change);
   * grants: the relation tuples on a market's namespaces and booths.
@@ -17,22 +18,26 @@ from typing import Any
 from market.events.types import (
     AssetChanged,
     BoothEntered,
+    ContributorBanned,
     Event,
     GrantChanged,
     MarketSummaryReported,
+    NpcDecisionsReported,
     ZoneChanged,
     ZoneHealthChanged,
 )
 
 State = dict[str, Any]
+BANS_KEPT = 20
 
 
 def ops_empty() -> State:
-    return {"tick": 0, "zones": {}}
+    return {"tick": 0, "zones": {}, "npcs": None, "bans": []}
 
 
 def ops_apply(state: State, event: Event) -> State:
-    """A summary replaces its zones' entries; a health report sets their health."""
+    """A summary replaces its zones' entries; a health report sets their health; the
+    dispatcher's figures replace the last ones; a ban joins the last BANS_KEPT."""
     if isinstance(event, MarketSummaryReported):
         state = copy.deepcopy(state)
         state["tick"] = max(state["tick"], event.tick)
@@ -43,6 +48,10 @@ def ops_apply(state: State, event: Event) -> State:
         for zone in event.zones:
             entry = state["zones"].setdefault(str(zone), {"zone": zone})
             entry["health"], entry["reason"] = event.health, event.reason
+    elif isinstance(event, NpcDecisionsReported):
+        state = {**state, "npcs": copy.deepcopy(event.payload())}
+    elif isinstance(event, ContributorBanned):
+        state = {**state, "bans": [*state["bans"], event.payload()][-BANS_KEPT:]}
     return state
 
 

@@ -189,11 +189,18 @@ class NpcDecisionsReported(Event):
     """A contributor dispatcher's figures (every 10 s while contributors are connected)."""
 
     TYPE = "npc_decisions"
+    VERSION = 2
     contributors: list[dict[str, Any]]  # name, capacity, held, decisions_per_min, ...
     decided: int
     expired: int
     waiting: int
     refused: dict[str, Any]  # reason → count
+    # over the last 30 s (zones.core.dispatch.Dispatcher.rates); None: nothing to measure
+    decisions_per_min: float
+    latency_avg_ms: float | None
+    success_rate: float | None
+    fallback_rate: float | None
+    banned: int  # keys banned now
 
     def subject(self, market_id: int) -> str:
         return subjects.ops_npcs_subject(market_id)

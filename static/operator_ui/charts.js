@@ -25,7 +25,7 @@ function valueLabel(value) {
 
 // What a chart of `history` (zone → [{t, <key>}]) shows at `now` on a `width` × `height`
 // canvas: the scales, the time ticks, the reference line and each zone's points, in CSS
-// pixels. Drawing and the page's tests both read it.
+// pixels. Drawing and the page's tests both read it. A null `reference` draws no line.
 export function chartModel(history, key, reference, now, width, height) {
   let first = now;
   let largest = 0;
@@ -36,7 +36,7 @@ export function chartModel(history, key, reference, now, width, height) {
     }),
   );
   const spanMs = Math.min(HISTORY_MS, Math.max(SHORTEST_SPAN_MS, now - first));
-  const top = Math.max(largest, reference) * HEADROOM || 1;
+  const top = Math.max(largest, reference ?? 0) * HEADROOM || 1;
   const plotBottom = height - AXIS_PX;
   const x = (t) => width - ((now - t) / spanMs) * width;
   const y = (v) => plotBottom - (v / top) * (plotBottom - TOP_PX);
@@ -56,7 +56,7 @@ export function chartModel(history, key, reference, now, width, height) {
     top: top,
     topLabel: valueLabel(top),
     reference: reference,
-    referenceY: y(reference),
+    referenceY: reference === null ? null : y(reference),
     plotBottom: plotBottom,
     width: width,
     height: height,
@@ -98,19 +98,22 @@ export function drawChart(canvas, model, colours, referenceName) {
   });
   // the top of the value axis, when the data reach above the reference line
   let labelLeft = 2;
-  if (model.top > model.reference * HEADROOM) {
+  if (model.reference === null || model.top > model.reference * HEADROOM) {
     g.fillText(model.topLabel, 2, 11);
     labelLeft += g.measureText(model.topLabel).width + 8;
   }
   // the reference line, labelled at its left end
-  g.strokeStyle = "rgba(255, 255, 255, 0.8)";
-  g.setLineDash([4, 3]);
-  g.beginPath();
-  g.moveTo(0, Math.round(model.referenceY) + 0.5);
-  g.lineTo(w, Math.round(model.referenceY) + 0.5);
-  g.stroke();
-  g.setLineDash([]);
-  g.fillText(`${referenceName} ${valueLabel(model.reference)}`, labelLeft, Math.max(10, model.referenceY - 3));
+  if (model.reference !== null) {
+    g.strokeStyle = "rgba(255, 255, 255, 0.8)";
+    g.setLineDash([4, 3]);
+    g.beginPath();
+    g.moveTo(0, Math.round(model.referenceY) + 0.5);
+    g.lineTo(w, Math.round(model.referenceY) + 0.5);
+    g.stroke();
+    g.setLineDash([]);
+    const label = `${referenceName} ${valueLabel(model.reference)}`;
+    g.fillText(label, labelLeft, Math.max(10, model.referenceY - 3));
+  }
   // one line per booth; a booth with a single report so far shows as a dot
   model.series.forEach((points, zone) => {
     const colour = colours.get(zone) || "#ffffff";

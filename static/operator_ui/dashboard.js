@@ -4,6 +4,7 @@ import { generate } from "../mapgen/mapgen.js";
 import { BoothLabels, boothGeometry } from "./booths.js";
 import { DOT_MIGRATING, DOT_VISITOR, connectFeed } from "./feed.js";
 import { Hud } from "./hud.js";
+import { NpcPanel, NpcStatus, legendEntries, npcColour, statusFields, NEEDS, STATES } from "./npcs.js";
 import { OrbitView } from "./orbit.js";
 import { OrbitAssets } from "./orbit_assets.js";
 import { TopDown } from "./topdown.js";
@@ -26,6 +27,22 @@ const hud = new Hud({
   tickChart: document.getElementById("chart-tick"),
 });
 
+const npcStatus = new NpcStatus();
+const npcPanel = new NpcPanel({
+  contributors: document.getElementById("npc-contributors"),
+  summary: document.getElementById("npc-summary"),
+  bans: document.getElementById("npc-bans"),
+  bansNone: document.getElementById("npc-bans-none"),
+  activeChart: document.getElementById("chart-npcs-active"),
+  decisionsChart: document.getElementById("chart-npcs-decisions"),
+  latencyChart: document.getElementById("chart-npcs-latency"),
+  ratesChart: document.getElementById("chart-npcs-rates"),
+});
+const npcByButton = document.getElementById("npc-by");
+const npcLegend = document.getElementById("npc-legend");
+const npcCounts = document.getElementById("npc-counts");
+let npcBy = "need"; // what an NPC's colour on the map says: "need" or "state"
+
 let mode = "topdown";
 let live = false;
 let lastFrame = null;
@@ -34,6 +51,37 @@ let marker = null; // {x, z} placed on the floor, or {id, x, z} following an ent
 
 const reservedRight = () => hudElement.offsetWidth + 24;
 const topdown = new TopDown(document.getElementById("topdown"), labels, reservedRight, pick);
+topdown.npcColour = (id) => npcColour(npcStatus.get(id), npcBy);
+
+function showNpcBy(by) {
+  npcBy = by;
+  npcByButton.dataset.by = by;
+  npcByButton.textContent = by === "need" ? "most urgent need" : "state";
+  npcLegend.replaceChildren(
+    ...legendEntries(by).map((entry) => {
+      const item = document.createElement("li");
+      item.dataset.name = entry.name;
+      const swatch = document.createElement("span");
+      swatch.className = "swatch npc-swatch";
+      swatch.style.background = entry.colour;
+      item.append(swatch, entry.name);
+      return item;
+    }),
+  );
+}
+showNpcBy(npcBy);
+npcByButton.addEventListener("click", () => showNpcBy(npcBy === "need" ? "state" : "need"));
+
+function statusUpdate(frame) {
+  npcStatus.update(frame);
+  const c = npcStatus.counts();
+  npcCounts.textContent =
+    STATES.map((name, i) => `${c.states[i]} ${name}`).join(" · ") +
+    ` — lowest: ` +
+    NEEDS.map((name, i) => `${name} ${c.needs[i]}`).join(", ") +
+    ` — ${c.critical} under 25`;
+  follow(lastFrame);
+}
 const orbit = new OrbitView(document.getElementById("orbit"), labels, reservedRight);
 const orbitAssets = new OrbitAssets(orbit, JSON.parse(root.dataset.furnishedZones || "[]"));
 
@@ -75,7 +123,12 @@ function follow(frame) {
   marker.z = frame.z[i];
   marker.lost = false;
   const booth = hud.booths[frame.zone[i]];
-  const what = frame.kind[i] & DOT_VISITOR ? "Visitor" : "NPC";
+  let what = "Visitor";
+  if (!(frame.kind[i] & DOT_VISITOR)) {
+    const status = npcStatus.get(marker.id);
+    const f = status === undefined ? null : statusFields(status);
+    what = f ? `NPC (${STATES[f.state]}, ${NEEDS[f.need]} lowest${f.leased ? ", awaiting a decision" : ""})` : "NPC";
+  }
   selection.textContent =
     `${what} ${marker.id} in ${booth ? booth.name : "zone " + frame.zone[i]}` +
     ` at x ${marker.x.toFixed(1)} m, z ${marker.z.toFixed(1)} m` +
@@ -95,6 +148,7 @@ function overview(frame) {
     if (frame.kind[i] & DOT_MIGRATING) migrating += 1;
   }
   hud.counts(visitors, frame.count - visitors, migrating);
+  npcPanel.active(frame.count - visitors);
   empty.hidden = frame.count !== 0;
   if (live && !banner.hidden && banner.dataset.kind === "stale") showBanner("");
 }
@@ -148,6 +202,8 @@ document.addEventListener("keydown", function (event) {
   if (event.key === "Tab" && !event.shiftKey) {
     event.preventDefault();
     if (!event.repeat) toggle();
+  } else if (event.key === "n" || event.key === "N") {
+    showNpcBy(npcBy === "need" ? "state" : "need");
   } else if (event.key === "Home") {
     event.preventDefault();
     if (mode === "topdown") topdown.fit();
@@ -172,7 +228,16 @@ function frameLoop(nowMs) {
 }
 window.requestAnimationFrame(frameLoop);
 
-connectFeed(root.dataset.socketPath, { hello: hello, summary: (s) => hud.summary(s), overview: overview, state: state });
+connectFeed(root.dataset.socketPath, {
+  hello: hello,
+  summary: (s) => hud.summary(s),
+  overview: overview,
+  npcStatus: statusUpdate,
+  npcs: (report) => npcPanel.figures(report),
+  bans: (bans) => npcPanel.setBans(bans),
+  ban: (ban) => npcPanel.ban(ban),
+  state: state,
+});
 
 // For the page's own tests: what is showing, without reading pixels.
 window.fabricDashboard = {
@@ -187,6 +252,21 @@ window.fabricDashboard = {
   },
   zones: hud.zones,
   charts: hud.charts,
+  npcCharts: npcPanel.charts,
+  get npcReport() {
+    return npcPanel.report;
+  },
+  get npcBy() {
+    return npcBy;
+  },
+  // the status byte of NPC `id` (a BigInt) from the status frames, or undefined
+  npcStatus(id) {
+    return npcStatus.get(id);
+  },
+  // the colour the top-down view draws NPC `id` in
+  npcColour(id) {
+    return npcColour(npcStatus.get(id), npcBy);
+  },
   get geometry() {
     return topdown.geometry;
   },

@@ -5,8 +5,10 @@
 
 const FRAME_MAGIC = 0x4d46;
 const KIND_OVERVIEW = 2;
+export const KIND_NPC_STATUS = 3;
 const HEADER_BYTES = 16;
 const RECORD_BYTES = 18;
+const STATUS_RECORD_BYTES = 9;
 const FIRST_DELAY_MS = 500;
 const LONGEST_DELAY_MS = 10000;
 
@@ -15,17 +17,38 @@ export const DOT_NPC = 0x2;
 export const DOT_MIGRATING = 0x4;
 export const NO_ZONE = 0xff;
 
-// One overview frame as arrays, one entry per visitor or NPC.
-export function parseOverview(buffer) {
+// The record count of a frame of `kind` whose records are `recordBytes` long; an error
+// naming `what` when the buffer is not such a frame.
+function recordCount(buffer, kind, recordBytes, what) {
   const view = new DataView(buffer);
-  if (buffer.byteLength < HEADER_BYTES) throw new Error("overview frame shorter than its header");
-  if (view.getUint16(0, true) !== FRAME_MAGIC || view.getUint8(3) !== KIND_OVERVIEW) {
-    throw new Error("not an overview frame");
+  if (buffer.byteLength < HEADER_BYTES) throw new Error(`${what} frame shorter than its header`);
+  if (view.getUint16(0, true) !== FRAME_MAGIC || view.getUint8(3) !== kind) {
+    throw new Error(`not an ${what} frame`);
   }
   const count = view.getUint32(4, true);
-  if (buffer.byteLength !== HEADER_BYTES + count * RECORD_BYTES) {
-    throw new Error(`overview frame of ${buffer.byteLength} bytes cannot hold ${count} records`);
+  if (buffer.byteLength !== HEADER_BYTES + count * recordBytes) {
+    throw new Error(`${what} frame of ${buffer.byteLength} bytes cannot hold ${count} records`);
   }
+  return count;
+}
+
+// An NPC status frame (zones/core/npcview.py) as arrays: ids and status bytes (npcs.js).
+export function parseNpcStatus(buffer) {
+  const count = recordCount(buffer, KIND_NPC_STATUS, STATUS_RECORD_BYTES, "NPC status");
+  const view = new DataView(buffer);
+  const ids = new BigUint64Array(count);
+  const status = new Uint8Array(count);
+  for (let i = 0, at = HEADER_BYTES; i < count; i += 1, at += STATUS_RECORD_BYTES) {
+    ids[i] = view.getBigUint64(at, true);
+    status[i] = view.getUint8(at + 8);
+  }
+  return { tickMs: Number(view.getBigUint64(8, true)), count: count, ids: ids, status: status };
+}
+
+// One overview frame as arrays, one entry per visitor or NPC.
+export function parseOverview(buffer) {
+  const count = recordCount(buffer, KIND_OVERVIEW, RECORD_BYTES, "overview");
+  const view = new DataView(buffer);
   const frame = {
     tickMs: Number(view.getBigUint64(8, true)),
     count: count,
@@ -59,8 +82,9 @@ function snapshotSummaries(state) {
   ];
 }
 
-// handlers: hello(message), summary(summary), overview(frame), state(name, detail)
-// where name is "connecting", "live", "reconnecting" or "refused".
+// handlers: hello(message), summary(summary), overview(frame), npcStatus(frame),
+// npcs(report), bans(list), ban(ban), state(name, detail) where name is "connecting",
+// "live", "reconnecting" or "refused".
 export function connectFeed(path, handlers) {
   let delayMs = FIRST_DELAY_MS;
   let socket = null;
@@ -70,6 +94,8 @@ export function connectFeed(path, handlers) {
   function applySnapshot(state, offset, epoch) {
     position = { offset: offset, epoch: epoch };
     snapshotSummaries(state).forEach((summary) => handlers.summary(summary));
+    if (state.npcs) handlers.npcs(state.npcs);
+    handlers.bans(state.bans || []);
   }
 
   function applyEvent(message) {
@@ -77,6 +103,10 @@ export function connectFeed(path, handlers) {
     position = { offset: message.offset, epoch: position ? position.epoch : "" };
     if (message.type === "market_summary") {
       handlers.summary({ tick: message.tick, hlc: message.hlc, overruns: message.overruns, zones: message.zones });
+    } else if (message.type === "npc_decisions") {
+      handlers.npcs(message);
+    } else if (message.type === "contributor_banned") {
+      handlers.ban(message);
     } else {
       const zones = message.zones.map((zone) => ({ zone: zone, health: message.health }));
       handlers.summary({ health_only: true, zones: zones });
@@ -92,7 +122,9 @@ export function connectFeed(path, handlers) {
     handlers.state("connecting");
     socket.addEventListener("message", function (event) {
       if (typeof event.data !== "string") {
-        handlers.overview(parseOverview(event.data));
+        const kind = event.data.byteLength > 3 ? new DataView(event.data).getUint8(3) : 0;
+        if (kind === KIND_NPC_STATUS) handlers.npcStatus(parseNpcStatus(event.data));
+        else handlers.overview(parseOverview(event.data));
         return;
       }
       const message = JSON.parse(event.data);
@@ -104,7 +136,7 @@ export function connectFeed(path, handlers) {
         if (message.recovered !== true || !position) applySnapshot(message.state, message.offset, message.epoch);
       } else if (message.type === "events_reset") {
         applySnapshot(message.snapshot, message.offset, message.epoch);
-      } else if (message.type === "market_summary" || message.type === "zone_health") {
+      } else if (["market_summary", "zone_health", "npc_decisions", "contributor_banned"].includes(message.type)) {
         applyEvent(message);
       } else if (message.type === "error") {
         refusal = message;

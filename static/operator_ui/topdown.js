@@ -20,6 +20,7 @@ export class TopDown {
     this.geometry = null;
     this.layout = null; // a generated market's layout (static/mapgen/), drawn over the booths
     this.frame = null;
+    this.npcColour = null; // (id) → the colour of that NPC's square (npcs.js), or null: all dark
     this.marker = null; // {x, z, id?}
     this.scale = 4;
     this.originX = 0; // pixel of world x = lo
@@ -229,8 +230,13 @@ export class TopDown {
         g.fill();
         g.stroke();
       } else {
-        g.fillStyle = "#0d0f13";
-        g.fillRect(sx - visitor * 0.55, sy - visitor * 0.55, visitor * 1.1, visitor * 1.1);
+        const half = visitor * 0.55;
+        g.fillStyle = this.npcColour ? this.npcColour(frame.ids[i]) : "#0d0f13";
+        g.fillRect(sx - half, sy - half, 2 * half, 2 * half);
+        if (this.npcColour) {
+          g.strokeStyle = "#0d0f13";
+          g.strokeRect(sx - half, sy - half, 2 * half, 2 * half);
+        }
       }
     }
   }

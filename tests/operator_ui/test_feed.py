@@ -11,7 +11,9 @@ from django.contrib.auth.models import AnonymousUser
 from market.live import live_market_set
 from operator_ui.access import may_operate
 from operator_ui.routing import websocket_urlpatterns
+from zones.core.npcview import FRAME_KIND_NPC_STATUS, npc_status_decode, status_fields
 from zones.core.overview import DotKind, overview_decode
+from zones.core.wire import NpcState
 from zones.worker import ZoneWorker
 
 pytestmark = [pytest.mark.django_db, pytest.mark.asyncio]
@@ -96,12 +98,17 @@ async def test_an_operator_gets_the_layout_then_summaries_and_every_entity_ten_t
         assert hello["capacity"] == 1800 and hello["overview_hz"] == 10
         snapshot = json.loads(await socket.receive_from(timeout=3))
         assert snapshot["type"] == "snapshot" and snapshot["recovered"] is None
-        summaries, frames = [], []
+        summaries, frames, statuses = [], [], []
         deadline = asyncio.get_running_loop().time() + 5
-        while (not summaries or len(frames) < 5) and asyncio.get_running_loop().time() < deadline:
+        while (
+            not summaries or len(frames) < 5 or not statuses
+        ) and asyncio.get_running_loop().time() < deadline:
             message = await socket.receive_output(timeout=3)
-            if message.get("bytes") is not None:
-                frames.append(overview_decode(message["bytes"]))
+            data = message.get("bytes")
+            if data is not None and data[3] == FRAME_KIND_NPC_STATUS:
+                statuses.append(npc_status_decode(data))
+            elif data is not None:
+                frames.append(overview_decode(data))
             else:
                 summaries.append(json.loads(message["text"]))
         assert summaries and summaries[0]["type"] == "market_summary"
@@ -115,6 +122,12 @@ async def test_an_operator_gets_the_layout_then_summaries_and_every_entity_ten_t
         tick_ms, records = frames[-1]
         assert records.size == 30
         assert all(k & DotKind.NPC for k in records["kind"].tolist())
+        # once a second, what each of the 30 NPCs does and needs most
+        _, status = statuses[0]
+        assert sorted(status["id"].tolist()) == sorted(records["id"].tolist())
+        state, need, _, _ = status_fields(status["status"])
+        assert set(state.tolist()) <= {NpcState.IDLE, NpcState.MOVING, NpcState.INTERACTING}
+        assert set(need.tolist()) <= {0, 1, 2, 3}
     finally:
         await socket.disconnect()
         stop.set()

@@ -174,6 +174,12 @@ class Contributor:
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=500))
     queue_length: int = 0
     decision_ms: float = 0.0
+    given: int = 0  # requests handed to it
+    lapsed: int = 0  # of those, taken back unanswered: resent, expired or left when it went
+
+    def fallback_share(self) -> float:
+        """The share of the requests it was given that others, or the zones, decided."""
+        return 0.0 if self.given == 0 else min(1.0, self.lapsed / self.given)
 
     def throughput(self, now: float) -> float:
         while self.valid and self.valid[0] < now - WINDOW_S:
@@ -214,6 +220,9 @@ class Dispatcher:
     expired: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     answered: dict[tuple[int, int], str] = field(default_factory=dict)  # → who answered
+    recent: deque[tuple[float, int, float]] = field(default_factory=deque)
+    """(when, Outcome, latency s) of the last WINDOW_S: the market-wide rates of `stats`."""
+    clock: float = 0.0  # the newest `now` it was given
 
     # --- contributors ----------------------------------------------------------------------
 
@@ -247,6 +256,7 @@ class Dispatcher:
             request = self.requests.get(key)
             if request is not None and request.holder == name:
                 request.holder = None
+                c.lapsed += 1
 
     def ban(self, name: str, key: str, now: float) -> None:
         self.banned[key] = now + self.ban_seconds
@@ -260,8 +270,10 @@ class Dispatcher:
         """Requests a zone issued `age` seconds ago, each an observation naming its NPC and
         lease; returns how many were taken (none once their deadline has passed: a
         message that waited on the channel while nobody received it)."""
+        self.clock = now
         if age >= DEADLINE_S:
             self.expired += len(observations)
+            self.recent.extend((now, Outcome.EXPIRED, 0.0) for _ in observations)
             return 0
         for obs in observations:
             request = Request(int(obs["npc"]), int(obs["lease"]), zone, obs, issued=now - age)
@@ -272,12 +284,17 @@ class Dispatcher:
     def assign(self, now: float) -> dict[str, list[Request]]:
         """What to send to whom now: new requests, requests left by silent or slow
         contributors. Drops silent contributors and requests past their deadline."""
+        self.clock = now
         for name in [n for n, c in self.contributors.items() if now - c.seen > SILENT_AFTER_S]:
             self.leave(name)
         out: dict[str, list[Request]] = {}
         for key in [k for k, r in self.requests.items() if now - r.issued > DEADLINE_S]:
+            holder = self.contributors.get(self.requests[key].holder or "")
+            if holder is not None:
+                holder.lapsed += 1
             self._drop(key)
             self.expired += 1
+            self.recent.append((now, Outcome.EXPIRED, 0.0))
         waiting = sorted(
             (
                 r
@@ -296,9 +313,11 @@ class Dispatcher:
                 old = self.contributors.get(request.holder)
                 if old is not None:
                     old.held.discard(request.key)
+                    old.lapsed += 1
             request.holder, request.sent = chosen.name, now
             request.tried.add(chosen.name)
             chosen.held.add(request.key)
+            chosen.given += 1
             out.setdefault(chosen.name, []).append(request)
         return out
 
@@ -335,6 +354,7 @@ class Dispatcher:
 
     def answer(self, name: str, obj: Any, now: float) -> tuple[int, np.ndarray] | Refusal:
         """(zone, ANSWER_DTYPE row) to hand to the zone, or why the answer is refused."""
+        self.clock = now
         c = self.contributors.get(name)
         if c is None:
             return Refusal("unknown_contributor")
@@ -371,6 +391,8 @@ class Dispatcher:
         c.valid.append(now)
         c.latencies.append(now - request.sent)
         self.decided += 1
+        by = Outcome.LAST_RESORT if c.last_resort else Outcome.DECIDED
+        self.recent.append((now, by, now - request.issued))
         self.answered[key] = name
         if len(self.answered) > 4 * MAX_CAPACITY * max(len(self.contributors), 1):
             self.answered.pop(next(iter(self.answered)))
@@ -394,6 +416,7 @@ class Dispatcher:
         if c.valid:
             c.valid.pop()
         self.refused[reason] = self.refused.get(reason, 0) + 1
+        self.recent.append((self.clock, Outcome.ZONE_REFUSED, 0.0))
 
     def _refuse(self, c: Contributor, reason: str, detail: str) -> Refusal:
         self.refused[reason] = self.refused.get(reason, 0) + 1
@@ -401,6 +424,7 @@ class Dispatcher:
             c.answers += 1
             c.invalid += 1
             c.invalid_run += 1
+            self.recent.append((self.clock, Outcome.REFUSED, 0.0))
         return Refusal(reason, detail)
 
     def should_ban(self, name: str) -> bool:
@@ -428,9 +452,12 @@ class Dispatcher:
                     "suspicion": round(c.suspicion, 2),
                     "latency_p50_ms": round(1000 * lat[len(lat) // 2], 1) if lat else None,
                     "latency_p95_ms": round(1000 * lat[int(len(lat) * 0.95)], 1) if lat else None,
+                    "fallback_share": round(c.fallback_share(), 3),
+                    "last_resort": c.last_resort,
                 }
             )
         return {
+            **self.rates(now),
             "contributors": rows,
             "waiting": sum(1 for r in self.requests.values() if r.holder is None),
             "out": sum(1 for r in self.requests.values() if r.holder is not None),
@@ -439,6 +466,41 @@ class Dispatcher:
             "refused": dict(self.refused),
             "banned": len([k for k, u in self.banned.items() if u > now]),
         }
+
+    def rates(self, now: float) -> dict[str, float | None]:
+        """The market's figures over the last WINDOW_S: decisions a minute (by contributors
+        and the server's endpoint), their mean latency from the zone's request, the share
+        of answers that were valid, and the share of requests decided by a fallback (the
+        server's endpoint, or the zones themselves when nobody answered in time)."""
+        while self.recent and self.recent[0][0] < now - WINDOW_S:
+            self.recent.popleft()
+        counts = [0] * len(Outcome.ALL)
+        latency = 0.0
+        for _, outcome, seconds in self.recent:
+            counts[outcome] += 1
+            latency += seconds
+        decided = counts[Outcome.DECIDED] + counts[Outcome.LAST_RESORT]
+        answers = decided + counts[Outcome.REFUSED]
+        requests = decided + counts[Outcome.EXPIRED]
+        invalid = counts[Outcome.REFUSED] + counts[Outcome.ZONE_REFUSED]
+        fallbacks = counts[Outcome.LAST_RESORT] + counts[Outcome.EXPIRED]
+        return {
+            "decisions_per_min": round(decided * 60 / WINDOW_S, 1),
+            "latency_avg_ms": round(1000 * latency / decided, 1) if decided else None,
+            "success_rate": round(max(0.0, 1 - invalid / answers), 3) if answers else None,
+            "fallback_rate": round(fallbacks / requests, 3) if requests else None,
+        }
+
+
+class Outcome:
+    """What became of a request or an answer, as `Dispatcher.recent` keeps it."""
+
+    DECIDED = 0  # a contributor's answer taken
+    LAST_RESORT = 1  # the server's endpoint's answer taken
+    EXPIRED = 2  # nobody answered in time: the zone decided itself
+    REFUSED = 3  # an answer refused before reaching a zone
+    ZONE_REFUSED = 4  # an answer the zone refused (occupied, out of range...)
+    ALL = (DECIDED, LAST_RESORT, EXPIRED, REFUSED, ZONE_REFUSED)
 
 
 def priority(obs: dict[str, Any]) -> float:

@@ -134,7 +134,10 @@ async def test_ops_events_bring_a_stale_ops_state_up_to_date():
     await event_publish(9, MarketSummaryReported(tick=3, hlc=1, overruns=0, zones=[zone]))
     await event_publish(9, ZoneHealthChanged(zones=[1, 2], health="quarantined", reason="x"))
     # the contributors' figures and bans leave the zones' state as it is
-    await event_publish(9, NpcDecisionsReported([{"name": "c1"}], 5, 0, 1, {"occupied": 1}))
+    figures = NpcDecisionsReported(
+        [{"name": "c1"}], 5, 0, 1, {"occupied": 1}, 10.0, 2.5, 1.0, 0.0, 1
+    )
+    await event_publish(9, figures)
     await event_publish(9, ContributorBanned(contributor="c2", reason="x", seconds=60.0))
     await event_publish(9, MarketSummaryReported(tick=4, hlc=2, overruns=0, zones=[zone]))
     events = await events_after(9, 0)
@@ -143,6 +146,8 @@ async def test_ops_events_bring_a_stale_ops_state_up_to_date():
     fresh = late.ops.snapshot()
     assert apply_all(ops_apply, stale, events) == fresh
     assert fresh["zones"]["2"]["health"] == "quarantined" and fresh["zones"]["1"]["health"] == "ok"
+    assert fresh["npcs"]["decided"] == 5 and fresh["npcs"]["decisions_per_min"] == 10.0
+    assert fresh["bans"] == [{"contributor": "c2", "reason": "x", "seconds": 60.0}]
     assert stale == ops_empty()
     await early.stop()
     await late.stop()

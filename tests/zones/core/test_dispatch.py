@@ -347,3 +347,57 @@ def test_the_servers_own_decider_gets_only_what_no_contributor_has_room_for():
     assert len(sent["a"]) == TRIAL_CAPACITY and len(sent["server"]) == 5 - TRIAL_CAPACITY
     d.assign(SILENT_AFTER_S + 5)  # the server's decider is never silent
     assert "server" in d.contributors
+
+
+# --- figures for operators -------------------------------------------------------------------
+
+
+def test_the_figures_say_rates_latency_success_and_fallbacks_over_the_window():
+    d = Dispatcher()
+    assert d.rates(0.0) == {
+        "decisions_per_min": 0.0,
+        "latency_avg_ms": None,
+        "success_rate": None,
+        "fallback_rate": None,
+    }
+    d.join("a", "k1", 4, now=0.0)
+    d.offer(0, [obs(i) for i in range(1, 5)], now=0.0)
+    assert {r.npc for r in d.assign(0.0)["a"]} == {1, 2}  # its trial capacity
+    assert not isinstance(d.answer("a", wait(1), 0.1), Refusal)  # 100 ms after the request
+    assert not isinstance(d.answer("a", wait(2), 0.3), Refusal)  # 300 ms
+    d.result(2, 1, "occupied")  # the zone refused the second
+    assert isinstance(d.answer("a", {"npc": 3}, 0.4), Refusal)  # refused: schema
+    d.assign(DEADLINE_S + 0.5)  # 3 and 4 went unanswered: the zones decided them
+    figures = d.stats(DEADLINE_S + 0.5)
+    assert figures["decisions_per_min"] == 2 * 60 / 30
+    assert figures["latency_avg_ms"] == pytest.approx(200.0)
+    assert figures["success_rate"] == pytest.approx(1 - 2 / 3, abs=1e-3)  # 1 valid of 3
+    assert figures["fallback_rate"] == 0.5  # 2 of 4 requests
+    (row,) = figures["contributors"]
+    # 2 given (its trial capacity), both answered; 3 and 4 were never its to lose
+    assert row["fallback_share"] == 0.0 and row["last_resort"] is False
+    assert d.rates(DEADLINE_S + 31)["latency_avg_ms"] is None  # out of the window
+
+
+def test_a_contributors_fallback_share_counts_what_it_left_to_others():
+    d = Dispatcher()
+    d.join("a", "k1", 4, now=0.0)
+    d.offer(0, [obs(1), obs(2)], now=0.0)
+    d.assign(0.0)
+    d.join("b", "k2", 4, now=0.0)
+    d.assign(RESEND_AFTER_S + 0.1)  # a sat on both: resent to b
+    assert d.contributors["a"].fallback_share() == 1.0
+    assert not isinstance(d.answer("b", wait(1), RESEND_AFTER_S + 0.2), Refusal)
+    d.leave("b")  # with 2 still held
+    stats = {c["name"]: c for c in d.stats(RESEND_AFTER_S + 0.3)["contributors"]}
+    assert stats["a"]["fallback_share"] == 1.0
+
+
+def test_answers_of_the_servers_own_decider_count_as_fallbacks():
+    d = Dispatcher()
+    d.join_last_resort("server", 4, now=0.0)
+    d.offer(0, [obs(1)], now=0.0)
+    d.assign(0.0)
+    assert not isinstance(d.answer("server", wait(1), 0.5), Refusal)
+    figures = d.rates(1.0)
+    assert figures["fallback_rate"] == 1.0 and figures["decisions_per_min"] == 2.0
