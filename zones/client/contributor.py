@@ -17,21 +17,20 @@ schema (`--endpoint`, `--model`; a key from OPENAI_API_KEY if set); an answer th
 does not come within `--timeout` or does not parse is replaced by the utility policy's
 and counted as a fallback. Decisions run in a worker thread, so a slow model never
 holds up the heartbeat.
-`mcp`: starts a local MCP server over stdio (`--mcp-command`, by default the example
-server `python -m zones.client.mcp_example`) and calls its `decide` tool with the
-observation, within `--timeout`; a late or unusable answer is replaced by the utility
-policy's, as above.
+`mcp`: starts a local MCP server over stdio with the official `mcp` package's client
+(`--mcp-command`, by default the example server `python -m zones.client.mcp_example`)
+and calls its `decide` tool with the observation, within `--timeout`; a late or
+unusable answer is replaced by the utility policy's, as above.
 """
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import math
 import os
-import queue
 import shlex
-import subprocess
 import sys
 import threading
 import time
@@ -51,6 +50,10 @@ MAX_MESSAGE_BYTES = 4096
 PROGRESS_S = 5.0
 THRESHOLD = 2.0
 MAX_TRAVEL_M = 21.0
+MCP_START_S = 20.0
+"""How long an MCP server may take to start and answer `initialize`."""
+MCP_GRACE_S = 0.5
+"""Beyond its timeout, how long a call waits for the session's own timeout to end it."""
 
 Policy = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -152,80 +155,92 @@ class OpenAIPolicy:
         }
 
 
-MCP_VERSION = "2025-06-18"
-
-
 class MCPPolicy:
-    """Decisions from a local MCP server's `decide` tool, over its stdio transport
-    (JSON-RPC 2.0, one message a line); the utility policy when it is late or unusable."""
+    """Decisions from a local MCP server's `decide` tool, through the official `mcp`
+    package's stdio client; the utility policy when it is late or unusable.
+
+    The client session lives on an event loop of its own in a background thread, so the
+    policy is called like the others, from the contributor's worker thread. A call that
+    has no answer within `timeout` is given up: the session drops its answer if it comes
+    later, so it is never taken for the next call."""
 
     def __init__(self, command: list[str], timeout: float = 4.0, tool: str = "decide") -> None:
-        self.timeout, self.tool = timeout, tool
+        if not command:
+            raise ValueError("the mcp policy needs a command that starts an MCP server")
+        self.command, self.timeout, self.tool = command, timeout, tool
         self.fallbacks = 0
         self.asked = 0
-        self._id = 0
-        self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
+        self.failure: BaseException | None = None  # why the session ended, if it did
+        self._session: Any = None
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._serving: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(max(timeout, MCP_START_S)):
+            self.close()
+            raise TimeoutError(
+                f"the MCP server {command[0]!r} did not start within {MCP_START_S:g} s"
+            )
+        if self._session is None:
+            self.close()
+            raise OSError(f"the MCP server {command[0]!r} could not be used: {self.failure!r}")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._serving = self._loop.create_task(self._serve())
+            self._loop.run_until_complete(self._serving)
+        except BaseException as exc:  # noqa: BLE001  (said by `failure`, and by fallbacks)
+            self.failure = exc
+        finally:
+            self._session = None
+            self._ready.set()
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        from mcp import ClientSession, StdioServerParameters, stdio_client
+        from mcp.types import Implementation
+
+        params = StdioServerParameters(command=self.command[0], args=self.command[1:])
+        with open(os.devnull, "w") as quiet:
+            async with stdio_client(params, errlog=quiet) as (read, write):
+                info = Implementation(name="fabric-market-contributor", version="1")
+                async with ClientSession(read, write, client_info=info) as session:
+                    await session.initialize()
+                    self._session = session
+                    self._ready.set()
+                    await asyncio.Event().wait()  # until `close` cancels this task
+
+    async def _call(self, obs: dict[str, Any]) -> Any:
+        session = self._session
+        if session is None:
+            raise OSError("the MCP session has ended")
+        return await session.call_tool(
+            self.tool, {"observation": obs}, read_timeout_seconds=self.timeout
         )
-        threading.Thread(target=self._read, daemon=True).start()
-        self._request(
-            "initialize",
-            {
-                "protocolVersion": MCP_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "fabric-market-contributor", "version": "1"},
-            },
-        )
-        self._send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with contextlib.suppress(ValueError):
-                message = json.loads(line)
-                if isinstance(message, dict) and "id" in message:
-                    self._replies.put(message)
-
-    def _send(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message) + "\n")
-        self.process.stdin.flush()
-
-    def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        self._id += 1
-        ident = self._id
-        self._send({"jsonrpc": "2.0", "id": ident, "method": method, "params": params})
-        end = time.monotonic() + self.timeout
-        while True:
-            try:
-                reply = self._replies.get(timeout=max(0.0, end - time.monotonic()))
-            except queue.Empty:
-                raise TimeoutError(f"{method}: no answer within {self.timeout:g} s") from None
-            if reply.get("id") != ident:
-                continue  # the answer to a call that timed out, come late
-            if "error" in reply:
-                raise ValueError(f"{method}: {reply['error']}")
-            result: dict[str, Any] = reply["result"]
-            return result
 
     def __call__(self, obs: dict[str, Any]) -> dict[str, Any]:
         self.asked += 1
         try:
-            result = self._request(
-                "tools/call", {"name": self.tool, "arguments": {"observation": obs}}
-            )
-            decision = result.get("structuredContent")
+            if self._session is None or self._loop.is_closed():
+                raise OSError("the MCP session has ended")
+            future = asyncio.run_coroutine_threadsafe(self._call(obs), self._loop)
+            try:
+                result = future.result(self.timeout + MCP_GRACE_S)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise TimeoutError(f"no answer within {self.timeout:g} s") from None
+            if result.is_error:
+                raise ValueError("the tool answered an error")
+            decision = result.structured_content
+            if isinstance(decision, dict) and set(decision) == {"result"}:
+                decision = decision["result"]  # a structured result wrapped by the server
             if not isinstance(decision, dict):
-                decision = json.loads(result["content"][0]["text"])
+                decision = json.loads(result.content[0].text)
             if not isinstance(decision, dict) or decision.get("action") not in ACTION_NAMES:
                 raise ValueError("not a decision")
-        except (OSError, ValueError, KeyError, IndexError, TypeError, TimeoutError):
+        except Exception:  # a late, failed or unusable answer: the utility decision instead
             self.fallbacks += 1
             return utility_policy(obs)
         fields = ("action", "to", "item", "target", "seconds")
@@ -234,13 +249,12 @@ class MCPPolicy:
         }
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """End the session and the server (stdio_client stops the process it started)."""
+        serving = self._serving
+        if serving is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(serving.cancel)
+        self._thread.join(timeout=MCP_START_S)
 
 
 POLICIES: dict[str, Policy] = {"utility": utility_policy}

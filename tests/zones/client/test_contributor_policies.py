@@ -1,5 +1,6 @@
 """The contributor SDK's policies: utility, and an OpenAI-compatible endpoint (a local stub)."""
 
+import asyncio
 import json
 import sys
 import threading
@@ -7,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from zones.client import contributor
 from zones.client.contributor import (
     MAX_MESSAGE_BYTES,
     MCPPolicy,
@@ -157,3 +159,31 @@ def test_an_mcp_server_that_is_gone_falls_back():
     policy.timeout = 0.5
     assert policy(observation())["action"] == "use_item"
     assert policy.fallbacks == 1
+
+
+def test_the_example_server_offers_its_decide_tool_to_the_official_client():
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    async def ask():
+        params = StdioServerParameters(command=sys.executable, args=example_server()[1:])
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = (await session.list_tools()).tools
+            called = await session.call_tool("decide", {"observation": observation()})
+            return tools, called
+
+    tools, called = asyncio.run(ask())
+    (tool,) = tools
+    assert tool.name == "decide" and tool.input_schema["required"] == ["observation"]
+    assert called.structured_content == {"action": "use_item", "item": 500}
+
+
+def test_a_command_that_starts_no_mcp_server_is_refused_with_a_reason(monkeypatch):
+    with pytest.raises(ValueError, match="needs a command"):
+        MCPPolicy([])
+    with pytest.raises(OSError, match="could not be used: FileNotFoundError"):
+        MCPPolicy(["/no/such/mcp-server"], timeout=2.0)
+    monkeypatch.setattr(contributor, "MCP_START_S", 1.0)
+    mute = [sys.executable, "-c", "import sys; sys.stdin.read()"]  # never answers initialize
+    with pytest.raises(TimeoutError, match="did not start within 1 s"):
+        MCPPolicy(mute, timeout=0.5)
