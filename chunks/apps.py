@@ -9,12 +9,12 @@ class ChunksConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete
 
-        from chunks.permissions import public_chunks_forget_after_commit
+        from chunks.permissions import readable_chunks_forget_after_commit
         from market.rebac.models import RelationTuple
 
-        # A revoked grant must stop the public fast path: forget everything once it commits.
+        # A revoked grant must stop the fast path: forget what it granted once it commits.
         post_delete.connect(
-            public_chunks_forget_after_commit,
+            readable_chunks_forget_after_commit,
             sender=RelationTuple,
             weak=False,
             dispatch_uid="chunks-public-forget",

@@ -1,45 +1,59 @@
-"""Anonymous downloads of world-readable chunks, answered before Django's request cycle.
+"""Downloads of readable chunks by anonymous visitors and visitors with an asset token,
+answered before Django's request cycle.
 
 Under ASGI, Django runs every synchronous middleware hook in a worker thread and
 gives each request a new thread of its own: for a 64 KiB chunk that costs many
 times more than reading and sending the chunk (bench/bench_chunks.py measures
-it). Most chunk traffic is visitors fetching world-readable booth assets, so
-`ChunkFastPath` answers those itself when all of this holds:
+it). Most chunk traffic is visitors fetching booth assets, so `ChunkFastPath`
+answers those itself when all of this holds:
 
 - the request is a GET or HEAD of `/chunks/<well-formed hash>`;
-- it carries no credentials (no Authorization header, no session cookie), so
-  the principal is the world, `user:*`;
-- the Django view has found, within the last CHUNK_PUBLIC_CACHE_SECONDS, that
-  the world may read this chunk (`public_chunks.remember`).
+- it carries no session cookie, and either no Authorization header (the principal
+  is the world, `user:*`) or `Bearer <asset token>` with a valid token (the principal
+  is the visitor it names, chunks/visitor_auth.py);
+- that principal may read the chunk: either this process found so within the last
+  CHUNK_READ_CACHE_SECONDS (`readable_chunks`), or it asks the relation engine now,
+  in a worker thread (one query for the chunk's namespaces, the checks from the
+  process's tuple index), and remembers a yes.
 
-Everything else goes to Django unchanged: a first request, a private chunk, a
-signed-in user, a malformed path, a missing file, an unsatisfiable range. The
-answers are the chunk view's (same status, body, ETag, caching and range
-headers, and nosniff); only the headers Django's middleware adds for HTML pages
-(frame, referrer and opener policies, Vary: Cookie) are left out. The Host header
-is not checked against ALLOWED_HOSTS here: nothing in these answers depends on it.
+Everything else goes to Django unchanged: a refusal, a signed-in user, a bad token,
+a malformed path, a missing file, an unsatisfiable range. The answers are the chunk
+view's (same status, body, ETag, caching and range headers, and nosniff); only the
+headers Django's middleware adds for HTML pages (frame, referrer and opener policies,
+Vary: Cookie) are left out. The Host header is not checked against ALLOWED_HOSTS
+here: nothing in these answers depends on it.
 
-Deleting a relation tuple clears the memory of public chunks in this process once
-the deletion commits (chunks/permissions.py), so a revoked public grant stops being
-served here from then on; other
-processes forget it within CHUNK_PUBLIC_CACHE_SECONDS, which is why that is 0 when
-several may run (REDIS_URL). Copies that browsers and proxies already hold under
+A revoke (or a visitor leaving the booth whose visitors may read) stops every process
+serving the chunk within CHUNK_READ_CACHE_SECONDS + REBAC_INDEX_POLL_SECONDS of its
+commit: no remembered yes is older, and the check that made it saw every change
+committed that long before. The process that deleted the tuple forgets at once
+(chunks/permissions.py). Copies that browsers and proxies already hold under
 `Cache-Control: public, immutable` outlive it anyway.
+
+`GET /chunk-reads/<hash>` answers the same question for a front server (chunks/front.py):
+200 with `X-Chunk-Cache-Control` when the request's principal may read the chunk, 403
+otherwise (also for a session or a password: the front sends those to Django). It always
+asks the relation engine afresh, so the front's own memory is the only one in between.
 """
 
 import os
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from chunks.errors import ChunkError
 from chunks.hashes import chunk_hash_is_valid
-from chunks.permissions import public_chunks
-from chunks.ranges import answer_headers, chunk_etag, chunk_plan
+from chunks.permissions import WORLD, readable_chunks
+from chunks.ranges import IMMUTABLE_FOR, answer_headers, chunk_etag, chunk_plan
+from chunks.selectors import ChunkReadable, chunk_read_decision
 from chunks.views import INLINE_BYTES, file_blocks, read_exactly
+from market.asset_tokens import AssetTokenError, asset_token_verify
 
 PREFIX = "/chunks/"
+DECISION_PREFIX = "/chunk-reads/"
+CACHE_CONTROL_HEADER = b"x-chunk-cache-control"
 
 
 class ChunkFastPath:
@@ -49,29 +63,31 @@ class ChunkFastPath:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        asked = self._public_chunk_asked_for(scope)
-        if asked is None or not await self._answer(scope, send, *asked):
-            await self.app(scope, receive, send)
+        asked = _chunk_asked_for(scope)
+        if asked is not None:
+            prefix, chunk_hash, principal = asked
+            if prefix == DECISION_PREFIX:
+                await _answer_decision(send, chunk_hash, principal)
+                return
+            if principal is not None:
+                found = readable_chunks.lookup(principal, chunk_hash)
+                if found is None:
+                    found = await _decide(principal, chunk_hash)
+                if found is not None and await self._answer(
+                    scope, send, chunk_hash, principal, *found
+                ):
+                    return
+        await self.app(scope, receive, send)
 
-    @staticmethod
-    def _public_chunk_asked_for(scope: dict[str, Any]) -> tuple[str, int] | None:
-        """Hash and size of the world-readable chunk an anonymous GET or HEAD asks for."""
-        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
-            return None
-        path = scope["path"].removeprefix(scope.get("root_path", ""))
-        if not path.startswith(PREFIX):
-            return None
-        chunk_hash = path[len(PREFIX) :]
-        size = public_chunks.size_of(chunk_hash) if chunk_hash_is_valid(chunk_hash) else None
-        if size is None:
-            return None
-        session_cookie = f"{settings.SESSION_COOKIE_NAME}=".encode()
-        for name, value in scope["headers"]:
-            if name == b"authorization" or (name == b"cookie" and session_cookie in value):
-                return None
-        return chunk_hash, size
-
-    async def _answer(self, scope: dict[str, Any], send: Any, chunk_hash: str, size: int) -> bool:
+    async def _answer(
+        self,
+        scope: dict[str, Any],
+        send: Any,
+        chunk_hash: str,
+        principal: str,
+        size: int,
+        public: bool,
+    ) -> bool:
         """Send the chunk; False (nothing sent) when Django should answer instead."""
         headers = _request_headers(scope)
         get = scope["method"] == "GET"
@@ -85,8 +101,7 @@ class ChunkFastPath:
             )
         except ChunkError:
             return False  # unsatisfiable range: Django words the refusal
-        # A plain string, not chunk_store().path_for: pathlib costs more than the read here.
-        path = os.path.join(settings.CHUNK_STORE_DIR, chunk_hash[:2], chunk_hash[2:4], chunk_hash)
+        path = chunk_path(chunk_hash)
         body = b""
         if get and plan.status != 304 and plan.length <= INLINE_BYTES:
             try:
@@ -94,14 +109,14 @@ class ChunkFastPath:
                 # trip to a worker thread. Larger bodies are read off the loop.
                 body = read_exactly(path, plan.start, plan.length)
             except OSError:
-                public_chunks.forget(chunk_hash)  # collected meanwhile: let Django say so
+                readable_chunks.forget(principal, chunk_hash)  # collected: let Django say so
                 return False
         elif not os.path.isfile(path):
-            public_chunks.forget(chunk_hash)
+            readable_chunks.forget(principal, chunk_hash)
             return False
         headers = [
             (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in answer_headers(chunk_hash, size, plan, public=True)
+            for name, value in answer_headers(chunk_hash, size, plan, public=public)
         ]
         await send({"type": "http.response.start", "status": plan.status, "headers": headers})
         if get and plan.status != 304 and plan.length > INLINE_BYTES:
@@ -111,6 +126,82 @@ class ChunkFastPath:
         else:
             await send({"type": "http.response.body", "body": body})
         return True
+
+
+def chunk_path(chunk_hash: str) -> str:
+    """Where the store keeps a chunk: a plain string, as chunk_store().path_for makes it
+    (pathlib costs more than the read here)."""
+    return os.path.join(settings.CHUNK_STORE_DIR, chunk_hash[:2], chunk_hash[2:4], chunk_hash)
+
+
+def _chunk_asked_for(scope: dict[str, Any]) -> tuple[str, str, str | None] | None:
+    """(prefix, hash, principal) of a GET or HEAD of a chunk or of a read decision.
+
+    The principal is None when the request is Django's to judge: a session cookie,
+    another Authorization scheme, a bad token.
+    """
+    if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+        return None
+    path = scope["path"].removeprefix(scope.get("root_path", ""))
+    for prefix in (PREFIX, DECISION_PREFIX):
+        if path.startswith(prefix):
+            chunk_hash = path[len(prefix) :]
+            if not chunk_hash_is_valid(chunk_hash):
+                return None
+            return prefix, chunk_hash, _principal(scope)
+    return None
+
+
+def _principal(scope: dict[str, Any]) -> str | None:
+    """`user:*`, the visitor an asset token proves, or None (Django decides)."""
+    session_cookie = f"{settings.SESSION_COOKIE_NAME}=".encode()
+    principal: str | None = WORLD
+    for name, value in scope["headers"]:
+        if name == b"cookie" and session_cookie in value:
+            return None
+        if name == b"authorization":
+            if principal != WORLD:
+                return None  # two Authorization headers
+            principal = _visitor_of(value)
+            if principal is None:
+                return None
+    return principal
+
+
+def _visitor_of(authorization: bytes) -> str | None:
+    """The visitor subject of `Bearer <valid asset token>`, else None."""
+    scheme, _, token = authorization.partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    try:
+        return asset_token_verify(token.strip().decode("ascii")).subject
+    except (AssetTokenError, UnicodeDecodeError):
+        return None
+
+
+async def _decide(principal: str, chunk_hash: str) -> tuple[int, bool] | None:
+    """(size, public) if `principal` may read the chunk, asked now and remembered."""
+    readable = await _decision(principal, chunk_hash)
+    if readable is None:
+        return None
+    readable_chunks.remember(principal, chunk_hash, readable.size, readable.public)
+    return readable.size, readable.public
+
+
+async def _decision(principal: str, chunk_hash: str) -> ChunkReadable | None:
+    return await sync_to_async(chunk_read_decision)(chunk_hash=chunk_hash, principal=principal)
+
+
+async def _answer_decision(send: Any, chunk_hash: str, principal: str | None) -> None:
+    """A front server's question: 200 and the chunk's Cache-Control, or 403."""
+    readable = None if principal is None else await _decision(principal, chunk_hash)
+    headers = [(b"content-length", b"0"), (b"cache-control", b"no-store")]
+    if readable is not None:
+        visibility = "public" if readable.public else "private"
+        headers.append((CACHE_CONTROL_HEADER, f"{visibility}, {IMMUTABLE_FOR}".encode("latin-1")))
+    status = 200 if readable is not None else 403
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _request_headers(scope: dict[str, Any]) -> dict[str, str]:

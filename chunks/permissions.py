@@ -6,13 +6,16 @@ and `user:*` for anonymous requests (what the whole world has been granted).
 """
 
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
 from market.asset_tokens import VISITOR_TYPE
+from market.rebac.engine import Graph
+from market.rebac.market_model import market_model
+from market.rebac.selectors import rebac_tuple_source
 from market.rebac.services import rebac_check
 
 WORLD = "user:*"
@@ -37,73 +40,109 @@ def namespace_allows(namespace_id: int, relation: str, principal: str) -> bool:
     return rebac_check(object=f"namespace:{namespace_id}", relation=relation, user=principal)
 
 
-def readable_namespace(namespace_ids: Iterable[int], principal: str) -> int | None:
-    """The first of `namespace_ids` that `principal` can read, or None."""
-    for namespace_id in namespace_ids:
-        if namespace_allows(namespace_id, CAN_READ, principal):
-            return namespace_id
-    return None
+def read_access(namespace_ids: Sequence[int], principal: str) -> tuple[bool, bool]:
+    """(whether `principal` may read one of the namespaces, whether the world may too),
+    asked of one up-to-date view of the tuples.
 
-
-def world_readable(namespace_ids: Iterable[int], principal: str, allowed_by: int) -> bool:
-    """Whether anyone at all may read a chunk held by `namespace_ids`.
-
-    `allowed_by` is the namespace that already let `principal` in; when the
-    principal is the world itself, that grant settles the question.
+    The second answer is only worked out when the first is yes: it decides whether a
+    chunk's answers may be cached publicly.
     """
-    if principal == WORLD:
-        return True
-    if namespace_allows(allowed_by, CAN_READ, WORLD):
-        return True
-    return readable_namespace((n for n in namespace_ids if n != allowed_by), WORLD) is not None
+    if not namespace_ids:
+        return False, False
+    with rebac_tuple_source() as source:
+        graph = Graph(market_model(), source)
+
+        def may_read(namespace_id: int, who: str) -> bool:
+            return graph.check(f"namespace:{namespace_id}", CAN_READ, who)
+
+        allowed_by = next((n for n in namespace_ids if may_read(n, principal)), None)
+        if allowed_by is None:
+            return False, False
+        if principal == WORLD:
+            return True, True
+        return True, any(may_read(n, WORLD) for n in namespace_ids)
 
 
-class PublicChunks:
-    """Chunks recently found world-readable, with their sizes, each for a limited time."""
+class ReadableChunks:
+    """Chunks recently found readable by a principal (the world, or a visitor), each for a
+    limited time: what chunks.fastpath may serve without asking the relation engine again.
+
+    An entry lives CHUNK_READ_CACHE_SECONDS, in this process only; that is the bound within
+    which a revoke committed anywhere stops this process serving the chunk (plus
+    REBAC_INDEX_POLL_SECONDS, how stale the check that made the entry may have been).
+    """
 
     def __init__(self) -> None:
-        self._until: dict[str, tuple[float, int]] = {}
+        # (principal, hash) -> (until, size, public), oldest first
+        self._until: dict[tuple[str, str], tuple[float, int, bool]] = {}
+        self._of_principal: dict[str, set[str]] = {}
+        self.clock = time.monotonic
 
-    def remember(self, chunk_hash: str, size: int) -> None:
-        """Note that the world may read `chunk_hash`, for CHUNK_PUBLIC_CACHE_SECONDS."""
-        seconds = settings.CHUNK_PUBLIC_CACHE_SECONDS
+    def remember(self, principal: str, chunk_hash: str, size: int, public: bool) -> None:
+        """Note that `principal` may read `chunk_hash`, for CHUNK_READ_CACHE_SECONDS."""
+        seconds = settings.CHUNK_READ_CACHE_SECONDS
         if seconds <= 0:
             return
-        self._until.pop(chunk_hash, None)  # re-inserted last: the oldest go first
-        self._until[chunk_hash] = (time.monotonic() + seconds, size)
+        key = (principal, chunk_hash)
+        self._until.pop(key, None)  # re-inserted last: the oldest go first
+        self._until[key] = (self.clock() + seconds, size, public)
+        self._of_principal.setdefault(principal, set()).add(chunk_hash)
         while len(self._until) > MAX_REMEMBERED:
-            del self._until[next(iter(self._until))]
+            self.forget(*next(iter(self._until)))
 
-    def size_of(self, chunk_hash: str) -> int | None:
-        """The chunk's size while it is known to be world-readable, else None."""
-        entry = self._until.get(chunk_hash)
+    def lookup(self, principal: str, chunk_hash: str) -> tuple[int, bool] | None:
+        """(size, whether the world may read it) while `principal` is known to be allowed to
+        read the chunk, else None."""
+        entry = self._until.get((principal, chunk_hash))
         if entry is None:
             return None
-        until, size = entry
-        if time.monotonic() >= until:
-            self.forget(chunk_hash)
+        until, size, public = entry
+        if self.clock() >= until:
+            self.forget(principal, chunk_hash)
             return None
-        return size
+        return size, public
 
-    def forget(self, chunk_hash: str) -> None:
-        self._until.pop(chunk_hash, None)
+    def size_of(self, chunk_hash: str) -> int | None:
+        """The chunk's size while the world is known to be allowed to read it, else None."""
+        found = self.lookup(WORLD, chunk_hash)
+        return None if found is None else found[0]
+
+    def forget(self, principal: str, chunk_hash: str) -> None:
+        self._until.pop((principal, chunk_hash), None)
+        hashes = self._of_principal.get(principal)
+        if hashes is not None:
+            hashes.discard(chunk_hash)
+            if not hashes:
+                del self._of_principal[principal]
+
+    def forget_principal(self, principal: str) -> None:
+        """Forget every chunk remembered for `principal`."""
+        for chunk_hash in list(self._of_principal.get(principal, ())):
+            self.forget(principal, chunk_hash)
 
     def clear(self) -> None:
         self._until.clear()
+        self._of_principal.clear()
+
+    def __len__(self) -> int:
+        return len(self._until)
 
 
-# Filled by the chunk view, read by chunks.fastpath; one per process.
-public_chunks = PublicChunks()
+# Filled by the chunk view and by chunks.fastpath, read by chunks.fastpath; one per process.
+readable_chunks = ReadableChunks()
 
 
-def public_chunks_forget_after_commit(instance: object, **_: object) -> None:
-    """A relation tuple was deleted: forget every public chunk once the deletion commits.
+def readable_chunks_forget_after_commit(instance: object, **_: object) -> None:
+    """A relation tuple was deleted: forget what it may have granted once the deletion commits.
 
-    Not before: a GET running meanwhile still sees the tuple, finds the chunk public and
+    Not before: a GET running meanwhile still sees the tuple, finds the chunk readable and
     remembers it again, and that memory would outlive the revoke. A booth visitor tuple
-    (`booth:<id>#visitor@visitor:…`) grants only that visitor, never the world, so its
-    deletion (at every booth a visitor walks out of) leaves the memory alone.
+    (`booth:<id>#visitor@visitor:…`) grants only that visitor, so its deletion (at every
+    booth a visitor walks out of) forgets that visitor's chunks only; any other deletion
+    forgets everything. Other processes forget within CHUNK_READ_CACHE_SECONDS.
     """
     if getattr(instance, "subject_type", None) == VISITOR_TYPE:
+        subject = f"{VISITOR_TYPE}:{instance.subject_id}"  # type: ignore[attr-defined]
+        transaction.on_commit(lambda: readable_chunks.forget_principal(subject))
         return
-    transaction.on_commit(public_chunks.clear)
+    transaction.on_commit(readable_chunks.clear)

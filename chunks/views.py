@@ -31,7 +31,7 @@ from chunks.asgi import streams_request_body
 from chunks.errors import ChunkError, ChunkErrorKind
 from chunks.hashes import chunk_hash_validate
 from chunks.http import chunk_error_response, request_body_pieces, request_user
-from chunks.permissions import principal_of, public_chunks
+from chunks.permissions import WORLD, principal_of, readable_chunks
 from chunks.ranges import ChunkPlan, answer_headers, chunk_etag, chunk_plan
 from chunks.selectors import ChunkReadable, chunk_readable
 from chunks.services import chunk_upload
@@ -106,7 +106,8 @@ async def chunk_fetch(request: HttpRequest, chunk_hash: str) -> HttpResponseBase
     """Download: 200, 206 for a range, 304 when the client has it, 403 when it may not."""
     readable, plan, inline = await sync_to_async(chunk_fetch_prepare)(request, chunk_hash)
     if readable.public:
-        public_chunks.remember(readable.hash, readable.size)  # for chunks.fastpath
+        # for chunks.fastpath
+        readable_chunks.remember(WORLD, readable.hash, readable.size, public=True)
     if plan.status == 304:
         # Streamed (and empty) so that no middleware adds a Content-Length of 0 to it.
         response: HttpResponseBase = StreamingHttpResponse(no_body(), status=304)

@@ -2,8 +2,8 @@
 
 HTTP is served by Django's ASGI handler, extended so that chunk uploads read
 their body as it arrives instead of after Django has spooled all of it
-(chunks/asgi.py says why). Anonymous downloads of world-readable chunks are
-answered in front of Django (chunks/fastpath.py).
+(chunks/asgi.py says why). Downloads of readable chunks by anonymous visitors and
+visitors with an asset token are answered in front of Django (chunks/fastpath.py).
 """
 
 import gc

@@ -277,14 +277,11 @@ CHUNK_MAX_BYTES = int(os.environ.get("CHUNK_MAX_BYTES") or 64 * 1024 * 1024)
 CHUNK_GC_GRACE_SECONDS = int(os.environ.get("CHUNK_GC_GRACE_SECONDS") or 3600)
 # How often the embedded main job collects garbage (distributed: Celery beat, hourly).
 CHUNK_GC_INTERVAL_SECONDS = float(os.environ.get("CHUNK_GC_INTERVAL_SECONDS") or 3600)
-# How long a web process may serve a chunk it found world-readable to anonymous
-# requests without asking again (chunks/fastpath.py; 0 asks every time). Deleting
-# any relation tuple clears the memory of the process that deleted it, so with one
-# web process (the embedded default) a revoke acts at once; with several (REDIS_URL
-# set) the others would not hear of it, so the memory is off.
-CHUNK_PUBLIC_CACHE_SECONDS = float(
-    os.environ.get("CHUNK_PUBLIC_CACHE_SECONDS") or (0 if REDIS_URL else 10)
-)
+# How long a web process may serve a chunk it found readable by the world or by a visitor
+# (asset token) without asking the relation engine again (chunks/fastpath.py; 0 asks every
+# time). It bounds how long a revoke or a departure takes to stop every web process
+# serving the chunk (plus REBAC_INDEX_POLL_SECONDS); the deleting process forgets at once.
+CHUNK_READ_CACHE_SECONDS = float(os.environ.get("CHUNK_READ_CACHE_SECONDS") or 2)
 
 # The market's own loggers report at INFO (zones resumed, workers restarted, visitors
 # refused) on stderr. Django's warnings and errors (a request that failed with its

@@ -9,7 +9,7 @@ import blake3
 import pytest
 
 from chunks.models import Chunk, ChunkNamespace
-from chunks.permissions import public_chunks
+from chunks.permissions import readable_chunks
 from chunks.services import namespace_create
 from chunks.storage import chunk_store
 from market.models import Booth, Market
@@ -30,11 +30,11 @@ def store_dir(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def nothing_known_public():
-    """Chunks found world-readable in one test must not be served in the next."""
-    public_chunks.clear()
+def nothing_known_readable():
+    """Chunks found readable in one test must not be served in the next."""
+    readable_chunks.clear()
     yield
-    public_chunks.clear()
+    readable_chunks.clear()
 
 
 @pytest.fixture(autouse=True)

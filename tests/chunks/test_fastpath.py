@@ -1,20 +1,29 @@
-"""Anonymous GETs of world-readable chunks answered in front of Django, and when they are not."""
+"""GETs of readable chunks by anonymous visitors and asset-token visitors, answered in front of
+Django, and when they are not."""
 
 import pytest
+from django.db import connection
 
 from chunks import views
+from chunks.access import namespace_reader_grant
 from chunks.models import Chunk
-from chunks.permissions import public_chunks
+from chunks.permissions import WORLD, readable_chunks
 from chunks.storage import chunk_store
+from market.asset_tokens import asset_token_issue, visitor_subject
+from market.booth_visitors import booth_visitor_set
+from market.rebac.models import RelationTuple
 from market.rebac.services import rebac_tuple_delete
 from tests.chunks.asgi_calls import asgi_call, basic_auth
 from tests.chunks.conftest import PASSWORD, chunk_stored, off_loop
-from tests.subprocesses import REPO_ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DATA = bytes(range(200)) * 50
+VISITORS_DATA = bytes(reversed(DATA))
 SAME_IN_BOTH = ("etag", "cache-control", "accept-ranges", "content-type", "content-length")
+ENTITY = 1099511627777
+# A session cookie naming no session: Django answers, as for an anonymous visitor.
+NO_SESSION = (b"cookie", b"sessionid=none")
 
 
 @pytest.fixture
@@ -32,8 +41,27 @@ def django_answers(monkeypatch):
 
 
 @pytest.fixture
+def now(monkeypatch, settings):
+    """The memory's clock, in seconds, moved by the test; the memory lasts 2 s."""
+    settings.CHUNK_READ_CACHE_SECONDS = 2
+    clock = [1000.0]
+    monkeypatch.setattr(readable_chunks, "clock", lambda: clock[0])
+    return clock
+
+
+@pytest.fixture
 def public_chunk(public_namespace):
     return chunk_stored(DATA, public_namespace)
+
+
+@pytest.fixture
+def visitors_chunk(booth, namespace):
+    """A chunk of a namespace that the visitors of its booth may read, and the visitor's
+    Authorization header, standing in that booth."""
+    namespace_reader_grant(namespace=namespace, spec={"kind": "visitors"})
+    booth_visitor_set(market_id=booth.market_id, entity=ENTITY, zone=booth.zone_index)
+    token = asset_token_issue(booth.market_id, ENTITY)
+    return chunk_stored(VISITORS_DATA, namespace), (b"authorization", f"Bearer {token}".encode())
 
 
 async def get(chunk, headers=(), method="GET"):
@@ -42,6 +70,18 @@ async def get(chunk, headers=(), method="GET"):
 
 def core(answer):
     return {name: answer.headers.get(name) for name in SAME_IN_BOTH}
+
+
+def world_revoked_elsewhere(namespace):
+    """Delete the namespace's grant to the world as another process would: no signal
+    reaches this one."""
+    table = connection.ops.quote_name(RelationTuple._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE object_type = 'namespace' AND object_id = %s "
+            "AND relation = 'reader' AND subject_type = 'user' AND subject_id = '*'",
+            [str(namespace.pk)],
+        )
 
 
 @pytest.mark.parametrize(
@@ -55,31 +95,90 @@ def core(answer):
     ],
     ids=["whole", "range", "suffix", "304", "if-range"],
 )
-async def test_second_anonymous_get_skips_django_and_answers_the_same(
+async def test_anonymous_get_skips_django_and_answers_as_django_does(
     django_answers, public_chunk, headers
 ):
-    first = await get(public_chunk, headers)
-    second = await get(public_chunk, headers)
+    through_django = await get(public_chunk, [*headers, NO_SESSION])
+    fast = await get(public_chunk, headers)
 
     assert django_answers == [public_chunk]
-    assert (second.status, second.body) == (first.status, first.body)
-    assert core(second) == core(first)
-    assert second.headers.get("content-range") == first.headers.get("content-range")
-    assert second.headers["x-content-type-options"] == "nosniff"
+    assert (fast.status, fast.body) == (through_django.status, through_django.body)
+    assert core(fast) == core(through_django)
+    assert fast.headers.get("content-range") == through_django.headers.get("content-range")
+    assert fast.headers["x-content-type-options"] == "nosniff"
 
 
 async def test_head_is_answered_too(django_answers, public_chunk):
-    await get(public_chunk)
-
     head = await get(public_chunk, method="HEAD")
 
-    assert django_answers == [public_chunk]
+    assert django_answers == []
     assert head.status == 200 and head.body == b""
     assert head.headers["content-length"] == str(len(DATA))
 
 
-async def test_requests_with_credentials_always_go_to_django(django_answers, writer, public_chunk):
-    await get(public_chunk)
+async def test_a_visitor_token_reads_what_the_visitor_may_without_django(
+    django_answers, booth, visitors_chunk
+):
+    digest, authorization = visitors_chunk
+
+    first = await get(digest, [authorization])
+    second = await get(digest, [authorization, (b"range", b"bytes=10-19")])
+
+    assert django_answers == []
+    assert (first.status, first.body) == (200, VISITORS_DATA)
+    assert first.headers["cache-control"].startswith("private,")
+    assert (second.status, second.body) == (206, VISITORS_DATA[10:20])
+    other_market = visitor_subject(booth.market_id + 1, ENTITY)
+    assert readable_chunks.lookup(other_market, digest) is None
+    assert len(readable_chunks) == 1
+
+
+@pytest.mark.parametrize("entity", [ENTITY + 1, None], ids=["not-in-the-booth", "anonymous"])
+async def test_whom_the_relation_engine_refuses_gets_django_s_refusal(
+    django_answers, booth, visitors_chunk, entity
+):
+    digest, _ = visitors_chunk
+    headers = []
+    if entity is not None:
+        token = asset_token_issue(booth.market_id, entity)
+        headers = [(b"authorization", f"Bearer {token}".encode())]
+
+    answer = await get(digest, headers)
+
+    assert answer.status == 403
+    assert answer.json()["error"] == "forbidden"
+    assert django_answers == [digest]
+    assert len(readable_chunks) == 0
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [b"Bearer 1.2.3.abc", b"Bearer", b"Bearer a b", b"Basic Zm9vOmJhcg==", b"bearer \xff"],
+    ids=["malformed", "empty", "two-words", "basic", "not-ascii"],
+)
+async def test_a_bad_or_other_authorization_goes_to_django(
+    django_answers, public_chunk, authorization
+):
+    answer = await get(public_chunk, [(b"authorization", authorization)])
+
+    assert answer.status in (401, 403)
+    assert django_answers == [public_chunk]
+
+
+async def test_an_expired_token_is_refused_with_its_reason(django_answers, booth, visitors_chunk):
+    digest, _ = visitors_chunk
+    expired = asset_token_issue(booth.market_id, ENTITY, now_s=1_000_000_000)
+
+    answer = await get(digest, [(b"authorization", f"Bearer {expired}".encode())])
+
+    assert answer.status == 403
+    assert "expired" in answer.json()["detail"]
+    assert django_answers == [digest]
+
+
+async def test_requests_with_a_session_or_a_password_always_go_to_django(
+    django_answers, writer, public_chunk
+):
     signed_in = [
         [(b"cookie", b"sessionid=abc; csrftoken=x")],
         [basic_auth(writer.username, PASSWORD)],
@@ -89,37 +188,21 @@ async def test_requests_with_credentials_always_go_to_django(django_answers, wri
         answer = await get(public_chunk, headers)
         assert answer.status == 200
 
-    assert len(django_answers) == 3
+    assert len(django_answers) == 2
 
 
 async def test_other_cookies_do_not_matter(django_answers, public_chunk):
-    await get(public_chunk)
-
     answer = await get(public_chunk, [(b"cookie", b"csrftoken=abc")])
 
     assert answer.status == 200
-    assert django_answers == [public_chunk]
+    assert django_answers == []
 
 
-async def test_private_chunks_are_never_remembered(django_answers, writer, namespace):
-    private = await off_loop(chunk_stored, b"private bytes", namespace)
-    auth = [basic_auth(writer.username, PASSWORD)]
-
-    await get(private, auth)
-    await get(private, auth)
-    anonymous = await get(private)
-
-    assert len(django_answers) == 3
-    assert anonymous.status == 403
-
-
-async def test_revoked_grant_stops_the_fast_path_at_once(
-    settings, django_answers, public_namespace, public_chunk
+async def test_a_revoke_in_this_process_stops_the_fast_path_at_once(
+    django_answers, public_namespace, public_chunk
 ):
-    settings.CHUNK_PUBLIC_CACHE_SECONDS = 10
-    await get(public_chunk)
-    await get(public_chunk)
-    assert len(django_answers) == 1  # the second answer came from the fast path
+    assert (await get(public_chunk)).status == 200
+    assert readable_chunks.size_of(public_chunk) == len(DATA)
     await off_loop(
         lambda: rebac_tuple_delete(
             object=public_namespace.rebac_object, relation="reader", user="user:*"
@@ -128,32 +211,49 @@ async def test_revoked_grant_stops_the_fast_path_at_once(
 
     after = await get(public_chunk)
 
-    assert after.status == 403  # deleting the tuple cleared the memory of public chunks
-    assert len(django_answers) == 2
+    assert after.status == 403  # deleting the tuple cleared the memory at its commit
+    assert django_answers == [public_chunk]
 
 
-async def test_a_remembered_public_chunk_is_asked_about_again_after_the_window(
-    monkeypatch, settings, django_answers, public_chunk
+async def test_a_revoke_elsewhere_stops_the_fast_path_within_the_window(
+    now, django_answers, public_namespace, public_chunk
 ):
-    settings.CHUNK_PUBLIC_CACHE_SECONDS = 10
-    now = [1000.0]
-    monkeypatch.setattr("chunks.permissions.time.monotonic", lambda: now[0])
-    await get(public_chunk)
-    now[0] += 10
-    await get(public_chunk)
-    assert len(django_answers) == 2
+    assert (await get(public_chunk)).status == 200
+    await off_loop(world_revoked_elsewhere, public_namespace)
+
+    now[0] += 1.9
+    within = await get(public_chunk)
+    now[0] += 0.1
+    after = await get(public_chunk)
+
+    assert within.status == 200  # remembered, and no signal told this process
+    assert after.status == 403
+    assert django_answers == [public_chunk]
 
 
-def test_the_memory_is_off_when_several_web_processes_may_run():
-    from tests.subprocesses import embedded_environment, run_python
+async def test_a_visitor_leaving_the_booth_is_refused_within_the_window(
+    now, django_answers, booth, visitors_chunk
+):
+    digest, authorization = visitors_chunk
+    public = await off_loop(chunk_stored, b"public" * 30)
+    readable_chunks.remember(WORLD, public, 180, public=True)
+    assert (await get(digest, [authorization])).status == 200
 
-    probe = "import django; django.setup(); from django.conf import settings; print(settings.CHUNK_PUBLIC_CACHE_SECONDS)"
-    env = embedded_environment(
-        REPO_ROOT / "var",
-        REDIS_URL="redis://127.0.0.1:6379/15",
-        DJANGO_SETTINGS_MODULE="fabric_site.settings",
+    await off_loop(lambda: booth_visitor_set(market_id=booth.market_id, entity=ENTITY, zone=None))
+    here = await get(digest, [authorization])
+    world_kept = readable_chunks.size_of(public)
+    # As another process sees it: remembered until the window ends.
+    readable_chunks.remember(
+        visitor_subject(booth.market_id, ENTITY), digest, len(VISITORS_DATA), public=False
     )
-    assert run_python(probe, env=env).stdout.strip() == "0.0"
+    now[0] += 1.9
+    elsewhere_within = await get(digest, [authorization])
+    now[0] += 0.1
+    elsewhere_after = await get(digest, [authorization])
+
+    assert here.status == 403  # this process forgot the visitor's chunks at the commit
+    assert (elsewhere_within.status, elsewhere_after.status) == (200, 403)
+    assert world_kept == 180  # the world's memory was left alone
 
 
 async def test_collected_chunk_falls_through_to_the_refusal(django_answers, public_chunk):
@@ -164,24 +264,49 @@ async def test_collected_chunk_falls_through_to_the_refusal(django_answers, publ
     answer = await get(public_chunk)
 
     assert answer.status == 403
-    assert public_chunks.size_of(public_chunk) is None
-    assert len(django_answers) == 2
+    assert readable_chunks.size_of(public_chunk) is None
+    assert django_answers == [public_chunk]
 
 
 async def test_unsatisfiable_range_is_left_to_django(django_answers, public_chunk):
-    await get(public_chunk)
-
     answer = await get(public_chunk, [(b"range", b"bytes=999999-")])
 
     assert answer.status == 416
     assert answer.json()["error"] == "range_not_satisfiable"
-    assert len(django_answers) == 2
+    assert django_answers == [public_chunk]
 
 
-async def test_zero_seconds_turns_the_fast_path_off(settings, django_answers, public_chunk):
-    settings.CHUNK_PUBLIC_CACHE_SECONDS = 0
+async def test_zero_seconds_asks_the_relation_engine_every_time(
+    settings, django_answers, public_namespace, public_chunk
+):
+    settings.CHUNK_READ_CACHE_SECONDS = 0
+    assert (await get(public_chunk)).status == 200
+    assert len(readable_chunks) == 0
+    await off_loop(world_revoked_elsewhere, public_namespace)
 
-    await get(public_chunk)
-    await get(public_chunk)
+    assert (await get(public_chunk)).status == 403
 
-    assert len(django_answers) == 2
+
+async def test_the_front_s_question_is_answered_afresh_each_time(
+    django_answers, public_namespace, public_chunk, visitors_chunk
+):
+    digest, authorization = visitors_chunk
+
+    async def decision(chunk, headers=()):
+        return await asgi_call("GET", f"/chunk-reads/{chunk}", headers=headers, content_length=None)
+
+    public = await decision(public_chunk)
+    visitor = await decision(digest, [authorization])
+    anonymous = await decision(digest)
+    session = await decision(public_chunk, [(b"cookie", b"sessionid=abc")])
+    malformed = await decision("../" + public_chunk[3:])
+    await off_loop(world_revoked_elsewhere, public_namespace)
+    revoked = await decision(public_chunk)
+
+    assert (public.status, public.body) == (200, b"")
+    assert public.headers["x-chunk-cache-control"] == "public, max-age=31536000, immutable"
+    assert visitor.headers["x-chunk-cache-control"] == "private, max-age=31536000, immutable"
+    assert [anonymous.status, session.status, revoked.status] == [403, 403, 403]
+    assert malformed.status == 404  # not a chunk's question: Django's URLs answer
+    assert django_answers == []
+    assert len(readable_chunks) == 0  # the front keeps its own memory

@@ -13,7 +13,7 @@ print(json.dumps({
     "store": str(settings.CHUNK_STORE_DIR),
     "max": settings.CHUNK_MAX_BYTES,
     "grace": settings.CHUNK_GC_GRACE_SECONDS,
-    "public": settings.CHUNK_PUBLIC_CACHE_SECONDS,
+    "read_cache": settings.CHUNK_READ_CACHE_SECONDS,
 }))
 """
 
@@ -32,7 +32,7 @@ def test_defaults_keep_chunks_under_the_data_dir(tmp_path):
         "store": str(tmp_path / "chunks"),
         "max": 64 * 1024 * 1024,
         "grace": 3600,
-        "public": 10,
+        "read_cache": 2,
     }
 
 
@@ -42,7 +42,12 @@ def test_each_setting_follows_its_environment_variable(tmp_path):
         CHUNK_STORE_DIR=str(tmp_path / "elsewhere"),
         CHUNK_MAX_BYTES="1024",
         CHUNK_GC_GRACE_SECONDS="60",
-        CHUNK_PUBLIC_CACHE_SECONDS="0",
+        CHUNK_READ_CACHE_SECONDS="0",
     )
 
-    assert loaded == {"store": str(tmp_path / "elsewhere"), "max": 1024, "grace": 60, "public": 0}
+    assert loaded == {
+        "store": str(tmp_path / "elsewhere"),
+        "max": 1024,
+        "grace": 60,
+        "read_cache": 0,
+    }

@@ -7,7 +7,7 @@ from django.db import transaction
 from rest_framework.test import APIClient
 
 from chunks.access import namespace_reader_grant
-from chunks.permissions import public_chunks
+from chunks.permissions import WORLD, readable_chunks
 from market.asset_tokens import ASSET_TOKEN_TTL_S, asset_token_issue
 from market.booth_visitors import BoothPresence, booth_visitor_set, booth_visitors
 from market.models import Booth
@@ -166,27 +166,27 @@ async def test_presence_writes_in_order_and_leaving_removes_the_visitor(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_public_memory_is_cleared_after_a_revoke_commits_not_before(settings, public_namespace):
-    settings.CHUNK_PUBLIC_CACHE_SECONDS = 10
+    settings.CHUNK_READ_CACHE_SECONDS = 10
     digest = chunk_stored(b"public cloth" * 40, public_namespace)
     with transaction.atomic():
         rebac_tuple_delete(object=public_namespace.rebac_object, relation="reader", user="user:*")
         # A GET running meanwhile still sees the grant, and remembers the chunk public.
-        public_chunks.remember(digest, 480)
-        assert public_chunks.size_of(digest) == 480
+        readable_chunks.remember(WORLD, digest, 480, public=True)
+        assert readable_chunks.size_of(digest) == 480
 
-    assert public_chunks.size_of(digest) is None
+    assert readable_chunks.size_of(digest) is None
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_visitor_leaving_a_booth_keeps_the_public_memory(settings, booth, public_namespace):
-    settings.CHUNK_PUBLIC_CACHE_SECONDS = 10
+    settings.CHUNK_READ_CACHE_SECONDS = 10
     digest = chunk_stored(b"public cloth" * 40, public_namespace)
     booth_visitor_set(market_id=booth.market_id, entity=MARKET_ENTITY, zone=0)
-    public_chunks.remember(digest, 480)
+    readable_chunks.remember(WORLD, digest, 480, public=True)
 
     booth_visitor_set(market_id=booth.market_id, entity=MARKET_ENTITY, zone=None)
 
-    assert public_chunks.size_of(digest) == 480
+    assert readable_chunks.size_of(digest) == 480
 
 
 @pytest.mark.django_db(transaction=True)
