@@ -121,6 +121,13 @@ class _Work:
             level = kids[kids < self.n - 1]
         return found
 
+    def parents(self) -> np.ndarray:
+        """(2N - 1,) every node's parent, -1 for the root."""
+        parent = np.full(2 * self.n - 1, -1, np.int64)
+        for side in (0, 1):
+            parent[self.kids[:, side]] = np.arange(self.n - 1)
+        return parent
+
     def cost(self) -> float:
         root = float(self.m[self.tree.root])
         return C_TRAVERSE * float(self.m[: self.n - 1].sum()) / root if root > 0 else 0.0
@@ -218,29 +225,53 @@ def _rebuild(
 
 def _pass(work: _Work) -> int:
     """One pass over every internal node as a treelet root, deepest first; treelets rebuilt."""
+    return _sweep(work, np.ones(work.n - 1, bool))[0]
+
+
+def _sweep(work: _Work, roots: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """A treelet at every internal node of `roots` (N - 1,) bool, deepest first; when one is
+    rebuilt, its root's parent (higher, so later in the sweep) gets a treelet too.
+
+    Returned: the treelets rebuilt, (N - 1,) bool the internal nodes they rearranged, and
+    (2N - 1,) bool those nodes and the treelets' leaves.
+    """
+    n = work.n
+    parent = work.parents()
+    dirty = roots.copy()
+    rearranged = np.zeros(n - 1, bool)
+    touched = np.zeros(2 * n - 1, bool)
     rebuilt = 0
-    for roots in reversed(work.levels()):
-        leaves, inner, count = _grow(work, roots)
+    for level in reversed(work.levels()):
+        at = level[dirty[level]]
+        if at.size == 0:
+            continue
+        leaves, inner, count = _grow(work, at)
         keep = np.flatnonzero(count > 2)
         if keep.size == 0:
             continue
-        leaves, inner, count = leaves[keep], inner[keep], count[keep]
+        at, leaves, inner, count = at[keep], leaves[keep], inner[keep], count[keep]
         sub_lo, sub_hi, measure, cost, split = _best_topologies(work, leaves)
         now = C_TRAVERSE * np.where(inner >= 0, work.m[np.maximum(inner, 0)], 0.0).sum(axis=1)
         best = cost[np.arange(keep.size), (1 << count) - 1]
         better = np.flatnonzero(best < now * (1.0 - _IMPROVEMENT))
         if better.size == 0:
             continue
+        leaves, inner = leaves[better], inner[better]
         _rebuild(
             work,
-            leaves[better],
-            inner[better],
+            leaves,
+            inner,
             count[better],
             (sub_lo[better], sub_hi[better], measure[better]),
             split[better],
         )
         rebuilt += better.size
-    return rebuilt
+        up = parent[at[better]]
+        dirty[up[up >= 0]] = True
+        rearranged[inner[inner >= 0]] = True
+        touched[inner[inner >= 0]] = True
+        touched[leaves[leaves >= 0]] = True
+    return rebuilt, rearranged, touched
 
 
 def _laid_out(work: _Work, pos: np.ndarray) -> Bvh:
@@ -272,14 +303,21 @@ def _laid_out(work: _Work, pos: np.ndarray) -> Bvh:
     return Bvh(order, child[:, 0], child[:, 1], first, last, tree.root, bounds, axis)
 
 
-def optimise(tree: Bvh, positions: npt.NDArray[Any], passes: int = 3) -> Optimised:
-    """Up to `passes` passes over `tree` (built over `positions`), stopping at the first
-    pass that changes nothing."""
+def checked(tree: Bvh, positions: npt.NDArray[Any], passes: int) -> np.ndarray:
+    """The positions of `tree`'s entities as check_positions makes them; else a ValueError
+    (also for a count of passes that is not an int of at least 1)."""
     pos = check_positions(positions)
     if pos.shape[0] != tree.size:
         raise ValueError(f"the tree holds {tree.size} entities, positions has {pos.shape[0]}")
     if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
         raise ValueError(f"passes must be an int of at least 1, got {passes!r}")
+    return pos
+
+
+def optimise(tree: Bvh, positions: npt.NDArray[Any], passes: int = 3) -> Optimised:
+    """Up to `passes` passes over `tree` (built over `positions`), stopping at the first
+    pass that changes nothing."""
+    pos = checked(tree, positions, passes)
     if tree.size < 3:  # one topology only: a pass finds nothing
         return Optimised(tree, [sah(tree)] * 2, [0])
     work = _Work(tree, pos.astype(np.float64))
