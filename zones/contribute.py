@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -50,6 +51,7 @@ from zones.core.dispatch import (
     Dispatcher,
     Refusal,
     Request,
+    ms_at,
 )
 from zones.core.wire import ANSWER_DTYPE
 from zones.web_limits import WS_MAX_MESSAGE_BYTES
@@ -67,6 +69,7 @@ CLOSE_NOT_LIVE = 4404
 CLOSE_BANNED = 4429
 CLOSE_REVOKED = 4410
 KEYS_RECHECK_S = 10.0
+HANDLING_KEPT = 20_000
 CLOSE_REASON_CHARS = 120  # a close frame's reason holds at most 123 bytes
 
 
@@ -85,6 +88,9 @@ class DispatchHub:
         self.deciding: set[asyncio.Task[None]] = set()
         self.tasks: list[asyncio.Task[Any]] = []
         self.answers: dict[int, list[np.ndarray]] = {}
+        # seconds from a decisions message's arrival to its answers handed to their zones,
+        # once per decision in it
+        self.handling: deque[float] = deque(maxlen=HANDLING_KEPT)
 
     def start(self) -> None:
         if not self.tasks:
@@ -203,6 +209,19 @@ class DispatchHub:
             return
         for socket in [s for s in self.sockets.values() if s.identity in revoked]:
             await socket.refuse("revoked_key", "this key was revoked", CLOSE_REVOKED)
+
+    def server_figures(self) -> dict[str, float | None]:
+        """The server's own time per decision, in ms: an answer's, from its message's
+        arrival to the zone's channel (p50, p99), and a request's wait here, from the
+        zone's message to its first send (p50, p99: the pump runs every 50 ms)."""
+        answer = sorted(self.handling)
+        queued = sorted(self.dispatcher.queued)
+        return {
+            "answer_ms_p50": ms_at(answer, 0.5, 2),
+            "answer_ms_p99": ms_at(answer, 0.99, 2),
+            "queue_ms_p50": ms_at(queued, 0.5, 2),
+            "queue_ms_p99": ms_at(queued, 0.99, 2),
+        }
 
     async def report(self, now: float) -> None:
         """The dispatcher's figures as a market event for operators."""
@@ -370,6 +389,7 @@ class ContributorConsumer(AsyncWebsocketConsumer):
                 }
             )
             return
+        started = time.perf_counter()
         if kind == "heartbeat":
             self.hub.dispatcher.heartbeat(
                 self.name, time.monotonic(), message.get("queue", 0), message.get("decision_ms", 0)
@@ -389,8 +409,10 @@ class ContributorConsumer(AsyncWebsocketConsumer):
                 await self.refuse("banned", "too many invalid decisions", CLOSE_BANNED)
                 return
             await self.hub.flush()
+            self.hub.handling.extend([time.perf_counter() - started] * len(decisions))
         elif kind == "stats":
-            await self.send_json({"type": "stats", **self.hub.dispatcher.stats(time.monotonic())})
+            stats = self.hub.dispatcher.stats(time.monotonic())
+            await self.send_json({"type": "stats", **stats, "server": self.hub.server_figures()})
         else:
             await self.error("unknown_type", f"unknown message type {kind!r}")
 

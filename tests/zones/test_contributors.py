@@ -236,12 +236,24 @@ async def test_the_sdk_contributor_runs_against_a_real_server():
         port = server.servers[0].sockets[0].getsockname()[1]
         try:
             sdk = Contributor(f"http://127.0.0.1:{port}", MARKET, KEY, 128, utility_policy)
-            stats = await sdk.run(seconds=6.0)
+
+            async def ask_late():
+                await asyncio.sleep(5.0)
+                await sdk.ask_stats()
+
+            stats, _ = await asyncio.gather(sdk.run(seconds=6.0), ask_late())
         finally:
             server.should_exit = True
             await serving
         assert sdk.closed == ""  # its batches of decisions fit the market's message size
         assert stats.requests > 100 and stats.answered == stats.requests
+        # the market's figures, asked through the SDK: its own time per decision too
+        figures = sdk.server_stats
+        assert figures["type"] == "stats" and figures["decided"] >= stats.answered // 2
+        assert figures["latency_p50_ms"] <= figures["latency_p95_ms"]
+        server = figures["server"]
+        assert 0 <= server["answer_ms_p50"] <= server["answer_ms_p99"] < 1000
+        assert 0 <= server["queue_ms_p50"] <= server["queue_ms_p99"] < 5000
         assert stats.results["applied"] >= 0.9 * stats.answered
         assert any(hz.state.lease[slot] > 0 for hz, slot in npc_rows(worker))
 

@@ -311,6 +311,8 @@ class Contributor:
         self.stats = ContributorStats()
         self.name = ""
         self.closed = ""  # the close code, when the market closed the socket
+        self.ws: ClientConnection | None = None  # the open socket, while `run` runs
+        self.server_stats: dict[str, Any] = {}  # the market's answer to the last `ask_stats`
 
     async def run(self, seconds: float | None = None, progress: bool = False) -> ContributorStats:
         async with connect(socket_url(self.url, self.market, self.key)) as ws:
@@ -319,6 +321,7 @@ class Contributor:
             if welcome.get("type") != "welcome":
                 raise RuntimeError(f"refused: {welcome}")
             self.name = welcome["contributor"]
+            self.ws = ws
             beat = asyncio.create_task(self._heartbeat(ws))
             shown = time.monotonic()
             end = None if seconds is None else time.monotonic() + seconds
@@ -339,10 +342,17 @@ class Contributor:
                 if progress:
                     print(f"[{self.name}] the market closed the socket: {self.closed}", flush=True)
             finally:
+                self.ws = None
                 beat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await beat
         return self.stats
+
+    async def ask_stats(self) -> None:
+        """Ask the market for its dispatcher's figures; `server_stats` holds the answer
+        when it comes (docs/protocol.md §6, `stats`)."""
+        if self.ws is not None:
+            await self.ws.send('{"type":"stats"}')
 
     async def _handle(self, ws: ClientConnection, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -359,6 +369,8 @@ class Contributor:
             self.stats.refused[message.get("reason", "?")] += 1
         elif kind == "result":
             self.stats.results[message.get("result", "?")] += 1
+        elif kind == "stats":
+            self.server_stats = message
 
     async def _heartbeat(self, ws: ClientConnection) -> None:
         while True:

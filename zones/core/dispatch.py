@@ -61,6 +61,7 @@ TRUST_STEP = 5
 """Spot checks: a contributor with n valid decisions in a row has each checked with
 probability 1 / (1 + n / TRUST_STEP), at least MIN_CHECK."""
 MIN_CHECK = 0.02
+QUEUED_KEPT = 20_000
 
 NOT_ITS_FAULT = frozenset({"applied", "stale_lease", "not_held"})
 """Zone results that do not count against a contributor: the lease lapsed or the NPC
@@ -143,6 +144,7 @@ class Request:
     zone: int
     observation: dict[str, Any]
     issued: float  # when the zone issued it
+    received: float = 0.0  # when it reached this dispatcher
     holder: str | None = None  # contributor it is out to
     sent: float = 0.0
     tried: set[str] = field(default_factory=set)
@@ -223,6 +225,8 @@ class Dispatcher:
     recent: deque[tuple[float, int, float]] = field(default_factory=deque)
     """(when, Outcome, latency s) of the last WINDOW_S: the market-wide rates of `stats`."""
     clock: float = 0.0  # the newest `now` it was given
+    queued: deque[float] = field(default_factory=lambda: deque(maxlen=QUEUED_KEPT))
+    """Seconds each request waited here, from `offer` to its first send."""
 
     # --- contributors ----------------------------------------------------------------------
 
@@ -276,7 +280,9 @@ class Dispatcher:
             self.recent.extend((now, Outcome.EXPIRED, 0.0) for _ in observations)
             return 0
         for obs in observations:
-            request = Request(int(obs["npc"]), int(obs["lease"]), zone, obs, issued=now - age)
+            request = Request(
+                int(obs["npc"]), int(obs["lease"]), zone, obs, issued=now - age, received=now
+            )
             request.priority = priority(obs)
             self.requests[request.key] = request
         return len(observations)
@@ -314,6 +320,8 @@ class Dispatcher:
                 if old is not None:
                     old.held.discard(request.key)
                     old.lapsed += 1
+            if not request.tried:
+                self.queued.append(now - request.received)
             request.holder, request.sent = chosen.name, now
             request.tried.add(chosen.name)
             chosen.held.add(request.key)
@@ -450,8 +458,8 @@ class Dispatcher:
                     "valid_share": round(c.valid_share(), 3),
                     "checked": c.checked,
                     "suspicion": round(c.suspicion, 2),
-                    "latency_p50_ms": round(1000 * lat[len(lat) // 2], 1) if lat else None,
-                    "latency_p95_ms": round(1000 * lat[int(len(lat) * 0.95)], 1) if lat else None,
+                    "latency_p50_ms": ms_at(lat, 0.50),
+                    "latency_p95_ms": ms_at(lat, 0.95),
                     "fallback_share": round(c.fallback_share(), 3),
                     "last_resort": c.last_resort,
                 }
@@ -469,16 +477,19 @@ class Dispatcher:
 
     def rates(self, now: float) -> dict[str, float | None]:
         """The market's figures over the last WINDOW_S: decisions a minute (by contributors
-        and the server's endpoint), their mean latency from the zone's request, the share
+        and the server's endpoint), their latency from the zone's request (mean, p50, p95), the share
         of answers that were valid, and the share of requests decided by a fallback (the
         server's endpoint, or the zones themselves when nobody answered in time)."""
         while self.recent and self.recent[0][0] < now - WINDOW_S:
             self.recent.popleft()
         counts = [0] * len(Outcome.ALL)
-        latency = 0.0
+        latencies = []
         for _, outcome, seconds in self.recent:
             counts[outcome] += 1
-            latency += seconds
+            if outcome in (Outcome.DECIDED, Outcome.LAST_RESORT):
+                latencies.append(seconds)
+        latency = sum(latencies)
+        latencies.sort()
         decided = counts[Outcome.DECIDED] + counts[Outcome.LAST_RESORT]
         answers = decided + counts[Outcome.REFUSED]
         requests = decided + counts[Outcome.EXPIRED]
@@ -487,9 +498,18 @@ class Dispatcher:
         return {
             "decisions_per_min": round(decided * 60 / WINDOW_S, 1),
             "latency_avg_ms": round(1000 * latency / decided, 1) if decided else None,
+            "latency_p50_ms": ms_at(latencies, 0.50),
+            "latency_p95_ms": ms_at(latencies, 0.95),
             "success_rate": round(max(0.0, 1 - invalid / answers), 3) if answers else None,
             "fallback_rate": round(fallbacks / requests, 3) if requests else None,
         }
+
+
+def ms_at(ordered: list[float], share: float, digits: int = 1) -> float | None:
+    """The value at `share` of sorted seconds, in ms; None for none."""
+    if not ordered:
+        return None
+    return round(1000 * ordered[min(len(ordered) - 1, int(len(ordered) * share))], digits)
 
 
 class Outcome:

@@ -357,12 +357,15 @@ def test_the_figures_say_rates_latency_success_and_fallbacks_over_the_window():
     assert d.rates(0.0) == {
         "decisions_per_min": 0.0,
         "latency_avg_ms": None,
+        "latency_p50_ms": None,
+        "latency_p95_ms": None,
         "success_rate": None,
         "fallback_rate": None,
     }
     d.join("a", "k1", 4, now=0.0)
     d.offer(0, [obs(i) for i in range(1, 5)], now=0.0)
     assert {r.npc for r in d.assign(0.0)["a"]} == {1, 2}  # its trial capacity
+    assert list(d.queued) == [0.0, 0.0]  # sent as soon as they came
     assert not isinstance(d.answer("a", wait(1), 0.1), Refusal)  # 100 ms after the request
     assert not isinstance(d.answer("a", wait(2), 0.3), Refusal)  # 300 ms
     d.result(2, 1, "occupied")  # the zone refused the second
@@ -371,6 +374,7 @@ def test_the_figures_say_rates_latency_success_and_fallbacks_over_the_window():
     figures = d.stats(DEADLINE_S + 0.5)
     assert figures["decisions_per_min"] == 2 * 60 / 30
     assert figures["latency_avg_ms"] == pytest.approx(200.0)
+    assert figures["latency_p50_ms"] == figures["latency_p95_ms"] == pytest.approx(300.0)
     assert figures["success_rate"] == pytest.approx(1 - 2 / 3, abs=1e-3)  # 1 valid of 3
     assert figures["fallback_rate"] == 0.5  # 2 of 4 requests
     (row,) = figures["contributors"]
