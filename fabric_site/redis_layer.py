@@ -1,4 +1,5 @@
-"""The channel layer over Redis, with a send that costs one round trip instead of four.
+"""The channel layer over Redis: a send in one round trip instead of four, and a receive of
+many channels at once.
 
 channels-redis sends a message in four commands, each awaited in turn: drop the
 channel's expired messages, count what is queued, add the message, renew the key's
@@ -8,7 +9,21 @@ path the round trips, each a command built, written and parsed in Python, are
 most of the cost. `FabricRedisChannelLayer.send` runs the same four steps as one
 Lua script: the same expiry, the same capacity check with the same `ChannelFull`,
 the same message bytes; and, being one script, they cannot interleave with another
-sender's. Everything else (receiving, groups, flush) is channels-redis's own.
+sender's.
+
+Receiving costs channels-redis four commands a message as well (put back what a
+receiver that died left in flight, pop one message, keep it in flight, drop it from
+there), and one receiver waits on one channel. A zone worker receives on each of its
+zones' channels, a few messages a zone a tick, which made the receiving most of a
+worker's Redis traffic. `receive_many` serves all of a process's channels of one
+kind with one waiting command and one script a burst: it waits in BZPOPMIN on every
+channel at once, then the script puts the woken message back, drops the previous
+burst from flight (the caller asks again only once it has handled it), and pops
+every channel's queue into flight, oldest first. The first call of a receiver puts
+back whatever a predecessor left in flight instead, as channels-redis does on every
+receive. Messages and keys are channels-redis's own, so senders of either kind and
+receivers of either kind work together. Everything else (groups, flush, a single
+channel's receive) is channels-redis's own.
 """
 
 import time
@@ -31,12 +46,106 @@ return 1
 expired, the channel's capacity, the expiry in seconds, the serialised message."""
 
 
+RECEIVE = """
+local n = #KEYS / 2
+if ARGV[3] ~= '' then
+    redis.call('ZADD', ARGV[3], ARGV[5], ARGV[4])
+end
+local out = {}
+for i = 1, n do
+    local queue, flight = KEYS[i], KEYS[n + i]
+    if ARGV[1] == 'restore' then
+        local held = redis.call('ZRANGE', flight, 0, -1, 'WITHSCORES')
+        for j = 1, #held, 2 do
+            redis.call('ZADD', queue, held[j + 1], held[j])
+        end
+    end
+    redis.call('DEL', flight)
+    local popped = redis.call('ZPOPMIN', queue, tonumber(ARGV[2]))
+    for j = 1, #popped, 2 do
+        redis.call('ZADD', flight, popped[j + 1], popped[j])
+    end
+    out[i] = popped
+end
+return out
+"""
+"""KEYS: every channel's key, then every channel's in-flight key. ARGV: 'restore' or 'ack',
+the most messages to pop a channel, and the message a wait popped: its channel's key
+('' for none), the message, its score. Returns each channel's popped messages as
+[message, score, ...], oldest first."""
+
+RECEIVE_MOST = 1000
+"""Messages popped from one channel by one call (a channel's capacity is 2,000)."""
+
+
 class FabricRedisChannelLayer(RedisChannelLayer):  # type: ignore[misc]
-    """channels-redis's layer with `send` in one round trip (module docstring)."""
+    """channels-redis's layer with `send` in one round trip and `receive_many` (module
+    docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._send_script: AsyncScript | None = None
+        self._receive_script: AsyncScript | None = None
+        self._restored: set[tuple[str, ...]] = set()  # key sets whose flight was put back
+        self._in_flight: set[tuple[str, ...]] = set()  # key sets with a burst in flight
+
+    def receives_many(self) -> bool:
+        """Whether `receive_many` can serve: one Redis (on several, channels-redis spreads a
+        channel's messages over all of them)."""
+        return bool(self.ring_size == 1)
+
+    async def receive_many(
+        self, channels: list[str], timeout: float | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The next burst of messages on any of `channels` (normal channels, not process ones),
+        as (index in `channels`, message), each channel's oldest first; [] when `timeout`
+        (default: channels-redis's 5 s) passed with none.
+
+        Call it again only once the burst was handled: the next call drops it from flight
+        before it waits for more (a message is in flight while it is handled, never while
+        the receiver idles), and a receiver that died handling one leaves it to the next
+        receiver of the same channels.
+        """
+        assert channels and self.receives_many()
+        for channel in channels:
+            assert self.require_valid_channel_name(channel, receive=True)
+            assert "!" not in channel, "receive_many serves normal channels"
+        keys = tuple(self.prefix + channel for channel in channels)
+        if keys not in self._restored:  # what a predecessor left in flight comes first
+            self._restored.add(keys)
+            return await self._pop(keys, "restore")
+        if keys in self._in_flight:  # the burst just handled: drop it, and take what came since
+            burst = await self._pop(keys, "ack")
+            if burst:
+                return burst
+            self._in_flight.discard(keys)
+        popped = await self.connection(0).bzpopmin(
+            list(keys), timeout=self.brpop_timeout if timeout is None else timeout
+        )
+        if popped is None:
+            return []
+        return await self._pop(keys, "ack", popped)
+
+    async def _pop(
+        self, keys: tuple[str, ...], mode: str, woken: tuple[Any, Any, Any] = ("", "", 0)
+    ) -> list[tuple[int, dict[str, Any]]]:
+        connection = self.connection(0)
+        if self._receive_script is None:
+            self._receive_script = connection.register_script(RECEIVE)
+        batches = await self._receive_script(
+            keys=[*keys, *(self._backup_channel_name(key) for key in keys)],
+            args=[mode, RECEIVE_MOST, *woken],
+            client=connection,
+        )
+        if any(batches):
+            self._in_flight.add(keys)
+        out = []
+        for index, batch in enumerate(batches):
+            for member in batch[::2]:
+                message = self.deserialize(member)
+                message.pop("__asgi_channel__", None)
+                out.append((index, message))
+        return out
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         assert isinstance(message, dict), "message is not a dict"

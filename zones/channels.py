@@ -44,23 +44,59 @@ async def receive_forever(
     channel every 10 s, and once when it works again.
     """
     while True:
-        try:
-            message = await layer.receive(channel)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                # redis-py reports a cancelled blocking read as a TimeoutError
-                raise asyncio.CancelledError from exc
-            _failures.warning(channel, "receive on %s failed (%r); retrying", channel, exc)
-            await asyncio.sleep(RECEIVE_RETRY_S)
+        message = await _received(channel, layer.receive(channel))
+        if message is None:
             continue
-        if _failures.failing(channel):
-            _failures.clear(channel, "receive on %s works again", channel)
         result = handle(message)
         if result is not None:
             await result
+
+
+async def receive_many_forever(
+    layer: BaseChannelLayer,
+    channels: list[str],
+    handle: Callable[[int, dict[str, Any]], None],
+) -> None:
+    """Receive on every one of `channels` and hand each message to `handle` with the index
+    of its channel, until cancelled; failures as `receive_forever`.
+
+    On a layer that receives many channels at once (fabric_site/redis_layer.py), one
+    waiting command and one script serve a burst of messages on all of them; on any
+    other layer, each channel is received on its own.
+    """
+    receives_many = getattr(layer, "receives_many", None)
+    if receives_many is None or not receives_many():
+        await asyncio.gather(
+            *(
+                receive_forever(layer, channel, lambda m, i=index: handle(i, m))
+                for index, channel in enumerate(channels)
+            )
+        )
+        return
+    name = ",".join(channels)
+    while True:
+        burst = await _received(name, layer.receive_many(channels))  # type: ignore[attr-defined]
+        for index, message in burst or ():
+            handle(index, message)
+
+
+async def _received(name: str, receiving: Awaitable[Any]) -> Any:
+    """What `receiving` got, or None after logging its failure and waiting a moment."""
+    try:
+        got = await receiving
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # redis-py reports a cancelled blocking read as a TimeoutError
+            raise asyncio.CancelledError from exc
+        _failures.warning(name, "receive on %s failed (%r); retrying", name, exc)
+        await asyncio.sleep(RECEIVE_RETRY_S)
+        return None
+    if _failures.failing(name):
+        _failures.clear(name, "receive on %s works again", name)
+    return got
 
 
 CANCEL_GRACE_S = 2.0

@@ -57,7 +57,7 @@ from zones.channels import (
     bundled,
     cancel_and_wait,
     layer_required,
-    receive_forever,
+    receive_many_forever,
     unbundled,
     zone_channel,
 )
@@ -278,8 +278,12 @@ class ZoneWorker:
 
     # --- receiving -------------------------------------------------------------------------
 
-    async def _receive(self, hz: HostedZone) -> None:
-        def file(message: dict[str, Any]) -> None:
+    async def _receive(self) -> None:
+        """Every hosted zone's messages, filed for its next tick."""
+        zones = list(self.hosted)
+
+        def file(index: int, message: dict[str, Any]) -> None:
+            hz = self.hosted[zones[index]]
             try:
                 for one in unbundled(message):
                     self.accept(hz, one)
@@ -289,7 +293,8 @@ class ZoneWorker:
                     "zone %d: dropped a malformed %r message: %s", hz.zone, message.get("type"), exc
                 )
 
-        await receive_forever(self.layer, zone_channel(self.market_id, hz.zone), file)
+        channels = [zone_channel(self.market_id, zone) for zone in zones]
+        await receive_many_forever(self.layer, channels, file)
 
     def accept(self, hz: HostedZone, message: dict[str, Any]) -> None:
         """File one received message for the zone's next tick."""
@@ -319,7 +324,7 @@ class ZoneWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every hosted zone each 50 ms slot until `stop` is set."""
-        receivers = [asyncio.create_task(self._receive(hz)) for hz in self.hosted.values()]
+        receivers = [asyncio.create_task(self._receive())]
         period_ms = TICK_MS
         slot = math.ceil(time.time() * 1000 / period_ms)
         try:

@@ -84,3 +84,76 @@ async def test_expired_messages_make_room_and_the_key_expires(layer, redis_url, 
     finally:
         client.close()
     assert await asyncio.wait_for(one.receive("fabric.m1.zone.3"), 5) == {"type": "new"}
+
+
+# --- receiving many channels at once -----------------------------------------------------
+
+ZONES = [f"fabric.m1.zone.{z}" for z in range(10, 14)]
+
+
+async def burst(layer, channels=ZONES, timeout=2.0):
+    """The next non-empty burst (the first call of a receiver may come back empty)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        got = await layer.receive_many(channels, timeout=timeout)
+        if got:
+            return got
+    raise AssertionError("no burst within 5 s")
+
+
+async def test_one_burst_holds_every_channel_s_queue_oldest_first(layer):
+    sender, receiver = layer(), layer()
+    assert receiver.receives_many()
+    for n in range(3):
+        for z in (1, 3):
+            await sender.send(ZONES[z], {"type": "zone.inputs", "z": z, "n": n})
+    got = await burst(receiver)
+    assert [(i, m["n"]) for i, m in got] == [(1, 0), (1, 1), (1, 2), (3, 0), (3, 1), (3, 2)]
+    assert all(m["z"] == i for i, m in got)
+    assert await receiver.receive_many(ZONES, timeout=0.3) == []  # each message once
+
+
+async def test_a_waiting_receiver_wakes_for_a_message_on_any_channel(layer):
+    sender, receiver = layer(), layer()
+    assert await receiver.receive_many(ZONES, timeout=0.2) == []  # the first call: nothing left
+    waiting = asyncio.create_task(receiver.receive_many(ZONES, timeout=5))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await sender.send(ZONES[2], {"type": "zone.spawn", "n": 7})
+    assert await asyncio.wait_for(waiting, 5) == [(2, {"type": "zone.spawn", "n": 7})]
+
+
+async def test_a_burst_a_receiver_died_handling_goes_to_the_next_receiver(layer):
+    sender, dying, next_one = layer(), layer(), layer()
+    await sender.send(ZONES[0], {"type": "a"})
+    assert await burst(dying) == [(0, {"type": "a"})]
+    # it dies here, before it asks again: the burst is still in flight, and comes again
+    await sender.send(ZONES[0], {"type": "b"})
+    got = await burst(next_one)
+    assert got == [(0, {"type": "a"}), (0, {"type": "b"})]
+
+
+async def test_a_handled_burst_leaves_flight_before_the_receiver_waits(layer):
+    sender, first, second = layer(), layer(), layer()
+    await sender.send(ZONES[1], {"type": "a"})
+    assert await burst(first) == [(1, {"type": "a"})]
+    # asking again means handled: the burst is dropped, then the receiver waits
+    assert await first.receive_many(ZONES, timeout=0.2) == []
+    await sender.send(ZONES[1], {"type": "b"})
+    assert await burst(second) == [(1, {"type": "b"})]  # nothing of the first comes twice
+
+
+async def test_channels_redis_receives_what_receive_many_left_in_flight_and_the_other_way(
+    layer, redis_url, channel_prefix
+):
+    ours = layer()
+    theirs = RedisChannelLayer(hosts=[redis_url], prefix=channel_prefix)
+    try:
+        await ours.send(ZONES[3], {"type": "a"})
+        assert await burst(ours) == [(3, {"type": "a"})]  # then this receiver stops
+        # channels-redis puts a dead receiver's flight back before it receives
+        assert await asyncio.wait_for(theirs.receive(ZONES[3]), 5) == {"type": "a"}
+        await theirs.send(ZONES[0], {"type": "b"})
+        assert await burst(layer()) == [(0, {"type": "b"})]
+    finally:
+        await theirs.close_pools()

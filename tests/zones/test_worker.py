@@ -149,7 +149,7 @@ async def test_visitors_nobody_vouches_for_leave_after_their_lease(monkeypatch):
 async def sent_to_zone_0(worker, messages, bad):
     """Send `messages` to the worker's zone 0; return once `bad` of them were dropped."""
     layer = get_channel_layer()
-    task = asyncio.create_task(worker._receive(worker.hosted[0]))
+    task = asyncio.create_task(worker._receive())
     try:
         for message in messages:
             await layer.send(zone_channel(7, 0), message)
