@@ -20,7 +20,7 @@ from chunks.layouts import PlacementInput, booth_layout_for_editing, booth_layou
 from chunks.models import Asset, AssetChunk, Placement
 from chunks.permissions import principal_of
 from chunks.selectors import MISSING_QUERY_LIMIT, booth_at_zone, booth_manifest, chunks_missing
-from chunks.services import asset_create, asset_update
+from chunks.services import asset_record, asset_update
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -116,6 +116,13 @@ class AssetCreateInput(AssetInput):
         required=False,
         help_text="Id or slug of the booth's namespace; may be left out if it has only one.",
     )
+    upload_key = serializers.RegexField(
+        r"^[A-Za-z0-9_-]{16,64}$",
+        required=False,
+        help_text="16 to 64 letters, digits, '-' or '_' the client chose for this upload: "
+        "recording it again with the same key answers 200 with the asset already made.",
+        error_messages={"invalid": "upload_key must be 16 to 64 letters, digits, '-' or '_'."},
+    )
 
 
 class ManifestOutput(serializers.Serializer):
@@ -208,21 +215,24 @@ class BoothAssetsApi(ChunkApi):
     @extend_schema(
         operation_id="booth_asset_create",
         request=AssetCreateInput,
-        responses={201: AssetOutput, **REFUSALS},
-        description="A 400 lists in `missing` the chunks the namespace does not hold yet.",
+        responses={201: AssetOutput, 200: AssetOutput, **REFUSALS},
+        description="A 400 lists in `missing` the chunks the namespace does not hold yet. "
+        "With an `upload_key` already used in this booth, the asset it recorded is answered "
+        "with 200 (409 when that asset's namespace, name or chunks differ).",
     )
     def post(self, request: Request, booth_id: int) -> Response:
         given = AssetCreateInput(data=request.data)
         given.is_valid(raise_exception=True)
-        asset = asset_create(
+        asset, created = asset_record(
             user=request.user,
             booth_id=booth_id,
             namespace_reference=given.validated_data.get("namespace"),
             name=given.validated_data["name"],
             content_type=given.validated_data["content_type"],
             hashes=given.validated_data["chunks"],
+            upload_key=given.validated_data.get("upload_key"),
         )
-        return Response(asset_body(asset, request), status=201)
+        return Response(asset_body(asset, request), status=201 if created else 200)
 
 
 class ZoneAssetsApi(ChunkApi):

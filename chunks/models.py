@@ -117,9 +117,19 @@ class Asset(models.Model):
         choices=[(s, s) for s in ("none", "pending", "ready", "failed")],
         default="none",
     )
+    # Chosen by the uploading client once per upload and sent with every attempt to record
+    # it, so that an attempt repeated after a reload finds the asset the first one made.
+    upload_key = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["booth", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["booth", "upload_key"],
+                condition=~models.Q(upload_key=""),
+                name="chunks_asset_one_per_upload_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -18,6 +18,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -178,7 +179,14 @@ def _chunk_touch(chunk_hash: str, size: int) -> None:
         Chunk.objects.filter(pk=chunk_hash).update(touched_at=now)
 
 
-def asset_create(
+def asset_create(**fields: Any) -> Asset:
+    """A new asset of the booth: `asset_record` with the same keyword arguments, without
+    saying whether it was made now."""
+    asset, _ = asset_record(**fields)
+    return asset
+
+
+def asset_record(
     *,
     user: AbstractBaseUser | AnonymousUser,
     booth_id: int,
@@ -186,21 +194,61 @@ def asset_create(
     name: str,
     content_type: str,
     hashes: list[str],
-) -> Asset:
-    """A new asset of the booth, made of `hashes` in order, all held by the namespace.
+    upload_key: str | None = None,
+) -> tuple[Asset, bool]:
+    """A new asset of the booth, made of `hashes` in order, all held by the namespace;
+    (the asset, whether it was made now).
 
     Its type is read from its bytes (chunks/filetypes.py), whatever `content_type` says;
-    a malformed GLB model is refused.
+    a malformed GLB model is refused. With an `upload_key` that already recorded an asset
+    of this booth (the same upload recorded again, say after a reload), that asset is
+    answered and nothing is made; a ChunkError (conflict) if it has another namespace, name
+    or chunks.
     """
     booth = booth_for_assets(booth_id)
     namespace = _asset_namespace(user, booth, namespace_reference)
-    with transaction.atomic():
-        asset = Asset.objects.create(
-            booth=booth, namespace=namespace, name=name, content_type=content_type
+    if upload_key is not None:
+        recorded = _asset_of_upload(booth, namespace, upload_key, name, hashes)
+        if recorded is not None:
+            return recorded, False
+    try:
+        with transaction.atomic():
+            asset = Asset.objects.create(
+                booth=booth,
+                namespace=namespace,
+                name=name,
+                content_type=content_type,
+                upload_key=upload_key or "",
+            )
+            _asset_parts_replace(asset, hashes)
+            _asset_type_set(asset)
+            _asset_announce(booth, asset, "published")
+    except IntegrityError:
+        # The same upload, recorded by a concurrent request that committed first.
+        if upload_key is None:
+            raise
+        recorded = _asset_of_upload(booth, namespace, upload_key, name, hashes)
+        if recorded is None:
+            raise
+        return recorded, False
+    return asset, True
+
+
+def _asset_of_upload(
+    booth: Booth, namespace: Namespace, upload_key: str, name: str, hashes: list[str]
+) -> Asset | None:
+    """The asset `upload_key` already recorded in the booth, if the same one is asked for."""
+    asset = Asset.objects.filter(booth=booth, upload_key=upload_key).first()
+    if asset is None:
+        return None
+    chunks = list(asset.parts.order_by("index").values_list("chunk_id", flat=True))
+    if (asset.namespace_id, asset.name, chunks) != (namespace.pk, name, hashes):
+        raise ChunkError(
+            ChunkErrorKind.CONFLICT,
+            f"This upload_key already recorded asset {asset.pk} ({asset.name!r}) with another "
+            "namespace, name or chunks; choose a new key for a new upload.",
+            extra={"asset": asset.pk},
         )
-        _asset_parts_replace(asset, hashes)
-        _asset_type_set(asset)
-        _asset_announce(booth, asset, "published")
     return asset
 
 

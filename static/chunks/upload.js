@@ -25,6 +25,13 @@ function goOn(work) {
   }
 }
 
+// A key of this upload, sent each time the page records it: recorded twice (a reload just
+// after the market answered, before this browser forgot the upload), it is still one asset.
+function newUploadKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
 function chunkOf(file, index) {
   return file.slice(index * CHUNK_BYTES, Math.min(file.size, (index + 1) * CHUNK_BYTES));
 }
@@ -114,12 +121,17 @@ async function upload(work) {
   }
   const { sent, held } = await sendMissing(work);
   goOn(work);
+  if (!record.uploadKey) {
+    record.uploadKey = newUploadKey(); // an upload kept before uploads had keys
+    await keep(work);
+  }
   row.progress("recording", record.size, "Recording the asset…");
   const asset = await sendJson("POST", "/shards/" + record.boothId + "/assets", {
     name: record.name,
     content_type: record.file.type || "application/octet-stream",
     namespace: String(record.namespaceId),
     chunks: record.hashes,
+    upload_key: record.uploadKey,
   }, "Recording the asset");
   if (record.id !== undefined) {
     await pendingRemove(record.id);
@@ -197,6 +209,7 @@ async function addFiles(files) {
       target: option.dataset.label,
       hashes: null,
       stored: [],
+      uploadKey: newUploadKey(),
     };
     const work = track(record);
     if (file.size === 0) {

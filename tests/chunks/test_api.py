@@ -268,3 +268,87 @@ def test_schema_documents_the_chunk_endpoints(client):
     assert "post" in paths["/chunks/missing"]
     assert {"get", "post"} <= set(paths["/shards/{booth_id}/assets"])
     assert "put" in paths["/shards/{booth_id}/assets/{asset_id}"]
+
+
+UPLOAD_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+def test_recording_an_upload_again_answers_the_asset_it_made(as_writer, booth, pieces):
+    """A page reloaded after the market recorded its upload, before it forgot the upload,
+    records it again: still one asset."""
+    body = {"name": "loom", "chunks": pieces, "upload_key": UPLOAD_KEY}
+
+    first = post_json(as_writer, f"/shards/{booth.pk}/assets", body)
+    again = post_json(as_writer, f"/shards/{booth.pk}/assets", body)
+    other = post_json(as_writer, f"/shards/{booth.pk}/assets", {**body, "upload_key": "a" * 32})
+    unkeyed = [post_json(as_writer, f"/shards/{booth.pk}/assets", {"name": "x", "chunks": pieces})]
+    unkeyed.append(
+        post_json(as_writer, f"/shards/{booth.pk}/assets", {"name": "x", "chunks": pieces})
+    )
+
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 201)
+    assert again.json() == first.json()
+    assert [answer.status_code for answer in unkeyed] == [201, 201]
+    assert Asset.objects.filter(upload_key=UPLOAD_KEY).count() == 1
+    assert Asset.objects.count() == 4
+
+
+def test_the_same_key_for_another_asset_is_a_conflict(as_writer, booth, pieces):
+    body = {"name": "loom", "chunks": pieces, "upload_key": UPLOAD_KEY}
+    post_json(as_writer, f"/shards/{booth.pk}/assets", body)
+
+    renamed = post_json(as_writer, f"/shards/{booth.pk}/assets", {**body, "name": "shuttle"})
+    rechunked = post_json(as_writer, f"/shards/{booth.pk}/assets", {**body, "chunks": pieces[:1]})
+
+    assert [renamed.status_code, rechunked.status_code] == [409, 409]
+    assert renamed.json()["error"] == "conflict" and "upload_key" in renamed.json()["detail"]
+    assert Asset.objects.count() == 1
+
+
+@pytest.mark.parametrize("key", ["short", "a" * 65, "not a key with spaces!!", 7])
+def test_a_malformed_upload_key_is_refused(as_writer, booth, pieces, key):
+    answer = post_json(
+        as_writer,
+        f"/shards/{booth.pk}/assets",
+        {"name": "loom", "chunks": pieces, "upload_key": key},
+    )
+
+    assert answer.status_code == 400
+    assert "upload_key" in str(answer.json())
+    assert not Asset.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_racing_with_one_key_make_one_asset(monkeypatch, booth, writer, pieces):
+    """Both pass the first look for the key; the constraint lets one commit, and the other
+    answers the asset that one made."""
+    from chunks import services
+    from chunks.services import asset_record
+
+    def record():
+        return asset_record(
+            user=writer,
+            booth_id=booth.pk,
+            namespace_reference=None,
+            name="loom",
+            content_type="model/gltf-binary",
+            hashes=pieces,
+            upload_key=UPLOAD_KEY,
+        )
+
+    real = services._asset_of_upload
+    calls = []
+
+    def blind_first(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            # As a request whose look came before the other's commit: the other commits now.
+            assert record()[1] is True
+            return None
+        return real(*args)
+
+    monkeypatch.setattr(services, "_asset_of_upload", blind_first)
+    asset, created = record()
+
+    assert created is False
+    assert Asset.objects.count() == 1 and asset.pk == Asset.objects.get().pk

@@ -1,5 +1,6 @@
 """The upload page in a real browser, against a live market: upload, resume, share."""
 
+import re
 from collections import Counter
 
 import blake3
@@ -128,6 +129,43 @@ def test_an_upload_cut_off_by_a_reload_carries_on_and_sends_each_chunk_once(
     assert row.get_attribute("data-sent") == "4" and row.get_attribute("data-held") == "2"
     screenshot(page, "upload-resumed")
     assert fetch(market, "anne", booth, tmp_path).assets[0].read_bytes() == data
+    assert page.errors == []
+
+
+def test_a_reload_after_the_market_recorded_the_asset_records_it_once(page, market):  # noqa: F811
+    """The market records the asset, but the page is reloaded before it hears so (and so
+    before it forgets the upload): the upload carries on, records it again, and the booth
+    still holds it once."""
+    namespace = market.namespace(market.booths[1], "record-once")
+    data = random_bytes(MIB + 321, seed=5)
+    held = []
+
+    def record_then_hold(route, request):
+        if request.method != "POST":
+            route.continue_()
+            return
+        if not held:
+            route.fetch()  # the market records the asset; the page never hears of it
+            held.append(route)
+            return
+        route.continue_()
+
+    page.route(re.compile(r"/shards/\d+/assets$"), record_then_hold)
+    sign_in(page, market, "anne")
+    choose_file(page, namespace, "twice.bin", data)
+    while not held:
+        page.wait_for_timeout(50)
+
+    page.reload()
+    finished(page, "twice.bin")
+    counted = market.server.manage(
+        "shell",
+        "-c",
+        "from chunks.models import Asset; print(Asset.objects.filter(name='twice.bin').count())",
+    )
+
+    assert counted.returncode == 0, counted.stderr
+    assert counted.stdout.split()[-1] == "1"
     assert page.errors == []
 
 
