@@ -18,8 +18,9 @@ from tests.live import free_port, live_market
 DECISION_SECONDS = 1
 # nginx dates what it keeps in whole seconds: a yes kept for 1 s may be used for up to 2 s.
 BOUND_S = DECISION_SECONDS + 1
-# Time for this test to ask again once the bound has passed.
-SLACK_S = 0.25
+# Time for this test to ask again once the bound has passed, on a busy machine; a memory
+# stacked on nginx's (the market's own 2 s) would still overshoot it.
+SLACK_S = 0.75
 
 SETUP = """
 import json
