@@ -50,7 +50,7 @@ async def running_market(walkers: int = 30):
             await worker.tick(int(time.time() * 1000))
             await asyncio.sleep(0.05)
 
-    tasks = [asyncio.create_task(worker._receive(hz)) for hz in worker.hosted.values()]
+    tasks = [asyncio.create_task(worker._receive())]  # every hosted zone's channel
     tasks.append(asyncio.create_task(ticking()))
     try:
         yield worker
