@@ -5,6 +5,7 @@ asks market.rebac in one way: `namespace:<pk>` objects, `user:<pk>` principals,
 and `user:*` for anonymous requests (what the whole world has been granted).
 """
 
+import threading
 import time
 from collections.abc import Sequence
 
@@ -70,12 +71,15 @@ class ReadableChunks:
     An entry lives CHUNK_READ_CACHE_SECONDS, in this process only; that is the bound within
     which a revoke committed anywhere stops this process serving the chunk (plus
     REBAC_INDEX_POLL_SECONDS, how stale the check that made the entry may have been).
+    Written from the event loop and, after a commit, from whichever thread committed: every
+    change holds `_lock`; a lookup that finds a live entry does not need it.
     """
 
     def __init__(self) -> None:
         # (principal, hash) -> (until, size, public), oldest first
         self._until: dict[tuple[str, str], tuple[float, int, bool]] = {}
         self._of_principal: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
         self.clock = time.monotonic
 
     def remember(self, principal: str, chunk_hash: str, size: int, public: bool) -> None:
@@ -84,11 +88,12 @@ class ReadableChunks:
         if seconds <= 0:
             return
         key = (principal, chunk_hash)
-        self._until.pop(key, None)  # re-inserted last: the oldest go first
-        self._until[key] = (self.clock() + seconds, size, public)
-        self._of_principal.setdefault(principal, set()).add(chunk_hash)
-        while len(self._until) > MAX_REMEMBERED:
-            self.forget(*next(iter(self._until)))
+        with self._lock:
+            self._until.pop(key, None)  # re-inserted last: the oldest go first
+            self._until[key] = (self.clock() + seconds, size, public)
+            self._of_principal.setdefault(principal, set()).add(chunk_hash)
+            while len(self._until) > MAX_REMEMBERED:
+                self._forget(*next(iter(self._until)))
 
     def lookup(self, principal: str, chunk_hash: str) -> tuple[int, bool] | None:
         """(size, whether the world may read it) while `principal` is known to be allowed to
@@ -108,6 +113,10 @@ class ReadableChunks:
         return None if found is None else found[0]
 
     def forget(self, principal: str, chunk_hash: str) -> None:
+        with self._lock:
+            self._forget(principal, chunk_hash)
+
+    def _forget(self, principal: str, chunk_hash: str) -> None:
         self._until.pop((principal, chunk_hash), None)
         hashes = self._of_principal.get(principal)
         if hashes is not None:
@@ -117,12 +126,14 @@ class ReadableChunks:
 
     def forget_principal(self, principal: str) -> None:
         """Forget every chunk remembered for `principal`."""
-        for chunk_hash in list(self._of_principal.get(principal, ())):
-            self.forget(principal, chunk_hash)
+        with self._lock:
+            for chunk_hash in list(self._of_principal.get(principal, ())):
+                self._forget(principal, chunk_hash)
 
     def clear(self) -> None:
-        self._until.clear()
-        self._of_principal.clear()
+        with self._lock:
+            self._until.clear()
+            self._of_principal.clear()
 
     def __len__(self) -> int:
         return len(self._until)
