@@ -92,10 +92,6 @@ def drawn_as_meant(colours):
 
 def test_a_contributors_figures_fill_the_panel_and_its_charts(page, market):  # noqa: F811
     open_dashboard(page, market.url)
-    assert (
-        "No figures" in page.inner_text("#npc-summary")
-        or page.locator("#npc-contributors tr").count()
-    )
     done = threading.Event()
     sdk = Contributor(market.url, 1, KEY, 64, utility_policy)
 
