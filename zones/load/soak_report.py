@@ -21,6 +21,10 @@ MIN_POINTS = 3  # samples after the warm-up below which a series is not judged
 FLOORS = {"rss_kib": 2048, "fds": 2, "bytes": 1 << 20, "keys": 10, "rows": 5}
 UNITS = {"rss_kib": "KiB", "fds": "descriptors", "bytes": "bytes", "keys": "keys", "rows": "rows"}
 ALL_TABLES = "all tables"
+PRESENCE_TABLE = "market_relationtuple"
+"""Holds a `booth:<z>#visitor` tuple for every visitor in the market (docs/permissions.md),
+so its count follows how many are in at the moment of a reading: it is judged net of
+them, as the tuples beyond the visitors present (grants, namespaces, the creator's)."""
 
 
 def series_of(samples: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -44,6 +48,9 @@ def series_of(samples: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if rows:
             put(f"rows: {ALL_TABLES}", "rows", i, sum(rows.values()))
         for table, count in rows.items():
+            if table == PRESENCE_TABLE and "connected" in sample.get("load", {}):
+                count -= sample["load"]["connected"]
+                table = f"{table} beyond the visitors present"
             put(f"rows: {table}", "rows", i, count)
     return found
 

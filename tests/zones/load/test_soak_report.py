@@ -132,6 +132,25 @@ def test_series_follow_a_role_and_leave_gaps_where_it_was_not_read():
     assert restarts(samples) == {}
 
 
+def test_presence_tuples_are_judged_beyond_the_visitors_present():
+    present = [int(v) for v in noisy(360, 0.15)]  # visitors come and go: 306 to 414
+    present[-3:] = [414, 414, 414]  # a busy end
+    samples = [sample(t, worker_rss=120_000) for t in MINUTES]
+    for s, n in zip(samples, present, strict=True):
+        s["rows"]["market_relationtuple"] = 12 + n  # grants, namespaces, and one a visitor
+        s["load"]["connected"] = n
+    report = soak_report_build({"duration_s": 1800}, samples, WARM_UP_S)
+    assert report["flat"] is True, report["grew"]
+    found = series_of(samples)
+    assert set(found["rows: market_relationtuple beyond the visitors present"]["values"]) == {12}
+    assert "rows: market_relationtuple" not in found
+    # the control: tuples that stay after their visitors left are still found
+    for i, s in enumerate(samples):
+        s["rows"]["market_relationtuple"] += i
+    grew = soak_report_build({"duration_s": 1800}, samples, WARM_UP_S)["grew"]
+    assert "rows: market_relationtuple beyond the visitors present" in grew
+
+
 def test_arrivals_are_evenly_spaced_with_one_regular_in_eleven():
     arrivals = arrival_schedule(100, regulars=5, duration_s=110.0)
     assert len(arrivals) == 110
