@@ -6,7 +6,6 @@ their body as it arrives instead of after Django has spooled all of it
 visitors with an asset token are answered in front of Django (chunks/fastpath.py).
 """
 
-import gc
 import os
 
 import django
@@ -26,6 +25,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from fabric_site.collector import collector_settle  # noqa: E402
 from fabric_site.static_files import StaticFiles  # noqa: E402
 from market.live import live_market_set  # noqa: E402
 from market.routing import websocket_urlpatterns as market_websockets  # noqa: E402
@@ -65,7 +65,6 @@ application = ConnectionsPerAddress(
 )
 
 # Everything loaded so far (Django, the apps, numpy, the routes) lives as long as the
-# process: moved out of the collector's reach, a full collection no longer walks it. Without
-# this, the occasional full collection in a loaded web process added ~10 ms to whatever was
-# running, for example a reconnecting consumer's replay of the events it missed.
-gc.freeze()
+# process: moved out of the collector's reach, a full collection no longer walks it, and
+# full collections come a tenth as often (fabric_site/collector.py).
+collector_settle()

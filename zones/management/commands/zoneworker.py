@@ -16,6 +16,7 @@ from typing import Any
 import uvloop
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from fabric_site.collector import collector_settle
 from market.events.outbox import outbox_relay_forever
 from market.maps import market_map_layout
 from market.models import Market
@@ -80,6 +81,7 @@ class Command(BaseCommand):
         relaying = "; relaying the outbox" if outbox_relay else ""
         self.stdout.write(f"zone worker for {record.name}: zones {wanted}{relaying}")
         self.stdout.flush()
+        collector_settle()  # the zones' state is loaded: out of the full collections' reach
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(self._run(worker, parent, outbox_relay))
 
