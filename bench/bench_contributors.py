@@ -7,7 +7,8 @@
 Starts `runmarket --booths 32 --walkers 1000` (embedded: zones, dispatcher hub and
 sockets in one process) on a fresh database, then --contributors SDK contributors
 (`zones.client.contributor`, utility policy, --capacity each) spread over --processes
-processes: the first group runs in this process, which also asks the market for its
+processes (`zones/load/contributors.py`, which `manage.py loadtest --contributors` uses
+too): the first group runs in this process, which also asks the market for its
 dispatcher's figures (the socket's `stats` message) through one of them, every second,
 and every POLL_FAST_S around the failover. Printed, over the steady part of the run
 (from --warmup to the failover):
@@ -46,146 +47,44 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "fabric_site.settings")
 
-POLL_S = 1.0
-POLL_FAST_S = 0.1
-KEY_PREFIX = "bench-contributor-key-"
-
-
-def contributors(url: str, market: int, first: int, count: int, capacity: int) -> list[Any]:
-    from zones.client.contributor import Contributor, utility_policy
-
-    return [
-        Contributor(url, market, f"{KEY_PREFIX}{first + i:04d}", capacity, utility_policy)
-        for i in range(count)
-    ]
-
-
-def client_totals(groups: list[dict[str, Any]]) -> dict[str, Any]:
-    """The contributors' own counts, summed over the groups that reported."""
-    total: dict[str, Any] = {"requests": 0, "answered": 0, "applied": 0, "refused": 0}
-    for group in groups:
-        for key in ("requests", "answered", "applied", "refused"):
-            total[key] += group[key]
-    return total
-
-
-def group_report(members: list[Any]) -> dict[str, Any]:
-    return {
-        "requests": sum(c.stats.requests for c in members),
-        "answered": sum(c.stats.answered for c in members),
-        "applied": sum(c.stats.results.get("applied", 0) for c in members),
-        "refused": sum(sum(c.stats.refused.values()) for c in members),
-        "closed": [c.closed for c in members if c.closed],
-    }
-
-
-async def run_group(members: list[Any], seconds: float) -> dict[str, Any]:
-    await asyncio.gather(*(c.run(seconds=seconds) for c in members))
-    return group_report(members)
-
-
-def child(args: argparse.Namespace) -> None:
-    """One process of contributors: runs them, then prints what they counted as JSON."""
-    members = contributors(args.url, args.market, args.first, args.count, args.capacity)
-    print(json.dumps(asyncio.run(run_group(members, args.seconds))), flush=True)
-
-
-class Poller:
-    """The dispatcher's figures, asked through one contributor, with when they came."""
-
-    def __init__(self, contributor: Any) -> None:
-        self.contributor = contributor
-        self.samples: list[tuple[float, dict[str, Any]]] = []
-        self.fast_from = self.fast_until = 0.0
-
-    async def run(self, t0: float, seconds: float) -> None:
-        while time.monotonic() - t0 < seconds:
-            before = self.contributor.server_stats
-            await self.contributor.ask_stats()
-            asked = time.monotonic()
-            while self.contributor.server_stats is before and time.monotonic() - asked < 2.0:
-                await asyncio.sleep(0.005)
-            if self.contributor.server_stats is not before:
-                self.samples.append((time.monotonic() - t0, self.contributor.server_stats))
-            now = time.monotonic() - t0
-            fast = self.fast_from <= now <= self.fast_until
-            await asyncio.sleep(POLL_FAST_S if fast else POLL_S)
-
-    def at(self, t: float) -> tuple[float, dict[str, Any]]:
-        """The last sample taken at or before `t` (the first one if none)."""
-        chosen = self.samples[0]
-        for sample in self.samples:
-            if sample[0] > t:
-                break
-            chosen = sample
-        return chosen
-
-
-def contributed(stats: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for c in stats["contributors"] if not c.get("last_resort")]
+from zones.load.contributors import (  # noqa: E402  (after the path above)
+    Poller,
+    child_argv,
+    client_totals,
+    contributed,
+    failover,
+    groups_of,
+    make_contributors,
+    percent,
+    run_group,
+)
+from zones.load.contributors import window as shared_window  # noqa: E402
 
 
 def window(poller: Poller, start: float, end: float) -> dict[str, Any]:
-    """Rates between the samples nearest `start` and `end`."""
-    (t_a, a), (t_b, b) = poller.at(start), poller.at(end)
-    seconds = max(t_b - t_a, 1e-9)
-    decided, expired = b["decided"] - a["decided"], b["expired"] - a["expired"]
-    resolved = decided + expired
-    return {
-        "seconds": seconds,
-        "decided_per_s": decided / seconds,
-        "requests_per_s": resolved / seconds,
-        "fallback_share": expired / resolved if resolved else None,
-        "stats": b,
-    }
-
-
-def failover(poller: Poller, since: float, kill_at: float, survivors: int) -> str:
-    """Detection and reassignment times of a failover at `kill_at`; the steady level of
-    waiting requests is the highest seen from `since` to the failover."""
-    detected = next(
-        (t for t, s in poller.samples if t >= kill_at and len(contributed(s)) <= survivors), None
-    )
-    if detected is None:
-        return "not detected before the end of the run"
-    steady = [s["waiting"] for t, s in poller.samples if since <= t < kill_at]
-    level = max(5, 2 * max(steady, default=0))
-    back = next((t for t, s in poller.samples if t >= detected and s["waiting"] <= level), None)
-    steady_wait = f"(steady waiting at most {level // 2})"
-    reassigned = (
-        f"{back - detected:.2f} s after detection {steady_wait}"
-        if back is not None
-        else f"still above the steady level at the end {steady_wait}"
-    )
-    return f"detected {detected - kill_at:.2f} s after the failover; reassigned {reassigned}"
-
-
-def percent(share: float | None) -> str:
-    return "–" if share is None else f"{100 * share:.2f} %"
+    """Rates between the samples nearest `start` and `end` (`decided_per_s` and
+    `requests_per_s` are 0 for a window of no length)."""
+    w = shared_window(poller.samples, start, end)
+    for key in ("decided_per_s", "requests_per_s"):
+        w[key] = w[key] or 0.0
+    return w
 
 
 async def lead(args: argparse.Namespace, url: str, market: int) -> None:
     from bench.machine import load_average
 
-    per = -(-args.contributors // args.processes)
-    groups, first = [], 0
-    while first < args.contributors:
-        groups.append((first, min(per, args.contributors - first)))
-        first += per
+    groups = groups_of(args.contributors, args.processes)
     killed_group = groups[-1] if args.kill else None
     if killed_group is not None and killed_group[1] != args.kill:
         raise SystemExit(
             f"--kill {args.kill}: the last process holds {killed_group[1]} contributors; "
             "choose --contributors and --processes so that it holds --kill"
         )
-    mine = contributors(url, market, groups[0][0], groups[0][1], args.capacity)
-    script = str(Path(__file__).resolve())
-    children = [
+    mine = make_contributors(url, market, groups[0][0], groups[0][1], args.capacity)
+    children = [  # each runs --seconds, or until its standard input closes
         subprocess.Popen(
-            [sys.executable, script, "--child", "--url", url, "--market", str(market),
-             "--first", str(first), "--count", str(count), "--capacity", str(args.capacity),
-             "--seconds", str(args.seconds)],
-            stdout=subprocess.PIPE, text=True,
+            child_argv(url, market, first, count, args.capacity, seconds=args.seconds),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         for first, count in groups[1:]
     ]  # fmt: skip
@@ -204,7 +103,7 @@ async def lead(args: argparse.Namespace, url: str, market: int) -> None:
     reports = [mine_report]
     for process in children[:-1] if args.kill else children:
         out, _ = process.communicate(timeout=60)
-        reports.append(json.loads(out.strip().splitlines()[-1]))
+        reports.append(json.loads(out.strip().splitlines()[-1])["report"])
     if args.kill:
         children[-1].kill()
         if args.freeze:
@@ -250,7 +149,7 @@ async def lead(args: argparse.Namespace, url: str, market: int) -> None:
         how = "frozen (SIGSTOP)" if args.freeze else "killed (SIGKILL)"
         survivors = args.contributors - args.kill
         print(f"failover                 {args.kill} contributors {how} at {kill_at:.1f} s: "
-              + failover(poller, args.warmup, kill_at, survivors))  # fmt: skip
+              + failover(poller.samples, args.warmup, kill_at, survivors))  # fmt: skip
         after = window(poller, kill_at, args.seconds - 1)
         print(f"after the failover       {after['decided_per_s']:.0f} decisions/s, fallback "
               f"share {percent(after['fallback_share'])}")  # fmt: skip
@@ -269,15 +168,7 @@ def main() -> None:
     parser.add_argument("--kill", type=int, default=5)
     parser.add_argument("--kill-at", type=float, default=45.0)
     parser.add_argument("--freeze", action="store_true")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
-    parser.add_argument("--market", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--first", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(args)
-        return
     if not 0 <= args.kill < args.contributors or args.processes < (2 if args.kill else 1):
         parser.error("--kill needs other contributors to survive, in at least 2 processes")
     if args.kill and not args.warmup + 5 < args.kill_at < args.seconds - (35 if args.freeze else 8):

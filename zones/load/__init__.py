@@ -9,5 +9,7 @@
 * `observe` watches from outside: the market summary socket, CPU of process trees;
 * `runner` joins the visitors over the ramp-up, drives them, samples every second;
 * `server` starts a `runmarket` of its own when no URL is given;
+* `contributors` runs contributor agents (the SDK's, utility policy) in processes of
+  their own beside the visitors, and reads the dispatcher's figures through one of them;
 * `report` turns the samples into figures and verdicts (JSON), `html` into a page.
 """

@@ -13,7 +13,7 @@ from typing import Any
 
 from zones.core.constants import ZONE_CAPACITY
 
-from .report import MIN_HEADROOM_PCT, TARGET_KBIT_S, TARGET_P99_MS
+from .report import MIN_HEADROOM_PCT, TARGET_DECISIONS_PER_S, TARGET_KBIT_S, TARGET_P99_MS
 
 WIDTH, HEIGHT = 760, 244
 LEFT, RIGHT, TOP, BOTTOM = 60, 16, 44, 34
@@ -271,7 +271,8 @@ def figure_tables(report: dict[str, Any]) -> str:
     for entry in errors["join_errors"]:
         other_rows.append([f"join error ({entry['visitors']} visitors)", entry["error"]])
     return (
-        "<h2>Per scenario (steady window)</h2>"
+        decisions_table(report)
+        + "<h2>Per scenario (steady window)</h2>"
         + _table(
             [
                 "scenario",
@@ -289,6 +290,47 @@ def figure_tables(report: dict[str, Any]) -> str:
         )
         + "<h2>Market</h2>"
         + _table(["figure", "value"], other_rows)
+    )
+
+
+def decisions_table(report: dict[str, Any]) -> str:
+    """The NPC decision figures of a run with contributor agents ("" without)."""
+    d = report.get("npc_decisions")
+    if d is None:
+        return ""
+    fleet = d["fleet"]
+    counts = fleet["counts"]
+    head = (
+        f"{fleet['contributors']} contributors (utility policy) in {fleet['processes']}"
+        f" processes, capacity {fleet['capacity_each']} each"
+    )
+    if not d["measured"]:
+        errors = "; ".join(fleet["errors"]) or "no answer from the dispatcher"
+        return (
+            "<h2>NPC decisions (contributor agents)</h2>"
+            f"<p>{html.escape(head)}: not measured ({html.escape(errors)})</p>"
+        )
+    window = d["window_s"]
+    per = d["per_contributor_per_s"]
+    rows = [
+        ["dispatcher figures from … to, s since the start", f"{window[0]:g} to {window[1]:g}"],
+        ["decisions dispatched and validated a second", d["decided_per_s"]],
+        ["requests resolved a second (demand)", d["requests_per_s"]],
+        ["fallback share (requests the zones decided themselves)", d["fallback_share"]],
+        ["server time per answer p50 / p99, ms", _pair(d["server_answer_ms"], "p50", "p99")],
+        ["wait in the hub before the first send p50 / p99, ms", _pair(d["hub_wait_ms"], "p50", "p99")],
+        ["decision latency p50 / p95, ms", _pair(d["latency_ms"], "p50", "p95")],
+        ["capacity declared / decisions in flight (mean)", _pair(d, "capacity_declared", "in_flight_mean")],
+        ["capacity against demand, ×", d["capacity_ratio"]],
+        ["contributors connected at the end", d["contributors_connected"]],
+        ["valid decisions a second per contributor, least / most", None if per is None else f"{per[0]} / {per[1]}"],
+        ["contributors' CPU per decision, ms", d.get("contributors_cpu_ms_per_decision")],
+        ["contributors' counts: requests / answered / applied / refused",
+         f"{counts['requests']} / {counts['answered']} / {counts['applied']} / {counts['refused']}"],
+    ]  # fmt: skip
+    return (
+        "<h2>NPC decisions (contributor agents, steady window)</h2>"
+        f"<p>{html.escape(head)}</p>" + _table(["figure", "value"], rows)
     )
 
 
@@ -376,6 +418,21 @@ def chart_svgs(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("CPU", "cores", cpu_lines, []),
         one("Harness event loop: worst late wake-up each second", "ms", "loop_lag_ms", PALETTE[5]),
     ]
+    decisions = s.get("npc_decisions")
+    if decisions is not None:
+        specs.append(
+            (
+                "NPC decisions per second (contributor agents)",
+                "decisions/s",
+                [
+                    Line("dispatched and validated", decisions["decided_per_s"], PALETTE[0]),
+                    Line(
+                        "decided by the zones (fallback)", decisions["fallback_per_s"], PALETTE[1]
+                    ),
+                ],
+                [Limit(TARGET_DECISIONS_PER_S, f"target {TARGET_DECISIONS_PER_S:g}/s")],
+            )
+        )
     return [
         (
             f"{i:02d}-{_slug(title)}.svg",

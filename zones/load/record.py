@@ -104,3 +104,7 @@ class RunRecord:
     # joins made while the run's visitors were all live: request to welcome, ms; failures
     live_join_ms: list[float] = field(default_factory=list)
     live_join_errors: list[str] = field(default_factory=list)
+    # with contributor agents: the dispatcher's `stats` answers (seconds since the start,
+    # answer), and the contributors' settings and own counts
+    decisions: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    contributors: dict[str, Any] | None = None

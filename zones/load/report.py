@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from zones.core.constants import ENTITIES_PER_VISITOR, MIGRATION_HEADROOM, ZONE_CAPACITY
+from zones.core.dispatch import MAX_CAPACITY
 
+from .contributors import decision_figures, sample_at
 from .record import RunRecord, Second, VisitorOutcome
 from .scenarios import CROWDED, SCENARIOS
 
@@ -28,9 +30,14 @@ TARGET_KBIT_S = 256.0
 MIN_HEADROOM_PCT = 12.5
 LOADED_SHARE = 0.95  # a run in which fewer visitors joined and stayed did not apply its load
 SUMMARY_WINDOW_S = 0.5  # what one zone summary covers (zones/worker.py SUMMARY_EVERY_TICKS)
-CPU_KEYS = ("harness", "server", "web", "workers", "redis", "machine")
+TARGET_DECISIONS_PER_S = 500.0  # NPC decisions dispatched and validated, with contributors
+TARGET_DECISION_SERVER_P99_MS = 20.0  # the server's own time per decision answer
+TARGET_FALLBACK_SHARE = 0.05  # requests the zones decided themselves ...
+AMPLE_CAPACITY = 1.2  # ... when the contributors declare this much more than is in flight
+CPU_KEYS = ("harness", "server", "web", "workers", "redis", "contributors", "machine")
 """CPU readings: this process; the server's process tree, its web process (the root) and
-its zone workers (the rest); Redis (INFO cpu); every core of the machine."""
+its zone workers (the rest); Redis (INFO cpu); the contributor agents' processes; every
+core of the machine."""
 
 
 def _num(value: float | None, digits: int = 3) -> float | None:
@@ -262,6 +269,121 @@ def cpu_per_frame(record: RunRecord, key: str) -> dict[str, Any]:
     }
 
 
+def _steady_span(record: RunRecord) -> tuple[float, float] | None:
+    """From the end of the ramp-up to the end of the run, in seconds since the start."""
+    steady = [i for i, s in enumerate(record.seconds) if s.steady]
+    if not steady:
+        return None
+    first = steady[0]
+    go = record.seconds[first - 1].t_s if first > 0 else 0.0
+    return go, record.seconds[steady[-1]].t_s
+
+
+def decisions_report(record: RunRecord) -> dict[str, Any] | None:
+    """NPC decisions by the contributor agents over the steady window, from the
+    dispatcher's figures; None for a run without contributors. `measured` is false when
+    the dispatcher did not answer at least twice within the window."""
+    fleet = record.contributors
+    if fleet is None:
+        return None
+    declared = fleet["contributors"] * min(fleet["capacity_each"], MAX_CAPACITY)
+    span = _steady_span(record)
+    figures = decision_figures(record.decisions, *span, declared) if span else None
+    report: dict[str, Any] = {"measured": figures is not None, **(figures or {})}
+    if figures is not None:
+        start, end = figures["window_s"]
+        cpu_s = _cpu_between(record, "contributors", start, end)
+        decided = figures["decided"]
+        report["contributors_cpu_ms_per_decision"] = _num(
+            cpu_s * 1000 / decided if cpu_s is not None and decided else None
+        )
+    report["fleet"] = fleet
+    return report
+
+
+def _cpu_between(record: RunRecord, key: str, start: float, end: float) -> float | None:
+    """CPU seconds of `key` between the samples of the seconds nearest `start` and `end`."""
+    readings = [(0.0, record.cpu_start_s.get(key))]
+    readings += [(s.t_s, s.cpu_s.get(key)) for s in record.seconds]
+    known = [(t, v) for t, v in readings if v is not None]
+    if len(known) < 2:
+        return None
+    first = min(known, key=lambda r: abs(r[0] - start))
+    last = min(known, key=lambda r: abs(r[0] - end))
+    return last[1] - first[1] if last[0] > first[0] else None
+
+
+def decisions_verdicts(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Targets of a run with contributors: decisions a second, the server's time per
+    decision, the fallback share while capacity is ample; latency as information."""
+    measured = figures["measured"]
+    per_s = figures.get("decided_per_s")
+    p99 = (figures.get("server_answer_ms") or {}).get("p99")
+    share, ratio = figures.get("fallback_share"), figures.get("capacity_ratio")
+    ample = ratio is not None and ratio >= AMPLE_CAPACITY
+    latency = figures.get("latency_ms") or {}
+    if share is None:
+        share_text = None
+    elif ratio is None:
+        share_text = f"{100 * share:.2f} % (capacity against demand not measured)"
+    else:
+        share_text = f"{100 * share:.2f} % at capacity {ratio:g}× demand"
+    return [
+        _verdict(
+            "NPC decisions dispatched and validated a second",
+            "target",
+            f"≥ {TARGET_DECISIONS_PER_S:g} /s",
+            per_s if measured else None,
+            None if per_s is None else per_s >= TARGET_DECISIONS_PER_S,
+            "/s",
+        ),
+        _verdict(
+            "server time per NPC decision p99",
+            "target",
+            f"≤ {TARGET_DECISION_SERVER_P99_MS:g} ms",
+            p99,
+            None if p99 is None else p99 <= TARGET_DECISION_SERVER_P99_MS,
+            "ms",
+        ),
+        _verdict(
+            "NPC fallback share with ample contributed capacity",
+            "target",
+            f"≤ {100 * TARGET_FALLBACK_SHARE:g} % when capacity ≥ {AMPLE_CAPACITY:g}× demand",
+            share_text,
+            None if share is None or not ample else share <= TARGET_FALLBACK_SHARE,
+        ),
+        _verdict(
+            "NPC decision latency p50 / p95",
+            "information",
+            "the zone's request to the answer taken",
+            f"{latency['p50']} / {latency['p95']}" if latency.get("p50") is not None else None,
+            None,
+            "ms",
+        ),
+    ]
+
+
+def decision_series(record: RunRecord) -> dict[str, list[float | None]]:
+    """Decisions taken from contributors, and requests the zones decided themselves, in
+    each second (between the dispatcher's answers nearest its start and end)."""
+    out: dict[str, list[float | None]] = {"decided_per_s": [], "fallback_per_s": []}
+    samples, before = record.decisions, 0.0
+    for second in record.seconds:
+        rate: tuple[float | None, float | None] = (None, None)
+        if samples:
+            (t_a, a), (t_b, b) = sample_at(samples, before), sample_at(samples, second.t_s)
+            if t_b > t_a:
+                span = t_b - t_a
+                rate = (
+                    _num((b["decided"] - a["decided"]) / span, 1),
+                    _num((b["expired"] - a["expired"]) / span, 1),
+                )
+        out["decided_per_s"].append(rate[0])
+        out["fallback_per_s"].append(rate[1])
+        before = second.t_s
+    return out
+
+
 def _verdict(
     name: str, kind: str, limit: str, measured: Any, ok: bool | None, unit: str = ""
 ) -> dict[str, Any]:
@@ -472,7 +594,11 @@ def report_build(record: RunRecord) -> dict[str, Any]:
         "summary": {"messages": record.summary_messages, "last_error": record.summary_error},
         "series": series(record, cpu, migrations),
     }
-    report["verdicts"] = verdicts(report)
+    decisions = decisions_report(record)
+    if decisions is not None:
+        report["npc_decisions"] = decisions
+        report["series"]["npc_decisions"] = decision_series(record)
+    report["verdicts"] = verdicts(report) + (decisions_verdicts(decisions) if decisions else [])
     return report
 
 

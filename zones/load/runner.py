@@ -25,6 +25,7 @@ from zones.client.layout import Layout
 from zones.client.visitor import JoinRefused, VisitorClosed
 from zones.core.constants import ZONE_CAPACITY
 
+from .contributors import ContributorFleet, FleetSettings
 from .drive import Pacer, follow
 from .lean import LeanFleet, LeanVisitor
 from .observe import (
@@ -67,6 +68,7 @@ class RunSettings:
     probe_retry_s: float = 30.0
     server_pid: int | None = None
     redis_url: str | None = None
+    contributors: FleetSettings | None = None  # contributor agents beside the visitors
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,7 @@ class RunSettings:
             "ramp_up_s": self.ramp_up_s,
             "seed": self.seed,
             "join_concurrency": self.join_concurrency,
+            "contributors": self.contributors.describe() if self.contributors else None,
         }
 
 
@@ -155,6 +158,11 @@ class LoadRun:
         self.live_join_ms: list[float] = []
         self.live_join_errors: list[str] = []
         self.started = 0.0
+        self.fleet = (
+            ContributorFleet(settings.url, settings.market_id, settings.contributors)
+            if settings.contributors
+            else None
+        )
 
     async def probe(self) -> Layout:
         """The market's layout, from one visitor that joins and leaves; LoadError if none can."""
@@ -185,6 +193,12 @@ class LoadRun:
             asyncio.create_task(self.watcher.run(), name="load-summary"),
             asyncio.create_task(self.lag.run(), name="load-lag"),
         ]
+        if self.fleet is not None:  # they connect while the visitors join
+            try:
+                await self.fleet.start()
+            except BaseException:
+                await self.fleet.stop()
+                raise
         self.started = time.monotonic()
         cpu_start = self._cpu_sample()  # the baseline of the first second
         fleet = LeanFleet(s.url, s.market_id, connections=s.join_concurrency)
@@ -207,6 +221,8 @@ class LoadRun:
             steady_s = await self._steady(fleet)
         finally:
             gc.unfreeze()
+            if self.fleet is not None:
+                await self.fleet.stop()
             await self._leave_all()
             await fleet.aclose()
             for task in helpers:
@@ -227,6 +243,10 @@ class LoadRun:
             summary_error=self.watcher.last_error,
             live_join_ms=self.live_join_ms,
             live_join_errors=self.live_join_errors,
+            decisions=[(round(t - self.started, 3), stats) for t, stats in self.fleet.samples]
+            if self.fleet
+            else [],
+            contributors=self.fleet.outcome() if self.fleet else None,
         )
 
     # --- phases --------------------------------------------------------------------------
@@ -377,6 +397,7 @@ class LoadRun:
             "harness": own_cpu_s(),
             **server,
             "redis": self.redis_cpu.seconds() if self.redis_cpu else None,
+            "contributors": self.fleet.cpu_s() if self.fleet else None,
             "machine": machine_busy_s(),
         }
 

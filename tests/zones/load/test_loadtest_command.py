@@ -1,6 +1,7 @@
 """`manage.py loadtest`: refuses what cannot run, and runs end to end on a server of its own."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,21 @@ from tests.subprocesses import embedded_environment, run_manage
         ({"ramp_up": -1}, "--ramp-up cannot be negative"),
         ({"walkers": -1}, "--walkers cannot be negative"),
         ({"zones_per_worker": 0}, "--zones-per-worker must be at least 1"),
+        ({"contributors": -1}, "--contributors cannot be negative, not -1"),
+        ({"contributors": 2}, "--contributors decide for NPCs: .* --npcs"),
+        ({"contributor_processes": 2}, "--contributor-processes needs --contributors"),
+        (
+            {"contributors": 2, "npcs": 10, "contributor_processes": 3},
+            r"--contributor-processes must be 1 to --contributors \(2\), not 3",
+        ),
+        (
+            {"contributors": 2, "npcs": 10, "contributor_capacity": 0},
+            "--contributor-capacity must be 1 to 256, not 0",
+        ),
+        (
+            {"contributors": 2, "walkers": 10, "contributor_capacity": 257},
+            "--contributor-capacity must be 1 to 256, not 257",
+        ),
     ],
 )
 def test_values_that_cannot_make_a_run_are_refused_with_what_would(options, message, tmp_path):
@@ -38,16 +54,24 @@ def test_an_unreachable_url_is_refused_at_once_with_how_to_get_a_server(tmp_path
     assert not (tmp_path / "out").exists()  # nothing written for a run that never started
 
 
-def test_a_short_run_on_its_own_embedded_server_reports_frames_latency_and_zones(tmp_path):
-    out = tmp_path / "report"
+def _loadtest(
+    tmp_path: Path, out: Path, *options: str, timeout: float
+) -> subprocess.CompletedProcess:
+    """`manage.py loadtest` on a market of its own with 4 booths, every scenario, `options`."""
     result = run_manage(
         "loadtest",
-        *("--visitors", "20", "--booths", "4", "--scenario", "all"),
-        *("--duration", "3", "--ramp-up", "1", "--out", str(out)),
+        *("--booths", "4", "--scenario", "all", "--out", str(out), *options),
         env=embedded_environment(tmp_path),
-        timeout=90,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_a_short_run_on_its_own_embedded_server_reports_frames_latency_and_zones(tmp_path):
+    out = tmp_path / "report"
+    options = ("--visitors", "20", "--duration", "3", "--ramp-up", "1")
+    result = _loadtest(tmp_path, out, *options, timeout=90)
     assert "p99 so far" in result.stderr  # the progress line
     assert "tick → client p99" in result.stdout
     report = json.loads((out / "report.json").read_text())
@@ -72,3 +96,47 @@ def test_a_short_run_on_its_own_embedded_server_reports_frames_latency_and_zones
 def _zombie(pid: int) -> bool:
     state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     return state == "Z"
+
+
+def test_contributor_agents_beside_the_visitors_report_their_npc_decisions(tmp_path):
+    out = tmp_path / "report"
+    options = ("--visitors", "6", "--duration", "6", "--ramp-up", "3", "--npcs", "120")
+    contributors = ("--contributors", "2", "--contributor-capacity", "32")
+    result = _loadtest(tmp_path, out, *options, *contributors, timeout=120)
+    assert "NPC decisions dispatched and validated a second" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["run"]["server"]["walkers"] == 120
+    assert report["run"]["contributors"] == {
+        "contributors": 2,
+        "processes": 1,
+        "capacity_each": 32,
+        "policy": "utility",
+    }
+    d = report["npc_decisions"]
+    assert d["measured"], d
+    assert d["fleet"]["processes_reported"] == 1 and d["fleet"]["errors"] == []
+    assert d["decided"] > 0 and d["decided_per_s"] > 0
+    # 120 NPCs ask for at most 40 decisions a second, each at least one 50 ms pump in flight
+    assert d["decided_per_s"] <= 80 and d["requests_per_s"] >= d["decided_per_s"]
+    assert d["contributors_connected"] == 2 and d["capacity_declared"] == 64
+    assert d["capacity_ratio"] >= 1.2  # ample: so the zones decide (almost) nothing
+    assert d["fallback_share"] <= 0.05
+    assert 0 < d["server_answer_ms"]["p99"] < 1000
+    assert 0 < d["latency_ms"]["p50"] <= d["latency_ms"]["p95"] < 5000
+    counts = d["fleet"]["counts"]
+    assert counts["answered"] >= d["decided"] > 0 and 0 < counts["applied"] <= counts["answered"]
+    assert report["cpu_cores"]["contributors"] is not None
+    assert d["contributors_cpu_ms_per_decision"] is not None
+    names = {v["name"]: v for v in report["verdicts"]}
+    assert (
+        names["NPC decisions dispatched and validated a second"]["measured"] == d["decided_per_s"]
+    )
+    assert names["NPC fallback share with ample contributed capacity"]["ok"] is True
+    assert any(v is not None for v in report["series"]["npc_decisions"]["decided_per_s"])
+    page = (out / "report.html").read_text()
+    assert "NPC decisions (contributor agents" in page
+    assert (out / "charts" / "11-npc-decisions-per-second-contributor.svg").exists()
+    pid = report["run"]["server"]["pid"]
+    assert not Path(f"/proc/{pid}").exists() or _zombie(pid), "the server outlived the run"
+    assert "Traceback" not in (out / "server.log").read_text()
+    assert "Traceback" not in (out / "contributors.log").read_text()

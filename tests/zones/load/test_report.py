@@ -290,3 +290,86 @@ def test_join_times_are_reported_and_a_live_join_slower_than_a_second_misses_its
     none = record()
     none.live_join_ms = []
     assert verdict(report_build(none), "join request to welcome")["ok"] is None
+
+
+def dispatcher(decided: int, expired: int, *, latency_avg_ms: float = 100.0) -> dict:
+    return {
+        "decided": decided,
+        "expired": expired,
+        "waiting": 0,
+        "latency_p50_ms": 80.0,
+        "latency_p95_ms": 150.0,
+        "latency_avg_ms": latency_avg_ms,
+        "server": {"answer_ms_p50": 0.5, "answer_ms_p99": 4.0, "queue_ms_p50": 50.0},
+        "contributors": [
+            {"name": "a", "decisions_per_min": 600.0},
+            {"name": "b", "decisions_per_min": 1200.0},
+            {"name": "server", "decisions_per_min": 60.0, "last_resort": True},
+        ],
+    }
+
+
+def with_contributors(run: RunRecord, per_s: int, expired_per_s: int, capacity: int) -> RunRecord:
+    """A dispatcher answering at every second's end (and once before the run), its
+    counts growing by `per_s` decided and `expired_per_s` expired a second."""
+    run.decisions = [
+        (float(t), dispatcher(per_s * t, expired_per_s * t)) for t in range(RAMP + STEADY + 1)
+    ]
+    run.contributors = {
+        "contributors": 2,
+        "processes": 1,
+        "capacity_each": capacity,
+        "policy": "utility",
+        "counts": {"requests": 10, "answered": 10, "applied": 9, "refused": 0},
+        "errors": [],
+    }
+    return run
+
+
+def test_npc_decisions_are_the_dispatcher_s_counts_over_the_steady_window():
+    run = with_contributors(record(), per_s=600, expired_per_s=0, capacity=64)
+    report = report_build(run)
+    d = report["npc_decisions"]
+    assert d["measured"] and d["window_s"] == [RAMP, RAMP + STEADY]
+    assert d["decided"] == 600 * STEADY and d["decided_per_s"] == 600.0
+    assert d["fallback_share"] == 0.0 and d["capacity_declared"] == 128
+    assert d["in_flight_mean"] == 60.0 and d["capacity_ratio"] == pytest.approx(128 / 60, 0.01)
+    assert d["per_contributor_per_s"] == [10.0, 20.0]  # the server's own endpoint left out
+    assert report["series"]["npc_decisions"]["decided_per_s"] == [600.0] * (RAMP + STEADY)
+    assert verdict(report, "NPC decisions dispatched")["ok"] is True
+    assert verdict(report, "server time per NPC decision p99")["measured"] == 4.0
+    assert verdict(report, "NPC fallback share")["ok"] is True
+    assert "NPC decisions (contributor agents" in report_html(report)
+    json.dumps(report, allow_nan=False)
+
+
+def test_decisions_below_the_target_or_falling_back_with_ample_capacity_miss_their_targets():
+    report = report_build(with_contributors(record(), per_s=270, expired_per_s=30, capacity=64))
+    d = report["npc_decisions"]
+    assert d["decided_per_s"] == 270.0 and d["requests_per_s"] == 300.0
+    assert d["fallback_share"] == 0.1
+    assert verdict(report, "NPC decisions dispatched")["ok"] is False
+    assert verdict(report, "NPC fallback share")["ok"] is False  # 128 held vs 30 in flight
+
+
+def test_the_fallback_share_is_not_judged_when_the_contributors_lack_capacity():
+    report = report_build(with_contributors(record(), per_s=270, expired_per_s=30, capacity=10))
+    assert report["npc_decisions"]["capacity_ratio"] < 1.2
+    share = verdict(report, "NPC fallback share")
+    assert share["ok"] is None and share["measured"].startswith("10.00 %")
+
+
+def test_contributors_the_dispatcher_never_answered_are_reported_as_not_measured():
+    run = with_contributors(record(), per_s=1, expired_per_s=0, capacity=64)
+    run.decisions = []
+    run.contributors["errors"] = ["RuntimeError: refused: banned"]
+    report = report_build(run)
+    assert report["npc_decisions"]["measured"] is False
+    assert verdict(report, "NPC decisions dispatched")["ok"] is None
+    assert "refused: banned" in report_html(report)
+
+
+def test_a_run_without_contributors_has_no_decision_figures():
+    report = report_build(record())
+    assert "npc_decisions" not in report and "npc_decisions" not in report["series"]
+    assert not any(v["name"].startswith("NPC") for v in report["verdicts"])

@@ -9,7 +9,9 @@ The two reference runs (README.md, "Load tests"):
 
 Without --url it starts a market of its own (`runmarket --booths N` on a fresh
 database; distributed when REDIS_URL is set) and stops it afterwards. Writes
-DIR/report.json and DIR/report.html; prints the verdicts. Exit code 1 when the run
+DIR/report.json and DIR/report.html; prints the verdicts. With --npcs M --contributors N
+the market has M NPCs and N contributor agents (zones/load/contributors.py) decide for
+them beside the visitors; the report then has their decision figures. Exit code 1 when the run
 could not happen (no server, nobody joined), or with --strict when a pass line was
 missed or the load was not applied; a missed target is reported, not an error.
 """
@@ -27,6 +29,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from zones.core.constants import MAX_ZONES
+from zones.core.dispatch import MAX_CAPACITY
+from zones.load.contributors import FleetSettings
 from zones.load.html import chart_svgs, report_html
 from zones.load.record import RunRecord
 from zones.load.report import pass_lines_missed, report_build, verdict_lines
@@ -57,7 +61,31 @@ OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
     ),
     ("--market", int, 1, "with --url: the market's id (default 1)"),
     ("--server-pid", int, None, "with --url: pid of its runmarket, to report the server's CPU"),
-    ("--walkers", int, 0, "demo walkers of the market started here (default 0)"),
+    (
+        "--walkers",
+        int,
+        0,
+        "NPCs of the market started here, spread over its booths (default 0; also --npcs)",
+    ),
+    (
+        "--contributors",
+        int,
+        0,
+        "contributor agents (the SDK's Contributor, utility policy) deciding for the NPCs"
+        " beside the visitors (default 0: none)",
+    ),
+    (
+        "--contributor-processes",
+        int,
+        None,
+        "with --contributors: processes they run in (default: 1 per 5, at most 4)",
+    ),
+    (
+        "--contributor-capacity",
+        int,
+        64,
+        f"with --contributors: decisions each holds at once, 1 to {MAX_CAPACITY} (default 64)",
+    ),
     ("--zones-per-worker", int, 8, "with REDIS_URL: zones per worker process (default 8)"),
     (
         "--web-processes",
@@ -80,7 +108,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         for flag, kind, default, text in OPTIONS:
-            parser.add_argument(flag, type=kind, default=default, help=text)
+            aliases = ("--npcs",) if flag == "--walkers" else ()
+            parser.add_argument(flag, *aliases, type=kind, default=default, help=text)
         parser.add_argument(
             "--scenario",
             choices=[*SCENARIOS, "all"],
@@ -139,6 +168,7 @@ class Command(BaseCommand):
                 join_concurrency=options["join_concurrency"],
                 server_pid=server_pid,
                 redis_url=settings.REDIS_URL or None,
+                contributors=self.fleet_settings(options, out),
             )
             record = self.run(run_settings)
         except (ServerError, LoadError, PlanError) as error:
@@ -175,6 +205,42 @@ class Command(BaseCommand):
         for name in ("zones_per_worker", "web_processes", "join_concurrency"):
             if options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
+        self.check_contributors(options)
+
+    def check_contributors(self, options: dict[str, Any]) -> None:
+        count, processes = options["contributors"], options["contributor_processes"]
+        capacity = options["contributor_capacity"]
+        if count < 0:
+            raise CommandError(f"--contributors cannot be negative, not {count}")
+        if not count:
+            if processes is not None:
+                raise CommandError("--contributor-processes needs --contributors")
+            return
+        if options["url"] is None and options["walkers"] < 1:
+            raise CommandError(
+                "--contributors decide for NPCs: give the market started here some with"
+                " --npcs (e.g. --npcs 1000)"
+            )
+        if processes is not None and not 1 <= processes <= count:
+            raise CommandError(
+                f"--contributor-processes must be 1 to --contributors ({count}), not {processes}"
+            )
+        if not 1 <= capacity <= MAX_CAPACITY:
+            raise CommandError(
+                f"--contributor-capacity must be 1 to {MAX_CAPACITY}, not {capacity}"
+            )
+
+    def fleet_settings(self, options: dict[str, Any], out: Path) -> FleetSettings | None:
+        count = options["contributors"]
+        if not count:
+            return None
+        processes = options["contributor_processes"] or min(4, -(-count // 5))
+        return FleetSettings(
+            count=count,
+            processes=processes,
+            capacity=options["contributor_capacity"],
+            log_path=out / "contributors.log",
+        )
 
     def default_out(self) -> Path:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
