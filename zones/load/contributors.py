@@ -32,6 +32,7 @@ POLL_S = 1.0
 POLL_FAST_S = 0.1
 KEY_PREFIX = "load-contributor-key-"
 STOP_TIMEOUT_S = 10.0
+FAST_AFTER_KILL_S = 40.0  # the dispatcher's figures every POLL_FAST_S for this long
 ROOT = Path(__file__).resolve().parents[2]  # where `-m zones.load.contributors` is found
 
 
@@ -100,9 +101,11 @@ class Poller:
         self.contributor = contributor
         self.on_sample = on_sample
         self.samples: list[tuple[float, dict[str, Any]]] = []
-        self.fast_from = self.fast_until = 0.0
+        self.fast_from = self.fast_until = 0.0  # seconds since t0
+        self.t0 = 0.0
 
     async def run(self, t0: float, seconds: float | None) -> None:
+        self.t0 = t0
         while seconds is None or time.monotonic() - t0 < seconds:
             before = self.contributor.server_stats
             await self.contributor.ask_stats()
@@ -157,24 +160,40 @@ def window(samples: list[Sample], start: float, end: float) -> dict[str, Any]:
     }
 
 
-def failover(samples: list[Sample], since: float, kill_at: float, survivors: int) -> str:
-    """Detection and reassignment times of a failover at `kill_at`; the steady level of
-    waiting requests is the highest seen from `since` to the failover."""
+def failover_figures(
+    samples: list[Sample], since: float, kill_at: float, survivors: int
+) -> dict[str, Any]:
+    """Detection and reassignment of a failover at `kill_at`: seconds from it until the
+    dispatcher lists at most `survivors` contributors (`detected_s`), then until no more
+    requests wait than twice the steady level, the most seen from `since` to the failover
+    (`reassigned_s`, after detection); None when not seen before the end."""
     detected = next(
         (t for t, s in samples if t >= kill_at and len(contributed(s)) <= survivors), None
     )
-    if detected is None:
-        return "not detected before the end of the run"
     steady = [s["waiting"] for t, s in samples if since <= t < kill_at]
     level = max(5, 2 * max(steady, default=0))
-    back = next((t for t, s in samples if t >= detected and s["waiting"] <= level), None)
-    steady_wait = f"(steady waiting at most {level // 2})"
+    back = None
+    if detected is not None:
+        back = next((t for t, s in samples if t >= detected and s["waiting"] <= level), None)
+    return {
+        "detected_s": None if detected is None else round(detected - kill_at, 3),
+        "reassigned_s": None if back is None or detected is None else round(back - detected, 3),
+        "steady_waiting_max": level // 2,
+    }
+
+
+def failover(samples: list[Sample], since: float, kill_at: float, survivors: int) -> str:
+    """`failover_figures` in words."""
+    f = failover_figures(samples, since, kill_at, survivors)
+    if f["detected_s"] is None:
+        return "not detected before the end of the run"
+    steady_wait = f"(steady waiting at most {f['steady_waiting_max']})"
     reassigned = (
-        f"{back - detected:.2f} s after detection {steady_wait}"
-        if back is not None
+        f"{f['reassigned_s']:.2f} s after detection {steady_wait}"
+        if f["reassigned_s"] is not None
         else f"still above the steady level at the end {steady_wait}"
     )
-    return f"detected {detected - kill_at:.2f} s after the failover; reassigned {reassigned}"
+    return f"detected {f['detected_s']:.2f} s after the failover; reassigned {reassigned}"
 
 
 def percent(share: float | None) -> str:
@@ -233,9 +252,12 @@ def _round(value: float | None, digits: int) -> float | None:
 # --- processes of contributors -------------------------------------------------------------
 
 
-def groups_of(count: int, processes: int) -> list[tuple[int, int]]:
+def groups_of(count: int, processes: int, last: int = 0) -> list[tuple[int, int]]:
     """(first key number, contributors) of each process: `count` shared out as evenly as
-    ceil(count / processes) a process allows."""
+    ceil(count / processes) a process allows; with `last`, the last process holds exactly
+    `last` of them (the ones a failover kills) and the others share the rest."""
+    if last:
+        return [*groups_of(count - last, processes - 1), (count - last, last)]
     per = -(-count // processes)
     groups, first = [], 0
     while first < count:
@@ -271,6 +293,8 @@ class FleetSettings:
     processes: int
     capacity: int = 64
     log_path: Path | None = None
+    kill: int = 0  # contributors of the last process, killed (SIGKILL) ...
+    kill_at_s: float = 0.0  # ... this long after the steady phase began
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -278,6 +302,8 @@ class FleetSettings:
             "processes": self.processes,
             "capacity_each": self.capacity,
             "policy": "utility",
+            "kill": self.kill,
+            "kill_at_s": self.kill_at_s if self.kill else None,
         }
 
 
@@ -293,6 +319,7 @@ class ContributorFleet:
         self.samples: list[Sample] = []  # (monotonic time, the dispatcher's `stats` answer)
         self.reports: list[dict[str, Any]] = []
         self.cpu_seen: dict[int, float] = {}
+        self.killed_at: float | None = None  # time.monotonic() of the failover
         self._log: Any = None
 
     async def start(self) -> None:
@@ -300,7 +327,7 @@ class ContributorFleet:
         if s.log_path is not None:
             self._log = s.log_path.open("ab")
         err = self._log if self._log is not None else asyncio.subprocess.DEVNULL
-        for i, (first, count) in enumerate(groups_of(s.count, s.processes)):
+        for i, (first, count) in enumerate(groups_of(s.count, s.processes, s.kill)):
             argv = child_argv(self.url, self.market, first, count, s.capacity, poll=i == 0)
             process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -324,6 +351,19 @@ class ContributorFleet:
                 self.samples.append((time.monotonic(), message["stats"]))
             elif "report" in message:
                 self.reports.append(message["report"])
+
+    async def kill(self) -> None:
+        """Kill the last process (SIGKILL: its sockets close at once), and have the
+        dispatcher's figures read every POLL_FAST_S for FAST_AFTER_KILL_S."""
+        poller = self.processes[0].stdin
+        if poller is not None:
+            poller.write(f"fast {FAST_AFTER_KILL_S}\n".encode())
+            with contextlib.suppress(ConnectionError):
+                await poller.drain()
+        await asyncio.sleep(POLL_S)  # the fast polling has begun before the kill
+        with contextlib.suppress(ProcessLookupError):
+            self.processes[-1].kill()
+        self.killed_at = time.monotonic()
 
     def cpu_s(self) -> float:
         """CPU seconds of every process of contributors so far (a process that ended keeps
@@ -350,8 +390,10 @@ class ContributorFleet:
         if self._log is not None:
             self._log.close()
 
-    def outcome(self) -> dict[str, Any]:
-        """Settings, the contributors' own counts, and what kept any from running."""
+    def outcome(self, t0: float) -> dict[str, Any]:
+        """Settings, the contributors' own counts (a killed process's not included: it
+        reports nothing), when the failover was (seconds since `t0`), and what kept any
+        contributor from running."""
         errors = [e for r in self.reports for e in r.get("errors", [])]
         return {
             **self.settings.describe(),
@@ -359,13 +401,19 @@ class ContributorFleet:
             "counts": client_totals(self.reports),
             "closed_by_market": [c for r in self.reports for c in r.get("closed", [])],
             "errors": errors[:5],
+            "killed_at_s": None if self.killed_at is None else round(self.killed_at - t0, 3),
         }
 
 
-async def _stdin_closed() -> None:
-    """Returns when standard input reaches its end (the harness stopped the group)."""
-    while await asyncio.to_thread(sys.stdin.readline):
-        pass
+async def _stdin_closed(poller: "Poller | None") -> None:
+    """Returns when standard input reaches its end (the harness stopped the group); a line
+    `fast S` has the poller read every POLL_FAST_S for the next S seconds."""
+    while line := await asyncio.to_thread(sys.stdin.readline):
+        word, _, value = line.partition(" ")
+        if word == "fast" and poller is not None:
+            with contextlib.suppress(ValueError):
+                poller.fast_from = time.monotonic() - poller.t0
+                poller.fast_until = poller.fast_from + float(value)
 
 
 async def child(args: argparse.Namespace) -> dict[str, Any]:
@@ -377,9 +425,10 @@ async def child(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.monotonic()
     errors: list[str] = []
     group = asyncio.ensure_future(run_group(members, args.seconds, errors))
-    side = [asyncio.ensure_future(_stdin_closed())]
-    if args.poll:
-        side.append(asyncio.ensure_future(Poller(members[0], emit).run(t0, args.seconds)))
+    poller = Poller(members[0], emit) if args.poll else None
+    side = [asyncio.ensure_future(_stdin_closed(poller))]
+    if poller is not None:
+        side.append(asyncio.ensure_future(poller.run(t0, args.seconds)))
     await asyncio.wait([group, side[0]], return_when=asyncio.FIRST_COMPLETED)
     if group.done():
         report: dict[str, Any] = group.result()

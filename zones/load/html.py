@@ -328,6 +328,16 @@ def decisions_table(report: dict[str, Any]) -> str:
         ["contributors' counts: requests / answered / applied / refused",
          f"{counts['requests']} / {counts['answered']} / {counts['applied']} / {counts['refused']}"],
     ]  # fmt: skip
+    failover = d.get("failover")
+    if failover is not None:
+        after = failover.get("after") or {}
+        rows += [
+            [f"failover: contributors killed ({failover['killed']}) at, s", failover["killed_at_s"]],
+            ["failover: dropped by the dispatcher after, s", failover.get("detected_s")],
+            ["failover: their requests out to others after that, s", failover.get("reassigned_s")],
+            ["after the failover: decisions a second / fallback share",
+             _pair(after, "decided_per_s", "fallback_share") if after else None],
+        ]  # fmt: skip
     return (
         "<h2>NPC decisions (contributor agents, steady window)</h2>"
         f"<p>{html.escape(head)}</p>" + _table(["figure", "value"], rows)

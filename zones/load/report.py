@@ -19,7 +19,7 @@ import numpy as np
 from zones.core.constants import ENTITIES_PER_VISITOR, MIGRATION_HEADROOM, ZONE_CAPACITY
 from zones.core.dispatch import MAX_CAPACITY
 
-from .contributors import decision_figures, sample_at
+from .contributors import decision_figures, failover_figures, sample_at
 from .record import RunRecord, Second, VisitorOutcome
 from .scenarios import CROWDED, SCENARIOS
 
@@ -34,6 +34,8 @@ TARGET_DECISIONS_PER_S = 500.0  # NPC decisions dispatched and validated, with c
 TARGET_DECISION_SERVER_P99_MS = 20.0  # the server's own time per decision answer
 TARGET_FALLBACK_SHARE = 0.05  # requests the zones decided themselves ...
 AMPLE_CAPACITY = 1.2  # ... when the contributors declare this much more than is in flight
+TARGET_FAILOVER_DETECTED_S = 30.0  # contributors killed: dropped by the dispatcher within
+TARGET_FAILOVER_REASSIGNED_S = 1.0  # and what they held out to others within, after that
 CPU_KEYS = ("harness", "server", "web", "workers", "redis", "contributors", "machine")
 """CPU readings: this process; the server's process tree, its web process (the root) and
 its zone workers (the rest); Redis (INFO cpu); the contributor agents' processes; every
@@ -288,6 +290,10 @@ def decisions_report(record: RunRecord) -> dict[str, Any] | None:
         return None
     declared = fleet["contributors"] * min(fleet["capacity_each"], MAX_CAPACITY)
     span = _steady_span(record)
+    killed_at = fleet.get("killed_at_s")
+    if span is not None and killed_at is not None:
+        go, end = span
+        span = (go, killed_at)  # the steady figures are those before the failover
     figures = decision_figures(record.decisions, *span, declared) if span else None
     report: dict[str, Any] = {"measured": figures is not None, **(figures or {})}
     if figures is not None:
@@ -297,8 +303,33 @@ def decisions_report(record: RunRecord) -> dict[str, Any] | None:
         report["contributors_cpu_ms_per_decision"] = _num(
             cpu_s * 1000 / decided if cpu_s is not None and decided else None
         )
+    if fleet.get("kill"):
+        report["failover"] = _failover_report(record, declared, span)
     report["fleet"] = fleet
     return report
+
+
+def _failover_report(
+    record: RunRecord, declared: int, span: tuple[float, float] | None
+) -> dict[str, Any]:
+    """After killing the last process's contributors: when the dispatcher dropped them,
+    when what they held was out to others, and the decisions from the kill to the end."""
+    fleet = record.contributors or {}
+    killed_at = fleet.get("killed_at_s")
+    figures: dict[str, Any] = {"killed": fleet["kill"], "killed_at_s": killed_at}
+    if killed_at is None or span is None or not record.decisions or not record.seconds:
+        return {**figures, "measured": False}
+    survivors = fleet["contributors"] - fleet["kill"]
+    found = failover_figures(record.decisions, span[0], killed_at, survivors)
+    after = decision_figures(record.decisions, killed_at, record.seconds[-1].t_s, declared)
+    return {
+        **figures,
+        "measured": True,
+        **found,
+        "after": None
+        if after is None
+        else {k: after[k] for k in ("decided_per_s", "requests_per_s", "fallback_share")},
+    }
 
 
 def _cpu_between(record: RunRecord, key: str, start: float, end: float) -> float | None:
@@ -315,7 +346,37 @@ def _cpu_between(record: RunRecord, key: str, start: float, end: float) -> float
 
 def decisions_verdicts(figures: dict[str, Any]) -> list[dict[str, Any]]:
     """Targets of a run with contributors: decisions a second, the server's time per
-    decision, the fallback share while capacity is ample; latency as information."""
+    decision, the fallback share while capacity is ample, the failover when some were
+    killed; latency as information."""
+    return [*_decision_verdicts(figures), *_failover_verdicts(figures.get("failover"))]
+
+
+def _failover_verdicts(failover: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if failover is None:
+        return []
+    detected, reassigned = failover.get("detected_s"), failover.get("reassigned_s")
+    killed = failover["killed"]
+    return [
+        _verdict(
+            f"failover: contributors killed ({killed}), dropped by the dispatcher after",
+            "target",
+            f"≤ {TARGET_FAILOVER_DETECTED_S:g} s",
+            detected,
+            None if detected is None else detected <= TARGET_FAILOVER_DETECTED_S,
+            "s",
+        ),
+        _verdict(
+            "failover: their requests out to others after that",
+            "target",
+            f"≤ {TARGET_FAILOVER_REASSIGNED_S:g} s",
+            reassigned,
+            None if reassigned is None else reassigned <= TARGET_FAILOVER_REASSIGNED_S,
+            "s",
+        ),
+    ]
+
+
+def _decision_verdicts(figures: dict[str, Any]) -> list[dict[str, Any]]:
     measured = figures["measured"]
     per_s = figures.get("decided_per_s")
     p99 = (figures.get("server_answer_ms") or {}).get("p99")

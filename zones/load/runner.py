@@ -25,7 +25,7 @@ from zones.client.layout import Layout
 from zones.client.visitor import JoinRefused, VisitorClosed
 from zones.core.constants import ZONE_CAPACITY
 
-from .contributors import ContributorFleet, FleetSettings
+from .contributors import POLL_S, ContributorFleet, FleetSettings
 from .drive import Pacer, follow
 from .lean import LeanFleet, LeanVisitor
 from .observe import (
@@ -246,7 +246,7 @@ class LoadRun:
             decisions=[(round(t - self.started, 3), stats) for t, stats in self.fleet.samples]
             if self.fleet
             else [],
-            contributors=self.fleet.outcome() if self.fleet else None,
+            contributors=self.fleet.outcome(self.started) if self.fleet else None,
         )
 
     # --- phases --------------------------------------------------------------------------
@@ -293,6 +293,7 @@ class LoadRun:
         joins = asyncio.create_task(
             self._live_joins(fleet, go + self.settings.duration_s), name="load-live-joins"
         )
+        failover = self._failover(go)
         pacer = Pacer()
         for slot in self.slots:
             if slot.visitor is not None:
@@ -308,7 +309,8 @@ class LoadRun:
                 driver.cancel()
             await asyncio.gather(*drivers, return_exceptions=True)
             joins.cancel()
-            await asyncio.gather(joins, return_exceptions=True)
+            failover.cancel()
+            await asyncio.gather(joins, failover, return_exceptions=True)
             pacer.close()
         for slot in self.slots:
             slot.steady_frames = _steady_delta(slot, "frames", slot.steady_frames)
@@ -316,6 +318,18 @@ class LoadRun:
             if slot.visitor is not None and slot.visitor.closed:
                 slot.run_close_code = slot.visitor.close_code or CLOSED_UNKNOWN
         return time.monotonic() - go
+
+    def _failover(self, go: float) -> asyncio.Future[None]:
+        """With contributors to kill: their process is killed kill_at_s after `go`."""
+        fleet, contributors = self.fleet, self.settings.contributors
+        if fleet is None or contributors is None or not contributors.kill:
+            return asyncio.ensure_future(asyncio.sleep(0))
+
+        async def kill() -> None:
+            await asyncio.sleep(max(0.0, go + contributors.kill_at_s - POLL_S - time.monotonic()))
+            await fleet.kill()
+
+        return asyncio.ensure_future(kill())
 
     async def _leave_all(self) -> None:
         async def leave(visitor: LeanVisitor) -> None:

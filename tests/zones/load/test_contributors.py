@@ -18,6 +18,8 @@ def test_contributors_are_shared_out_over_the_processes_first_ones_fullest():
     assert groups_of(20, 4) == [(0, 5), (5, 5), (10, 5), (15, 5)]
     assert groups_of(5, 2) == [(0, 3), (3, 2)]
     assert groups_of(2, 1) == [(0, 2)]
+    assert groups_of(20, 4, last=5) == [(0, 5), (5, 5), (10, 5), (15, 5)]
+    assert groups_of(10, 3, last=1) == [(0, 5), (5, 4), (9, 1)]  # the one to kill: alone
 
 
 def test_a_process_of_contributors_is_told_its_keys_capacity_and_whether_it_polls():

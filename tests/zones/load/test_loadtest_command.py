@@ -39,6 +39,32 @@ from tests.subprocesses import embedded_environment, run_manage
             {"contributors": 2, "walkers": 10, "contributor_capacity": 257},
             "--contributor-capacity must be 1 to 256, not 257",
         ),
+        ({"kill_contributors": 1}, "--kill-contributors needs --contributors"),
+        ({"kill_at": 5.0}, "--kill-at needs --contributors"),
+        (
+            {"contributors": 2, "npcs": 10, "kill_contributors": -1},
+            "--kill-contributors cannot be negative, not -1",
+        ),
+        (
+            {"contributors": 2, "npcs": 10, "kill_contributors": 2},
+            "--kill-contributors must leave some of the 2 contributors alive, not kill 2",
+        ),
+        (
+            {"contributors": 2, "npcs": 10, "kill_at": 10.0},
+            "--kill-at needs --kill-contributors",
+        ),
+        (
+            {"contributors": 4, "npcs": 10, "kill_contributors": 1, "contributor_processes": 1},
+            "--contributor-processes 2 or more",
+        ),
+        (
+            {"contributors": 4, "npcs": 10, "kill_contributors": 1, "duration": 30, "kill_at": 28},
+            "--kill-at must leave 5 s .* 5 to 25 s with --duration 30, not 28",
+        ),
+        (
+            {"contributors": 4, "npcs": 10, "kill_contributors": 1, "duration": 8},
+            "--kill-at must leave .* 5 to 3 s with --duration 8, not 4",
+        ),
     ],
 )
 def test_values_that_cannot_make_a_run_are_refused_with_what_would(options, message, tmp_path):
@@ -100,25 +126,34 @@ def _zombie(pid: int) -> bool:
 
 def test_contributor_agents_beside_the_visitors_report_their_npc_decisions(tmp_path):
     out = tmp_path / "report"
-    options = ("--visitors", "6", "--duration", "6", "--ramp-up", "3", "--npcs", "120")
-    contributors = ("--contributors", "2", "--contributor-capacity", "32")
-    result = _loadtest(tmp_path, out, *options, *contributors, timeout=120)
+    options = ("--visitors", "6", "--duration", "11", "--ramp-up", "3", "--npcs", "120")
+    contributors = ("--contributors", "3", "--contributor-capacity", "32")
+    kill = ("--contributor-processes", "2", "--kill-contributors", "1", "--kill-at", "5")
+    result = _loadtest(tmp_path, out, *options, *contributors, *kill, timeout=150)
     assert "NPC decisions dispatched and validated a second" in result.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["run"]["server"]["walkers"] == 120
     assert report["run"]["contributors"] == {
-        "contributors": 2,
-        "processes": 1,
+        "contributors": 3,
+        "processes": 2,
         "capacity_each": 32,
         "policy": "utility",
+        "kill": 1,
+        "kill_at_s": 5.0,
     }
     d = report["npc_decisions"]
     assert d["measured"], d
+    # the killed process reports nothing; the other one reports when stopped
     assert d["fleet"]["processes_reported"] == 1 and d["fleet"]["errors"] == []
+    failover = d["failover"]
+    assert failover["measured"] and failover["killed"] == 1
+    assert d["window_s"][1] <= failover["killed_at_s"]  # the steady figures end at the kill
+    assert 0 <= failover["detected_s"] <= 5  # its socket closed: dropped at once
+    assert failover["reassigned_s"] is not None and failover["after"]["decided_per_s"] > 0
     assert d["decided"] > 0 and d["decided_per_s"] > 0
     # 120 NPCs ask for at most 40 decisions a second, each at least one 50 ms pump in flight
     assert d["decided_per_s"] <= 80 and d["requests_per_s"] >= d["decided_per_s"]
-    assert d["contributors_connected"] == 2 and d["capacity_declared"] == 64
+    assert d["contributors_connected"] == 3 and d["capacity_declared"] == 96
     assert d["capacity_ratio"] >= 1.2  # ample: so the zones decide (almost) nothing
     assert d["fallback_share"] <= 0.05
     assert 0 < d["server_answer_ms"]["p99"] < 1000
@@ -132,6 +167,8 @@ def test_contributor_agents_beside_the_visitors_report_their_npc_decisions(tmp_p
         names["NPC decisions dispatched and validated a second"]["measured"] == d["decided_per_s"]
     )
     assert names["NPC fallback share with ample contributed capacity"]["ok"] is True
+    dropped = "failover: contributors killed (1), dropped by the dispatcher after"
+    assert names[dropped]["ok"] is True
     assert any(v is not None for v in report["series"]["npc_decisions"]["decided_per_s"])
     page = (out / "report.html").read_text()
     assert "NPC decisions (contributor agents" in page

@@ -373,3 +373,33 @@ def test_a_run_without_contributors_has_no_decision_figures():
     report = report_build(record())
     assert "npc_decisions" not in report and "npc_decisions" not in report["series"]
     assert not any(v["name"].startswith("NPC") for v in report["verdicts"])
+
+
+def test_killing_contributors_ends_the_steady_figures_and_reports_the_failover():
+    run = with_contributors(record(), per_s=100, expired_per_s=0, capacity=64)
+    run.contributors.update(kill=1, kill_at_s=3.0, killed_at_s=6.0)
+    for t, stats in run.decisions:
+        if t >= 7:  # the dispatcher dropped the killed one a second after the kill
+            stats["contributors"] = stats["contributors"][1:]
+        if t == 7:
+            stats["waiting"] = 40  # what it held, waiting a moment
+    report = report_build(run)
+    d = report["npc_decisions"]
+    assert d["window_s"] == [RAMP, 6.0]
+    failover = d["failover"]
+    assert failover["measured"] and failover["detected_s"] == 1.0
+    assert failover["reassigned_s"] == 1.0  # out to others by the next answer
+    assert failover["after"]["decided_per_s"] == 100.0
+    assert verdict(report, "failover: contributors killed (1)")["ok"] is True
+    assert verdict(report, "failover: their requests out")["ok"] is True
+    page = report_html(report)
+    assert "failover: contributors killed (1) at, s</td><td>6</td>" in page
+    assert "dropped by the dispatcher after, s</td><td>1</td>" in page
+
+
+def test_a_failover_never_seen_is_unknown_not_met():
+    run = with_contributors(record(), per_s=100, expired_per_s=0, capacity=64)
+    run.contributors.update(kill=1, kill_at_s=3.0, killed_at_s=6.0)  # listed to the end
+    report = report_build(run)
+    assert report["npc_decisions"]["failover"]["detected_s"] is None
+    assert verdict(report, "failover: contributors killed (1)")["ok"] is None

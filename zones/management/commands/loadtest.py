@@ -40,6 +40,8 @@ from zones.load.server import OwnServer, ServerError, healthy
 from zones.load.sigterm import cancelled_by_sigterm
 
 NON_TTY_PROGRESS_EVERY = 5  # seconds between progress lines when stderr is not a terminal
+FAILOVER_BEFORE_S = 5.0  # of the steady phase before killing contributors, at least
+FAILOVER_AFTER_S = 5.0  # and after, to see the dispatcher drop them and reassign
 WEB_PROCESSES = 1  # web processes of a market the harness starts on Redis (docs/performance.md)
 
 # (flag, type, default, help) of every option that takes a value
@@ -85,6 +87,19 @@ OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
         int,
         64,
         f"with --contributors: decisions each holds at once, 1 to {MAX_CAPACITY} (default 64)",
+    ),
+    (
+        "--kill-contributors",
+        int,
+        0,
+        "with --contributors: kill this many of them (their own process, SIGKILL) during the"
+        " steady phase and report the failover (default 0)",
+    ),
+    (
+        "--kill-at",
+        float,
+        None,
+        "with --kill-contributors: seconds into the steady phase (default half of --duration)",
     ),
     ("--zones-per-worker", int, 8, "with REDIS_URL: zones per worker process (default 8)"),
     (
@@ -213,8 +228,10 @@ class Command(BaseCommand):
         if count < 0:
             raise CommandError(f"--contributors cannot be negative, not {count}")
         if not count:
-            if processes is not None:
-                raise CommandError("--contributor-processes needs --contributors")
+            for name in ("contributor_processes", "kill_contributors", "kill_at"):
+                if options[name]:
+                    flag = name.replace("_", "-")
+                    raise CommandError(f"--{flag} needs --contributors")
             return
         if options["url"] is None and options["walkers"] < 1:
             raise CommandError(
@@ -229,17 +246,52 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--contributor-capacity must be 1 to {MAX_CAPACITY}, not {capacity}"
             )
+        self.check_kill(options)
+
+    def check_kill(self, options: dict[str, Any]) -> None:
+        count, kill = options["contributors"], options["kill_contributors"]
+        if kill < 0:
+            raise CommandError(f"--kill-contributors cannot be negative, not {kill}")
+        if not kill:
+            if options["kill_at"] is not None:
+                raise CommandError("--kill-at needs --kill-contributors")
+            return
+        if kill >= count:
+            raise CommandError(
+                f"--kill-contributors must leave some of the {count} contributors alive,"
+                f" not kill {kill}"
+            )
+        if options["contributor_processes"] == 1:
+            raise CommandError(
+                "--kill-contributors kills a process of their own: give"
+                " --contributor-processes 2 or more"
+            )
+        duration, kill_at = options["duration"], options["kill_at"]
+        at = duration / 2 if kill_at is None else kill_at
+        if not FAILOVER_BEFORE_S <= at <= duration - FAILOVER_AFTER_S:
+            raise CommandError(
+                f"--kill-at must leave {FAILOVER_BEFORE_S:g} s of the steady phase before it and"
+                f" {FAILOVER_AFTER_S:g} s after it: {FAILOVER_BEFORE_S:g} to"
+                f" {max(duration - FAILOVER_AFTER_S, 0):g} s with --duration {duration:g},"
+                f" not {at:g}"
+            )
 
     def fleet_settings(self, options: dict[str, Any], out: Path) -> FleetSettings | None:
         count = options["contributors"]
         if not count:
             return None
+        kill = options["kill_contributors"]
         processes = options["contributor_processes"] or min(4, -(-count // 5))
+        if kill:
+            processes = max(processes, 2)  # the killed ones have a process of their own
+        kill_at = options["kill_at"]
         return FleetSettings(
             count=count,
             processes=processes,
             capacity=options["contributor_capacity"],
             log_path=out / "contributors.log",
+            kill=kill,
+            kill_at_s=(options["duration"] / 2 if kill_at is None else kill_at) if kill else 0.0,
         )
 
     def default_out(self) -> Path:
