@@ -7,6 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zones.client import contributor
 from zones.client.contributor import (
@@ -17,6 +19,7 @@ from zones.client.contributor import (
     socket_url,
     utility_policy,
 )
+from zones.core.dispatch import reasonable
 
 
 def observation(hunger: float = 10.0) -> dict:
@@ -46,6 +49,50 @@ def test_the_utility_policy_feeds_the_hungry_and_walks_the_content():
     assert calm["action"] == "move_to" and len(calm["to"]) == 2
     x, z = calm["to"]
     assert 0 < ((x - 50) ** 2 + (z - 50) ** 2) ** 0.5 <= 12.01
+
+
+NEEDS = ("hunger", "hygiene", "fun", "energy")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    needs=st.lists(st.floats(0, 100), min_size=4, max_size=4),
+    items=st.lists(
+        st.tuples(
+            st.integers(0, 2),  # free slots
+            st.floats(0, 10),  # distance, m
+            st.lists(st.sampled_from([0.0, 0.5, 4.0, 30.0, 64.0]), min_size=4, max_size=4),
+        ),
+        max_size=4,
+    ),
+)
+def test_the_utility_policy_never_takes_a_decision_the_spot_checks_call_unreasonable(needs, items):
+    obs = {
+        "npc": 3,
+        "lease": 9,
+        "needs": dict(zip(NEEDS, needs, strict=True)),
+        "pos": [60.0, 1.0, 60.0],
+        "items": [
+            {
+                "id": 100 + i,
+                "distance": d,
+                "free": free,
+                "restores": dict(zip(NEEDS, r, strict=True)),
+            }
+            for i, (free, d, r) in enumerate(items)
+        ],
+        "npcs": [],
+        "visitors": [],
+    }
+    assert reasonable(obs, utility_policy(obs))
+
+
+def test_a_desperate_npc_takes_an_item_that_restores_its_need_even_a_little():
+    obs = observation(20.0)
+    obs["items"][0]["restores"] = {"hunger": 0.5, "hygiene": 0.0, "fun": 0.0, "energy": 0.0}
+    assert utility_policy(obs)["action"] == "use_item"  # it walked off before: unreasonable
+    obs["needs"]["hunger"] = 60.0
+    assert utility_policy(obs)["action"] == "move_to"  # not desperate: worth no detour
 
 
 def test_the_socket_url_follows_the_scheme():
