@@ -164,6 +164,7 @@ def in_memory(market: SyntheticMarket, questions: list[tuple[str, str, str]], ru
     index = TupleIndex()
     for object, relation, user in market.tuples:
         index.add(object, relation, user)
+    index.rank_objects()  # as the process's index does once loaded, for sorted listings
     gc.collect()
     gc.freeze()  # as the process's index does once loaded (market/rebac/live.py)
     built = time.perf_counter() - start

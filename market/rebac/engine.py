@@ -91,9 +91,9 @@ class Graph:
             raise RebacTupleError(f"type {type!r} has no relation {relation!r}")
         check_subject(self.model, user)
         source = self.with_context(contextual_tuples)
-        candidates = reachable_objects(self.model, source, user, (type, relation))
         if self.model.unions_only:
-            return sorted(candidates)
+            return sorted_reachable(self.model, source, user, (type, relation))
+        candidates = reachable_objects(self.model, source, user, (type, relation))
         # With intersections or exclusions, being reached back from the user is necessary,
         # not sufficient; one resolution confirms every candidate and shares what it settles.
         resolution = Resolution(self.model, source, user)
@@ -192,64 +192,138 @@ def reachable_objects(
     goes breadth first, so an object first reached at step n has a chain of n nested lookups
     down to the user; like a check, it raises RebacDepthError past MAX_DEPTH.
     """
-    plan = walk_plan(model, target)
-    subject_object, _, subject_relation = user.partition("#")
-    subject_type, _, subject_id = subject_object.partition(":")
-    frontier: dict[Node, list[str]] = {}
+    return Walk(model, source, user, target, runs=False).run()
 
-    def named(subject: str, kind: str, into: dict[Node, list[str]]) -> None:
-        for object_type, relation in model.assignable.get(kind, ()):
-            if (object_type, relation) in plan:
-                objects = source.objects_of(object_type, relation, subject)
-                if objects:
-                    into.setdefault((object_type, relation), []).extend(objects)
 
-    if subject_relation:
-        node = (subject_type, subject_relation)
-        if node in plan:
-            frontier[node] = [subject_object]
-        step = 0
-    elif subject_id == "*":
-        named(user, user, frontier)
-        step = 1
-    else:
-        named(user, subject_type, frontier)
-        named(f"{subject_type}:*", f"{subject_type}:*", frontier)
-        step = 1
-    seen: dict[Node, set[str]] = {node: set() for node in plan}
-    while frontier:
-        fresh: dict[Node, set[str]] = {}
-        for node, objects in frontier.items():
-            new = set(objects)
-            new -= seen[node]
-            if new:
-                seen[node] |= new
-                fresh[node] = new
-        if not fresh:
-            break
-        if step > MAX_DEPTH:
-            node, objects = next(iter(fresh.items()))
-            raise RebacDepthError(
-                f"listing for {user} needed more than {MAX_DEPTH} nested steps "
-                f"(reached {min(objects)}#{node[1]}); the tuples nest too deeply"
-            )
-        following: dict[Node, list[str]] = {}
-        for node, new in fresh.items():
-            steps = plan[node]
-            if not steps:
+def sorted_reachable(
+    model: AuthorizationModel, source: TupleSource, user: str, target: Node
+) -> list[str]:
+    """`sorted(reachable_objects(...))`, without sorting names where the source need not.
+
+    When the source numbers its objects (`object_run` and `sorted_objects`, as TupleIndex
+    does) and nothing leads on from `target`, the walk keeps the runs of ids it reaches
+    `target` through, and the source sorts them as integers.
+    """
+    walk = Walk(model, source, user, target, runs=hasattr(source, "object_run"))
+    reached = walk.run()
+    if not walk.runs:
+        return sorted(reached)
+    return source.sorted_objects(target[0], walk.runs, reached)  # type: ignore[attr-defined]
+
+
+class Walk:
+    """One breadth-first walk back from a user; see `reachable_objects`.
+
+    With `runs`, the objects reaching `target` through a source's runs of ids are kept as
+    those runs (`self.runs`), not as names, when `target` leads nowhere further: then they
+    matter only for the answer and for the depth bound, and past the bound the walk turns
+    them into names (`self.runs` None) to tell whether any was new, exactly as with names.
+    """
+
+    def __init__(
+        self,
+        model: AuthorizationModel,
+        source: TupleSource,
+        user: str,
+        target: Node,
+        runs: bool,
+    ) -> None:
+        self.model, self.source, self.user, self.target = model, source, user, target
+        self.plan = walk_plan(model, target)
+        self.runs: list | None = [] if runs and not self.plan[target] else None
+        self.pending: list = []  # runs reaching `target` in the step being gathered
+
+    def objects_into(
+        self, into: dict[Node, list[str]], node: Node, relation: str, subject: str
+    ) -> None:
+        """The objects of `node`'s type with `relation` to `subject`, gathered for `node`."""
+        if node == self.target and self.runs is not None:
+            run = self.source.object_run(node[0], relation, subject)  # type: ignore[attr-defined]
+            if run:
+                self.pending.append(run)
+            return
+        into[node].extend(self.source.objects_of(node[0], relation, subject))
+
+    def named(self, subject: str, kind: str, into: dict[Node, list[str]]) -> None:
+        for node in self.model.assignable.get(kind, ()):
+            if node not in self.plan:
                 continue
-            for relation in steps.computed:
-                following.setdefault((node[0], relation), []).extend(new)
-            for parent_type, tupleset, inherited in steps.inherited:
-                into = following.setdefault((parent_type, inherited), [])
-                for object in new:
-                    into.extend(source.objects_of(parent_type, tupleset, object))
-            for object_type, relation in steps.usersets:
-                into = following.setdefault((object_type, relation), [])
-                for object in new:
-                    into.extend(source.objects_of(object_type, relation, f"{object}#{node[1]}"))
-        frontier, step = following, step + 1
-    return seen[target]
+            if node == self.target and self.runs is not None:
+                into.setdefault(node, [])
+                self.objects_into(into, node, node[1], subject)
+                if not self.pending and not into[node]:
+                    del into[node]
+                continue
+            objects = self.source.objects_of(node[0], node[1], subject)
+            if objects:
+                into.setdefault(node, []).extend(objects)
+
+    def names_of(self, runs: list) -> list[str]:
+        return self.source.sorted_objects(self.target[0], runs)  # type: ignore[attr-defined]
+
+    def run(self) -> set[str]:
+        plan, user, target = self.plan, self.user, self.target
+        subject_object, _, subject_relation = user.partition("#")
+        subject_type, _, subject_id = subject_object.partition(":")
+        frontier: dict[Node, list[str]] = {}
+        if subject_relation:
+            node = (subject_type, subject_relation)
+            if node in plan:
+                frontier[node] = [subject_object]
+            step = 0
+        elif subject_id == "*":
+            self.named(user, user, frontier)
+            step = 1
+        else:
+            self.named(user, subject_type, frontier)
+            self.named(f"{subject_type}:*", f"{subject_type}:*", frontier)
+            step = 1
+        seen: dict[Node, set[str]] = {node: set() for node in plan}
+        while frontier:
+            if self.runs is not None and step > MAX_DEPTH:
+                # Past the bound, whether anything new reached `target` decides: by name.
+                seen[target].update(self.names_of(self.runs))
+                if self.pending:
+                    frontier.setdefault(target, []).extend(self.names_of(self.pending))
+                self.runs = None
+            fresh: dict[Node, set[str]] = {}
+            for node, objects in frontier.items():
+                new = set(objects)
+                new -= seen[node]
+                if new:
+                    seen[node] |= new
+                    fresh[node] = new
+            if self.runs is not None and self.pending:
+                self.runs += self.pending
+                fresh.setdefault(target, set())
+            self.pending = []
+            if not fresh:
+                break
+            if step > MAX_DEPTH:
+                node, objects = next(iter(fresh.items()))
+                raise RebacDepthError(
+                    f"listing for {user} needed more than {MAX_DEPTH} nested steps "
+                    f"(reached {min(objects)}#{node[1]}); the tuples nest too deeply"
+                )
+            following: dict[Node, list[str]] = {}
+            for node, new in fresh.items():
+                steps = plan[node]
+                if not steps:
+                    continue
+                for relation in steps.computed:
+                    following.setdefault((node[0], relation), []).extend(new)
+                for parent_type, tupleset, inherited in steps.inherited:
+                    parent = (parent_type, inherited)
+                    following.setdefault(parent, [])
+                    for object in new:
+                        self.objects_into(following, parent, tupleset, object)
+                for object_type, relation in steps.usersets:
+                    node_to = (object_type, relation)
+                    following.setdefault(node_to, [])
+                    for object in new:
+                        self.objects_into(following, node_to, relation, f"{object}#{node[1]}")
+            frontier, step = following, step + 1
+        return seen[target]
 
 
 def as_graph(model: ModelInput, tuples: TuplesInput) -> Graph:

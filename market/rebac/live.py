@@ -23,7 +23,8 @@ the changes the index needs were already pruned from the log (`prune_changes`).
 import gc
 import threading
 import time
-from collections.abc import Collection, Iterable
+from array import array
+from collections.abc import Collection, Iterable, Sequence
 
 from django.db import connections
 
@@ -93,6 +94,14 @@ class LiveTupleIndex:
     def objects_of(self, type: str, relation: str, user: str) -> Iterable[str]:
         return self.index.objects_of(type, relation, user)
 
+    def object_run(self, type: str, relation: str, user: str) -> array | None:
+        return self.index.object_run(type, relation, user)
+
+    def sorted_objects(
+        self, type: str, runs: Sequence[array], loose: Iterable[str] = ()
+    ) -> list[str]:
+        return self.index.sorted_objects(type, runs, loose)
+
     def __len__(self) -> int:
         return len(self.index)
 
@@ -132,6 +141,7 @@ class LiveTupleIndex:
         while rows := cursor.fetchmany(FETCH_ROWS):
             for row in rows:
                 index.add(*tuple_strings(row))
+        index.rank_objects()
         self.index, self.epoch, self.revision = index, epoch, revision
         self.reloads += 1
         # A million tuples are millions of containers the cyclic garbage collector would

@@ -8,10 +8,12 @@ is the in-memory one, and `LayeredSource` lays a request's contextual tuples ove
 
 import re
 import sys
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from array import array
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from market.rebac.errors import RebacTupleError
+from market.rebac.ordering import ObjectTable, id_run
 from market.rebac.schema import AuthorizationModel, compile_model
 
 NAME = r"[A-Za-z_][A-Za-z0-9_-]{0,63}"
@@ -131,14 +133,19 @@ class _Subjects:
 
 
 class TupleIndex:
-    """Tuples in memory, indexed both ways: object#relation → subjects, subject → objects."""
+    """Tuples in memory, indexed both ways: object#relation → subjects, subject → objects.
+
+    The objects each subject has on a (type, relation) are kept as a run of ids of the type's
+    `ObjectTable`, so that a listing sorts integers rather than names (`sorted_objects`).
+    """
 
     def __init__(
         self, tuples: Iterable[Mapping[str, str]] = (), *, model: AuthorizationModel | None = None
     ) -> None:
         """Index `tuples`, validating each against `model` when one is given."""
         self._subjects: dict[str, dict[str, _Subjects]] = {}
-        self._objects: dict[tuple[str, str], dict[str, list[str]]] = {}
+        self._objects: dict[tuple[str, str], dict[str, array]] = {}
+        self._tables: dict[str, ObjectTable] = {}
         self.size = 0
         for relation_tuple in tuples:
             if model is not None:
@@ -162,7 +169,16 @@ class TupleIndex:
         if "#" in user:
             subjects.usersets.append(user)
         object_type = object.partition(":")[0]
-        self._objects.setdefault((object_type, relation), {}).setdefault(user, []).append(object)
+        table = self._tables.get(object_type)
+        if table is None:
+            table = self._tables[object_type] = ObjectTable()
+        by_subject = self._objects.get((object_type, relation))
+        if by_subject is None:
+            by_subject = self._objects[(object_type, relation)] = {}
+        run = by_subject.get(user)
+        if run is None:
+            run = by_subject[user] = id_run()
+        run.append(table.id(object))
         self.size += 1
 
     def remove(self, object: str, relation: str, user: str) -> None:
@@ -176,10 +192,11 @@ class TupleIndex:
             subjects.usersets.remove(user)
         if not subjects.all:
             del by_object[object]
-        by_subject = self._objects[(object.partition(":")[0], relation)]
-        objects = by_subject[user]
-        objects.remove(object)
-        if not objects:
+        object_type = object.partition(":")[0]
+        by_subject = self._objects[(object_type, relation)]
+        run = by_subject[user]
+        run.remove(self._tables[object_type].ids[object])
+        if not run:
             del by_subject[user]
         self.size -= 1
 
@@ -195,7 +212,29 @@ class TupleIndex:
         return hits + subjects.usersets if hits else subjects.usersets
 
     def objects_of(self, type: str, relation: str, user: str) -> Iterable[str]:
-        return self._objects.get((type, relation), _NO_SUBJECTS).get(user, ())
+        run = self._objects.get((type, relation), _NO_SUBJECTS).get(user)
+        if run is None:
+            return ()
+        names = self._tables[type].names
+        return [names[number] for number in run]
+
+    def object_run(self, type: str, relation: str, user: str) -> array | None:
+        """The ids (in `type`'s table) of the objects `objects_of` names; None if there are none."""
+        return self._objects.get((type, relation), _NO_SUBJECTS).get(user)
+
+    def sorted_objects(
+        self, type: str, runs: Sequence[array], loose: Iterable[str] = ()
+    ) -> list[str]:
+        """The objects of `type` in `runs` (from `object_run`) and in `loose`, sorted, each once."""
+        table = self._tables.get(type)
+        if table is None:
+            return sorted(set(loose))
+        return table.sorted_names(runs, loose)
+
+    def rank_objects(self) -> None:
+        """Rank every object numbered so far (else the first listing of each type does)."""
+        for table in self._tables.values():
+            table.rank()
 
     def __len__(self) -> int:
         return self.size
@@ -209,7 +248,7 @@ class TupleIndex:
 
 
 _NO_OBJECTS: dict[str, _Subjects] = {}
-_NO_SUBJECTS: dict[str, list[str]] = {}
+_NO_SUBJECTS: dict[str, array] = {}
 
 
 class LayeredSource:

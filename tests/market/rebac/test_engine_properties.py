@@ -182,12 +182,11 @@ FOLDER_CHAIN = [
 
 
 def test_control_a_listing_that_forgets_inheritance_is_caught(monkeypatch):
-    forgetful = engine.reachable_objects
+    class WithoutInheritance(engine.Walk):
+        def __init__(self, model, *args, **kwargs):
+            super().__init__(dataclasses.replace(model, inherited_by={}), *args, **kwargs)
 
-    def without_inheritance(model, source, user, target):
-        return forgetful(dataclasses.replace(model, inherited_by={}), source, user, target)
-
-    monkeypatch.setattr(engine, "reachable_objects", without_inheritance)
+    monkeypatch.setattr(engine, "Walk", WithoutInheritance)
 
     assert ("document:d0", "derived0", "user:u0") in disagreements(INHERITED_ONLY, FOLDER_CHAIN)
 

@@ -106,6 +106,23 @@ def test_the_index_follows_writes_and_revokes_without_reloading():
     assert index.reloads == 1
 
 
+def test_a_loaded_index_has_its_objects_ranked_and_later_ones_listed_by_name():
+    rebac_tuple_write(object="namespace:8", relation="reader", user="user:1")
+    rebac_tuple_write(object="chunk:b", relation="namespace", user="namespace:8")
+    index = LiveTupleIndex()
+    index.refresh()
+    tables = index.index._tables
+    assert {type: (t.ranked, len(t.names)) for type, t in tables.items()} == {
+        "namespace": (1, 1),
+        "chunk": (1, 1),
+    }
+    rebac_tuple_write(object="chunk:a", relation="namespace", user="namespace:8")
+    index.refresh()
+    assert (tables["chunk"].ranked, len(tables["chunk"].names)) == (1, 2)
+    graph = Graph(validate_model_market(), index)
+    assert graph.list_objects("user:1", "chunk", "can_read") == ["chunk:a", "chunk:b"]
+
+
 def validate_model_market():
     from market.rebac.market_model import market_model
 
