@@ -30,18 +30,26 @@ committed that long before. The process that deleted the tuple forgets at once
 (chunks/permissions.py). Copies that browsers and proxies already hold under
 `Cache-Control: public, immutable` outlive it anyway.
 
+The decision runs in a worker thread the way Django runs a request: connections that
+went stale (a restarted database, one past CONN_MAX_AGE) are closed before and after, so
+the next query opens a fresh one. If the decision fails all the same, the request goes
+to Django, which answers as it would have, and a line is logged (at most one every few
+seconds while the failure lasts); a front's question is answered 503.
+
 `GET /chunk-reads/<hash>` answers the same question for a front server (chunks/front.py):
 200 with `X-Chunk-Cache-Control` when the request's principal may read the chunk, 403
 otherwise (also for a session or a password: the front sends those to Django). It always
 asks the relation engine afresh, so the front's own memory is the only one in between.
 """
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
 from chunks.errors import ChunkError
 from chunks.hashes import chunk_hash_is_valid
@@ -50,10 +58,16 @@ from chunks.ranges import IMMUTABLE_FOR, answer_headers, chunk_etag, chunk_plan
 from chunks.selectors import ChunkReadable, chunk_read_decision
 from chunks.views import INLINE_BYTES, file_blocks, read_exactly
 from market.asset_tokens import AssetTokenError, asset_token_verify
+from zones.logthrottle import LogThrottle
 
 PREFIX = "/chunks/"
 DECISION_PREFIX = "/chunk-reads/"
 CACHE_CONTROL_HEADER = b"x-chunk-cache-control"
+DECISION_FAILED = "chunk read decision"
+UNAVAILABLE = b"Chunk read decisions are unavailable for now (the database did not answer).\n"
+
+logger = logging.getLogger(__name__)
+log_throttle = LogThrottle(logger)
 
 
 class ChunkFastPath:
@@ -72,7 +86,11 @@ class ChunkFastPath:
             if principal is not None:
                 found = readable_chunks.lookup(principal, chunk_hash)
                 if found is None:
-                    found = await _decide(principal, chunk_hash)
+                    try:
+                        found = await _decide(principal, chunk_hash)
+                    except Exception as error:  # noqa: BLE001 - Django answers instead
+                        _decision_failed(error)
+                        found = None
                 if found is not None and await self._answer(
                     scope, send, chunk_hash, principal, *found
                 ):
@@ -189,12 +207,45 @@ async def _decide(principal: str, chunk_hash: str) -> tuple[int, bool] | None:
 
 
 async def _decision(principal: str, chunk_hash: str) -> ChunkReadable | None:
-    return await sync_to_async(chunk_read_decision)(chunk_hash=chunk_hash, principal=principal)
+    readable = await sync_to_async(_decision_in_thread)(chunk_hash, principal)
+    if log_throttle.failing(DECISION_FAILED):
+        log_throttle.clear(DECISION_FAILED, "Chunk read decisions work again")
+    return readable
+
+
+def _decision_in_thread(chunk_hash: str, principal: str) -> ChunkReadable | None:
+    """The decision, between the connection upkeep Django does around each request."""
+    close_old_connections()
+    try:
+        return chunk_read_decision(chunk_hash=chunk_hash, principal=principal)
+    finally:
+        close_old_connections()
+
+
+def _decision_failed(error: Exception) -> None:
+    log_throttle.error(
+        DECISION_FAILED,
+        "A chunk read decision failed (%s: %s); Django answers chunk reads meanwhile",
+        type(error).__name__,
+        error,
+    )
 
 
 async def _answer_decision(send: Any, chunk_hash: str, principal: str | None) -> None:
-    """A front server's question: 200 and the chunk's Cache-Control, or 403."""
-    readable = None if principal is None else await _decision(principal, chunk_hash)
+    """A front server's question: 200 and the chunk's Cache-Control, 403, or 503 when the
+    decision could not be taken."""
+    try:
+        readable = None if principal is None else await _decision(principal, chunk_hash)
+    except Exception as error:  # noqa: BLE001 - answered 503
+        _decision_failed(error)
+        headers = [
+            (b"content-length", str(len(UNAVAILABLE)).encode("ascii")),
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": UNAVAILABLE})
+        return
     headers = [(b"content-length", b"0"), (b"cache-control", b"no-store")]
     if readable is not None:
         visibility = "public" if readable.public else "private"

@@ -1,10 +1,12 @@
 """GETs of readable chunks by anonymous visitors and asset-token visitors, answered in front of
 Django, and when they are not."""
 
-import pytest
-from django.db import connection
+import threading
 
-from chunks import views
+import pytest
+from django.db import OperationalError, connection
+
+from chunks import fastpath, views
 from chunks.access import namespace_reader_grant
 from chunks.models import Chunk
 from chunks.permissions import WORLD, readable_chunks
@@ -15,6 +17,7 @@ from market.rebac.models import RelationTuple
 from market.rebac.services import rebac_tuple_delete
 from tests.chunks.asgi_calls import asgi_call, basic_auth
 from tests.chunks.conftest import PASSWORD, chunk_stored, off_loop
+from zones.logthrottle import LogThrottle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -310,3 +313,64 @@ async def test_the_front_s_question_is_answered_afresh_each_time(
     assert malformed.status == 404  # not a chunk's question: Django's URLs answer
     assert django_answers == []
     assert len(readable_chunks) == 0  # the front keeps its own memory
+
+
+def decision_fails(monkeypatch):
+    """Make every fast-path decision raise, as a dropped database connection would."""
+
+    def broken(**_):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(fastpath, "chunk_read_decision", broken)
+    monkeypatch.setattr(fastpath, "log_throttle", LogThrottle(fastpath.logger))
+
+
+async def test_a_failing_decision_leaves_the_request_to_django(
+    monkeypatch, caplog, django_answers, visitors_chunk
+):
+    digest, authorization = visitors_chunk
+    decision_fails(monkeypatch)
+
+    first = await get(digest, [authorization])
+    second = await get(digest, [authorization, (b"range", b"bytes=10-19")])
+
+    assert (first.status, first.body) == (200, VISITORS_DATA)
+    assert (second.status, second.body) == (206, VISITORS_DATA[10:20])
+    assert django_answers == [digest, digest]
+    failures = [r for r in caplog.records if "chunk read decision failed" in r.getMessage()]
+    assert len(failures) == 1  # the repeat is held back
+    assert "OperationalError" in failures[0].getMessage()
+
+
+async def test_a_failing_decision_answers_the_front_503(monkeypatch, django_answers, public_chunk):
+    decision_fails(monkeypatch)
+
+    answer = await asgi_call("GET", f"/chunk-reads/{public_chunk}", content_length=None)
+
+    assert answer.status == 503
+    assert b"unavailable" in answer.body
+    assert answer.headers["cache-control"] == "no-store"
+    assert django_answers == []
+
+
+async def test_stale_connections_are_closed_around_each_decision(
+    monkeypatch, django_answers, public_chunk
+):
+    """As Django does around a request: a connection the database dropped, or one past
+    CONN_MAX_AGE, is closed before the decision's queries and after them."""
+    steps = []
+    real_decision = fastpath.chunk_read_decision
+
+    def decision(**kwargs):
+        steps.append(("decide", threading.get_ident()))
+        return real_decision(**kwargs)
+
+    monkeypatch.setattr(fastpath, "chunk_read_decision", decision)
+    monkeypatch.setattr(
+        fastpath, "close_old_connections", lambda: steps.append(("close", threading.get_ident()))
+    )
+
+    assert (await get(public_chunk)).status == 200
+    assert [step for step, _ in steps] == ["close", "decide", "close"]
+    assert len({thread for _, thread in steps}) == 1
+    assert django_answers == []
