@@ -25,9 +25,10 @@ here: nothing in these answers depends on it.
 
 A revoke (or a visitor leaving the booth whose visitors may read) stops every process
 serving the chunk within CHUNK_READ_CACHE_SECONDS + REBAC_INDEX_POLL_SECONDS of its
-commit: no remembered yes is older, and the check that made it saw every change
-committed that long before. The process that deleted the tuple forgets at once
-(chunks/permissions.py). Copies that browsers and proxies already hold under
+commit: no remembered yes is older than that counted from when its check began, and
+that check saw every change committed that long before. The process that deleted the
+tuple forgets at once, and a decision asked while the deletion committed is not
+remembered (chunks/permissions.py). Copies that browsers and proxies already hold under
 `Cache-Control: public, immutable` outlive it anyway.
 
 The decision runs in a worker thread the way Django runs a request: connections that
@@ -199,10 +200,11 @@ def _visitor_of(authorization: bytes) -> str | None:
 
 async def _decide(principal: str, chunk_hash: str) -> tuple[int, bool] | None:
     """(size, public) if `principal` may read the chunk, asked now and remembered."""
+    asked = readable_chunks.asking(principal)
     readable = await _decision(principal, chunk_hash)
     if readable is None:
         return None
-    readable_chunks.remember(principal, chunk_hash, readable.size, readable.public)
+    readable_chunks.remember(principal, chunk_hash, readable.size, readable.public, asked)
     return readable.size, readable.public
 
 

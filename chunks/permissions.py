@@ -8,6 +8,7 @@ and `user:*` for anonymous requests (what the whole world has been granted).
 import threading
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -23,6 +24,7 @@ WORLD = "user:*"
 CAN_READ = "can_read"
 CAN_WRITE = "can_write"
 MAX_REMEMBERED = 100_000
+GENERATION_BUCKETS = 256
 
 
 def principal_of(user: AbstractBaseUser | AnonymousUser) -> str:
@@ -64,6 +66,14 @@ def read_access(namespace_ids: Sequence[int], principal: str) -> tuple[bool, boo
         return True, any(may_read(n, WORLD) for n in namespace_ids)
 
 
+class Asking(NamedTuple):
+    """Taken before a decision is asked: when, and which forgetting had happened by then."""
+
+    started: float
+    generation: int
+    principal_generation: int
+
+
 class ReadableChunks:
     """Chunks recently found readable by a principal (the world, or a visitor), each for a
     limited time: what chunks.fastpath may serve without asking the relation engine again.
@@ -73,6 +83,13 @@ class ReadableChunks:
     REBAC_INDEX_POLL_SECONDS, how stale the check that made the entry may have been).
     Written from the event loop and, after a commit, from whichever thread committed: every
     change holds `_lock`; a lookup that finds a live entry does not need it.
+
+    A decision is asked in a worker thread and remembered afterwards, so a revoke can
+    commit (and forget) in between. `asking()`, taken before the decision, notes the time
+    and the forgetting done so far: `clear()` counts in one generation, `forget_principal()`
+    in one of GENERATION_BUCKETS counters (a principal's bucket by its hash). `remember()`
+    given it stores nothing if either moved since, and counts the entry's lifetime from the
+    asking, so no yes outlives its check by more than CHUNK_READ_CACHE_SECONDS.
     """
 
     def __init__(self) -> None:
@@ -80,17 +97,41 @@ class ReadableChunks:
         self._until: dict[tuple[str, str], tuple[float, int, bool]] = {}
         self._of_principal: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self._generation = 0
+        self._principal_generations = [0] * GENERATION_BUCKETS
         self.clock = time.monotonic
 
-    def remember(self, principal: str, chunk_hash: str, size: int, public: bool) -> None:
-        """Note that `principal` may read `chunk_hash`, for CHUNK_READ_CACHE_SECONDS."""
+    def asking(self, principal: str) -> Asking:
+        """Take before asking whether `principal` may read a chunk; give to `remember()`."""
+        bucket = hash(principal) % GENERATION_BUCKETS
+        with self._lock:
+            return Asking(self.clock(), self._generation, self._principal_generations[bucket])
+
+    def remember(
+        self,
+        principal: str,
+        chunk_hash: str,
+        size: int,
+        public: bool,
+        asked: Asking | None = None,
+    ) -> None:
+        """Note that `principal` may read `chunk_hash`, for CHUNK_READ_CACHE_SECONDS from
+        `asked` (the decision's start; now without it). Nothing is noted when a forgetting
+        that may concern `principal` happened since `asked`."""
         seconds = settings.CHUNK_READ_CACHE_SECONDS
         if seconds <= 0:
             return
         key = (principal, chunk_hash)
+        bucket = hash(principal) % GENERATION_BUCKETS
         with self._lock:
+            if asked is not None and (
+                asked.generation != self._generation
+                or asked.principal_generation != self._principal_generations[bucket]
+            ):
+                return  # a revoke committed while the decision was asked: it may be stale
+            start = self.clock() if asked is None else asked.started
             self._until.pop(key, None)  # re-inserted last: the oldest go first
-            self._until[key] = (self.clock() + seconds, size, public)
+            self._until[key] = (start + seconds, size, public)
             self._of_principal.setdefault(principal, set()).add(chunk_hash)
             while len(self._until) > MAX_REMEMBERED:
                 self._forget(*next(iter(self._until)))
@@ -127,11 +168,13 @@ class ReadableChunks:
     def forget_principal(self, principal: str) -> None:
         """Forget every chunk remembered for `principal`."""
         with self._lock:
+            self._principal_generations[hash(principal) % GENERATION_BUCKETS] += 1
             for chunk_hash in list(self._of_principal.get(principal, ())):
                 self._forget(principal, chunk_hash)
 
     def clear(self) -> None:
         with self._lock:
+            self._generation += 1
             self._until.clear()
             self._of_principal.clear()
 

@@ -104,10 +104,11 @@ def declared_length(request: HttpRequest) -> int | None:
 
 async def chunk_fetch(request: HttpRequest, chunk_hash: str) -> HttpResponseBase:
     """Download: 200, 206 for a range, 304 when the client has it, 403 when it may not."""
+    asked = readable_chunks.asking(WORLD)
     readable, plan, inline = await sync_to_async(chunk_fetch_prepare)(request, chunk_hash)
     if readable.public:
         # for chunks.fastpath
-        readable_chunks.remember(WORLD, readable.hash, readable.size, public=True)
+        readable_chunks.remember(WORLD, readable.hash, readable.size, True, asked)
     if plan.status == 304:
         # Streamed (and empty) so that no middleware adds a Content-Length of 0 to it.
         response: HttpResponseBase = StreamingHttpResponse(no_body(), status=304)

@@ -280,7 +280,9 @@ CHUNK_GC_INTERVAL_SECONDS = float(os.environ.get("CHUNK_GC_INTERVAL_SECONDS") or
 # How long a web process may serve a chunk it found readable by the world or by a visitor
 # (asset token) without asking the relation engine again (chunks/fastpath.py; 0 asks every
 # time). It bounds how long a revoke or a departure takes to stop every web process
-# serving the chunk (plus REBAC_INDEX_POLL_SECONDS); the deleting process forgets at once.
+# serving the chunk (plus REBAC_INDEX_POLL_SECONDS), counted from when the check that
+# made the memory began; the deleting process forgets at once, and does not remember a
+# yes from a check that was running when the deletion committed.
 CHUNK_READ_CACHE_SECONDS = float(os.environ.get("CHUNK_READ_CACHE_SECONDS") or 2)
 
 # The market's own loggers report at INFO (zones resumed, workers restarted, visitors

@@ -374,3 +374,58 @@ async def test_stale_connections_are_closed_around_each_decision(
     assert [step for step, _ in steps] == ["close", "decide", "close"]
     assert len({thread for _, thread in steps}) == 1
     assert django_answers == []
+
+
+@pytest.mark.parametrize("forgetting", ["clear", "forget_principal"])
+async def test_a_yes_checked_while_a_revoke_commits_is_not_remembered(
+    monkeypatch, now, django_answers, visitors_chunk, forgetting
+):
+    """The revoke's forgetting runs after the check read the tuples and before its yes is
+    remembered: the yes may be stale, so the next request asks again."""
+    digest, authorization = visitors_chunk
+    real_decision = fastpath.chunk_read_decision
+    asked = []
+
+    def decision_then_revoke(**kwargs):
+        readable = real_decision(**kwargs)
+        asked.append(kwargs["principal"])
+        if len(asked) == 1:
+            if forgetting == "clear":
+                readable_chunks.clear()
+            else:
+                readable_chunks.forget_principal(kwargs["principal"])
+        return readable
+
+    monkeypatch.setattr(fastpath, "chunk_read_decision", decision_then_revoke)
+
+    first = await get(digest, [authorization])
+    assert first.status == 200  # answered by what the check saw
+    assert len(readable_chunks) == 0
+    second = await get(digest, [authorization])
+
+    assert second.status == 200
+    assert len(asked) == 2  # asked afresh
+    assert len(readable_chunks) == 1  # a check with no revoke meanwhile is remembered
+    assert django_answers == []
+
+
+async def test_a_remembered_yes_lasts_from_when_its_check_began(
+    monkeypatch, now, django_answers, booth, visitors_chunk
+):
+    digest, authorization = visitors_chunk
+    real_decision = fastpath.chunk_read_decision
+    asked = []
+
+    def slow_decision(**kwargs):
+        asked.append(now[0])
+        now[0] += 1.5  # the check waited for a worker thread, then ran
+        return real_decision(**kwargs)
+
+    monkeypatch.setattr(fastpath, "chunk_read_decision", slow_decision)
+
+    assert (await get(digest, [authorization])).status == 200
+    principal = visitor_subject(booth.market_id, ENTITY)
+    now[0] = asked[0] + 1.99
+    assert readable_chunks.lookup(principal, digest) is not None
+    now[0] = asked[0] + 2
+    assert readable_chunks.lookup(principal, digest) is None

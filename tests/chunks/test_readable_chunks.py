@@ -58,3 +58,37 @@ def test_forgetting_after_a_commit_in_another_thread_is_safe(monkeypatch, settin
     assert errors == []
     assert len(memory) <= 50
     assert all(chunk in memory._of_principal.get(who, ()) for who, chunk in memory._until)
+
+
+def test_a_yes_asked_before_a_forgetting_is_not_remembered(settings):
+    settings.CHUNK_READ_CACHE_SECONDS = 10
+    memory = ReadableChunks()
+    chunk = "a" * 64
+
+    before_clear = memory.asking("user:*")
+    memory.clear()
+    memory.remember("user:*", chunk, 1, True, before_clear)
+    before_forget = memory.asking("visitor:1-2")
+    memory.forget_principal("visitor:1-2")
+    memory.remember("visitor:1-2", chunk, 1, False, before_forget)
+    after = memory.asking("visitor:1-2")
+    memory.remember("visitor:1-2", chunk, 1, False, after)
+
+    assert memory.size_of(chunk) is None
+    assert memory.lookup("visitor:1-2", chunk) == (1, False)
+
+
+def test_a_yes_lasts_from_its_asking(settings):
+    settings.CHUNK_READ_CACHE_SECONDS = 10
+    memory, clock = ReadableChunks(), [100.0]
+    memory.clock = lambda: clock[0]
+    chunk = "b" * 64
+
+    asked = memory.asking("user:*")
+    clock[0] = 104.0
+    memory.remember("user:*", chunk, 1, True, asked)
+
+    clock[0] = 109.9
+    assert memory.size_of(chunk) == 1
+    clock[0] = 110.0
+    assert memory.size_of(chunk) is None
