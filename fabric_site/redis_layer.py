@@ -21,17 +21,27 @@ channel at once, then the script puts the woken message back, drops the previous
 burst from flight (the caller asks again only once it has handled it), and pops
 every channel's queue into flight, oldest first. The first call of a receiver puts
 back whatever a predecessor left in flight instead, as channels-redis does on every
-receive. Messages and keys are channels-redis's own, so senders of either kind and
+receive, and so does the call after one that failed (its script may have moved a burst
+into flight whose answer never came): a message may then come twice, never not at all.
+One message can still be lost: the one a wait has taken, if the process dies before the
+script that puts it back runs (channels-redis's receive has the same moment). Messages and keys are channels-redis's own, so senders of either kind and
 receivers of either kind work together. Everything else (groups, flush, a single
 channel's receive) is channels-redis's own.
 """
 
+import asyncio
+import contextlib
+import logging
 import time
 from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 from redis.commands.core import AsyncScript
+
+from zones.logthrottle import LogThrottle
+
+_unreadable = LogThrottle(logging.getLogger(__name__))
 
 SEND = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, tonumber(ARGV[2]))
@@ -104,27 +114,37 @@ class FabricRedisChannelLayer(RedisChannelLayer):  # type: ignore[misc]
         Call it again only once the burst was handled: the next call drops it from flight
         before it waits for more (a message is in flight while it is handled, never while
         the receiver idles), and a receiver that died handling one leaves it to the next
-        receiver of the same channels.
+        receiver of the same channels. After a call that raised, the next one puts the
+        flight back first (module docstring).
         """
         assert channels and self.receives_many()
         for channel in channels:
             assert self.require_valid_channel_name(channel, receive=True)
             assert "!" not in channel, "receive_many serves normal channels"
         keys = tuple(self.prefix + channel for channel in channels)
-        if keys not in self._restored:  # what a predecessor left in flight comes first
-            self._restored.add(keys)
-            return await self._pop(keys, "restore")
-        if keys in self._in_flight:  # the burst just handled: drop it, and take what came since
-            burst = await self._pop(keys, "ack")
-            if burst:
+        try:
+            if keys not in self._restored:  # what a predecessor left in flight comes first
+                burst = await self._pop(keys, "restore")
+                self._restored.add(keys)
                 return burst
+            if keys in self._in_flight:  # the burst just handled: drop it, take what came since
+                burst = await self._pop(keys, "ack")
+                if burst:
+                    return burst
+                self._in_flight.discard(keys)
+            popped = await self.connection(0).bzpopmin(
+                list(keys), timeout=self.brpop_timeout if timeout is None else timeout
+            )
+            if popped is None:
+                return []
+            return await self._pop(keys, "ack", popped)
+        except BaseException:
+            # Whatever the failed call did on the server (a script whose answer was lost
+            # moved a burst into flight), the next call puts the flight back into the
+            # queues instead of dropping it: messages may come twice, never not at all.
+            self._restored.discard(keys)
             self._in_flight.discard(keys)
-        popped = await self.connection(0).bzpopmin(
-            list(keys), timeout=self.brpop_timeout if timeout is None else timeout
-        )
-        if popped is None:
-            return []
-        return await self._pop(keys, "ack", popped)
+            raise
 
     async def _pop(
         self, keys: tuple[str, ...], mode: str, woken: tuple[Any, Any, Any] = ("", "", 0)
@@ -132,17 +152,27 @@ class FabricRedisChannelLayer(RedisChannelLayer):  # type: ignore[misc]
         connection = self.connection(0)
         if self._receive_script is None:
             self._receive_script = connection.register_script(RECEIVE)
-        batches = await self._receive_script(
-            keys=[*keys, *(self._backup_channel_name(key) for key in keys)],
-            args=[mode, RECEIVE_MOST, *woken],
-            client=connection,
-        )
+        try:
+            batches = await self._receive_script(
+                keys=[*keys, *(self._backup_channel_name(key) for key in keys)],
+                args=[mode, RECEIVE_MOST, *woken],
+                client=connection,
+            )
+        except BaseException:
+            if woken[0]:  # the message the wait took is nowhere but here: put it back
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(connection.zadd(woken[0], {woken[1]: float(woken[2])}))
+            raise
         if any(batches):
             self._in_flight.add(keys)
         out = []
         for index, batch in enumerate(batches):
             for member in batch[::2]:
-                message = self.deserialize(member)
+                try:
+                    message = self.deserialize(member)
+                except Exception as exc:  # one unreadable message must not cost the burst
+                    _unreadable.warning(keys[index], "dropped an unreadable message: %r", exc)
+                    continue
                 message.pop("__asgi_channel__", None)
                 out.append((index, message))
         return out

@@ -14,6 +14,7 @@ from zones.logthrottle import LogThrottle
 
 log = logging.getLogger(__name__)
 _failures = LogThrottle(log)  # a Redis outage fails every receive, five times a second
+_handling = LogThrottle(log)  # a message its handler could not take
 
 RECEIVE_RETRY_S = 0.2
 
@@ -47,9 +48,12 @@ async def receive_forever(
         message = await _received(channel, layer.receive(channel))
         if message is None:
             continue
-        result = handle(message)
-        if result is not None:
-            await result
+        try:
+            result = handle(message)
+            if result is not None:
+                await result
+        except Exception as exc:  # one message must not end the receiving for good
+            _handling.warning(channel, "a message on %s failed: %r", channel, exc)
 
 
 async def receive_many_forever(
@@ -77,7 +81,10 @@ async def receive_many_forever(
     while True:
         burst = await _received(name, layer.receive_many(channels))  # type: ignore[attr-defined]
         for index, message in burst or ():
-            handle(index, message)
+            try:
+                handle(index, message)
+            except Exception as exc:  # one message must not end every zone's receiving
+                _handling.warning(name, "a message on %s failed: %r", channels[index], exc)
 
 
 async def _received(name: str, receiving: Awaitable[Any]) -> Any:

@@ -97,6 +97,7 @@ class Link:
     seq_taken: int
     zone: int  # zone holding authority, as last reported to the visitor
     booth: int  # booth the visitor stands in, as last reported
+    acked: int = 0  # the highest input seq the zones' rows have shown taken
 
 
 @dataclass
@@ -271,8 +272,13 @@ class Gateway:
         phases = self.frames + np.array([link.stagger for link in served], np.int64)
         visible = cut(view, own, phases)
         # what the zones took, not what this process passed on: a zone counts an input only
-        # once its input log holds it, so an acknowledged input survives a killed worker
-        acks = view["seq"][own].tolist()
+        # once its input log holds it, so an acknowledged input survives a killed worker.
+        # Never lower than before: in a handoff the source counts a refused input the
+        # target never hears of, and its rows give way to the target's.
+        acks = []
+        for link, seq in zip(served, view["seq"][own].tolist(), strict=True):
+            link.acked = max(link.acked, seq)
+            acks.append(link.acked)
         for link, frame in zip(served, frames(view, visible, acks, tick_ms), strict=True):
             # queued, never awaited: one slow socket must not hold up everyone's frames
             link.sink.send_frame(frame)
@@ -375,8 +381,9 @@ class Gateway:
                 await asyncio.wait_for(previous.sink.supersede(), 1.0)
         row = await self._row_before_spawning(entity)
         resumed = row is not None and bool(row["flags"] & RowFlag.AUTHORITATIVE)
+        acked = int(row["seq"]) if row is not None else 0
         if row is not None:
-            last_seq = max(last_seq, int(row["seq"]))
+            last_seq = max(last_seq, acked)
             zone = int(row["zone"])
             position = np.array(row["pos"], np.float32)
         else:
@@ -389,6 +396,7 @@ class Gateway:
             seq_taken=last_seq,
             zone=zone,
             booth=int(booths_under(position[None, :], self.ranges)[0]),
+            acked=acked,
         )
         hlc = int(self.view["hlc"].max()) if self.view.size else 0
         return Welcome(

@@ -157,3 +157,78 @@ async def test_channels_redis_receives_what_receive_many_left_in_flight_and_the_
         assert await burst(layer()) == [(0, {"type": "b"})]
     finally:
         await theirs.close_pools()
+
+
+def failing_script(receiver, *, after_running: bool):
+    """Make the receiver's next script call fail once: after the server ran it (its answer
+    lost on the way back) or before it reached the server."""
+    real = receiver._receive_script
+
+    async def once(*args, **kwargs):
+        receiver._receive_script = real
+        if after_running:
+            await real(*args, **kwargs)
+        raise ConnectionError("the connection dropped")
+
+    receiver._receive_script = once
+
+
+async def test_a_burst_whose_answer_was_lost_comes_with_the_next_call(layer):
+    sender, receiver = layer(), layer()
+    await sender.send(ZONES[0], {"type": "a"})
+    assert await burst(receiver) == [(0, {"type": "a"})]
+    await sender.send(ZONES[0], {"type": "c"})
+    failing_script(receiver, after_running=True)  # it drops `a` and moves `c` into flight
+    with pytest.raises(ConnectionError):
+        await receiver.receive_many(ZONES, timeout=1)
+    assert await burst(receiver) == [(0, {"type": "c"})]
+
+
+async def test_a_first_call_that_failed_still_puts_a_predecessors_flight_back(layer):
+    sender, dying, next_one = layer(), layer(), layer()
+    await sender.send(ZONES[1], {"type": "a"})
+    assert await burst(dying) == [(1, {"type": "a"})]  # then it dies, `a` in flight
+    await next_one.receive_many(ZONES, timeout=0.1)  # registers the script
+    next_one._restored.clear()  # as a new receiver
+    failing_script(next_one, after_running=False)
+    with pytest.raises(ConnectionError):
+        await next_one.receive_many(ZONES, timeout=1)
+    await sender.send(ZONES[1], {"type": "b"})
+    assert await burst(next_one) == [(1, {"type": "a"}), (1, {"type": "b"})]
+
+
+async def test_the_message_a_wait_took_goes_back_when_the_script_fails(layer):
+    sender, receiver = layer(), layer()
+    assert await receiver.receive_many(ZONES, timeout=0.1) == []  # restored, nothing in flight
+    waiting = asyncio.create_task(receiver.receive_many(ZONES, timeout=5))
+    await asyncio.sleep(0.1)
+    failing_script(receiver, after_running=False)
+    await sender.send(ZONES[2], {"type": "d"})
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(waiting, 5)
+    assert await burst(receiver) == [(2, {"type": "d"})]
+
+
+async def test_a_message_its_handler_cannot_take_does_not_end_the_receiving(layer):
+    from zones.channels import receive_many_forever
+
+    sender, receiver = layer(), layer()
+    got = []
+
+    def handle(index, message):
+        if message["type"] == "bad":
+            raise RuntimeError("a handler's bug")
+        got.append((index, message["type"]))
+
+    receiving = asyncio.create_task(receive_many_forever(receiver, ZONES, handle))
+    try:
+        await sender.send(ZONES[0], {"type": "bad"})
+        await asyncio.sleep(0.2)
+        await sender.send(ZONES[3], {"type": "good"})
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert got == [(3, "good")] and not receiving.done()
+    finally:
+        receiving.cancel()
+        await asyncio.gather(receiving, return_exceptions=True)

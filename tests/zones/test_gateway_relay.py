@@ -234,3 +234,19 @@ async def test_a_visitor_leaving_mid_handoff_is_despawned_in_both_zones(gateway)
         assert isinstance(message, Despawn) and message.ids.tolist() == [visitor]
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(zone_channel(MARKET, 2)), 0.1)
+
+
+@pytest.mark.asyncio
+async def test_frames_acknowledge_what_the_rows_show_taken_and_never_less(gateway, monkeypatch):
+    monkeypatch.setattr(gateway_module, "FLUSH_WAIT_S", 1.0)
+    sink = Sink()
+    gateway.links[1000] = Link(entity=1000, sink=sink, stagger=0, seq_taken=9, zone=0, booth=0)
+    for tick, seq in ((1, 5), (2, 7), (3, 6)):  # tick 3: the target's row after a handoff
+        for zone in range(3):
+            rows = zone_rows(zone, tick)
+            rows["seq"][rows["id"] == 1000] = seq
+            await gateway.bus.publish(MARKET, zone, rows_packet(zone, tick, T0 + 50 * tick, rows))
+        await until(lambda tick=tick: gateway.frames == tick)
+    acks = [int(frame_decode(f)[0]["ack_seq"]) for f in sink.frames]
+    # the rows', not the 9 this web process passed on; and not back to 6
+    assert acks == [5, 7, 7]
