@@ -1,12 +1,21 @@
 """Contributor keys in the admin: listed, and revoked by an action (created with
-`manage.py contributorkey create`, which shows the key once)."""
+`manage.py contributorkey create`, which shows the key once). They cannot be deleted: a
+revoked key keeps the market closed and is refused with its own reason, while deleting a
+market's last key would open it to any key again."""
+
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 
 from zones.models import ContributorKey
+
+NEVER_DELETED = (
+    "Keys are revoked, never deleted: a revoked key keeps its market closed to other keys "
+    "and is refused with its reason; deleting a market's last key would open it to any key."
+)
 
 
 @admin.register(ContributorKey)
@@ -18,6 +27,17 @@ class ContributorKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # a new key is shown once: manage.py contributorkey create
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: ContributorKey | None = None
+    ) -> bool:
+        return False  # keys are revoked, never deleted (see the module docstring)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponseBase:
+        extra_context = {"subtitle": NEVER_DELETED, **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description="digest")
     def short_digest(self, obj: ContributorKey) -> str:

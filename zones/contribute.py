@@ -16,8 +16,10 @@ resort, for requests nobody answers within 5 s.
 
 Keys: a contributor names itself by a key; its SHA-256 is its identity (what a ban is
 kept against). Which keys are let in is the database's (zones/contributor_keys.py): the
-socket asks once, at connect, and the hub asks every KEYS_RECHECK_S which of its
-contributors' keys were revoked since, and cuts those off.
+socket asks once, at connect, and the hub judges all its contributors' keys again every
+KEYS_RECHECK_S, by the same rules, and cuts off those that no longer pass (revoked,
+deleted, no longer listed, or let in while the market was open and it is closed now),
+with the close code and reason a connect would get.
 """
 
 import asyncio
@@ -43,7 +45,7 @@ from market.live import live_market
 from zones import npcbus
 from zones.channels import layer_required, zone_channel
 from zones.client.contributor import OpenAIPolicy
-from zones.contributor_keys import key_identity, key_verdict, revoked_among
+from zones.contributor_keys import Verdict, identity_verdicts, key_identity, key_verdict
 from zones.core.dispatch import (
     BAN_SECONDS,
     DEADLINE_S,
@@ -171,7 +173,7 @@ class DispatchHub:
                 await self.report(now)
             if now - checked_at >= KEYS_RECHECK_S and self.sockets:
                 checked_at = now
-                await self.revoked_cut()
+                await self.keys_recheck()
             if now - present_at >= npcbus.PRESENT_EVERY_S and (self.sockets or self.server):
                 present_at = now
                 until = int(time.time() * 1000) + npcbus.PRESENT_FOR_MS
@@ -199,16 +201,19 @@ class DispatchHub:
             await self.flush()
             await asyncio.sleep(PUMP_EVERY_S)
 
-    async def revoked_cut(self) -> None:
-        """Close the sockets of contributors whose key was revoked since they connected."""
+    async def keys_recheck(self) -> None:
+        """Judge every connected contributor's key again and close the sockets of those
+        that no longer pass, as the connect would have refused them."""
         identities = {s.identity for s in self.sockets.values()}
         try:
-            revoked = await database_sync_to_async(revoked_among)(self.market_id, identities)
+            verdicts = await database_sync_to_async(identity_verdicts)(self.market_id, identities)
         except Exception as exc:  # the database away: keep them, ask again next time
             log.warning("npc dispatch: could not check contributor keys: %r", exc)
             return
-        for socket in [s for s in self.sockets.values() if s.identity in revoked]:
-            await socket.refuse("revoked_key", "this key was revoked", CLOSE_REVOKED)
+        for socket in list(self.sockets.values()):
+            verdict = verdicts.get(socket.identity)
+            if verdict is not None and not verdict.allowed:
+                await socket.refuse(verdict.code, verdict.detail, close_code_of(verdict))
 
     def server_figures(self) -> dict[str, float | None]:
         """The server's own time per decision, in ms: an answer's, from its message's
@@ -275,6 +280,11 @@ class DispatchHub:
                 await self.layer.send(zone_channel(self.market_id, zone), message)
 
 
+def close_code_of(verdict: Verdict) -> int:
+    """The close code of a socket whose key the verdict refuses."""
+    return CLOSE_REVOKED if verdict.code == "revoked_key" else CLOSE_REFUSED
+
+
 _hubs: dict[int, DispatchHub] = {}
 
 
@@ -330,8 +340,7 @@ class ContributorConsumer(AsyncWebsocketConsumer):
         await self.accept()
         verdict = await database_sync_to_async(key_verdict)(market_id, key)
         if not verdict.allowed:
-            code = CLOSE_REVOKED if verdict.code == "revoked_key" else CLOSE_REFUSED
-            await self.refuse(verdict.code, verdict.detail, code)
+            await self.refuse(verdict.code, verdict.detail, close_code_of(verdict))
             return
         live = live_market()
         if live is None or live.market_id != market_id:

@@ -4,14 +4,20 @@ A market with no key stored (revoked ones count) and no NPC_CONTRIBUTOR_KEYS set
 open: any key of MIN_KEY_CHARS characters or more is let in, its SHA-256 its identity (a
 market on a developer's machine). Once one key is stored for a market, only its stored,
 unrevoked keys and those NPC_CONTRIBUTOR_KEYS lists are let in. A revoked key is always
-refused, with its own reason, and a contributor connected with it is cut off within
-KEYS_RECHECK_S (zones/contribute.py).
+refused, with its own reason. Keys are revoked, never deleted (the admin offers no
+deletion), so a market once closed stays closed.
+
+A connected contributor is judged again every KEYS_RECHECK_S (zones/contribute.py), by
+the same rules (`identity_verdicts`), and cut off when its key no longer passes: revoked,
+deleted from the database, dropped from NPC_CONTRIBUTOR_KEYS, or an arbitrary key let in
+while the market was open that the market's first key has closed since.
 """
 
 import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -54,25 +60,46 @@ def key_verdict(market_id: int, key: str) -> Verdict:
     digest = key_identity(key)
     stored = ContributorKey.objects.filter(digest=digest).first()
     if stored is not None and stored.market_id == market_id:
-        if stored.revoked_at is not None:
-            when = stored.revoked_at.isoformat(timespec="seconds")
-            return Verdict("revoked_key", f"this key was revoked at {when}")
-        return ALLOWED
-    listed = tuple(getattr(settings, "NPC_CONTRIBUTOR_KEYS", ()))
+        return _revoked(stored.revoked_at) if stored.revoked_at is not None else ALLOWED
+    listed = _listed()
     if digest in listed:
         return ALLOWED
     if listed or ContributorKey.objects.filter(market_id=market_id).exists():
-        return Verdict("bad_key", "this key is not one of this market's contributor keys")
+        return NOT_THIS_MARKETS
     return ALLOWED
 
 
-def revoked_among(market_id: int, digests: Iterable[str]) -> set[str]:
-    """Those of `digests` that are revoked keys of the market."""
-    return set(
-        ContributorKey.objects.filter(
-            market_id=market_id, digest__in=list(digests), revoked_at__isnull=False
-        ).values_list("digest", flat=True)
+def identity_verdicts(market_id: int, identities: Iterable[str]) -> dict[str, Verdict]:
+    """The verdict on each key identity (SHA-256) of contributors already let in, by the
+    rules of `key_verdict` (their length was checked at connect): one query, for all the
+    market's stored keys."""
+    stored = dict(
+        ContributorKey.objects.filter(market_id=market_id).values_list("digest", "revoked_at")
     )
+    listed = _listed()
+    closed = bool(listed) or bool(stored)
+    verdicts = {}
+    for digest in identities:
+        if digest in stored:
+            revoked_at = stored[digest]
+            verdicts[digest] = ALLOWED if revoked_at is None else _revoked(revoked_at)
+        elif digest in listed or not closed:
+            verdicts[digest] = ALLOWED
+        else:
+            verdicts[digest] = NOT_THIS_MARKETS
+    return verdicts
+
+
+NOT_THIS_MARKETS = Verdict("bad_key", "this key is not one of this market's contributor keys")
+
+
+def _revoked(revoked_at: datetime) -> Verdict:
+    when = revoked_at.isoformat(timespec="seconds")
+    return Verdict("revoked_key", f"this key was revoked at {when}")
+
+
+def _listed() -> tuple[str, ...]:
+    return tuple(getattr(settings, "NPC_CONTRIBUTOR_KEYS", ()))
 
 
 def key_create(market_id: int, label: str) -> tuple[ContributorKey, str]:

@@ -13,7 +13,10 @@ from market.models import Market
 from tests.zones.test_contributors import KEY, MARKET, app, contributor, running_market
 from zones import contribute
 from zones.contributor_keys import (
+    ALLOWED,
+    NOT_THIS_MARKETS,
     ContributorKeyError,
+    identity_verdicts,
     key_create,
     key_identity,
     key_revoke,
@@ -102,6 +105,83 @@ async def test_the_socket_refuses_unknown_and_revoked_keys_with_a_reason(monkeyp
         assert error["code"] == "revoked_key"
         assert close["code"] == contribute.CLOSE_REVOKED
         assert close["reason"].startswith("revoked_key: this key was revoked at")
+
+
+async def closed_within(ws, seconds: float = 5) -> dict:
+    end = asyncio.get_running_loop().time() + seconds
+    while True:
+        message = await ws.receive_output(timeout=end - asyncio.get_running_loop().time())
+        if message["type"] == "websocket.close":
+            return message
+
+
+async def test_a_contributor_let_into_an_open_market_is_cut_when_its_first_key_is_made(
+    monkeypatch,
+):
+    monkeypatch.setattr(contribute, "KEYS_RECHECK_S", 0.3)
+    await database_sync_to_async(markets)(MARKET)
+    async with running_market():
+        arbitrary = await contributor(key=KEY)  # the market is open: any long key
+        _, key = await database_sync_to_async(key_create)(MARKET, "heidi")
+        kept = await contributor(key=key)
+        message = await closed_within(arbitrary)
+        assert message["code"] == contribute.CLOSE_REFUSED
+        assert message["reason"] == "bad_key: this key is not one of this market's contributor keys"
+        assert [s.identity for s in contribute._hubs[MARKET].sockets.values()] == [
+            key_identity(key)
+        ]
+        await kept.disconnect()
+
+
+async def test_a_contributor_whose_key_row_is_deleted_is_cut_off(monkeypatch):
+    monkeypatch.setattr(contribute, "KEYS_RECHECK_S", 0.3)
+    await database_sync_to_async(markets)(MARKET)
+    row, key = await database_sync_to_async(key_create)(MARKET, "ivan")
+    _, other = await database_sync_to_async(key_create)(MARKET, "judy")
+    async with running_market():
+        cut = await contributor(key=key)
+        kept = await contributor(key=other)
+        await database_sync_to_async(row.delete)()
+        message = await closed_within(cut)
+        assert message["code"] == contribute.CLOSE_REFUSED
+        assert message["reason"].startswith("bad_key")
+        assert len(contribute._hubs[MARKET].sockets) == 1
+        await kept.disconnect()
+
+
+def test_every_key_is_judged_again_as_at_connect(settings):
+    markets(MARKET)
+    listed = key_identity("listed-contributor-key-01")
+    arbitrary = key_identity(KEY)
+    assert identity_verdicts(MARKET, [arbitrary]) == {arbitrary: ALLOWED}  # open
+    settings.NPC_CONTRIBUTOR_KEYS = [listed]
+    assert identity_verdicts(MARKET, [arbitrary, listed]) == {
+        arbitrary: NOT_THIS_MARKETS,
+        listed: ALLOWED,
+    }
+    settings.NPC_CONTRIBUTOR_KEYS = []
+    row, key = key_create(MARKET, "kim")
+    key_revoke(MARKET, "kim")
+    verdicts = identity_verdicts(MARKET, [key_identity(key), arbitrary])
+    assert verdicts[key_identity(key)] == key_verdict(MARKET, key)
+    assert verdicts[key_identity(key)].code == "revoked_key"
+    assert verdicts[arbitrary] == key_verdict(MARKET, KEY) == NOT_THIS_MARKETS  # stays closed
+
+
+def test_the_admin_revokes_keys_and_offers_no_deletion(admin_client):
+    markets(MARKET)
+    row, _ = key_create(MARKET, "leo")
+
+    listing = admin_client.get("/admin/zones/contributorkey/")
+    page = listing.content.decode()
+    assert listing.status_code == 200
+    assert "delete_selected" not in page
+    assert 'value="revoke"' in page
+    assert "never deleted" in page
+    assert admin_client.get(f"/admin/zones/contributorkey/{row.pk}/delete/").status_code == 403
+    answer = admin_client.post(f"/admin/zones/contributorkey/{row.pk}/delete/", {"post": "yes"})
+    assert answer.status_code == 403
+    assert ContributorKey.objects.filter(pk=row.pk).exists()
 
 
 async def test_a_connected_contributor_whose_key_is_revoked_is_cut_off(monkeypatch):
