@@ -6,6 +6,9 @@
 import { HISTORY_MS, chartModel, drawChart } from "./charts.js";
 
 const STATUS_KEPT_MS = 10000; // an NPC no worker reported for this long is gone
+// The bans the panel lists, newest last: as many as the server's snapshot keeps
+// (BANS_KEPT in market/events/projections.py).
+export const BANS_KEPT = 20;
 
 export const STATES = ["idle", "moving", "interacting"];
 export const NEEDS = ["hunger", "hygiene", "fun", "energy"];
@@ -109,12 +112,13 @@ export class NpcPanel {
   }
 
   setBans(bans) {
-    this.bans = (bans || []).slice();
+    this.bans = (bans || []).slice(-BANS_KEPT);
     this.renderBans();
   }
 
   ban(ban) {
     this.bans.push(ban);
+    if (this.bans.length > BANS_KEPT) this.bans.splice(0, this.bans.length - BANS_KEPT);
     this.renderBans();
   }
 

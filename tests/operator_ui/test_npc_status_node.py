@@ -1,5 +1,6 @@
 """The dashboard's NPC status code (static/operator_ui/feed.js, npcs.js) under Node reads the frames
-the zone workers send (zones/core/npcview.py) as the Python side means them."""
+the zone workers send (zones/core/npcview.py) as the Python side means them; its bans list
+keeps as many bans as the server does."""
 
 import base64
 import json
@@ -8,12 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from market.events.projections import BANS_KEPT
 from tests.mapgen.cases import node_executable
 from tests.zones.core.test_npcs import CENTRE, Zone, one_zone, spawn
 from zones.core.npcview import npc_status, npc_status_encode, status_fields
 from zones.core.wire import NpcState
 
 RUN = Path(__file__).with_name("npcs_node.mjs")
+BANS_RUN = Path(__file__).with_name("npc_bans_node.mjs")
 
 
 def in_node(frame: bytes, tmp_path: Path) -> dict:
@@ -68,3 +71,34 @@ def test_a_truncated_frame_is_refused_with_a_reason(tmp_path):
     frame = npc_status_encode(records, 1)
     assert "cannot hold 2 records" in in_node(frame[:-3], tmp_path)["error"]
     assert "not an NPC status frame" in in_node(b"\0" * 16, tmp_path)["error"]
+
+
+def test_the_bans_list_keeps_as_many_bans_as_the_server(tmp_path):
+    """The page adds every contributor_banned event to its list: it keeps the newest
+    BANS_KEPT, as the server's snapshot does, however long the page stays open."""
+
+    def ban(number: int) -> dict:
+        return {"contributor": f"c{number}", "reason": "too many invalid", "seconds": 3600}
+
+    path = tmp_path / "bans.json"
+    path.write_text(
+        json.dumps(
+            {
+                "snapshot": [ban(n) for n in range(BANS_KEPT + 3)],
+                "events": [ban(n) for n in range(100, 100 + BANS_KEPT + 5)],
+            }
+        )
+    )
+    done = subprocess.run(
+        [node_executable(), str(BANS_RUN), str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+
+    assert answer["bansKept"] == BANS_KEPT
+    assert answer["afterSnapshot"]["kept"] == [f"c{n}" for n in range(3, BANS_KEPT + 3)]
+    newest = [f"c{n}" for n in range(105, 105 + BANS_KEPT)]
+    assert answer["kept"] == newest
+    assert len(answer["shown"]) == BANS_KEPT
+    assert answer["shown"][0] == f"c{104 + BANS_KEPT}: too many invalid (60 min)"  # newest first
+    assert answer["noneHidden"] is True
