@@ -14,9 +14,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,7 @@ from zones.channels import (
 from zones.core.messages import Intent, Nack, message_from_wire, message_to_wire, replies
 from zones.core.wire import SPAWN_DTYPE, ReplyReason, from_bytes
 from zones.parent import children_stop
+from zones.restarts import CrashRecord, RestartPolicy
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,20 @@ class WorkerSlot:
     """One group of zones and the process running them."""
 
     zones: tuple[int, ...]
+    record: CrashRecord
     process: asyncio.subprocess.Process | None = None
     started_at: float = 0.0
-    crashes: deque[float] = field(default_factory=deque)
-    backoff_s: float = BACKOFF_FIRST_S
     restart_at: float = 0.0
-    quarantined_until: float = 0.0
     stand_in: asyncio.Task[None] | None = None
     starts: int = 0
+
+    @property
+    def backoff_s(self) -> float:
+        return self.record.backoff_s
+
+    @property
+    def quarantined_until(self) -> float:
+        return self.record.quarantined_until
 
     @property
     def state(self) -> str:
@@ -86,8 +92,15 @@ class Supervisor:
     ) -> None:
         self.market_id = market_id
         self.booths = tuple(booths)
-        self.backoff_first_s = backoff_first_s
-        self.slots = [WorkerSlot(zones=tuple(g), backoff_s=backoff_first_s) for g in groups]
+        policy = RestartPolicy(
+            backoff_first_s=backoff_first_s,
+            backoff_max_s=BACKOFF_MAX_S,
+            healthy_after_s=HEALTHY_AFTER_S,
+            crash_limit=CRASH_LIMIT,
+            crash_window_s=CRASH_WINDOW_S,
+            quarantine_s=quarantine_s,
+        )
+        self.slots = [WorkerSlot(zones=tuple(g), record=CrashRecord(policy)) for g in groups]
         self.launcher = launcher
         self.env = env
         self.quarantine_s = quarantine_s
@@ -125,48 +138,39 @@ class Supervisor:
     async def _watch(self, slot: WorkerSlot) -> None:
         now = time.monotonic()
         if slot.stand_in is not None:
-            if now >= slot.quarantined_until:
+            if not slot.record.quarantined(now=now):
                 log.warning("zones %s: quarantine over; starting the worker again", slot.zones)
                 slot.stand_in.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await slot.stand_in
                 slot.stand_in = None
-                slot.crashes.clear()
-                slot.backoff_s = self.backoff_first_s
+                slot.record.quarantine_end()
                 await self._start(slot)
             return
         process = slot.process
         if process is not None and process.returncode is None:
-            if now - slot.started_at >= HEALTHY_AFTER_S:
-                slot.backoff_s = self.backoff_first_s
+            slot.record.uptime_note(up_s=now - slot.started_at)
             return
         if process is not None:  # it just exited on its own: a crash
             code = process.returncode
             slot.process = None
-            slot.crashes.append(now)
-            while slot.crashes and now - slot.crashes[0] > CRASH_WINDOW_S:
-                slot.crashes.popleft()
-            if len(slot.crashes) > CRASH_LIMIT:
-                slot.quarantined_until = now + self.quarantine_s
+            delay = slot.record.crash_note(now=now)
+            if delay is None:
                 slot.stand_in = asyncio.create_task(self._stand_in(slot))
                 log.error(
                     "zones %s: %d crashes within %.0f s (last exit %s); quarantined for %.0f s",
                     slot.zones,
-                    len(slot.crashes),
+                    len(slot.record.crashes),
                     CRASH_WINDOW_S,
                     code,
                     self.quarantine_s,
                 )
                 await self._report(slot, "quarantined")
                 return
-            slot.restart_at = now + slot.backoff_s
+            slot.restart_at = now + delay
             log.warning(
-                "zones %s: worker exited with %s; restarting in %.1f s",
-                slot.zones,
-                code,
-                slot.backoff_s,
+                "zones %s: worker exited with %s; restarting in %.1f s", slot.zones, code, delay
             )
-            slot.backoff_s = min(slot.backoff_s * 2, BACKOFF_MAX_S)
             await self._report(slot, "restarting")
         if now >= slot.restart_at:
             await self._start(slot)
