@@ -62,6 +62,12 @@ class Counted:
     async def supersede(self) -> None:
         pass
 
+    def portal_entered(self, portal: object) -> None:
+        pass
+
+    async def transferred(self) -> None:
+        pass
+
 
 def market_view(visitors: int, rng: np.random.Generator) -> np.ndarray:
     """Visitor roots: a third at an entrance, a third in a choke point, a third spread."""

@@ -32,7 +32,7 @@ import numpy as np
 
 from market.events.publish import EventQueue
 from market.events.types import BoothEntered, Event, ZoneChanged
-from market.live import LiveMarket
+from market.live import LiveMarket, PortalRegion
 from zones.bus import Subscription, packet_unpacked, rows_bus
 from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
 from zones.core.constants import TICK_MS, V_MAX_M_PER_S
@@ -60,6 +60,7 @@ from zones.core.wire import ROW_DTYPE, RowFlag
 from zones.inputs import InputBatcher
 from zones.joins import JoinRefused, Spawner
 from zones.nearest import cut
+from zones.portals import NO_PORTAL, portal_rects, portals_under
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,12 @@ class VisitorSink(Protocol):
 
     def supersede(self) -> Awaitable[None]: ...
 
+    def portal_entered(self, portal: PortalRegion) -> None:
+        """The visitor stepped into `portal`; must not wait (it starts the transfer)."""
+
+    def transferred(self) -> Awaitable[None]:
+        """The visitor went to another market: say so and close."""
+
 
 class FrameSink(Protocol):
     """What the gateway needs from an operator's socket: frames, never awaited."""
@@ -98,6 +105,7 @@ class Link:
     zone: int  # zone holding authority, as last reported to the visitor
     booth: int  # booth the visitor stands in, as last reported
     acked: int = 0  # the highest input seq the zones' rows have shown taken
+    portal: int = NO_PORTAL  # the portal the visitor stands in, as last seen
 
 
 @dataclass
@@ -119,6 +127,7 @@ class Gateway:
         self.live = live
         self.market_id = live.market_id
         self.ranges = RangeMap(starts=np.array(live.starts, dtype=np.int64), version=0)
+        self.portals = portal_rects(live.portals)
         self.zones = len(live.booths)
         self.layer = layer_required()
         self.events = EventQueue(live.market_id)  # the visitors' events, in order, never awaited
@@ -292,6 +301,17 @@ class Gateway:
         if events.entity.size:
             self._note(events)
             self._visitor_events(events, tick_ms)
+        if len(self.portals):
+            self._portals_entered(served, portals_under(mine["pos"], self.portals))
+
+    def _portals_entered(self, served: list[Link], under: np.ndarray) -> None:
+        """Tell each visitor's socket of a portal it has just stepped into, once."""
+        before = np.fromiter((link.portal for link in served), np.int64, len(served))
+        for i in np.flatnonzero(under != before).tolist():
+            link, portal = served[i], int(under[i])
+            link.portal = portal
+            if portal != NO_PORTAL:
+                link.sink.portal_entered(self.live.portals[portal])
 
     def _note(self, events: VisitorEvents) -> None:
         """Remember what the visitors were told, so each change is told once."""
@@ -397,6 +417,8 @@ class Gateway:
             zone=zone,
             booth=int(booths_under(position[None, :], self.ranges)[0]),
             acked=acked,
+            # joining inside a portal is not entering it: the visitor must step in
+            portal=int(portals_under(position[None, :], self.portals)[0]),
         )
         hlc = int(self.view["hlc"].max()) if self.view.size else 0
         return Welcome(

@@ -32,6 +32,12 @@ class Sink:
     async def supersede(self) -> None:
         pass
 
+    def portal_entered(self, portal: object) -> None:
+        pass
+
+    async def transferred(self) -> None:
+        pass
+
 
 def live() -> LiveMarket:
     starts = tuple(int(s) for s in floor_ranges(len(DEMO_BOOTHS)).starts.tolist())
