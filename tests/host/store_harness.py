@@ -88,7 +88,9 @@ def claims_problems(
         holders.setdefault(claim.item, []).append(claim.character_id)
         held_by.setdefault(claim.character_id, []).append(claim.item)
     problems += [f"item {i} is held by {', '.join(h)}" for i, h in holders.items() if len(h) > 1]
-    problems += [f"{c} holds items {i}" for c, i in held_by.items() if len(i) > 1]
+    problems += [
+        f"{c} holds items {', '.join(map(str, i))}" for c, i in held_by.items() if len(i) > 1
+    ]
     if len(claims) > items:
         problems.append(f"{len(claims)} claims of {items} items")
     problems += [f"item {i} is out of range" for i in holders if not 0 <= i < items]
