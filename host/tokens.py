@@ -116,14 +116,24 @@ def _claims_problem(claims: dict[str, Any]) -> str | None:
     return None
 
 
-def transfer_token_issue(*, secret: bytes, claims: TransferClaims) -> str:
-    """A signed transfer token carrying `claims`."""
+def host_secret_check(*, secret: bytes) -> None:
+    """Raise ValueError unless `secret` is bytes, at least SECRET_MIN_BYTES long."""
     _secret_check(secret)
+
+
+def transfer_claims_check(*, claims: TransferClaims) -> None:
+    """Raise ValueError naming what is wrong with claims a token could not carry."""
     if not isinstance(claims, TransferClaims):
         raise TypeError(f"claims must be TransferClaims, got {type(claims).__name__}")
     problem = _claims_problem(asdict(claims))
     if problem is not None:
         raise ValueError(f"cannot issue a transfer token: {problem}")
+
+
+def transfer_token_issue(*, secret: bytes, claims: TransferClaims) -> str:
+    """A signed transfer token carrying `claims`."""
+    _secret_check(secret)
+    transfer_claims_check(claims=claims)
     # Sorted keys and no spaces: the same claims always sign the same bytes.
     text = json.dumps(asdict(claims), sort_keys=True, separators=(",", ":"))
     payload = _b64encode(text.encode())
