@@ -25,6 +25,7 @@ import uvicorn
 from django.conf import settings
 
 from chunks.periodic import collect_garbage_periodically
+from host.market_link import market_link_start, market_stats
 from market.booth_visitors import presence_writer
 from market.events.outbox import outbox_relay_forever
 from market.live import LiveMarket, live_market_set
@@ -265,12 +266,19 @@ async def serve_market(
     announcer = asyncio.create_task(
         _announce_once_started(server, market_url(host, port), announce)
     )
+    # A market started by a host's orchestrator reports to it (None otherwise).
+    link = market_link_start(
+        started=lambda: bool(server.started),
+        stats=lambda: market_stats(zones=len(plan.booths), walkers=plan.walkers),
+    )
     try:
         await server.serve(sockets=[listener])
     finally:
         stop.set()
         announcer.cancel()
         relay.cancel()
+        if link is not None:
+            link.cancel()
         for task in background:
             await task
         for sig in STOP_SIGNALS:
