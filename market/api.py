@@ -11,6 +11,7 @@ per address, counted before anything else is done; joins per visitor key or resu
 token; and new visitor keys per address, since each new key is a database row.
 """
 
+import hmac
 import json
 import logging
 import math
@@ -24,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from redis import RedisError
 
 from fabric_site.readiness import RETRY_AFTER_S, quiet, readiness
+from host.client import SECRET_HEADER, host_link
 from market.limits import RateLimited, limit_spend
 from market.live import LiveMarket, live_market
 from market.models import Market
@@ -36,6 +38,7 @@ from market.tickets import (
     visitor_entity_disposable,
     visitor_identity_kind,
 )
+from market.transfers import TransferUnavailable, transfer_accept, transfer_release
 from zones.core.constants import MARKET_SIZE_M
 
 logger = logging.getLogger(__name__)
@@ -110,6 +113,7 @@ class JoinRequest:
     resume: str | None = None
     booth: int | None = None
     at: tuple[float, float, float] | None = None
+    transfer: str | None = None  # a transfer token from another market's portal
 
 
 def _is_int(value: Any) -> bool:
@@ -161,7 +165,18 @@ def join_request_parse(body: bytes) -> JoinRequest:
         raise _bad_request("Send key or resume, not both: each names a visitor.")
     if booth is not None and not _is_int(booth):
         raise _bad_request("booth must be an integer zone index.")
-    return JoinRequest(key=key, resume=resume, booth=booth, at=_at_parse(fields.get("at")))
+    transfer = fields.get("transfer")
+    if transfer is not None:
+        if not isinstance(transfer, str) or not 0 < len(transfer) <= 4096:
+            raise _bad_request("transfer must be the token string from a transfer message.")
+        if any(fields.get(name) is not None for name in ("key", "resume", "booth", "at")):
+            raise _bad_request(
+                "Send transfer alone: the token names the visitor, and it arrives at the portal"
+                " it came through."
+            )
+    return JoinRequest(
+        key=key, resume=resume, booth=booth, at=_at_parse(fields.get("at")), transfer=transfer
+    )
 
 
 def _market_live(market_id: int) -> LiveMarket:
@@ -222,20 +237,66 @@ def market_join(request: HttpRequest, market_id: int) -> JsonResponse:
         _services_answer()
         live = _market_live(market_id)
         _booth_check(join.booth, live)
-        entity, identity = _join_entity(join, address)
+        if join.transfer is not None:
+            arrival = transfer_accept(token=join.transfer, live=live)
+            entity, identity, at = arrival.entity, arrival.identity, arrival.at
+        else:
+            arrival, at = None, join.at
+            entity, identity = _join_entity(join, address)
     except JoinRefused as refusal:
         return refusal.response()
+    except TransferUnavailable as refused:
+        return JoinRefused(refused.status, refused.code, refused.detail).response()
     except (RedisError, OSError, DatabaseError):  # a service went down since it was checked
         return ServiceUnavailable(readiness().reason() or "a service is not answering").response()
     ticket = ticket_issue(
-        market_id=market_id, entity=entity, identity=identity, booth=join.booth, at=join.at
+        market_id=market_id,
+        entity=entity,
+        identity=identity,
+        booth=join.booth,
+        at=at,
+        transfer=None if arrival is None else arrival.transfer_id,
     )
     logger.info("join ticket: market %s, entity %s (%s)", market_id, entity, identity)
-    return JsonResponse(
-        {
-            "ticket": ticket,
-            "expires_in": TICKET_TTL_S,
-            "entity": entity,
-            "ws": f"/ws/markets/{market_id}/visit/",
-        }
+    answer = {
+        "ticket": ticket,
+        "expires_in": TICKET_TTL_S,
+        "entity": entity,
+        "ws": f"/ws/markets/{market_id}/visit/",
+    }
+    if arrival is not None:
+        answer["transfer"] = {"id": arrival.transfer_id, "from": arrival.source}
+    return JsonResponse(answer)
+
+
+def _from_orchestrator(request: HttpRequest) -> bool:
+    """The request comes from this host's orchestrator: over loopback, with its secret."""
+    link = host_link()
+    address = request.META.get("REMOTE_ADDR") or ""
+    secret = request.headers.get(SECRET_HEADER, "")
+    loopback = address == "::1" or address.startswith("127.")
+    return bool(
+        link is not None and loopback and hmac.compare_digest(secret.encode(), link.secret.encode())
     )
+
+
+@csrf_exempt  # called by the orchestrator with its secret, never by a browser
+async def host_release(request: HttpRequest, market_id: int) -> JsonResponse:
+    """The orchestrator releases a character that went through a portal to another market."""
+    if request.method != "POST":
+        return JoinRefused(405, "method_not_allowed", "Release with POST.").response()
+    if not _from_orchestrator(request):
+        return JoinRefused(
+            403, "forbidden", "Only this host's orchestrator releases characters."
+        ).response()
+    live = live_market()
+    if live is None or live.market_id != market_id:
+        return JoinRefused(
+            409, "market_not_live", f"Market {market_id} is not live here."
+        ).response()
+    try:
+        entity = int(json.loads(request.body)["character_id"])
+    except (ValueError, KeyError, TypeError):
+        return _bad_request('Send {"character_id": "<entity id>"}.').response()
+    was_here = await transfer_release(live=live, entity=entity)
+    return JsonResponse({"released": True, "socket_here": was_here})

@@ -106,6 +106,7 @@ class TicketClaims:
     at: tuple[float, float, float] | None
     nonce: str
     expires_ms: int
+    transfer: str | None = None  # the transfer through a portal this join completes
 
 
 def _now_ms(now_ms: int | None) -> int:
@@ -144,9 +145,13 @@ def ticket_issue(
     identity: str,
     booth: int | None = None,
     at: tuple[float, float, float] | list[float] | None = None,
+    transfer: str | None = None,
     now_ms: int | None = None,
 ) -> str:
-    """A signed ticket for one socket to `market_id` as `entity`, good for TICKET_TTL_S."""
+    """A signed ticket for one socket to `market_id` as `entity`, good for TICKET_TTL_S.
+
+    `transfer` names the transfer through a portal that this join completes.
+    """
     if identity not in IDENTITIES:
         raise ValueError(f"identity must be one of {IDENTITIES}, not {identity!r}")
     claims = {
@@ -158,6 +163,8 @@ def ticket_issue(
         "n": secrets.token_urlsafe(16),
         "x": _now_ms(now_ms) + TICKET_TTL_S * 1000,
     }
+    if transfer is not None:
+        claims["t"] = transfer
     payload = _b64encode(json.dumps(claims, separators=(",", ":"), allow_nan=False).encode())
     return f"{payload}.{_signature(TICKET_PURPOSE, payload)}"
 
@@ -177,6 +184,7 @@ def _claims_parse(payload: str) -> TicketClaims:
         and (claims.get("b") is None or _is_int(claims.get("b")))
         and (at is None or (isinstance(at, list) and len(at) == 3 and all(map(_is_number, at))))
         and isinstance(claims.get("n"), str)
+        and (claims.get("t") is None or isinstance(claims.get("t"), str))
     )
     if not well_formed:
         raise TicketError("ticket_malformed")
@@ -188,6 +196,7 @@ def _claims_parse(payload: str) -> TicketClaims:
         at=None if at is None else (float(at[0]), float(at[1]), float(at[2])),
         nonce=claims["n"],
         expires_ms=claims["x"],
+        transfer=claims.get("t"),
     )
 
 

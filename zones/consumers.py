@@ -35,13 +35,19 @@ from market.events.hub import Delivered, Position, PositionError
 from market.events.streams import event_hub
 from market.events.subjects import assets_subjects, ops_health_subject, visitor_subjects
 from market.events.types import AssetChanged, BoothEntered, ZoneChanged, ZoneHealthChanged
-from market.live import live_market
+from market.live import PortalRegion, live_market
 from market.tickets import (
     RESUME_REFRESH_S,
     RESUME_TTL_S,
     TicketError,
     aticket_redeem,
     resume_token,
+)
+from market.transfers import (
+    CLOSE_TRANSFERRED,
+    TransferUnavailable,
+    transfer_complete,
+    transfer_request,
 )
 from zones.core.constants import INTEREST_RADIUS_M, V_MAX_M_PER_S
 from zones.core.views import FAR_RADIUS_M
@@ -189,6 +195,8 @@ class VisitorConsumer(AsyncWebsocketConsumer):
     feed: EventFeed | None = None
     presence: BoothPresence | None = None  # keeps booth:<id>#visitor up to date
     superseded = False
+    transfer: asyncio.Task[None] | None = None  # the transfer through a portal under way
+    identity = "anon"
     entered_unsent = False
     booth = -1  # the booth the visitor stands in, as its events have said
     zone = -1  # the zone holding its entity, as its events have said
@@ -249,7 +257,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         except JoinRefused as exc:
             await self.refuse(exc.code, exc.message, CLOSE_JOIN_REFUSED)
             return
-        self.entity = claims.entity
+        self.entity, self.identity = claims.entity, claims.identity
         name, colour = live.booths[welcome.zone]
         self.booth = welcome.booth
         self.presence = BoothPresence(market_id, claims.entity)
@@ -292,6 +300,8 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             self.asset_token_refresh(market_id, claims.entity)
         )
         self.resume_refresher = asyncio.create_task(self.resume_refresh(claims.entity))
+        if claims.transfer is not None:
+            self.transfer = asyncio.create_task(self.arrived(market_id, claims.transfer))
         log.info(
             "visitor %d joined zone %d (resumed %s)", claims.entity, welcome.zone, welcome.resumed
         )
@@ -378,7 +388,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 return
 
     async def disconnect(self, code: int) -> None:
-        for name in ("writer", "resume_refresher", "asset_token_refresher"):
+        for name in ("writer", "resume_refresher", "asset_token_refresher", "transfer"):
             if (task := getattr(self, name, None)) is not None:
                 task.cancel()
         if self.feed is not None:
@@ -543,6 +553,53 @@ class VisitorConsumer(AsyncWebsocketConsumer):
 
     def send_event(self, event: dict[str, Any]) -> None:
         self.outbox.event(json.dumps(event))
+
+    def portal_entered(self, portal: PortalRegion) -> None:
+        if self.transfer is None or self.transfer.done():
+            self.transfer = asyncio.create_task(self.transfer_through(portal))
+
+    async def transfer_through(self, portal: PortalRegion) -> None:
+        """Ask the host to take this visitor through `portal`, and hand the client its token.
+
+        The visitor stays here, authoritative, until the destination has it: the host asks
+        this market to release it (`transferred`) only once the destination accepted.
+        """
+        assert self.entity is not None
+        try:
+            message = await asyncio.to_thread(
+                transfer_request,
+                market_id=self.scope_market(),
+                entity=self.entity,
+                identity=self.identity,
+                portal=portal,
+            )
+        except TransferUnavailable as refused:
+            message = {
+                "type": "transfer_refused",
+                "portal": portal.id,
+                "market": portal.target,
+                "code": refused.code,
+                "message": refused.detail,
+            }
+        self.send_event(message)
+
+    async def arrived(self, market_id: int, transfer_id: str) -> None:
+        """The visitor came through a portal and is live here: complete its transfer."""
+        try:
+            await asyncio.to_thread(transfer_complete, market_id=market_id, transfer_id=transfer_id)
+        except TransferUnavailable as error:
+            log.warning("transfer %s could not be completed: %s", transfer_id, error.detail)
+
+    async def transferred(self) -> None:
+        """The host released this visitor to another market: close, leaving its entity to go."""
+        self.entity = None  # gone from the market already: nothing to detach
+        await self.send_json(
+            {"type": "transferred", "message": "you went through a portal to another market"}
+        )
+        await self.close(CLOSE_TRANSFERRED)
+
+    def scope_market(self) -> int:
+        return int(self.scope["url_route"]["kwargs"]["market_id"])
 
     async def supersede(self) -> None:
         self.entity = None

@@ -1,0 +1,148 @@
+"""Joining a market through a portal: the join endpoint spends a transfer token with the host,
+and the host's release endpoint lets a visitor go (docs/protocol.md §1, docs/host.md)."""
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
+
+from market.live import LiveMarket, PortalRegion, live_market_set
+from market.models import Booth, Market
+from market.tickets import ticket_verify
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "s3cret-of-this-host-0123456789abcdef"
+TOKEN = "a-transfer-token"
+
+
+class FakeOrchestrator(BaseHTTPRequestHandler):
+    """Answers /transfers/accept with the class's `answer` (status, body); records calls."""
+
+    answer: tuple[int, dict[str, Any]] = (200, {})
+    calls: list[tuple[str, dict[str, Any], str | None]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeOrchestrator.calls.append((self.path, body, self.headers.get("X-Fabric-Host-Secret")))
+        status, answer = FakeOrchestrator.answer
+        raw = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def orchestrator(monkeypatch) -> Iterator[type[FakeOrchestrator]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOrchestrator)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    FakeOrchestrator.calls = []
+    monkeypatch.setenv("FABRIC_HOST_CONTROL_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("FABRIC_HOST_SECRET", SECRET)
+    yield FakeOrchestrator
+    server.shutdown()
+
+
+@pytest.fixture
+def live(monkeypatch):
+    cache.clear()
+    market = Market.objects.create(name="North Market", slug="north-market")
+    Booth.objects.create(market=market, name="Looms", colour="#aa3300", zone_index=0)
+    home = PortalRegion(index=0, id="portal.0", side="north", rect_m=(60, 2, 63, 3.5), target=7)
+    layout = LiveMarket(
+        market_id=market.id, booths=(("Looms", "#aa3300"),), starts=(0,), portals=(home,)
+    )
+    live_market_set(layout)
+    monkeypatch.setenv("FABRIC_HOST_MARKET_ID", str(market.id))
+    yield layout
+    live_market_set(None)
+
+
+def join(market_id: int, fields: dict[str, Any]):
+    url = reverse("market-join", args=[market_id])
+    return Client().post(url, data=json.dumps(fields), content_type="application/json")
+
+
+def test_a_transfer_token_joins_as_the_character_beside_the_portal_it_came_through(
+    orchestrator, live
+) -> None:
+    entity = (1 << 40) + 5
+    orchestrator.answer = (
+        200,
+        {"transfer_id": "t-1", "source": 7, "state": {"entity": entity, "identity": "key"}},
+    )
+    response = join(live.market_id, {"transfer": TOKEN})
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    assert answer["entity"] == entity and answer["transfer"] == {"id": "t-1", "from": 7}
+    claims = ticket_verify(answer["ticket"], live.market_id)
+    assert (claims.entity, claims.identity, claims.transfer) == (entity, "key", "t-1")
+    assert claims.at == live.portals[0].arrival()
+    path, body, secret = orchestrator.calls[0]
+    assert path == "/transfers/accept" and secret == SECRET
+    assert body == {"token": TOKEN, "destination": live.market_id, "instance_id": 0}
+
+
+def test_a_refused_token_is_refused_with_the_hosts_reason(orchestrator, live) -> None:
+    orchestrator.answer = (403, {"error": "the token was used already", "reason": "replayed"})
+    response = join(live.market_id, {"transfer": TOKEN})
+    assert response.status_code == 403
+    assert response.json() == {"error": "replayed", "detail": "the token was used already"}
+
+
+def test_a_market_not_under_a_host_takes_no_transfer(live, monkeypatch) -> None:
+    monkeypatch.delenv("FABRIC_HOST_CONTROL_URL", raising=False)
+    response = join(live.market_id, {"transfer": TOKEN})
+    assert response.status_code == 409 and response.json()["error"] == "no_host"
+
+
+def test_an_orchestrator_that_does_not_answer_is_a_503(live, monkeypatch) -> None:
+    monkeypatch.setenv("FABRIC_HOST_CONTROL_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("FABRIC_HOST_SECRET", SECRET)
+    response = join(live.market_id, {"transfer": TOKEN})
+    assert response.status_code == 503 and response.json()["error"] == "host_unavailable"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"transfer": 5},
+        {"transfer": ""},
+        {"transfer": TOKEN, "key": "k" * 20},
+        {"transfer": TOKEN, "booth": 0},
+    ],
+)
+def test_a_transfer_comes_alone_and_as_a_string(live, fields) -> None:
+    response = join(live.market_id, fields)
+    assert response.status_code == 400 and response.json()["error"] == "bad_request"
+
+
+def release(market_id: int, secret: str | None, address: str = "127.0.0.1", body=None):
+    headers = {} if secret is None else {"HTTP_X_FABRIC_HOST_SECRET": secret}
+    return Client().post(
+        reverse("market-host-release", args=[market_id]),
+        data=json.dumps(body if body is not None else {"character_id": "1099511627781"}),
+        content_type="application/json",
+        REMOTE_ADDR=address,
+        **headers,
+    )
+
+
+def test_only_the_orchestrator_releases_a_character(orchestrator, live) -> None:
+    assert release(live.market_id, None).status_code == 403
+    assert release(live.market_id, "wrong" * 8).status_code == 403
+    assert release(live.market_id, SECRET, address="10.1.2.3").status_code == 403
+    assert release(live.market_id, SECRET, body={"character": 1}).status_code == 400
+    answer = release(live.market_id, SECRET)
+    assert answer.status_code == 200
+    assert answer.json() == {"released": True, "socket_here": False}
