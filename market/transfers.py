@@ -19,7 +19,7 @@ from host.client import HostLink, HostRefused, HostUnavailable, host_link
 from market.live import LiveMarket, PortalRegion
 from zones.gateway import gateway_for
 
-CLOSE_TRANSFERRED = 4409
+CLOSE_TRANSFERRED = 4310  # 4409 is a newer socket of the same visitor
 
 
 class TransferUnavailable(Exception):
