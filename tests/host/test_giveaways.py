@@ -57,6 +57,8 @@ def test_n_characters_get_n_distinct_items_and_the_next_finds_none(store) -> Non
         claim(store, "c5")
     state = giveaway_state(store, giveaway_id="lamps")
     assert (state.items, state.claimed, state.remaining) == (5, 5, 0)
+    # A holder asking again once all are gone still gets its own item back.
+    assert claim(store, "c2", "claim-c2-again").item == items[2]
 
 
 def test_a_characters_second_claim_returns_its_first_item(store) -> None:

@@ -224,6 +224,19 @@ def test_a_url_that_is_not_postgresql_is_refused(tmp_path: Path) -> None:
         game_store_open(url="mysql://db/host", data_dir=tmp_path)
 
 
+def test_a_search_path_without_an_existing_schema_is_refused(postgres_url: str, tmp_path) -> None:
+    joiner = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{joiner}options=-csearch_path%3Dno_such_schema_here"
+    with pytest.raises(PersistenceError, match="no schema of the search path exists"):
+        game_store_open(url=url, data_dir=tmp_path)
+
+
+def test_an_unreachable_postgresql_is_refused_with_the_reason(tmp_path: Path) -> None:
+    url = "postgresql://postgres@127.0.0.1:1/test?connect_timeout=5"
+    with pytest.raises(PersistenceError, match="cannot connect to the game store's PostgreSQL"):
+        game_store_open(url=url, data_dir=tmp_path)
+
+
 def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
     store = game_store_open(url=None, data_dir=tmp_path)
     try:
