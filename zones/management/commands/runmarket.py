@@ -31,6 +31,13 @@ class Command(BaseCommand):
             help=f"simulated visitors walking between booths (default {DEMO_WALKERS})",
         )
         parser.add_argument(
+            "--market",
+            type=int,
+            default=None,
+            help="serve this existing market (its id), as a host's orchestrator does, instead"
+            " of the first market (the demo market)",
+        )
+        parser.add_argument(
             "--booths",
             type=int,
             default=None,
@@ -60,6 +67,7 @@ class Command(BaseCommand):
         zones_per_worker: int,
         web_processes: int = 1,
         booths: int | None = None,
+        market: int | None = None,
         **options: Any,
     ) -> None:
         if walkers < 0:
@@ -73,7 +81,7 @@ class Command(BaseCommand):
                 "--web-processes above 1 needs REDIS_URL: the web processes share the zones and"
                 " the events through Redis, and the embedded market keeps them in one process"
             )
-        market = self.market(booths)
+        market = self.market_existing(market, booths) if market is not None else self.market(booths)
         zone_booths = market_zone_booths(market)
         if not 1 <= len(zone_booths) <= MAX_ZONES:
             raise CommandError(
@@ -118,6 +126,24 @@ class Command(BaseCommand):
             return market_sized_ensure(booths=booths)
         except ValueError as error:
             raise CommandError(str(error)) from None
+
+    def market_existing(self, market_id: int, booths: int | None) -> Market:
+        """The market of id `market_id`, or a CommandError naming the ids there are."""
+        if booths is not None:
+            raise CommandError("--market and --booths cannot be used together: pick one market")
+        market = Market.objects.filter(pk=market_id).first()
+        if market is not None:
+            return market
+        ids = list(Market.objects.order_by("id").values_list("id", flat=True))
+        there = (
+            f"the markets are {', '.join(str(i) for i in ids)}"
+            if ids
+            else "there are no markets yet"
+        )
+        raise CommandError(
+            f"--market {market_id}: there is no such market; {there}"
+            " (manage.py market_generate creates one)"
+        )
 
     def announce(self, line: str) -> None:
         self.stdout.write(line)

@@ -1,0 +1,74 @@
+"""The host's main job: the control API and the orchestrator, until SIGINT or SIGTERM."""
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Callable, Iterable, Sequence
+
+from host.control import ControlApp, control_server
+from host.orchestrator import Orchestrator
+from host.orchestrator_routes import orchestrator_routes_add
+
+log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RouteAdder = Callable[[ControlApp], None]  # registers more routes (transfers, persistence)
+
+
+class PortInUse(Exception):
+    """A port the host needs is taken; the message says which."""
+
+
+def port_bind(host: str, port: int) -> socket.socket:
+    """A listening socket on `host`:`port`, or PortInUse naming it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise PortInUse(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    sock.listen(128)
+    return sock
+
+
+def ports_free_check(host: str, ports: Iterable[int]) -> None:
+    """PortInUse naming the first of `ports` that cannot be listened on now."""
+    for port in ports:
+        port_bind(host, port).close()
+
+
+async def host_serve(
+    *,
+    orchestrator: Orchestrator,
+    control_socket: socket.socket,
+    secret: str,
+    start: Sequence[int],
+    routes: Sequence[RouteAdder] = (),
+) -> None:
+    """Serve the control API, start the markets of `start`, supervise until a stop signal."""
+    app = ControlApp(secret=secret)
+    orchestrator_routes_add(app, orchestrator)
+    for add in routes:
+        add(app)
+    host, port = control_socket.getsockname()[:2]
+    server = control_server(app, host=host, port=port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(server.serve(sockets=[control_socket]), name="control-api")
+    supervising = asyncio.create_task(orchestrator.run(stop), name="orchestrator")
+    try:
+        for market_id in start:
+            await orchestrator.ensure_started(market_id)
+        await asyncio.wait({serving, supervising}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.set()
+        await supervising  # stops every market process
+        server.should_exit = True
+        await serving
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
