@@ -1,5 +1,9 @@
+from pathlib import Path
+
 import pytest
 
+from host.commitlog import CommitLog
+from host.persistence import game_store_open
 from host.tokens import TransferRefused, visitor_key_hash
 from host.transfers import Holding, TransferBook, transfer_recover
 from tests.host.transfer_sim import MemoryCommitLog
@@ -12,7 +16,7 @@ CARRIED = {"name": "Ada", "colour": "#ff8800", "carries": [{"item": 5, "count": 
 KEY = visitor_key_hash(key="session-ada")
 
 
-def _book(log: MemoryCommitLog, health: dict[int, str] | None = None) -> TransferBook:
+def _book(log: CommitLog, health: dict[int, str] | None = None) -> TransferBook:
     health = {} if health is None else health
     return TransferBook(
         commit_log=log,
@@ -23,7 +27,7 @@ def _book(log: MemoryCommitLog, health: dict[int, str] | None = None) -> Transfe
     )
 
 
-def _recover(log: MemoryCommitLog, health: dict[int, str] | None = None) -> TransferBook:
+def _recover(log: CommitLog, health: dict[int, str] | None = None) -> TransferBook:
     health = {} if health is None else health
     return transfer_recover(
         commit_log=log,
@@ -334,3 +338,19 @@ def test_a_book_refuses_bad_settings_and_a_health_it_does_not_know() -> None:
 def test_a_genuine_token_the_book_never_issued_is_unknown() -> None:
     _, token = _request(_book(MemoryCommitLog()))
     assert _reason(lambda: _accept(_book(MemoryCommitLog()), token)) == "unknown_transfer"
+
+
+def test_a_replay_is_refused_after_a_restart_over_the_sqlite_store(tmp_path: Path) -> None:
+    store = game_store_open(url=None, data_dir=tmp_path)
+    try:
+        transfer_id, token = _request(_book(store))
+        assert _accept(_recover(store), token) == CARRIED
+    finally:
+        store.close()
+    store = game_store_open(url=None, data_dir=tmp_path)  # the orchestrator, started again
+    try:
+        recovered = _recover(store)
+        assert recovered.transfer_get(transfer_id=transfer_id).state == "destination_accepted"
+        assert _reason(lambda: _accept(recovered, token, now_ms=2_001)) == "replayed"
+    finally:
+        store.close()
