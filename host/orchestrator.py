@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from host.control import ControlRefusal
+from host.secret import SECRET_VARIABLE
 from host.tunables import Tunables
 from zones.parent import STOP_GRACE_S, children_stop
 from zones.restarts import CrashRecord, RestartPolicy
@@ -43,7 +44,6 @@ HEALTHY_AFTER_S = 60.0
 HISTORY_KEPT = 32  # state changes remembered per market, for /health and for tests
 
 CONTROL_URL_VARIABLE = "FABRIC_HOST_CONTROL_URL"
-SECRET_VARIABLE = "FABRIC_HOST_SECRET"
 MARKET_VARIABLE = "FABRIC_HOST_MARKET_ID"
 
 Launcher = Callable[[int, int], Sequence[str]]  # (market id, port) → argv of its process
