@@ -15,11 +15,13 @@ snapshot keeps only what `market_roster` gives it.
 """
 
 import copy
+import functools
 import json
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from host.commitlog import CommitLog
 from host.tokens import (
@@ -92,6 +94,23 @@ def _state_copy(state: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(state)
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(
+    method: Callable[Concatenate["TransferBook", _P], _R],
+) -> Callable[Concatenate["TransferBook", _P], _R]:
+    """One operation at a time: two accepts of one token must not both see it unspent."""
+
+    @functools.wraps(method)
+    def locked(book: "TransferBook", *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with book._lock:
+            return method(book, *args, **kwargs)
+
+    return locked
+
+
 class TransferBook:
     """The orchestrator's transfers; every commit point is durable before it answers."""
 
@@ -116,15 +135,20 @@ class TransferBook:
         self.token_ttl_ms = token_ttl_ms
         self._transfers: dict[str, Transfer] = {}
         self._latest: dict[int, str] = {}  # character id -> its latest transfer id
+        self._open: set[str] = set()  # transfers neither completed nor aborted
+        self._lock = threading.RLock()
 
     # -- commit points ---------------------------------------------------------------
 
     def _record(
         self, *, transfer_id: str, instance_id: int, state: str, at_ms: int, **details: Any
-    ) -> None:
-        """Record the commit point durably, then and only then change the book."""
+    ) -> bool:
+        """Record the commit point durably, then and only then change the book.
+
+        False when the log had it already: another book over the same log got there first.
+        """
         payload = {"transfer_id": transfer_id, "state": state, **details}
-        self.commit_log.critical_record(
+        new = self.commit_log.critical_record(
             event_id=f"{transfer_id}:{state}",
             instance_id=instance_id,
             kind=EVENT_KIND,
@@ -132,6 +156,7 @@ class TransferBook:
             at_ms=at_ms,
         )
         self._apply(payload, instance_id=instance_id, at_ms=at_ms)
+        return new
 
     def _apply(self, payload: dict[str, Any], *, instance_id: int, at_ms: int) -> None:
         """Change the book by one recorded commit point (also used to recover)."""
@@ -161,9 +186,14 @@ class TransferBook:
                 transfer, abort_reason=payload["reason"], fallback=payload["fallback"]
             )
         self._transfers[transfer_id] = transfer
+        if state in _OPEN:
+            self._open.add(transfer_id)
+        else:
+            self._open.discard(transfer_id)
 
     # -- operations ------------------------------------------------------------------
 
+    @_locked
     def transfer_request(
         self,
         *,
@@ -282,6 +312,7 @@ class TransferBook:
         )
         return transfer_token_issue(secret=self.secret, claims=claims)
 
+    @_locked
     def transfer_accept(
         self, *, token: str, destination: int, instance_id: int, now_ms: int
     ) -> dict[str, Any]:
@@ -307,15 +338,20 @@ class TransferBook:
             raise TransferRefused(
                 "replayed", f"the token of transfer {transfer.transfer_id} was used already"
             )
-        self._record(
+        spent_here = self._record(
             transfer_id=transfer.transfer_id,
             instance_id=transfer.instance_id,
             state="destination_accepted",
             at_ms=now_ms,
             nonce=claims.nonce,
         )
+        if not spent_here:
+            raise TransferRefused(
+                "replayed", f"the token of transfer {transfer.transfer_id} was used already"
+            )
         return _state_copy(transfer.character_state)
 
+    @_locked
     def transfer_release(self, *, transfer_id: str, source: int, now_ms: int) -> None:
         """Record that `source` stopped simulating the character: the destination holds it."""
         transfer = self._get(transfer_id)
@@ -339,6 +375,7 @@ class TransferBook:
             at_ms=now_ms,
         )
 
+    @_locked
     def transfer_complete(self, *, transfer_id: str, now_ms: int) -> None:
         """Record that the destination is simulating the character."""
         transfer = self._get(transfer_id)
@@ -357,6 +394,7 @@ class TransferBook:
             at_ms=now_ms,
         )
 
+    @_locked
     def transfer_abort(self, *, transfer_id: str, reason: str, now_ms: int) -> int:
         """Abort before the release; the fallback market: the source if healthy, else the default."""
         if not isinstance(reason, str) or not reason:
@@ -383,6 +421,7 @@ class TransferBook:
         )
         return fallback
 
+    @_locked
     def transfers_expire(self, *, now_ms: int) -> dict[str, int]:
         """Abort transfers whose token expired unaccepted, or whose release never came.
 
@@ -390,7 +429,7 @@ class TransferBook:
         aborted transfers' fallback markets by transfer id.
         """
         aborted: dict[str, int] = {}
-        for transfer in list(self._transfers.values()):
+        for transfer in [self._transfers[t] for t in sorted(self._open)]:
             unaccepted = transfer.state in ("requested", "token_issued")
             if unaccepted and now_ms >= transfer.expires_at_ms:
                 reason = "expired"
@@ -408,23 +447,27 @@ class TransferBook:
 
     # -- what the book says ----------------------------------------------------------
 
+    @_locked
     def transfer_get(self, *, transfer_id: str) -> Transfer:
         """The transfer as recorded."""
         return self._get(transfer_id)
 
+    @_locked
     def transfers_open(self, *, market_id: int) -> list[Transfer]:
         """Transfers not yet completed or aborted that leave or enter `market_id`."""
         return [
             t
-            for t in self._transfers.values()
-            if t.state in _OPEN and market_id in (t.source, t.destination)
+            for t in (self._transfers[t] for t in sorted(self._open))
+            if market_id in (t.source, t.destination)
         ]
 
+    @_locked
     def authority(self, *, character_id: int) -> int | None:
         """The market authoritative for the character, or None if it never transferred."""
         latest = self._latest_of(character_id)
         return None if latest is None else latest.holder
 
+    @_locked
     def characters_held(self, *, market_id: int) -> dict[int, Holding]:
         """Characters the book places in `market_id`, with the state their transfer carried."""
         held: dict[int, Holding] = {}
@@ -436,6 +479,7 @@ class TransferBook:
                 )
         return held
 
+    @_locked
     def market_roster(
         self, *, market_id: int, snapshot: Mapping[int, Holding]
     ) -> dict[int, dict[str, Any]]:

@@ -1,3 +1,4 @@
+import threading
 from pathlib import Path
 
 import pytest
@@ -354,3 +355,46 @@ def test_a_replay_is_refused_after_a_restart_over_the_sqlite_store(tmp_path: Pat
         assert _reason(lambda: _accept(recovered, token, now_ms=2_001)) == "replayed"
     finally:
         store.close()
+
+
+def test_a_token_spent_through_another_book_over_the_same_log_is_refused() -> None:
+    # The log is the judge: a book whose memory missed the spending still says no.
+    log = MemoryCommitLog()
+    _, token = _request(_book(log))
+    stale = _recover(log)
+    _accept(_recover(log), token)
+    assert _reason(lambda: _accept(stale, token, now_ms=2_001)) == "replayed"
+
+
+def test_concurrent_accepts_of_one_token_give_one_yes() -> None:
+    book = _book(MemoryCommitLog())
+    _, token = _request(book)
+    barrier = threading.Barrier(8)
+    answers: list[str] = []
+
+    def accept() -> None:
+        barrier.wait(timeout=30)
+        try:
+            _accept(book, token)
+            answers.append("yes")
+        except TransferRefused as refused:
+            answers.append(refused.reason)
+
+    threads = [threading.Thread(target=accept) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(answers) == ["replayed"] * 7 + ["yes"]
+
+
+def test_open_transfers_are_listed_for_both_markets_until_they_end() -> None:
+    book = _book(MemoryCommitLog())
+    transfer_id, token = _request(book)
+    assert [t.transfer_id for t in book.transfers_open(market_id=SOURCE)] == [transfer_id]
+    assert [t.transfer_id for t in book.transfers_open(market_id=DESTINATION)] == [transfer_id]
+    assert book.transfers_open(market_id=DEFAULT) == []
+    _accept(book, token)
+    book.transfer_release(transfer_id=transfer_id, source=SOURCE, now_ms=2_500)
+    book.transfer_complete(transfer_id=transfer_id, now_ms=2_600)
+    assert book.transfers_open(market_id=SOURCE) == book.transfers_open(market_id=DESTINATION) == []

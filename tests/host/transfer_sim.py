@@ -113,11 +113,10 @@ class BookAnswersFirst(TransferBook):
         super().__init__(**settings)
         self.behind: list[dict[str, Any]] = []
 
-    def _record(self, **point: Any) -> None:
+    def _record(self, **point: Any) -> bool:
         self.behind_flush()
         if point["state"] != "destination_accepted":
-            super()._record(**point)
-            return
+            return super()._record(**point)
         payload = {
             "transfer_id": point["transfer_id"],
             "state": point["state"],
@@ -133,6 +132,7 @@ class BookAnswersFirst(TransferBook):
                 "at_ms": point["at_ms"],
             }
         )
+        return True
 
     def behind_flush(self) -> None:
         """Write what was answered already; a crash before this loses it."""
