@@ -103,11 +103,11 @@ def _locked(
 ) -> Callable[Concatenate["TransferBook", _P], _R]:
     """One operation at a time: two accepts of one token must not both see it unspent."""
 
-    @functools.wraps(method)
-    def locked(book: "TransferBook", *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    def locked(book: "TransferBook", /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with book._lock:
             return method(book, *args, **kwargs)
 
+    functools.update_wrapper(locked, method)  # keeps the name and the docstring
     return locked
 
 
