@@ -131,6 +131,11 @@ def test_control_a_book_answering_before_recording_lets_a_replay_through() -> No
     assert settled  # without a crash in the gap the early yes goes unseen
 
 
+def test_control_a_request_that_loses_what_the_visitor_carries_is_caught() -> None:
+    with pytest.raises(Violation, match="accepted with state"):
+        World(bugs=frozenset({"request_drops_carried"})).run()
+
+
 def test_control_a_source_restoring_without_asking_the_book_is_caught() -> None:
     _, caught = _single_kills(bugs=frozenset({"restore_blind"}))
     assert any("character in ['source', 'destination'] at once" in c for c in caught)

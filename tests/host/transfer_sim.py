@@ -286,6 +286,8 @@ class Visitor:
 
     def _request(self, world: "World", source: Market) -> None:
         carried = copy.deepcopy(source.active[CHARACTER])  # sent with the request
+        if "request_drops_carried" in world.bugs:
+            carried.pop("carries")
         try:
             _, token = world.call(
                 lambda b: b.transfer_request(
