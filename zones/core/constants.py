@@ -4,6 +4,7 @@ The numbers are those of the multiplayer-fabric zone server (docs/fabric.md);
 derived values are computed here, never repeated elsewhere.
 """
 
+import math
 from typing import Final
 
 # --- time -------------------------------------------------------------------
@@ -179,3 +180,43 @@ ITEM_KINDS: Final = {
     "bench": ((0.0, 0.0, 0.5, 6.0), 2, 10.0),
 }
 """The advertisement of each kind of booth item: what it restores, its slots, its use time."""
+
+# --- split and merge (repartition.py) ---------------------------------------
+SPLIT_SLOTS: Final = SPAWN_CAP * 3 // 4
+"""1050: a zone holding this many authority slots splits. Three quarters of the spawn
+cap, so the split is under way while the zone still admits spawns: the crowd of an
+event's opening packs one booth faster than a handoff of half a zone completes."""
+
+MERGE_SLOTS: Final = SPLIT_SLOTS // 4
+"""262: two adjacent zones both under this many slots merge. Together they hold at most
+half of SPLIT_SLOTS, so the merged zone is far from splitting again (the hysteresis gap)."""
+
+SPLIT_TICK_MS: Final = TICK_MS // 2
+"""25 ms: a zone whose step takes half the tick splits, whatever its slot count; the other
+half of the tick is for persisting and publishing (docs/fabric.md, "The live market")."""
+
+MERGE_TICK_MS: Final = SPLIT_TICK_MS // 5
+"""5 ms: two adjacent zones both under this step time may merge; together under 10 ms,
+well below SPLIT_TICK_MS."""
+
+REPARTITION_DWELL_TICKS: Final = SIM_TICK_HZ * 30
+"""600 (30 s): after a split or merge, its zones take part in no other for this long. A
+handoff of a range completes within a few retransmission timeouts (MAX_RTO_TICKS = 8 s
+at the most), so a zone's load has settled before it is judged again."""
+
+FLOOR_COLUMN_BITS: Final = math.ceil(
+    math.log2(math.ceil(FLOOR_HEIGHT_M / MARKET_SIZE_M[1] * (1 << HILBERT_ORDER)))
+)
+"""6: a floor column (ranges.floor_ranges) is a cube of 2^6 cells a side, the smallest
+power of two covering the walkable band's 64 cells in the default market."""
+
+SPLIT_ALIGN_CODES: Final = 1 << (3 * FLOOR_COLUMN_BITS)
+"""2^18: a split cuts the code line only at a multiple of one floor column's codes, so
+a visitor's feet and head stay in one zone, as in the default booth layout."""
+
+MIN_RANGE_CODES: Final = SPLIT_ALIGN_CODES
+"""No split leaves a zone less than one floor column."""
+
+GOSSIP_EVERY_TICKS: Final = SIM_TICK_HZ
+"""1 s: every zone pushes its range map to every zone of the market this often, and at
+once when it adopts a newer one (gossip.py): a map is a few hundred bytes."""

@@ -6,6 +6,10 @@ A range map is a sorted list of disjoint half-open ranges covering
 the last range ends at CODE_SPACE. Maps carry a version and spread by gossip: a
 zone adopts a received map only if it is newer, and every map is validated when
 it is built, so an adopted map is always disjoint and covering.
+
+Range i belongs to zone `owners[i]`; by default zone i owns range i. A split or a
+merge (repartition.py) changes the ranges without renaming the zones that keep
+theirs, so `owners` is how a map names a zone that is not at its range's index.
 """
 
 import functools
@@ -37,6 +41,7 @@ class RangeMap:
 
     starts: np.ndarray = field(repr=False)
     version: int = 0
+    owners: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         starts = np.asarray(self.starts)
@@ -62,14 +67,42 @@ class RangeMap:
         frozen = starts.astype(np.uint32)
         frozen.setflags(write=False)
         object.__setattr__(self, "starts", frozen)
+        object.__setattr__(self, "owners", _checked_owners(self.owners, starts.size))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RangeMap):
             return NotImplemented
-        return self.version == other.version and np.array_equal(self.starts, other.starts)
+        return (
+            self.version == other.version
+            and np.array_equal(self.starts, other.starts)
+            and np.array_equal(self.zone_of_range, other.zone_of_range)
+        )
 
     def __hash__(self) -> int:
-        return hash((self.version, self.starts.tobytes()))
+        return hash((self.version, self.starts.tobytes(), self.zone_of_range.tobytes()))
+
+    @property
+    def zone_of_range(self) -> np.ndarray:
+        """(n,) int16: the zone owning each range, in code order."""
+        assert self.owners is not None  # set by __post_init__
+        return self.owners
+
+    @property
+    def zones(self) -> np.ndarray:
+        """(n,) int16: the zones of this map, ascending."""
+        return np.sort(self.zone_of_range)
+
+    @property
+    def named_by_index(self) -> bool:
+        """Whether zone i owns range i for every i (the layout every map starts from)."""
+        return bool(np.array_equal(self.zone_of_range, np.arange(self.n)))
+
+    def index_of(self, zone: int) -> int:
+        """Position in code order of the range `zone` owns."""
+        found = np.flatnonzero(self.zone_of_range == zone)
+        if found.size == 0:
+            raise IndexError(f"zone {zone} is not in this map of {self.n} zones")
+        return int(found[0])
 
     @property
     def n(self) -> int:
@@ -83,13 +116,15 @@ class RangeMap:
 
     def range_of(self, zone: int) -> tuple[int, int]:
         """[lo, hi) owned by `zone`."""
-        if not 0 <= zone < self.n:
-            raise IndexError(f"zone {zone} is not in this map of {self.n} zones")
-        return int(self.starts[zone]), int(self.ends[zone])
+        i = self.index_of(zone)
+        return int(self.starts[i]), int(self.ends[i])
 
     def assign(self, codes: np.ndarray) -> np.ndarray:
-        """Zone index owning each code (int16), by binary search over the starts."""
-        return (np.searchsorted(self.starts, codes, side="right") - 1).astype(np.int16)
+        """Zone owning each code (int16), by binary search over the starts."""
+        index = np.searchsorted(self.starts, codes, side="right") - 1
+        if self.named_by_index:
+            return index.astype(np.int16)
+        return self.zone_of_range[index]
 
     def assign_positions(self, positions: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Zone index owning each world position (metres, x y z) in a market of bounds lo..hi."""
@@ -105,12 +140,15 @@ class RangeMap:
         """Other zones whose ranges overlap the interest band of `zone`."""
         band_lo, band_hi = self.band(zone, aoi)
         overlaps = (self.starts.astype(np.int64) < band_hi) & (self.ends > band_lo)
-        overlaps[zone] = False
-        return np.flatnonzero(overlaps)
+        overlaps[self.index_of(zone)] = False
+        return np.sort(self.zone_of_range[overlaps]).astype(np.int64)
 
     def to_wire(self) -> dict[str, Any]:
-        """Plain data for gossip."""
-        return {"version": self.version, "starts": [int(s) for s in self.starts]}
+        """Plain data for gossip; `owners` only when some zone is not at its range's index."""
+        wire: dict[str, Any] = {"version": self.version, "starts": [int(s) for s in self.starts]}
+        if not self.named_by_index:
+            wire["owners"] = [int(z) for z in self.zone_of_range]
+        return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> "RangeMap":
@@ -123,11 +161,34 @@ class RangeMap:
                     f"range start outside the code space [0, {CODE_SPACE}) in gossip"
                 )
             starts = np.array(values, dtype=np.int64)
+            owners = None
+            if "owners" in data:
+                owners = np.array([int(z) for z in data["owners"]], dtype=np.int64)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, RangeMapError):
                 raise
             raise RangeMapError(f"malformed range map gossip: {exc}") from exc
-        return cls(starts=starts, version=version)
+        return cls(starts=starts, version=version, owners=owners)
+
+
+def _checked_owners(owners: np.ndarray | None, n: int) -> np.ndarray:
+    """The zone of each range as a read-only int16 array, refusing a malformed list."""
+    if owners is None:
+        frozen = np.arange(n, dtype=np.int16)
+    else:
+        given = np.asarray(owners)
+        if given.shape != (n,):
+            raise RangeMapError(f"a map of {n} ranges needs {n} owners, got shape {given.shape}")
+        if not np.issubdtype(given.dtype, np.integer):
+            raise RangeMapError(f"range owners must be integers, got {given.dtype}")
+        outside = [int(z) for z in given if not 0 <= int(z) < MAX_ZONES]
+        if outside:
+            raise RangeMapError(f"owner zone {outside[0]} is outside 0..{MAX_ZONES - 1}")
+        if np.unique(given).size != n:
+            raise RangeMapError("a zone owns at most one range: owners must be distinct")
+        frozen = given.astype(np.int16)
+    frozen.setflags(write=False)
+    return frozen
 
 
 def interest_band(

@@ -14,7 +14,8 @@ The chain, in order:
   5b. npcs        needs, actions, checked decisions, due decisions (npc.py)
   6. motion       integrate velocities inside the market bounds
   7. codes        Hilbert code and owning zone of every entity
-  8. hysteresis   consecutive ticks outside this zone's range
+  8. hysteresis   consecutive ticks outside this zone's range; a newly adopted map's
+                  moved ranges skip it (repartition.handoff_arm)
   9. promotion    incoming → owned at arrival; acks go out
  10. migration    retransmit overdue intents, then start new transfers (≤ 50)
  11. interest     rows to publish
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import migration, npc
+from . import migration, npc, repartition
 from .admission import spawn_quota
 from .constants import (
     FORGET_EVERY_TICKS,
@@ -91,6 +92,7 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
 
     gossip_adopted = False
     forwarded: list[np.ndarray] = []
+    ranges_before = s.ranges
     mine = [m for m in inputs.messages if m.dst == s.zone]
     if mine:
         gossip_adopted, forwarded = _receive(s, mine, inputs.now_ms, params, outbox, events)
@@ -115,6 +117,8 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
         s.code[live] = position_encoder(params.lo, params.hi)(s.pos.take(live, axis=0))
         assigned[live] = s.ranges.assign(s.code[live])
     migration.update_hysteresis(s, assigned, live)
+    if gossip_adopted:
+        repartition.handoff_arm(s, ranges_before, assigned, live)
     migration.promote_arrivals(s, outbox, events)
 
     budget = MAX_MIGRATIONS_PER_TICK
@@ -122,9 +126,11 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
     migration.start_migrations(s, assigned, budget, outbox, events)
 
     messages: list[Message] = [*outbox.messages(s.zone, s.hlc), *forwards]
+    peers = [z for z in s.ranges.zones.tolist() if z != s.zone]
     if s.tick % FORGET_EVERY_TICKS == 0:
-        events.forgotten += s.decisions.forget(z for z in range(s.ranges.n) if z != s.zone)
-    messages.extend(in_flight_reports(s, reports_due(s.zone, s.ranges.n, inputs.now_ms)))
+        events.forgotten += s.decisions.forget(peers)
+    due = reports_due(s.zone, int(s.ranges.zones[-1]) + 1, inputs.now_ms)
+    messages.extend(in_flight_reports(s, [p for p in due if p in peers]))
     return s, StepOutput(
         messages=messages,
         rows=interest_rows(s),
