@@ -4,7 +4,7 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from host.control import ControlApp, control_server
 from host.orchestrator import Orchestrator
@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 RouteAdder = Callable[[ControlApp], None]  # registers more routes (transfers, persistence)
+Background = Callable[[asyncio.Event], Awaitable[None]]  # runs until the event is set
 
 
 class PortInUse(Exception):
@@ -47,6 +48,7 @@ async def host_serve(
     secret: str,
     start: Sequence[int],
     routes: Sequence[RouteAdder] = (),
+    background: Sequence[Background] = (),
 ) -> None:
     """Serve the control API, start the markets of `start`, supervise until a stop signal."""
     app = ControlApp(secret=secret)
@@ -61,6 +63,7 @@ async def host_serve(
         loop.add_signal_handler(sig, stop.set)
     serving = asyncio.create_task(server.serve(sockets=[control_socket]), name="control-api")
     supervising = asyncio.create_task(orchestrator.run(stop), name="orchestrator")
+    others = [asyncio.create_task(work(stop)) for work in background]
     try:
         for market_id in start:
             await orchestrator.ensure_started(market_id)
@@ -68,6 +71,7 @@ async def host_serve(
     finally:
         stop.set()
         await supervising  # stops every market process
+        await asyncio.gather(*others)
         server.should_exit = True
         await serving
         for sig in STOP_SIGNALS:

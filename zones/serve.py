@@ -28,7 +28,7 @@ from chunks.periodic import collect_garbage_periodically
 from host.market_link import market_link_start, market_stats
 from market.booth_visitors import presence_writer
 from market.events.outbox import outbox_relay_forever
-from market.live import LiveMarket, live_market_set
+from market.live import LiveMarket, live_market_set, portal_regions
 from zones.contribute import fallback_start
 from zones.core.ranges import floor_ranges
 from zones.snapshots import market_state_dir
@@ -96,7 +96,12 @@ class MarketPlan:
 
     def live(self) -> LiveMarket:
         starts = tuple(int(s) for s in floor_ranges(len(self.booths)).starts)
-        return LiveMarket(market_id=self.market_id, booths=self.booths, starts=starts)
+        return LiveMarket(
+            market_id=self.market_id,
+            booths=self.booths,
+            starts=starts,
+            portals=portal_regions(self.layout),
+        )
 
     def groups(self) -> list[list[int]]:
         zones = list(range(len(self.booths)))
@@ -117,6 +122,7 @@ def live_market_from_environment() -> LiveMarket | None:
     value = os.environ.get(MARKET_ID_VARIABLE, "")
     if not value:
         return None
+    from market.maps import market_map_layout
     from market.models import Market  # the ORM is ready once the ASGI module has set Django up
     from market.selectors import market_zone_booths
 
@@ -124,7 +130,7 @@ def live_market_from_environment() -> LiveMarket | None:
     if market is None:
         raise RuntimeError(f"{MARKET_ID_VARIABLE}={value}: there is no such market")
     booths = tuple(market_zone_booths(market))
-    return MarketPlan(market_id=market.pk, booths=booths).live()
+    return MarketPlan(market_id=market.pk, booths=booths, layout=market_map_layout(market)).live()
 
 
 def snapshot_dir(market_id: int, identity: str) -> Path:

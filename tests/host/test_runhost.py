@@ -1,5 +1,6 @@
 """`runhost` runs several real markets, one process each, and `runmarket --market` serves one."""
 
+import asyncio
 import json
 import os
 import signal
@@ -74,9 +75,13 @@ def host_run(monkeypatch, settings, tmp_path):
     monkeypatch.delenv("FABRIC_HOST_SECRET", raising=False)
     ran = {"commands": [], "served": []}
 
-    async def host_serve(*, orchestrator, control_socket, secret, start, routes=()):
+    async def host_serve(*, orchestrator, control_socket, secret, start, routes=(), background=()):
         control_socket.close()
         ran["served"].append((orchestrator, secret, list(start)))
+        stop = asyncio.Event()
+        stop.set()
+        for work in background:  # closes the game store, as a stopping host does
+            await work(stop)
 
     monkeypatch.setattr(runhost, "host_serve", host_serve)
     monkeypatch.setattr(runhost, "call_command", lambda *a, **k: ran["commands"].append(a))

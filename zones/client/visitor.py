@@ -123,10 +123,11 @@ async def join_ticket(
     resume: str | None = None,
     booth: int | None = None,
     at: Sequence[float] | None = None,
+    transfer: str | None = None,
     timeout: float = 5.0,
 ) -> dict[str, Any]:
     """POST /api/markets/<id>/join/ and return the 200 body; JoinRefused on any other status."""
-    body = join_body(key=key, resume=resume, booth=booth, at=at)
+    body = join_body(key=key, resume=resume, booth=booth, at=at, transfer=transfer)
     url = urljoin(base_url.rstrip("/") + "/", f"api/markets/{market_id}/join/")
     return await asyncio.to_thread(_post_json, url, body, timeout)
 
@@ -137,9 +138,10 @@ def join_body(
     resume: str | None = None,
     booth: int | None = None,
     at: Sequence[float] | None = None,
+    transfer: str | None = None,
 ) -> dict[str, Any]:
     """The JSON body of a join request: only the fields given."""
-    fields = {"key": key, "resume": resume, "booth": booth}
+    fields = {"key": key, "resume": resume, "booth": booth, "transfer": transfer}
     body: dict[str, Any] = {name: value for name, value in fields.items() if value is not None}
     if at is not None:
         body["at"] = _vector(at)
@@ -247,6 +249,11 @@ class Visitor:
         self._ping_id = 0
         self._taken: dict[str, int] = {}  # events already returned by wait_event, per type
         self._acked = 0  # the highest ack_seq of the sockets before the current one
+        # portals taken: each `transfer` message with its "result" (completed or refused)
+        self.transfers: list[dict[str, Any]] = []
+        self._moving = False  # between a transfer message and the destination's welcome
+        self._mover: asyncio.Task[None] | None = None
+        self.timeout = 10.0
 
     # --- opening --------------------------------------------------------------
 
@@ -270,6 +277,7 @@ class Visitor:
         With `assets`, every booth the visitor enters is loaded in the background.
         """
         visitor = cls(base_url, market_id, key=key, on_frame=on_frame, decode=decode, assets=assets)
+        visitor.timeout = timeout
         await visitor._open(resume, booth=booth, at=at, timeout=timeout)
         return visitor
 
@@ -291,6 +299,10 @@ class Visitor:
             at=at,
             timeout=timeout,
         )
+        await self._connect(ticket, timeout)
+
+    async def _connect(self, ticket: dict[str, Any], timeout: float) -> None:
+        """Spend `ticket` on a socket, wait for the welcome, start the reader."""
         url = visit_url(self.base_url, self.market_id, ticket, self.events_after)
         try:
             ws = await connect(url, compression=None, open_timeout=timeout, max_size=2**22)
@@ -362,11 +374,15 @@ class Visitor:
         except Exception as error:
             self._fail_all(error)
             raise
-        if ws is self._ws:
-            self.close_code, self.close_reason = ws.close_code, ws.close_reason or ""
-            self._check_waiters()
-            error = self.errors[-1] if self.errors else None
-            self._fail_all(VisitorClosed(self.close_code, self.close_reason, error))
+        if ws is self._ws and not self._moving:  # a transfer's old socket closes as planned
+            self._closed_by(ws)
+
+    def _closed_by(self, ws: ClientConnection) -> None:
+        """Record the close of the current socket, failing whatever waits on it."""
+        self.close_code, self.close_reason = ws.close_code, ws.close_reason or ""
+        self._check_waiters()
+        error = self.errors[-1] if self.errors else None
+        self._fail_all(VisitorClosed(self.close_code, self.close_reason, error))
 
     def _frame(self, data: bytes) -> None:
         received_ms = _now_ms()
@@ -447,6 +463,10 @@ class Visitor:
                 self.asset_token = str(data["token"])
                 if self.assets is not None:
                     self.assets.token(self.asset_token)
+            elif kind == "transfer" and self._mover is None:
+                self._mover = asyncio.create_task(self._go_through(data))
+            elif kind == "transfer_refused":
+                self.transfers.append({**data, "result": "refused"})
             elif kind == "events_reset":  # the market lost its stream: start over from this
                 self.events_after = (int(data["offset"]), str(data["epoch"]))
                 self.zone = int(data["snapshot"]["zone"])
@@ -499,6 +519,54 @@ class Visitor:
                 future.set_exception(error)
         self._pings.clear()
 
+    # --- portals --------------------------------------------------------------
+
+    async def _go_through(self, transfer: dict[str, Any]) -> None:
+        """Follow a portal to another market: a ticket for the token, then its socket.
+
+        The market keeps this visitor until the destination has accepted the token (the
+        host then releases it there, closing the old socket 4310), so a refused token
+        leaves the visitor where it stood, with the refusal in `transfers`.
+        """
+        self._moving = True
+        old = self._ws
+        url, market = str(transfer["url"]), int(transfer["market"])
+        try:
+            ticket = await join_ticket(
+                url, market, transfer=str(transfer["token"]), timeout=self.timeout
+            )
+        except (JoinRefused, OSError) as error:
+            refusal = (
+                {"code": error.code, "detail": error.detail}
+                if isinstance(error, JoinRefused)
+                else {"code": "unreachable", "detail": str(error)}
+            )
+            self.transfers.append({**transfer, **refusal, "result": "refused"})
+            self._moving, self._mover = False, None
+            if old is not None and old is self._ws and old.close_code is not None:
+                self._closed_by(old)  # the old socket closed meanwhile, for its own reasons
+            return
+        self._ws = None
+        if old is not None:
+            await old.close()
+        await self._reader_finished()
+        self.base_url, self.market_id = url, market
+        self.events_after, self.zone_health = None, {}
+        # the new market counts this visitor's inputs anew: none of the old ones is resent there
+        self._acked, self.ack_seq = 0, 0
+        self._sent.clear()
+        try:
+            await self._connect(ticket, self.timeout)
+        except Exception as error:
+            self.transfers.append({**transfer, "result": "failed", "detail": str(error)})
+            self._fail_all(error)
+            raise
+        finally:
+            self._moving, self._mover = False, None
+        came = ticket.get("transfer") or {}
+        self.transfers.append({**transfer, "from": came.get("from"), "result": "completed"})
+        self._check_waiters()
+
     # --- waiting --------------------------------------------------------------
 
     @property
@@ -509,6 +577,11 @@ class Visitor:
         zone runs again."""
         told = self.zone_health.get(self.zone) if self.zone is not None else None
         return told if told is not None and told.get("health") != "ok" else None
+
+    @property
+    def moving(self) -> bool:
+        """Whether the visitor is on its way through a portal to another market."""
+        return self._moving
 
     @property
     def closed(self) -> bool:

@@ -13,7 +13,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
+from host.game import HostGame
 from host.orchestrator import Orchestrator
+from host.persistence import PersistenceError
 from host.secret import HostSecretError, host_secret_load
 from host.serve import PortInUse, host_serve, port_bind, ports_free_check
 from host.tunables import TunableError, Tunables
@@ -123,6 +125,16 @@ class Command(BaseCommand):
             tunables=tunables,
             default_market=default,
         )
+        try:
+            game = HostGame.open(
+                url=os.environ.get("FABRIC_HOST_DATABASE_URL") or None,
+                data_dir=Path(settings.DATA_DIR),
+                orchestrator=orchestrator,
+                tunables=tunables,
+            )
+        except PersistenceError as error:
+            control_socket.close()
+            raise CommandError(f"cannot open the host's game store: {error}") from None
         self.announce(f"Fabric host: {len(market_ids)} markets, default market {default}")
         for market_id in market_ids:
             url = orchestrator.market_url(market_id)
@@ -139,6 +151,8 @@ class Command(BaseCommand):
                     control_socket=control_socket,
                     secret=secret,
                     start=start,
+                    routes=[game.routes_add],
+                    background=[game.run],
                 )
             )
         self.announce("Fabric host stopped")

@@ -1,0 +1,197 @@
+"""The control API's transfer routes: the orchestrator's side of a walk through a portal.
+
+    POST /transfers           the source market: a visitor stepped into a portal
+    POST /transfers/accept    the destination market: a client joined with the token
+    POST /transfers/complete  the destination market: the visitor is live there
+    POST /transfers/abort     either market: give up; answers the fallback market
+    GET  /transfers/{id}      where a transfer stands
+
+Accepting is where authority moves. The book records the token's consumption, then the
+orchestrator asks the source market to release the visitor (its socket closes, its
+entity leaves) and records the release; only then does the destination hear yes and
+spawn it. A source that cannot be reached aborts the transfer instead: the visitor is
+then held by the fallback market, never by two.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from host.client import HostLink, HostRefused, HostUnavailable
+from host.control import ControlApp, ControlRefusal, ControlRequest
+from host.orchestrator import MarketRefused, Orchestrator
+from host.tokens import TransferRefused, transfer_token_verify, visitor_key_hash
+from host.transfers import TransferBook
+
+DESTINATION_READY_S = 30.0  # the longest a request waits for a lazily started destination
+
+Releaser = Callable[[int, int, str], None]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _field(body: Any, name: str, kind: type, what: str) -> Any:
+    value = body.get(name) if isinstance(body, dict) else None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ControlRefusal(400, f"{name} must be {what}", "bad_request")
+    return value
+
+
+def _refusal(refused: TransferRefused) -> ControlRefusal:
+    status = 403 if refused.reason in ("bad_signature", "malformed", "replayed") else 409
+    return ControlRefusal(status, str(refused), refused.reason)
+
+
+def release_over_http(orchestrator: Orchestrator) -> Releaser:
+    """Ask the source market's web process to release a character (its loopback API)."""
+
+    def release(source: int, character_id: int, transfer_id: str) -> None:
+        link = HostLink(
+            control_url=orchestrator.market_url(source).rstrip("/"),
+            secret=orchestrator.secret,
+            market_id=source,
+        )
+        link.call(
+            "POST",
+            f"/api/markets/{source}/host/release/",
+            {"character_id": str(character_id), "transfer_id": transfer_id},
+        )
+
+    return release
+
+
+class TransferRoutes:
+    """The transfer routes over one book and one orchestrator."""
+
+    def __init__(
+        self, *, book: TransferBook, orchestrator: Orchestrator, release: Releaser | None = None
+    ) -> None:
+        self.book = book
+        self.orchestrator = orchestrator
+        self.release = release or release_over_http(orchestrator)
+
+    def routes_add(self, app: ControlApp) -> None:
+        app.route_add("POST", "/transfers", self._request)
+        app.route_add("POST", "/transfers/accept", self._accept)
+        app.route_add("POST", "/transfers/complete", self._complete)
+        app.route_add("POST", "/transfers/abort", self._abort)
+        app.route_add("GET", "/transfers/{transfer_id}", self._get)
+
+    async def _request(self, request: ControlRequest) -> dict[str, Any]:
+        body = request.body
+        character = _field(body, "character_id", str, "the visitor's entity id, as a string")
+        if not character.isdigit():
+            raise ControlRefusal(400, "character_id must be digits", "bad_request")
+        source = _field(body, "source", int, "the market id the visitor is in")
+        destination = _field(body, "destination", int, "the market id the portal leads to")
+        state = _field(body, "state", dict, "the character's state, an object")
+        try:
+            await self.orchestrator.ensure_started(destination)
+        except MarketRefused as refused:
+            raise refused.refusal() from None
+        if not await self.orchestrator.market_ready_wait(
+            destination, timeout_s=DESTINATION_READY_S
+        ):
+            raise ControlRefusal(
+                503, f"market {destination} did not get ready", "destination_unavailable"
+            )
+        try:
+            transfer_id, token = self.book.transfer_request(
+                character_id=int(character),
+                key_hash=visitor_key_hash(key=f"character:{character}"),
+                source=source,
+                destination=destination,
+                instance_id=0,
+                character_state=state,
+                now_ms=_now_ms(),
+            )
+        except TransferRefused as refused:
+            raise _refusal(refused) from None
+        except ValueError as error:
+            raise ControlRefusal(400, str(error), "bad_request") from None
+        return {
+            "transfer_id": transfer_id,
+            "token": token,
+            "destination": destination,
+            "url": self.orchestrator.market_url(destination),
+            "expires_in_ms": self.book.token_ttl_ms,
+        }
+
+    async def _accept(self, request: ControlRequest) -> dict[str, Any]:
+        token = _field(request.body, "token", str, "the transfer token")
+        destination = _field(request.body, "destination", int, "this market's id")
+        instance = _field(request.body, "instance_id", int, "this market's instance")
+        now_ms = _now_ms()
+        try:
+            claims = transfer_token_verify(
+                secret=self.book.secret,
+                token=token,
+                destination=destination,
+                instance_id=instance,
+                now_ms=now_ms,
+            )
+            state = self.book.transfer_accept(
+                token=token, destination=destination, instance_id=instance, now_ms=now_ms
+            )
+        except TransferRefused as refused:
+            raise _refusal(refused) from None
+        try:
+            await asyncio.to_thread(
+                self.release, claims.source, claims.character_id, claims.transfer_id
+            )
+        except (HostRefused, HostUnavailable) as error:
+            fallback = self.book.transfer_abort(
+                transfer_id=claims.transfer_id, reason="source_unreachable", now_ms=_now_ms()
+            )
+            raise ControlRefusal(
+                409,
+                f"market {claims.source} could not release the visitor ({error}); it is held"
+                f" by market {fallback} again",
+                "source_unreachable",
+                fallback=fallback,
+            ) from None
+        self.book.transfer_release(
+            transfer_id=claims.transfer_id, source=claims.source, now_ms=_now_ms()
+        )
+        return {"transfer_id": claims.transfer_id, "source": claims.source, "state": state}
+
+    async def _complete(self, request: ControlRequest) -> dict[str, Any]:
+        transfer_id = _field(request.body, "transfer_id", str, "the transfer's id")
+        try:
+            self.book.transfer_complete(transfer_id=transfer_id, now_ms=_now_ms())
+        except TransferRefused as refused:
+            raise _refusal(refused) from None
+        return {"transfer_id": transfer_id, "state": "completed"}
+
+    async def _abort(self, request: ControlRequest) -> dict[str, Any]:
+        transfer_id = _field(request.body, "transfer_id", str, "the transfer's id")
+        reason = _field(request.body, "reason", str, "why, a short code")
+        try:
+            fallback = self.book.transfer_abort(
+                transfer_id=transfer_id, reason=reason, now_ms=_now_ms()
+            )
+        except TransferRefused as refused:
+            raise _refusal(refused) from None
+        return {
+            "transfer_id": transfer_id,
+            "fallback": fallback,
+            "url": self.orchestrator.market_url(fallback),
+        }
+
+    async def _get(self, request: ControlRequest) -> dict[str, Any]:
+        try:
+            transfer = self.book.transfer_get(transfer_id=request.params["transfer_id"])
+        except TransferRefused as refused:
+            raise ControlRefusal(404, str(refused), refused.reason) from None
+        return {
+            "transfer_id": transfer.transfer_id,
+            "character_id": transfer.character_id,
+            "source": transfer.source,
+            "destination": transfer.destination,
+            "state": transfer.state,
+            "abort_reason": transfer.abort_reason,
+            "fallback": transfer.fallback,
+        }

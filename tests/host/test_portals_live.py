@@ -1,0 +1,117 @@
+"""A host of two generated markets linked by portals: a visitor walks through and back.
+
+The whole path, live: runhost, two market processes, the control API, the book of
+transfers in the host's store, the market's portal detection, the join with a transfer
+token, the source's release, and the SDK following the transfer by itself; then the
+SDK's portal example does the same from the command line.
+"""
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from tests.host.test_runhost import SECRET, free_ports, markets_by_id, wait_for
+from tests.subprocesses import REPO_ROOT, embedded_environment, run_manage
+from zones.client.portal_example import near, portal_to, walk_through
+from zones.client.visitor import Visitor
+
+KEY = "portal-walker-key-0123456789"
+
+
+def control_call(port: int, method: str, path: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"X-Fabric-Host-Secret": SECRET, "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def host(tmp_path):
+    env = embedded_environment(tmp_path, PYTHONUNBUFFERED="1", FABRIC_HOST_SECRET=SECRET)
+    assert run_manage("migrate", "--noinput", env=env).returncode == 0
+    for name, seed, portal in (("North", "1", "south:500:2"), ("South", "2", "north:500:1")):
+        made = run_manage(
+            "market_generate", name, "--booths", "2", "--seed", seed, "--portal", portal, env=env
+        )
+        assert made.returncode == 0, made.stderr
+    base = free_ports(3)
+    log_path = tmp_path / "runhost.log"
+    argv = [sys.executable, str(REPO_ROOT / "manage.py"), "runhost", "--markets", "1,2"]
+    argv += ["--base-port", str(base), "--control-port", str(base + 2), "--walkers", "0"]
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            argv, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    ready = lambda: all(m["state"] == "ready" for m in markets_by_id(base + 2).values())  # noqa: E731
+    try:
+        wait_for(ready, "both markets are ready", process, log_path)
+        yield {"base": base, "control": base + 2, "env": env, "log": log_path}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+async def through_and_back(base: int, control: int) -> list[dict]:
+    north, south = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
+    probe = await Visitor.connect(north, 1)  # a look at the layout
+    portal = portal_to(probe, 2)
+    assert portal is not None and portal["target"] == 2
+    await probe.leave()
+    visitor = await Visitor.connect(north, 1, key=KEY, at=near(portal))
+    entity = visitor.entity
+    steps = []
+    for home, away, url in ((1, 2, south), (2, 1, north)):
+        result = await walk_through(visitor, portal_to(visitor, away), 60)
+        assert result["result"] == "completed", result
+        assert (visitor.market_id, visitor.entity) == (away, entity)
+        assert visitor.base_url == url + "/" and not visitor.closed
+        recorded = control_call(control, "GET", f"/transfers/{result['transfer_id']}")
+        assert recorded["state"] == "completed", recorded
+        assert (recorded["source"], recorded["destination"]) == (home, away)
+        # the visitor arrived beside the portal it came through, and is seen there
+        await visitor.wait_for(lambda v: v.position is not None, timeout=10)
+        steps.append(recorded)
+    await visitor.leave()
+    return steps
+
+
+def test_a_visitor_walks_through_a_portal_to_the_other_market_and_back(host) -> None:
+    steps = asyncio.run(through_and_back(host["base"], host["control"]))
+    assert [s["state"] for s in steps] == ["completed", "completed"]
+
+
+def test_the_portal_example_walks_through_and_back(host) -> None:
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zones.client.portal_example",
+            "--url",
+            f"http://127.0.0.1:{host['base']}",
+            "--market",
+            "1",
+            "--near",
+            "--back",
+        ],
+        cwd=REPO_ROOT,
+        env=host["env"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    lines = ran.stdout.splitlines()
+    assert sum("completed: now entity" in line for line in lines) == 2, ran.stdout
+    assert "in market 2" in ran.stdout and "in market 1" in ran.stdout
