@@ -564,7 +564,10 @@ class Visitor:
         finally:
             self._moving, self._mover = False, None
         came = ticket.get("transfer") or {}
-        self.transfers.append({**transfer, "from": came.get("from"), "result": "completed"})
+        self.transfers.append(
+            # received_ms (the transfer message) to welcome_ms: what the visitor waited
+            {**transfer, "from": came.get("from"), "result": "completed", "welcome_ms": _now_ms()}
+        )
         self._check_waiters()
 
     # --- waiting --------------------------------------------------------------
