@@ -423,13 +423,23 @@ class TransferBook:
 
     @_locked
     def transfers_expire(self, *, now_ms: int) -> dict[str, int]:
-        """Abort transfers whose token expired unaccepted, or whose release never came.
+        """Abort transfers whose token expired unaccepted, or whose release never came;
+        complete those released whose destination never said the visitor arrived.
 
-        A release is waited for one token lifetime past the token's expiry. Returns the
-        aborted transfers' fallback markets by transfer id.
+        A release is waited for one token lifetime past the token's expiry, an arrival two.
+        A released character is the destination's whether or not its visitor came (it may
+        join there later), so such a transfer completes rather than staying open and
+        refusing the character's next transfer as `in_transfer`. Returns the aborted
+        transfers' fallback markets by transfer id.
         """
         aborted: dict[str, int] = {}
         for transfer in [self._transfers[t] for t in sorted(self._open)]:
+            if (
+                transfer.state == "source_released"
+                and now_ms >= transfer.expires_at_ms + 2 * self.token_ttl_ms
+            ):
+                self.transfer_complete(transfer_id=transfer.transfer_id, now_ms=now_ms)
+                continue
             unaccepted = transfer.state in ("requested", "token_issued")
             if unaccepted and now_ms >= transfer.expires_at_ms:
                 reason = "expired"

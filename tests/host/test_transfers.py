@@ -181,6 +181,29 @@ def test_a_token_expired_before_acceptance_aborts_back_to_the_healthy_source() -
     assert _reason(lambda: _accept(book, token, now_ms=11_000)) == "expired"
 
 
+def test_a_released_transfer_whose_visitor_never_arrives_completes_in_time() -> None:
+    book = _book(MemoryCommitLog())
+    transfer_id, token = _request(book, now_ms=1_000)
+    _accept(book, token)
+    book.transfer_release(transfer_id=transfer_id, source=SOURCE, now_ms=1_200)
+    assert book.transfers_expire(now_ms=30_999) == {}
+    assert book.transfer_get(transfer_id=transfer_id).state == "source_released"
+    assert book.transfers_expire(now_ms=31_000) == {}
+    assert book.transfer_get(transfer_id=transfer_id).state == "completed"
+    assert book.authority(character_id=7) == DESTINATION
+    # its next transfer is not refused as in_transfer
+    back, _ = book.transfer_request(
+        character_id=7,
+        key_hash=KEY,
+        source=DESTINATION,
+        destination=SOURCE,
+        instance_id=INSTANCE,
+        character_state=CARRIED,
+        now_ms=31_001,
+    )
+    assert back != transfer_id
+
+
 def test_an_accepted_transfer_whose_release_never_comes_is_aborted() -> None:
     health: dict[int, str] = {}
     book = _book(MemoryCommitLog(), health)
