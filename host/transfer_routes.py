@@ -5,12 +5,20 @@
     POST /transfers/complete  the destination market: the visitor is live there
     POST /transfers/abort     either market: give up; answers the fallback market
     GET  /transfers/{id}      where a transfer stands
+    POST /characters/{id}/arrive  a market: the character joins here directly, not
+                              through a portal (a key, or a resume token)
 
 Accepting is where authority moves. The book records the token's consumption, then the
 orchestrator asks the source market to release the visitor (its socket closes, its
 entity leaves) and records the release; only then does the destination hear yes and
 spawn it. A source that cannot be reached aborts the transfer instead: the visitor is
 then held by the fallback market, never by two.
+
+A character may also join a market directly, with its key or a resume token, while the
+book places it in another. Arriving moves it as a transfer would, in one go: the market
+the book placed it in releases it (its socket there closes), and the move is recorded,
+so that it is never live in two markets and its next walk through a portal starts from
+where it is.
 """
 
 import asyncio
@@ -79,6 +87,7 @@ class TransferRoutes:
         app.route_add("POST", "/transfers/complete", self._complete)
         app.route_add("POST", "/transfers/abort", self._abort)
         app.route_add("GET", "/transfers/{transfer_id}", self._get)
+        app.route_add("POST", "/characters/{character_id}/arrive", self._arrive)
 
     async def _request(self, request: ControlRequest) -> dict[str, Any]:
         body = request.body
@@ -157,6 +166,45 @@ class TransferRoutes:
             transfer_id=claims.transfer_id, source=claims.source, now_ms=_now_ms()
         )
         return {"transfer_id": claims.transfer_id, "source": claims.source, "state": state}
+
+    async def _arrive(self, request: ControlRequest) -> dict[str, Any]:
+        character = request.params["character_id"]
+        if not character.isdigit():
+            raise ControlRefusal(400, "the character id must be digits", "bad_request")
+        market = _field(request.body, "market", int, "the market the character joins")
+        holder = self.book.authority(character_id=int(character))
+        if holder is None or holder == market:
+            return {"moved": False, "market": market}
+        try:
+            transfer_id, token = self.book.transfer_request(
+                character_id=int(character),
+                key_hash=visitor_key_hash(key=f"character:{character}"),
+                source=holder,
+                destination=market,
+                instance_id=0,
+                character_state={"entity": int(character), "arrived": "join"},
+                now_ms=_now_ms(),
+            )
+            self.book.transfer_accept(
+                token=token, destination=market, instance_id=0, now_ms=_now_ms()
+            )
+        except TransferRefused as refused:
+            raise _refusal(refused) from None
+        if self.orchestrator.market_health(holder) == "healthy":  # else nothing is live there
+            try:
+                await asyncio.to_thread(self.release, holder, int(character), transfer_id)
+            except (HostRefused, HostUnavailable) as error:
+                self.book.transfer_abort(
+                    transfer_id=transfer_id, reason="source_unreachable", now_ms=_now_ms()
+                )
+                raise ControlRefusal(
+                    409,
+                    f"market {holder} holds the character and could not release it ({error})",
+                    "source_unreachable",
+                ) from None
+        self.book.transfer_release(transfer_id=transfer_id, source=holder, now_ms=_now_ms())
+        self.book.transfer_complete(transfer_id=transfer_id, now_ms=_now_ms())
+        return {"moved": True, "market": market, "from": holder, "transfer_id": transfer_id}
 
     async def _complete(self, request: ControlRequest) -> dict[str, Any]:
         transfer_id = _field(request.body, "transfer_id", str, "the transfer's id")

@@ -38,7 +38,12 @@ from market.tickets import (
     visitor_entity_disposable,
     visitor_identity_kind,
 )
-from market.transfers import TransferUnavailable, transfer_accept, transfer_release
+from market.transfers import (
+    TransferUnavailable,
+    character_arrive,
+    transfer_accept,
+    transfer_release,
+)
 from zones.core.constants import MARKET_SIZE_M
 
 logger = logging.getLogger(__name__)
@@ -243,6 +248,8 @@ def market_join(request: HttpRequest, market_id: int) -> JsonResponse:
         else:
             arrival, at = None, join.at
             entity, identity = _join_entity(join, address)
+            if join.key is not None or join.resume is not None:  # a character seen before
+                character_arrive(market_id=market_id, entity=entity)
     except JoinRefused as refusal:
         return refusal.response()
     except TransferUnavailable as refused:

@@ -119,6 +119,17 @@ async def transfer_release(*, live: LiveMarket, entity: int) -> bool:
     return link is not None
 
 
+def character_arrive(*, market_id: int, entity: int) -> None:
+    """Tell the host a character joins this market directly (its key or a resume token).
+
+    Under a host, the market the book placed it in lets it go first, so it is never live
+    in two markets; on its own, a market has nobody to tell.
+    """
+    link = host_link()
+    if link is not None and link.market_id == market_id:
+        _call(link, f"/characters/{entity}/arrive", {"market": market_id})
+
+
 def transfer_complete(*, market_id: int, transfer_id: str) -> None:
     """Tell the orchestrator the character is live here: the transfer is complete."""
     _call(_link_for(market_id), "/transfers/complete", {"transfer_id": transfer_id})

@@ -115,3 +115,25 @@ def test_the_portal_example_walks_through_and_back(host) -> None:
     lines = ran.stdout.splitlines()
     assert sum("completed: now entity" in line for line in lines) == 2, ran.stdout
     assert "in market 2" in ran.stdout and "in market 1" in ran.stdout
+
+
+async def through_then_home_directly(base: int, control: int) -> tuple[int | None, dict]:
+    north = f"http://127.0.0.1:{base}"
+    probe = await Visitor.connect(north, 1)
+    portal = portal_to(probe, 2)
+    await probe.leave()
+    away = await Visitor.connect(north, 1, key=KEY, at=near(portal))
+    assert (await walk_through(away, portal, 60))["result"] == "completed"
+    assert away.market_id == 2
+    # the same key joins market 1 directly: market 2 lets it go, and it walks on from here
+    home = await Visitor.connect(north, 1, key=KEY, at=near(portal))
+    await away.wait_for(lambda v: v.closed, timeout=10)
+    again = await walk_through(home, portal, 60)
+    await home.leave()
+    return away.close_code, again
+
+
+def test_a_character_joining_another_market_directly_leaves_the_first(host) -> None:
+    closed, again = asyncio.run(through_then_home_directly(host["base"], host["control"]))
+    assert closed == 4310  # released by market 2: never live in two markets
+    assert again["result"] == "completed", again  # its next portal starts where it is

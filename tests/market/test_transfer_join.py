@@ -146,3 +146,26 @@ def test_only_the_orchestrator_releases_a_character(orchestrator, live) -> None:
     answer = release(live.market_id, SECRET)
     assert answer.status_code == 200
     assert answer.json() == {"released": True, "socket_here": False}
+
+
+def test_a_character_joining_directly_under_a_host_is_announced_to_it(orchestrator, live) -> None:
+    orchestrator.answer = (200, {"moved": True, "market": live.market_id, "from": 7})
+    response = join(live.market_id, {"key": "a-visitor-key-0123456789"})
+    assert response.status_code == 200, response.content
+    entity = response.json()["entity"]
+    path, body, _ = orchestrator.calls[0]
+    assert (path, body) == (f"/characters/{entity}/arrive", {"market": live.market_id})
+
+
+def test_a_new_disposable_visitor_is_nobody_the_host_knows(orchestrator, live) -> None:
+    assert join(live.market_id, {}).status_code == 200
+    assert orchestrator.calls == []
+
+
+def test_a_direct_join_the_host_refuses_is_refused(orchestrator, live) -> None:
+    orchestrator.answer = (
+        409,
+        {"error": "character 5 is in transfer t-1", "reason": "in_transfer"},
+    )
+    response = join(live.market_id, {"key": "a-visitor-key-0123456789"})
+    assert response.status_code == 409 and response.json()["error"] == "in_transfer"
