@@ -48,9 +48,10 @@ class SimNetwork:
     faults: Faults = field(default_factory=Faults)
     write_ahead: bool = True
     tick: int = 0
+    workers: int = 0  # zones of the market: one per range when 0, more to have spares
 
     def __post_init__(self) -> None:
-        n = self.ranges.n
+        n = max(self.workers, self.ranges.n)
         self.skew = self.rng.integers(-self.faults.max_skew_ms, self.faults.max_skew_ms + 1, size=n)
         # Storage has room to spare, so that only the admission rules keep a zone
         # within its capacity: a broken rule shows as an over-full zone.
@@ -143,6 +144,17 @@ class SimNetwork:
         restored = self.snapshots[zone].copy()
         restored.tick = self.tick - 1
         self.zones[zone] = restored
+
+    def send(self, message: Message) -> None:
+        """Put a message on the network, where it may be dropped, delayed or duplicated."""
+        self._send(message)
+
+    def send_to_self(self, message: Message) -> None:
+        """A message a zone gives itself: it never crosses the network, it arrives next tick
+        (unless the zone is down then)."""
+        self._seq += 1
+        wire = message_to_wire(message)
+        heapq.heappush(self.queue, (self.tick + 1, self._seq, message.dst, wire))
 
     def _send(self, message: Message) -> None:
         wire = message_to_wire(message)
