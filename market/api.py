@@ -26,6 +26,7 @@ from redis import RedisError
 
 from fabric_site.readiness import RETRY_AFTER_S, quiet, readiness
 from host.client import SECRET_HEADER, host_link
+from market.host_calls import HostCallRefused
 from market.limits import RateLimited, limit_spend
 from market.live import LiveMarket, live_market
 from market.models import Market
@@ -39,7 +40,6 @@ from market.tickets import (
     visitor_identity_kind,
 )
 from market.transfers import (
-    TransferUnavailable,
     character_arrive,
     transfer_accept,
     transfer_release,
@@ -252,7 +252,7 @@ def market_join(request: HttpRequest, market_id: int) -> JsonResponse:
                 character_arrive(market_id=market_id, entity=entity)
     except JoinRefused as refusal:
         return refusal.response()
-    except TransferUnavailable as refused:
+    except HostCallRefused as refused:
         return JoinRefused(refused.status, refused.code, refused.detail).response()
     except (RedisError, OSError, DatabaseError):  # a service went down since it was checked
         return ServiceUnavailable(readiness().reason() or "a service is not answering").response()

@@ -15,19 +15,12 @@ process only asks it and does what the answer says:
 from dataclasses import dataclass
 from typing import Any
 
-from host.client import HostLink, HostRefused, HostUnavailable, host_link
+from host.client import host_link
+from market.host_calls import host_call
 from market.live import LiveMarket, PortalRegion
 from zones.gateway import gateway_for
 
 CLOSE_TRANSFERRED = 4310  # 4409 is a newer socket of the same visitor
-
-
-class TransferUnavailable(Exception):
-    """No transfer here: `status` and `code` for the answer, `detail` for people."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
 
 
 @dataclass(frozen=True)
@@ -41,34 +34,12 @@ class Accepted:
     at: tuple[float, float, float] | None  # beside the portal from the source, if any
 
 
-def _link_for(market_id: int) -> HostLink:
-    link = host_link()
-    if link is None or link.market_id != market_id:
-        raise TransferUnavailable(
-            409,
-            "no_host",
-            f"Market {market_id} runs on its own here, not under a host's orchestrator:"
-            " its portals lead nowhere.",
-        )
-    return link
-
-
-def _call(link: HostLink, path: str, body: dict[str, Any]) -> Any:
-    try:
-        return link.call("POST", path, body)
-    except HostRefused as refused:
-        raise TransferUnavailable(refused.status, refused.reason, refused.message) from None
-    except HostUnavailable as error:
-        raise TransferUnavailable(503, "host_unavailable", str(error)) from None
-
-
 def transfer_request(
     *, market_id: int, entity: int, identity: str, portal: PortalRegion
 ) -> dict[str, Any]:
     """The orchestrator's transfer of `entity` through `portal`: token, url, expiry."""
-    link = _link_for(market_id)
-    answer = _call(
-        link,
+    answer = host_call(
+        market_id,
         "/transfers",
         {
             "character_id": str(entity),
@@ -90,9 +61,10 @@ def transfer_request(
 
 def transfer_accept(*, token: str, live: LiveMarket) -> Accepted:
     """The character a transfer token brings into `live`, once the source released it."""
-    link = _link_for(live.market_id)
-    answer = _call(
-        link, "/transfers/accept", {"token": token, "destination": live.market_id, "instance_id": 0}
+    answer = host_call(
+        live.market_id,
+        "/transfers/accept",
+        {"token": token, "destination": live.market_id, "instance_id": 0},
     )
     state, source = answer["state"], int(answer["source"])
     arrival = live.portal_leading_to(source)
@@ -127,9 +99,9 @@ def character_arrive(*, market_id: int, entity: int) -> None:
     """
     link = host_link()
     if link is not None and link.market_id == market_id:
-        _call(link, f"/characters/{entity}/arrive", {"market": market_id})
+        host_call(market_id, f"/characters/{entity}/arrive", {"market": market_id})
 
 
 def transfer_complete(*, market_id: int, transfer_id: str) -> None:
     """Tell the orchestrator the character is live here: the transfer is complete."""
-    _call(_link_for(market_id), "/transfers/complete", {"transfer_id": transfer_id})
+    host_call(market_id, "/transfers/complete", {"transfer_id": transfer_id})

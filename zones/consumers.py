@@ -35,6 +35,8 @@ from market.events.hub import Delivered, Position, PositionError
 from market.events.streams import event_hub
 from market.events.subjects import assets_subjects, ops_health_subject, visitor_subjects
 from market.events.types import AssetChanged, BoothEntered, ZoneChanged, ZoneHealthChanged
+from market.giveaways import giveaway_claim_request
+from market.host_calls import HostCallRefused
 from market.live import PortalRegion, live_market
 from market.tickets import (
     RESUME_REFRESH_S,
@@ -43,12 +45,7 @@ from market.tickets import (
     aticket_redeem,
     resume_token,
 )
-from market.transfers import (
-    CLOSE_TRANSFERRED,
-    TransferUnavailable,
-    transfer_complete,
-    transfer_request,
-)
+from market.transfers import CLOSE_TRANSFERRED, transfer_complete, transfer_request
 from zones.core.constants import INTEREST_RADIUS_M, V_MAX_M_PER_S
 from zones.core.views import FAR_RADIUS_M
 from zones.core.wire import INPUT_DTYPE, CommandKind
@@ -476,7 +473,35 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         self.entity = None
         await self.close(CLOSE_LEAVE)
 
-    HANDLERS = {"input": on_input, "move": on_move, "ping": on_ping, "leave": on_leave}
+    async def on_claim(self, message: dict[str, Any]) -> None:
+        """Claim an item of the giveaway of the booth the visitor stands in."""
+        assert self.entity is not None
+        try:
+            answer = await asyncio.to_thread(
+                giveaway_claim_request,
+                market_id=self.scope_market(),
+                entity=self.entity,
+                booth=self.booth,
+                giveaway=message.get("giveaway"),
+                claim=message.get("claim"),
+            )
+        except HostCallRefused as refused:
+            await self.error(
+                refused.code,
+                refused.detail,
+                giveaway=message.get("giveaway"),
+                claim=message.get("claim"),
+            )
+            return
+        await self.send_json(answer)
+
+    HANDLERS = {
+        "input": on_input,
+        "move": on_move,
+        "ping": on_ping,
+        "leave": on_leave,
+        "claim": on_claim,
+    }
 
     def walk(self, kind: int, vec: tuple[float, float, float], seq: int) -> None:
         assert self.gateway is not None and self.entity is not None
@@ -573,7 +598,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 identity=self.identity,
                 portal=portal,
             )
-        except TransferUnavailable as refused:
+        except HostCallRefused as refused:
             message = {
                 "type": "transfer_refused",
                 "portal": portal.id,
@@ -587,7 +612,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         """The visitor came through a portal and is live here: complete its transfer."""
         try:
             await asyncio.to_thread(transfer_complete, market_id=market_id, transfer_id=transfer_id)
-        except TransferUnavailable as error:
+        except HostCallRefused as error:
             log.warning("transfer %s could not be completed: %s", transfer_id, error.detail)
 
     async def transferred(self) -> None:

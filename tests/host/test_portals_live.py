@@ -137,3 +137,37 @@ def test_a_character_joining_another_market_directly_leaves_the_first(host) -> N
     closed, again = asyncio.run(through_then_home_directly(host["base"], host["control"]))
     assert closed == 4310  # released by market 2: never live in two markets
     assert again["result"] == "completed", again  # its next portal starts where it is
+
+
+async def claims(base: int, control: int) -> dict[str, dict]:
+    north = f"http://127.0.0.1:{base}"
+    first = await Visitor.connect(north, 1, key=KEY)
+    booth = first.booth
+    offered = {"giveaway_id": "lamps", "market_id": 1, "booth": booth, "items": 2}
+    assert control_call(control, "POST", "/giveaways", offered)["remaining"] == 2
+    seen = {"first": await first.claim("lamps", "c1")}
+    seen["first again"] = await first.claim("lamps", "c2")
+    second = await Visitor.connect(north, 1, booth=booth)
+    third = await Visitor.connect(north, 1, booth=booth)
+    elsewhere = await Visitor.connect(north, 1, booth=1 - booth)
+    seen["second"] = await second.claim("lamps")
+    seen["third"] = await third.claim("lamps")
+    seen["elsewhere"] = await elsewhere.claim("lamps")
+    seen["unknown"] = await second.claim("no-such-giveaway")
+    seen["bad"] = await second.claim("x" * 65)
+    seen["state"] = control_call(control, "GET", "/giveaways/lamps")
+    for visitor in (first, second, third, elsewhere):
+        await visitor.leave()
+    return seen
+
+
+def test_visitors_claim_a_booths_giveaway_one_item_each_until_none_is_left(host) -> None:
+    seen = asyncio.run(claims(host["base"], host["control"]))
+    assert seen["first"]["type"] == "claimed" and seen["first"]["item"] == 0
+    assert seen["first again"]["item"] == 0  # one item a character
+    assert seen["second"]["item"] == 1
+    assert (seen["third"]["type"], seen["third"]["code"]) == ("error", "giveaway_exhausted")
+    assert seen["elsewhere"]["code"] == "not_here" and "stand there" in seen["elsewhere"]["message"]
+    assert seen["unknown"]["code"] == "giveaway_unknown"
+    assert seen["bad"]["code"] == "bad_field" and "1 to 64 characters" in seen["bad"]["message"]
+    assert (seen["state"]["claimed"], seen["state"]["remaining"]) == (2, 0)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import math
+import secrets
 import struct
 import time
 from array import array
@@ -672,6 +673,29 @@ class Visitor:
         return await self._send_input(
             seq, json.dumps({"type": "move", "seq": seq, "to": _vector(to)})
         )
+
+    async def claim(
+        self, giveaway: str, claim: str | None = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Claim an item of a giveaway of the booth this visitor stands in (a host's market).
+
+        The `claimed` message (its `item`) once the host has recorded the claim; the
+        `error` message (its `code`: giveaway_exhausted, not_here, giveaway_unknown,
+        no_host...) if refused. The same `claim` id asked again gets the same answer.
+        """
+        claim = claim or secrets.token_hex(8)
+
+        def answer(v: "Visitor") -> dict[str, Any] | None:
+            for message in (*v.events, *v.errors):
+                if message.get("claim") == claim and message.get("type") in ("claimed", "error"):
+                    return message
+            return None
+
+        await self._send(json.dumps({"type": "claim", "giveaway": giveaway, "claim": claim}))
+        await self.wait_for(lambda v: answer(v) is not None, timeout)
+        found = answer(self)
+        assert found is not None
+        return found
 
     async def ping(self, timeout: float = 5.0) -> float:
         """Round-trip time in ms of a ping answered by its pong."""
