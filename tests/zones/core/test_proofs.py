@@ -40,10 +40,13 @@ from zones.core.constants import (
     MAX_INBOUND_PER_TICK,
     MAX_ZONES,
     MIGRATION_HEADROOM,
+    MIN_RANGE_CODES,
     SPAWN_CAP,
+    SPLIT_ALIGN_CODES,
     ZONE_CAPACITY,
 )
 from zones.core.ranges import RangeMap, RangeMapError, adopt, interest_band
+from zones.core.repartition import RepartitionError, merge_plan, split_plan, split_point
 
 SOLVER_TIMEOUT_MS = 30_000
 ZONE_COUNTS = range(1, MAX_ZONES + 1)
@@ -557,3 +560,206 @@ def test_control_headroom_of_399_lets_a_burst_be_nacked() -> None:
         nacked |= bool(quota < requested)
         live += quota
     assert nacked
+
+
+# --- split, merge and gossip of range maps (zones/core/repartition.py, gossip.py) ------------
+
+
+def ceil_to_column(x: Any) -> Any:
+    """The smallest multiple of SPLIT_ALIGN_CODES at or above x (z3 Int division floors
+    for a positive divisor, as Python's // does)."""
+    return -((-x) / SPLIT_ALIGN_CODES) * SPLIT_ALIGN_CODES
+
+
+def floor_to_column(x: Any) -> Any:
+    return (x / SPLIT_ALIGN_CODES) * SPLIT_ALIGN_CODES
+
+
+def split_cut_model(lo: Any, hi: Any, candidate: Any, ops: Any = Z3) -> tuple[Any, Any, Any]:
+    """`split_point`'s bounds and clamp: (first, last, cut) for a candidate column boundary."""
+    first = ceil_to_column(lo + MIN_RANGE_CODES)
+    last = floor_to_column(hi - MIN_RANGE_CODES)
+    return first, last, ops.minimum(ops.maximum(candidate, first), last)
+
+
+def split_cut_claim(ops: Any = Z3) -> z3.BoolRef:
+    lo, hi, candidate = z3.Ints("lo hi candidate")
+    first, last, cut = split_cut_model(lo, hi, candidate, ops)
+    return z3.Implies(
+        z3.And(
+            lo >= 0, lo < hi, hi <= CODE_SPACE, first <= last, candidate % SPLIT_ALIGN_CODES == 0
+        ),
+        z3.And(
+            cut - lo >= MIN_RANGE_CODES,
+            hi - cut >= MIN_RANGE_CODES,
+            cut % SPLIT_ALIGN_CODES == 0,
+        ),
+    )
+
+
+def test_a_split_cut_leaves_both_parts_at_least_a_column_on_a_column_boundary() -> None:
+    """For every range [lo, hi) of the code space that split_point accepts (some column
+    boundary lies MIN_RANGE_CODES inside each end) and every candidate column boundary,
+    the clamped cut leaves both parts at least MIN_RANGE_CODES and lies on a column."""
+    prove(split_cut_claim())
+
+
+def test_control_a_clamp_taking_the_larger_bound_first_cuts_outside_the_range() -> None:
+    """min and max swapped in the clamp: a cut that leaves an empty or short part exists."""
+    counterexample(split_cut_claim(MinimumIsMaximum()))
+
+
+@given(st.integers(0, 2**12 - 2), st.integers(2, 2**12), st.data())
+def test_split_point_computes_the_modelled_cut(first_column: int, columns: int, data: Any) -> None:
+    """split_point returns the model's clamp of one of the two column boundaries around
+    the median, and refuses exactly the ranges the model calls too small."""
+    lo = first_column * SPLIT_ALIGN_CODES + data.draw(st.integers(0, SPLIT_ALIGN_CODES - 1))
+    hi = min(CODE_SPACE, lo + data.draw(st.integers(1, columns * SPLIT_ALIGN_CODES)))
+    codes = np.sort(np.array(data.draw(st.lists(st.integers(lo, hi - 1), max_size=20)), np.int64))
+    first = -(-(lo + MIN_RANGE_CODES) // SPLIT_ALIGN_CODES) * SPLIT_ALIGN_CODES
+    last = (hi - MIN_RANGE_CODES) // SPLIT_ALIGN_CODES * SPLIT_ALIGN_CODES
+    try:
+        cut = split_point(lo=lo, hi=hi, codes=codes.astype(np.uint32))
+    except RepartitionError:
+        assert first > last
+        return
+    median = int(codes[codes.size // 2]) if codes.size else (lo + hi) // 2
+    below = median // SPLIT_ALIGN_CODES * SPLIT_ALIGN_CODES
+    assert cut in {min(max(c, first), last) for c in (below, below + SPLIT_ALIGN_CODES)}
+
+
+def split_model(m: SymbolicMap, k: Any, cut: Any) -> SymbolicMap:
+    """`split_plan` on range k: the cut inserted after starts[k], one zone more, version + 1."""
+    starts = [
+        m.starts[0],
+        *(
+            z3.If(j <= k, m.starts[j], z3.If(j == k + 1, cut, m.starts[j - 1]))
+            for j in range(1, MAX_ZONES)
+        ),
+    ]
+    return SymbolicMap(m.n + 1, starts, m.version + 1)
+
+
+def merge_model(m: SymbolicMap, k: Any, drop_lower: bool = False) -> SymbolicMap:
+    """`merge_plan` of ranges k and k + 1: the start of range k + 1 removed, version + 1."""
+    gone = k if drop_lower else k + 1
+    starts = [
+        z3.If(j < gone, m.starts[j], m.starts[j + 1] if j + 1 < MAX_ZONES else z3.IntVal(0))
+        for j in range(MAX_ZONES)
+    ]
+    return SymbolicMap(m.n - 1, starts, m.version + 1)
+
+
+def start_at(m: SymbolicMap, i: Any) -> z3.ArithRef:
+    """starts[i] of a symbolic map, for a symbolic index i."""
+    term: z3.ArithRef = z3.IntVal(0)
+    for j in reversed(range(MAX_ZONES)):
+        term = z3.If(i == j, m.starts[j], term)
+    return term
+
+
+def end_at(m: SymbolicMap, i: Any) -> z3.ArithRef:
+    """The end of range i: the next start, or CODE_SPACE for the last range."""
+    return z3.If(i + 1 == m.n, z3.IntVal(CODE_SPACE), start_at(m, i + 1))
+
+
+def split_claim(margin: int = MIN_RANGE_CODES) -> z3.BoolRef:
+    m, k, cut = symbolic_map("m"), z3.Int("k"), z3.Int("cut")
+    split = split_model(m, k, cut)
+    code = z3.Int("c")
+    return z3.Implies(
+        z3.And(
+            valid_map(m),
+            m.n < MAX_ZONES,
+            k >= 0,
+            k < m.n,
+            cut - start_at(m, k) >= margin,
+            end_at(m, k) - cut >= margin,
+        ),
+        z3.And(
+            valid_map(split),
+            z3.Implies(z3.And(code >= 0, code < CODE_SPACE), map_holders(split, code) == 1),
+            split.version == m.version + 1,
+        ),
+    )
+
+
+def test_a_split_of_a_valid_map_is_a_valid_map_one_version_newer() -> None:
+    """For every valid map of n < 32 zones, every range k of it and every cut at least
+    MIN_RANGE_CODES inside both ends of range k (what split_point returns, proved above),
+    the split map is valid, disjoint and covering, and one version newer."""
+    prove(split_claim())
+
+
+def test_control_a_cut_allowed_on_the_range_start_makes_an_empty_range() -> None:
+    """Without the margin, a cut on starts[k] gives range k no codes: the map is invalid."""
+    counterexample(split_claim(margin=0))
+
+
+def merge_claim(drop_lower: bool = False) -> z3.BoolRef:
+    m, k = symbolic_map("m"), z3.Int("k")
+    merged = merge_model(m, k, drop_lower)
+    code = z3.Int("c")
+    return z3.Implies(
+        z3.And(valid_map(m), m.n >= 2, k >= 0, k + 1 < m.n),
+        z3.And(
+            valid_map(merged),
+            z3.Implies(z3.And(code >= 0, code < CODE_SPACE), map_holders(merged, code) == 1),
+            merged.version == m.version + 1,
+        ),
+    )
+
+
+def test_a_merge_of_two_adjacent_ranges_of_a_valid_map_is_a_valid_map_one_version_newer() -> None:
+    """For every valid map of n >= 2 zones and every pair of adjacent ranges k, k + 1,
+    removing the start of range k + 1 leaves a valid, disjoint, covering map one version
+    newer."""
+    prove(merge_claim())
+
+
+def test_control_a_merge_removing_the_lower_start_breaks_the_map() -> None:
+    """Removing starts[k] instead (merging range 0 into range 1 that way moves the first
+    start off 0): the merged map is invalid for some map."""
+    counterexample(merge_claim(drop_lower=True))
+
+
+def test_adopting_a_chain_of_received_maps_keeps_a_valid_view_that_never_goes_back() -> None:
+    """For any valid view and any three valid maps received in any order (each of any
+    zone count and version, duplicates and older ones included), the view after adopting
+    each in turn is valid and covering, and its version never decreases on the way."""
+    view = symbolic_map("view")
+    received = [symbolic_map(f"r{i}") for i in range(3)]
+    code = z3.Int("c")
+    claims, current = [], view
+    for r in received:
+        nxt = adopt_model(current, r)
+        claims += [
+            valid_map(nxt),
+            z3.Implies(z3.And(code >= 0, code < CODE_SPACE), map_holders(nxt, code) == 1),
+            nxt.version >= current.version,
+        ]
+        current = nxt
+    prove(z3.Implies(z3.And(valid_map(view), *(valid_map(r) for r in received)), z3.And(*claims)))
+
+
+@given(st.data())
+def test_split_plan_and_merge_plan_compute_the_modelled_starts(data: Any) -> None:
+    """split_plan and merge_plan on concrete maps give the starts of the models proved above."""
+    ranges = data.draw(range_maps(version=st.integers(0, 5)))
+    starts = [int(s) for s in ranges.starts]
+    k = data.draw(st.integers(0, ranges.n - 1))
+    if ranges.n < MAX_ZONES:
+        try:
+            plan = split_plan(
+                ranges=ranges, zone=k, codes=np.zeros(0, np.uint32), new_zone=MAX_ZONES - 1
+            )
+        except (RepartitionError, IndexError):
+            pass  # a range too small, or the spare number already in use
+        else:
+            cut = int(plan.ranges.starts[k + 1])
+            assert plan.ranges.starts.tolist() == [*starts[: k + 1], cut, *starts[k + 1 :]]
+            assert plan.ranges.version == ranges.version + 1
+    if k + 1 < ranges.n:
+        merged = merge_plan(ranges=ranges, keep=k, absorb=k + 1).ranges
+        assert merged.starts.tolist() == starts[: k + 1] + starts[k + 2 :]
+        assert merged.version == ranges.version + 1
