@@ -21,9 +21,10 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +121,8 @@ class Orchestrator:
         host: str = "127.0.0.1",
         ready_timeout_s: float = READY_TIMEOUT_S,
         backoff_first_s: float = BACKOFF_FIRST_S,
+        market_exists: Callable[[int], bool] | None = None,
+        reserved_ports: Iterable[int] = (),
     ) -> None:
         if not markets:
             raise ValueError("an orchestrator needs at least one market")
@@ -135,7 +138,12 @@ class Orchestrator:
             crash_window_s=self.tunables.restart_window_ms / 1000,
             quarantine_s=self.tunables.quarantine_ms / 1000,
         )
+        self.policy = policy
         self.slots = {m: MarketSlot(m, port, CrashRecord(policy)) for m, port in markets.items()}
+        # a market created after the host started joins it on its first start; blocking
+        # (the database), so it runs in a thread
+        self.market_exists = market_exists
+        self.reserved_ports = set(reserved_ports)
         self.launcher = launcher
         self.secret = secret
         self.control_url = control_url
@@ -165,7 +173,14 @@ class Orchestrator:
                 slot.state_set("stopped")
 
     async def ensure_started(self, market_id: int) -> str:
-        """Start the market unless it runs or is starting; its state, or MarketRefused."""
+        """Start the market unless it runs or is starting; its state, or MarketRefused.
+
+        A market the host was not started with joins it, on the next free port, if it
+        exists (created since, on the dashboard or with `market_generate`).
+        """
+        unknown = market_id not in self.slots and self.market_exists is not None
+        if unknown and await asyncio.to_thread(self.market_exists, market_id):  # type: ignore[arg-type]
+            self._market_add(market_id)
         slot = self._slot(market_id)
         self._refuse_if_quarantined(slot)
         slot.wanted = True
@@ -315,6 +330,18 @@ class Orchestrator:
         slot.restart_at = now + delay
         slot.state_set("restarting")
 
+    def _market_add(self, market_id: int) -> MarketSlot:
+        """A slot for a market created since the host started, on the next free port."""
+        taken = {s.port for s in self.slots.values()} | self.reserved_ports
+        port = max(taken) + 1
+        while port in taken or not _port_free(self.host, port):
+            port += 1
+            if port > 65_535:
+                raise MarketRefused(market_id, "no_port", "no free port is left for the market")
+        slot = self.slots[market_id] = MarketSlot(market_id, port, CrashRecord(self.policy))
+        log.info("market %d: added to the host on port %d", market_id, port)
+        return slot
+
     def _slot(self, market_id: int) -> MarketSlot:
         slot = self.slots.get(market_id)
         if slot is None:
@@ -386,3 +413,14 @@ class Orchestrator:
             },
             "markets": [self.market_report(m) for m in self.slots],
         }
+
+
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True

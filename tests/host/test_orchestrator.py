@@ -42,13 +42,17 @@ def shrunken(**variables: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def host(modes: dict[int, list[str]], env: dict[str, str]):
-    """An orchestrator of fake markets (id → fake_market.py arguments), its API live."""
+async def host(modes: dict[int, list[str]], env: dict[str, str], later=None):
+    """An orchestrator of fake markets (id → fake_market.py arguments), its API live;
+    `later` are markets created once it runs (the same), which it may add."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    later = later or {}
     orchestrator = Orchestrator(
         markets={market: free_port() for market in modes},
-        launcher=lambda market, _port: [sys.executable, FAKE, *modes[market]],
+        launcher=lambda market, _port: [sys.executable, FAKE, *{**modes, **later}[market]],
+        market_exists=lambda market: market in later,
+        reserved_ports=[port],
         secret=SECRET,
         control_url=url,
         tunables=Tunables.from_environment(env),
@@ -201,6 +205,19 @@ async def test_stop_ends_the_process_and_start_brings_it_back():
         assert [m["state"] for m in markets["markets"]] == ["stopped", "stopped"]
         await api(url + "/markets/1/start", "POST")
         assert await boss.market_ready_wait(1, timeout_s=WAIT_S)
+
+
+async def test_a_market_created_since_the_start_joins_the_host_on_a_free_port():
+    async with host({1: ["serve"]}, shrunken(), later={7: ["serve"]}) as (boss, url):
+        got, refused = await api(url + "/markets/8/start", "POST")
+        assert (got, refused["reason"]) == (404, "unknown_market")
+        status, answer = await api(url + "/markets/7/start", "POST")
+        assert status == 200 and answer["market_id"] == 7
+        assert await boss.market_ready_wait(7, timeout_s=WAIT_S)
+        ports = {slot.port for slot in boss.slots.values()}
+        assert len(ports) == 2 and boss.market_health(7) == "healthy"
+        status, markets = await api(url + "/markets")
+        assert sorted(m["market_id"] for m in markets["markets"]) == [1, 7]
 
 
 async def test_stopping_the_orchestrator_stops_every_market_process():

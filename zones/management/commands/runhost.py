@@ -37,6 +37,14 @@ def market_ids_parse(text: str) -> list[int]:
     return ids
 
 
+def market_exists(market_id: int) -> bool:
+    """Whether the database holds the market (the orchestrator reads it, never writes)."""
+    try:
+        return Market.objects.filter(pk=market_id).exists()
+    finally:
+        connections.close_all()  # called from a thread: leave no connection open in it
+
+
 def market_argv(*, market_id: int, port: int, walkers: int) -> list[str]:
     """The command line of a market's process."""
     manage = str(Path(settings.BASE_DIR) / "manage.py")
@@ -124,6 +132,8 @@ class Command(BaseCommand):
             control_url=control_url,
             tunables=tunables,
             default_market=default,
+            market_exists=market_exists,
+            reserved_ports=[control_port],
         )
         try:
             game = HostGame.open(
