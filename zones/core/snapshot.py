@@ -29,6 +29,7 @@ def state_to_bytes(state: ZoneState) -> bytes:
         [SNAPSHOT_FORMAT, state.zone, state.tick, state.hlc, state.ranges.version], dtype=np.uint64
     )
     arrays["range_starts"] = state.ranges.starts.astype(np.int64)
+    arrays["range_owners"] = state.ranges.zone_of_range.astype(np.int64)
     arrays.update(state.decisions.to_arrays())
     buffer = io.BytesIO()
     np.savez(buffer, allow_pickle=False, **arrays)
@@ -56,7 +57,12 @@ def state_from_bytes(data: bytes) -> ZoneState:
     for name in _ARRAY_FIELDS:
         setattr(state, name, arrays[name])
     state.zone, state.tick, state.hlc = zone, tick, hlc
-    state.ranges = RangeMap(starts=arrays["range_starts"], version=version)
+    # snapshots written before maps named their zones hold none: zone i owned range i
+    owners = arrays.get("range_owners")
+    try:
+        state.ranges = RangeMap(starts=arrays["range_starts"], version=version, owners=owners)
+    except ValueError as exc:
+        raise SnapshotError(f"zone snapshot's range map: {exc}") from exc
     try:
         state.decisions = Decisions.from_arrays(arrays)
     except ValueError as exc:

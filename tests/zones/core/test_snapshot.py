@@ -94,6 +94,26 @@ def test_an_empty_state_and_a_newer_range_map_read_back_whole():
     assert len(restored.decisions) == 0
 
 
+def test_a_map_naming_its_zones_reads_back_with_its_owners():
+    ranges = RangeMap(starts=floor_ranges(3).starts, version=4, owners=np.array([0, 7, 1]))
+    restored = state_from_bytes(state_to_bytes(ZoneState.empty(7, ranges, capacity=8)))
+    assert restored.ranges == ranges and restored.ranges.zone_of_range.tolist() == [0, 7, 1]
+
+
+def test_a_snapshot_written_before_maps_named_their_zones_reads_as_zone_i_owning_range_i(busy):
+    arrays = arrays_of(state_to_bytes(busy[1]))
+    del arrays["range_owners"]
+    restored = state_from_bytes(npz_bytes(arrays))
+    assert restored.ranges.named_by_index and restored.ranges == busy[1].ranges
+
+
+def test_a_snapshot_with_bad_range_owners_is_refused(busy):
+    arrays = arrays_of(state_to_bytes(busy[1]))
+    arrays["range_owners"] = np.zeros(arrays["range_starts"].size, np.int64)
+    with pytest.raises(SnapshotError, match="range map: a zone owns at most one range"):
+        state_from_bytes(npz_bytes(arrays))
+
+
 def test_a_restored_state_steps_exactly_like_the_original(busy):
     net, state = busy
     restored = state_from_bytes(state_to_bytes(state))
