@@ -111,6 +111,10 @@ class Decisions:
         if known is None or hlc > known.hlc:
             self._reports[peer] = Report.of(hlc, ids, epochs)
 
+    def reporters(self) -> list[int]:
+        """Every zone this one holds a report from, ascending."""
+        return sorted(self._reports)
+
     def stale(self, peer: int, hlc: int, ids: np.ndarray, epochs: np.ndarray) -> np.ndarray:
         """Which rows of an intent `peer` sent at its clock `hlc` no longer ask anything.
 

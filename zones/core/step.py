@@ -126,10 +126,13 @@ def step(state: ZoneState, inputs: StepInputs, params: ZoneParams) -> tuple[Zone
     migration.start_migrations(s, assigned, budget, outbox, events)
 
     messages: list[Message] = [*outbox.messages(s.zone, s.hlc), *forwards]
-    peers = [z for z in s.ranges.zones.tolist() if z != s.zone]
+    # A zone a merge retired still reports what it has in flight: its handoff may be under
+    # way, so its reports are waited on, as the map's zones' are, before forgetting.
+    known = set(s.ranges.zones.tolist()) | set(s.decisions.reporters()) | {s.zone}
+    peers = sorted(known - {s.zone})
     if s.tick % FORGET_EVERY_TICKS == 0:
         events.forgotten += s.decisions.forget(peers)
-    due = reports_due(s.zone, int(s.ranges.zones[-1]) + 1, inputs.now_ms)
+    due = reports_due(s.zone, max(known) + 1, inputs.now_ms)
     messages.extend(in_flight_reports(s, [p for p in due if p in peers]))
     return s, StepOutput(
         messages=messages,

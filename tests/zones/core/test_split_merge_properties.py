@@ -12,11 +12,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from zones.core import migration, repartition, simnet_repartition
-from zones.core.constants import HYSTERESIS_TICKS
+from zones.core.constants import FORGET_EVERY_TICKS, HLC_LOGICAL_BITS, HYSTERESIS_TICKS
 from zones.core.hilbert import encode_positions
+from zones.core.ranges import floor_ranges
 from zones.core.simnet import Faults, SimNetwork
 from zones.core.simnet_repartition import PLANNER, SPARE, SplitMergeRun, run_split_merge
-from zones.core.state import Status
+from zones.core.state import Status, ZoneParams, ZoneState
+from zones.core.step import StepInputs, step
 
 PROPERTY = settings(
     max_examples=10,
@@ -187,3 +189,28 @@ def test_control_a_zone_ignoring_gossip_never_gets_the_newest_map(monkeypatch):
         test_one_owner_per_entity_at_every_tick_through_a_split_and_a_merge_despite_loss_and_crashes,
         "never got the newest map|version == 2|spare_peak",
     )
+
+
+# --- a retired zone is still waited on ------------------------------------------------------
+
+
+def sweep_with_reports(reports):
+    """Zone 0 of a map of zones 0 and 1 decided about entity 9; `reports` (zone -> ids in
+    flight) come after the decision, then the zone sweeps. Returns whether it forgot."""
+    state = ZoneState.empty(0, floor_ranges(2), capacity=8)
+    state.hlc = 10 << HLC_LOGICAL_BITS
+    state.decisions.record(9, 1, 1, state.hlc)
+    for zone, ids in reports.items():
+        epochs = np.ones(len(ids), np.uint32)
+        state.decisions.heard(zone, 20 << HLC_LOGICAL_BITS, np.array(ids, np.uint64), epochs)
+    state.tick = FORGET_EVERY_TICKS - 1  # the next tick sweeps
+    after, _ = step(state, StepInputs(now_ms=30), ZoneParams(zone=0))
+    return after.decisions.get(9) == (0, 0)
+
+
+def test_a_zone_keeps_a_decision_a_retired_zone_still_has_in_flight():
+    """Zone 5 owns no range any more (a merge retired it) but still reports entity 9 in
+    flight: the decision about 9 stays until it reports otherwise."""
+    assert not sweep_with_reports({1: [], 5: [9]})
+    assert sweep_with_reports({1: [], 5: []})  # its handoff over: forgotten
+    assert sweep_with_reports({1: []})  # and a market that never had a zone 5 forgets too
