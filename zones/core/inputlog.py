@@ -15,7 +15,9 @@ A record, all little-endian:
              the rng bytes (the worker's generator after this tick's draws, or none),
              commands, spawns, despawns, NPC decision answers as arrays,
              then each message: kind u8, src u16, dst u16, hlc u64, and its payload:
-             an array, or for gossip the range map's version u64 and starts array
+             an array, or for gossip the range map's version u64 and starts array,
+             and for a map naming its zones otherwise than by index (kind 7) then
+             its owners array
     array    dtype tag u8, row size u16, rows u32, then the rows' bytes
 
 A record cut short at the end of a log (a crash in the middle of a write) is
@@ -57,6 +59,7 @@ _PCG64 = struct.Struct("<QQQQII")
 
 IDS_DTYPE = np.dtype("<u8")
 STARTS_DTYPE = np.dtype("<u4")
+OWNERS_DTYPE = np.dtype("<u2")
 # Tags name the dtype of each array, so a record read by a build whose row formats
 # changed fails on the row size instead of replaying misread rows.
 _DTYPES: dict[int, np.dtype] = {
@@ -68,6 +71,7 @@ _DTYPES: dict[int, np.dtype] = {
     6: STARTS_DTYPE,
     7: TRANSFER_DTYPE,
     8: ANSWER_DTYPE,
+    9: OWNERS_DTYPE,
 }
 _TAGS = {dtype: tag for tag, dtype in _DTYPES.items()}
 _KINDS: dict[type, int] = {Intent: 1, Ack: 2, Nack: 3, Forward: 4, Gossip: 5, InFlight: 6}
@@ -79,6 +83,9 @@ _PAYLOAD: dict[type, tuple[str, np.dtype]] = {
     InFlight: ("transfers", TRANSFER_DTYPE),
 }
 _CLASSES = {tag: cls for cls, tag in _KINDS.items()}
+# Gossip of a map whose zones are not named by index (a split or merge was made) has a
+# kind of its own: records of maps by index read as before, with no new record format.
+_NAMED_GOSSIP = 7
 _MASK64 = (1 << 64) - 1
 
 
@@ -136,10 +143,15 @@ def _array(rows: np.ndarray, dtype: np.dtype) -> tuple[bytes, bytes]:
 
 
 def _message(message: Message) -> list[bytes]:
-    head = _MESSAGE.pack(_KINDS[type(message)], message.src, message.dst, message.hlc)
     if isinstance(message, Gossip):
-        starts = _array(message.ranges.starts, STARTS_DTYPE)
-        return [head, _VERSION.pack(message.ranges.version), *starts]
+        ranges = message.ranges
+        kind = _KINDS[Gossip] if ranges.named_by_index else _NAMED_GOSSIP
+        head = _MESSAGE.pack(kind, message.src, message.dst, message.hlc)
+        parts = [head, _VERSION.pack(ranges.version), *_array(ranges.starts, STARTS_DTYPE)]
+        if not ranges.named_by_index:
+            parts.extend(_array(ranges.zone_of_range, OWNERS_DTYPE))
+        return parts
+    head = _MESSAGE.pack(_KINDS[type(message)], message.src, message.dst, message.hlc)
     name, dtype = _PAYLOAD[type(message)]
     return [head, *_array(getattr(message, name), dtype)]
 
@@ -247,12 +259,12 @@ class _Reader:
 
     def message(self) -> Message:
         kind, src, dst, hlc = self.take(_MESSAGE)
-        if kind == _KINDS[Gossip]:
+        if kind in (_KINDS[Gossip], _NAMED_GOSSIP):
             (version,) = self.take(_VERSION)
             starts = self.array(STARTS_DTYPE)
-            return Gossip(
-                src=src, dst=dst, hlc=hlc, ranges=RangeMap(starts=starts, version=version)
-            )
+            owners = self.array(OWNERS_DTYPE) if kind == _NAMED_GOSSIP else None
+            ranges = RangeMap(starts=starts, version=version, owners=owners)
+            return Gossip(src=src, dst=dst, hlc=hlc, ranges=ranges)
         cls = _CLASSES[kind]
         name, dtype = _PAYLOAD[cls]
         message: Message = cls(src=src, dst=dst, hlc=hlc, **{name: self.array(dtype)})
@@ -282,6 +294,8 @@ def state_hash(state: ZoneState) -> str:
     digest = hashlib.blake2b(digest_size=16)
     digest.update(struct.pack("<qqQQ", state.zone, state.tick, state.hlc, state.ranges.version))
     digest.update(state.ranges.starts.tobytes())
+    if not state.ranges.named_by_index:  # maps by index hash as they always did
+        digest.update(state.ranges.zone_of_range.tobytes())
     for name in _ARRAY_FIELDS:
         array = np.ascontiguousarray(getattr(state, name))
         digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())

@@ -108,6 +108,21 @@ def test_a_record_reads_back_as_written():
         assert_same_record(record, back)
 
 
+def test_gossip_of_a_map_naming_its_zones_reads_back_with_its_owners_and_replays():
+    named = RangeMap(floor_ranges(3).starts, version=4, owners=np.array([0, 7, 1]))
+    gossip = Gossip(src=1, dst=ZONE, hlc=105, ranges=named)
+    record = LogRecord(tick=1, inputs=StepInputs(now_ms=50, messages=(gossip,)))
+    (back,) = decode_records(encode_record(record)).records
+    assert_same_record(record, back)
+    assert back.inputs.messages[0].ranges.zone_of_range.tolist() == [0, 7, 1]
+    start = ZoneState.empty(ZONE, floor_ranges(3), capacity=8)
+    live, _ = step(start, record.inputs, ZoneParams(zone=ZONE))
+    replayed, _ = step(start, back.inputs, ZoneParams(zone=ZONE))
+    assert live.ranges == named and state_hash(replayed) == state_hash(live)
+    by_index = ZoneState.empty(ZONE, RangeMap(floor_ranges(3).starts, version=4), capacity=8)
+    assert state_hash(by_index) != state_hash(replayed)  # the hash sees the owners
+
+
 def test_an_idle_tick_is_a_small_record():
     assert len(encode_record(LogRecord(tick=1, inputs=StepInputs(now_ms=5)))) <= 64
 
