@@ -10,9 +10,11 @@ import contextlib
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from host.control import ControlApp
 from host.giveaway_routes import GiveawayRoutes
+from host.giveaways import giveaway_claims_of
 from host.orchestrator import Orchestrator
 from host.persistence import GameStore, game_store_open
 from host.transfer_routes import TransferRoutes
@@ -37,7 +39,9 @@ class HostGame:
             secret=orchestrator.secret.encode(),
             token_ttl_ms=tunables.transfer_token_ttl_ms,
         )
-        self.transfers = TransferRoutes(book=self.book, orchestrator=orchestrator)
+        self.transfers = TransferRoutes(
+            book=self.book, orchestrator=orchestrator, carried=self.carried
+        )
         self.giveaways = GiveawayRoutes(store=store)
 
     @classmethod
@@ -50,6 +54,13 @@ class HostGame:
             orchestrator=orchestrator,
             tunables=tunables,
         )
+
+    def carried(self, character_id: str) -> list[dict[str, Any]]:
+        """What the character carries: the giveaway items it claimed."""
+        return [
+            {"giveaway": claim.giveaway_id, "item": claim.item}
+            for claim in giveaway_claims_of(self.store, character_id=character_id)
+        ]
 
     def routes_add(self, app: ControlApp) -> None:
         self.transfers.routes_add(app)

@@ -181,3 +181,15 @@ def giveaway_claims(store: GameStore, *, giveaway_id: str) -> list[Claim]:
             (giveaway_id,),
         ).fetchall()
     return [Claim(giveaway_id, row[0], row[1], int(row[2]), int(row[3])) for row in rows]
+
+
+def giveaway_claims_of(store: GameStore, *, character_id: str) -> list[Claim]:
+    """What a character carries: every item it claimed, in the order it claimed them."""
+    name_text(character_id, what="character_id")
+    with store.transaction() as cursor:
+        rows = cursor.execute(
+            "SELECT giveaway_id, claim_id, item, at_ms FROM giveaway_claims"
+            " WHERE character_id = ? ORDER BY at_ms, giveaway_id",
+            (character_id,),
+        ).fetchall()
+    return [Claim(row[0], character_id, row[1], int(row[2]), int(row[3])) for row in rows]

@@ -35,6 +35,7 @@ from host.transfers import TransferBook
 DESTINATION_READY_S = 30.0  # the longest a request waits for a lazily started destination
 
 Releaser = Callable[[int, int, str], None]
+Carried = Callable[[str], list[dict[str, Any]]]  # what a character carries, by its id
 
 
 def _now_ms() -> int:
@@ -75,11 +76,17 @@ class TransferRoutes:
     """The transfer routes over one book and one orchestrator."""
 
     def __init__(
-        self, *, book: TransferBook, orchestrator: Orchestrator, release: Releaser | None = None
+        self,
+        *,
+        book: TransferBook,
+        orchestrator: Orchestrator,
+        release: Releaser | None = None,
+        carried: Carried | None = None,
     ) -> None:
         self.book = book
         self.orchestrator = orchestrator
         self.release = release or release_over_http(orchestrator)
+        self.carried = carried or (lambda character: [])
 
     def routes_add(self, app: ControlApp) -> None:
         app.route_add("POST", "/transfers", self._request)
@@ -97,6 +104,10 @@ class TransferRoutes:
         source = _field(body, "source", int, "the market id the visitor is in")
         destination = _field(body, "destination", int, "the market id the portal leads to")
         state = _field(body, "state", dict, "the character's state, an object")
+        # what it carries is the host's to say (the store), not the market's
+        character_state = state.get("character") if isinstance(state.get("character"), dict) else {}
+        carrying = await asyncio.to_thread(self.carried, character)
+        state = {**state, "character": {**character_state, "carrying": carrying}}
         try:
             await self.orchestrator.ensure_started(destination)
         except MarketRefused as refused:

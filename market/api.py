@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +120,7 @@ class JoinRequest:
     booth: int | None = None
     at: tuple[float, float, float] | None = None
     transfer: str | None = None  # a transfer token from another market's portal
+    character: dict[str, str] | None = None  # the name and colour the visitor goes by
 
 
 def _is_int(value: Any) -> bool:
@@ -160,6 +162,23 @@ def _at_parse(at: Any) -> tuple[float, float, float] | None:
     return (float(at[0]), float(at[1]), float(at[2]))
 
 
+NAME_MAX_CHARS = 32
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def _character_parse(fields: dict[str, Any]) -> dict[str, str] | None:
+    """The optional `name` and `colour` a visitor goes by, each checked."""
+    name, colour = fields.get("name"), fields.get("colour")
+    if name is not None and not (
+        isinstance(name, str) and 0 < len(name) <= NAME_MAX_CHARS and name.isprintable()
+    ):
+        raise _bad_request(f"name must be 1 to {NAME_MAX_CHARS} printable characters.")
+    if colour is not None and not (isinstance(colour, str) and _COLOUR.fullmatch(colour)):
+        raise _bad_request("colour must be #rrggbb, six hexadecimal digits.")
+    character = {"name": name, "colour": None if colour is None else colour.lower()}
+    return {k: v for k, v in character.items() if v is not None} or None
+
+
 def join_request_parse(body: bytes) -> JoinRequest:
     """The join request in `body`, or JoinRefused(400 bad_request) saying what is wrong."""
     fields = _body_object(body)
@@ -174,13 +193,21 @@ def join_request_parse(body: bytes) -> JoinRequest:
     if transfer is not None:
         if not isinstance(transfer, str) or not 0 < len(transfer) <= 4096:
             raise _bad_request("transfer must be the token string from a transfer message.")
-        if any(fields.get(name) is not None for name in ("key", "resume", "booth", "at")):
+        if any(
+            fields.get(name) is not None
+            for name in ("key", "resume", "booth", "at", "name", "colour")
+        ):
             raise _bad_request(
-                "Send transfer alone: the token names the visitor, and it arrives at the portal"
-                " it came through."
+                "Send transfer alone: the token names the visitor and what it goes by, and it"
+                " arrives at the portal it came through."
             )
     return JoinRequest(
-        key=key, resume=resume, booth=booth, at=_at_parse(fields.get("at")), transfer=transfer
+        key=key,
+        resume=resume,
+        booth=booth,
+        at=_at_parse(fields.get("at")),
+        transfer=transfer,
+        character=_character_parse(fields),
     )
 
 
@@ -245,8 +272,9 @@ def market_join(request: HttpRequest, market_id: int) -> JsonResponse:
         if join.transfer is not None:
             arrival = transfer_accept(token=join.transfer, live=live)
             entity, identity, at = arrival.entity, arrival.identity, arrival.at
+            character = arrival.character
         else:
-            arrival, at = None, join.at
+            arrival, at, character = None, join.at, join.character
             entity, identity = _join_entity(join, address)
             if join.key is not None or join.resume is not None:  # a character seen before
                 character_arrive(market_id=market_id, entity=entity)
@@ -263,6 +291,7 @@ def market_join(request: HttpRequest, market_id: int) -> JsonResponse:
         booth=join.booth,
         at=at,
         transfer=None if arrival is None else arrival.transfer_id,
+        character=character,
     )
     logger.info("join ticket: market %s, entity %s (%s)", market_id, entity, identity)
     answer = {

@@ -107,6 +107,7 @@ class TicketClaims:
     nonce: str
     expires_ms: int
     transfer: str | None = None  # the transfer through a portal this join completes
+    character: dict[str, Any] | None = None  # name and colour the visitor goes by, if any
 
 
 def _now_ms(now_ms: int | None) -> int:
@@ -146,6 +147,7 @@ def ticket_issue(
     booth: int | None = None,
     at: tuple[float, float, float] | list[float] | None = None,
     transfer: str | None = None,
+    character: dict[str, Any] | None = None,
     now_ms: int | None = None,
 ) -> str:
     """A signed ticket for one socket to `market_id` as `entity`, good for TICKET_TTL_S.
@@ -165,6 +167,8 @@ def ticket_issue(
     }
     if transfer is not None:
         claims["t"] = transfer
+    if character:
+        claims["c"] = character
     payload = _b64encode(json.dumps(claims, separators=(",", ":"), allow_nan=False).encode())
     return f"{payload}.{_signature(TICKET_PURPOSE, payload)}"
 
@@ -185,6 +189,7 @@ def _claims_parse(payload: str) -> TicketClaims:
         and (at is None or (isinstance(at, list) and len(at) == 3 and all(map(_is_number, at))))
         and isinstance(claims.get("n"), str)
         and (claims.get("t") is None or isinstance(claims.get("t"), str))
+        and (claims.get("c") is None or isinstance(claims.get("c"), dict))
     )
     if not well_formed:
         raise TicketError("ticket_malformed")
@@ -197,6 +202,7 @@ def _claims_parse(payload: str) -> TicketClaims:
         nonce=claims["n"],
         expires_ms=claims["x"],
         transfer=claims.get("t"),
+        character=claims.get("c"),
     )
 
 

@@ -32,10 +32,16 @@ class Accepted:
     identity: str  # "key" or "anon", as in the source market
     source: int
     at: tuple[float, float, float] | None  # beside the portal from the source, if any
+    character: dict[str, Any] | None  # what it goes by and carries, as the source gave it
 
 
 def transfer_request(
-    *, market_id: int, entity: int, identity: str, portal: PortalRegion
+    *,
+    market_id: int,
+    entity: int,
+    identity: str,
+    portal: PortalRegion,
+    character: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The orchestrator's transfer of `entity` through `portal`: token, url, expiry."""
     answer = host_call(
@@ -45,7 +51,7 @@ def transfer_request(
             "character_id": str(entity),
             "source": market_id,
             "destination": portal.target,
-            "state": {"entity": entity, "identity": identity},
+            "state": {"entity": entity, "identity": identity, "character": character or {}},
         },
     )
     return {
@@ -74,6 +80,7 @@ def transfer_accept(*, token: str, live: LiveMarket) -> Accepted:
         identity=str(state["identity"]),
         source=source,
         at=None if arrival is None else arrival.arrival(),
+        character=state.get("character") or None,
     )
 
 

@@ -194,6 +194,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
     superseded = False
     transfer: asyncio.Task[None] | None = None  # the transfer through a portal under way
     identity = "anon"
+    character: dict[str, Any] = {}  # the name and colour it goes by, and what it carries
     entered_unsent = False
     booth = -1  # the booth the visitor stands in, as its events have said
     zone = -1  # the zone holding its entity, as its events have said
@@ -255,6 +256,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             await self.refuse(exc.code, exc.message, CLOSE_JOIN_REFUSED)
             return
         self.entity, self.identity = claims.entity, claims.identity
+        self.character = claims.character or {}
         name, colour = live.booths[welcome.zone]
         self.booth = welcome.booth
         self.presence = BoothPresence(market_id, claims.entity)
@@ -274,6 +276,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 "tick_ms": welcome.tick_ms,
                 "hlc": welcome.hlc,
                 "resumed": welcome.resumed,
+                "character": self.character,
                 "last_seq": welcome.last_seq,
                 "resume": resume_token(claims.entity),
                 "resume_expires_in": RESUME_TTL_S,
@@ -597,6 +600,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 entity=self.entity,
                 identity=self.identity,
                 portal=portal,
+                character=self.character,
             )
         except HostCallRefused as refused:
             message = {

@@ -69,14 +69,22 @@ async def through_and_back(base: int, control: int) -> list[dict]:
     portal = portal_to(probe, 2)
     assert portal is not None and portal["target"] == 2
     await probe.leave()
-    visitor = await Visitor.connect(north, 1, key=KEY, at=near(portal))
+    visitor = await Visitor.connect(
+        north, 1, key=KEY, at=near(portal), name="Ada", colour="#ff8800"
+    )
     entity = visitor.entity
+    # an item claimed here is carried through the portal
+    offered = {"giveaway_id": "lamp", "market_id": 1, "booth": visitor.booth, "items": 1}
+    control_call(control, "POST", "/giveaways", offered)
+    assert (await visitor.claim("lamp"))["item"] == 0
+    character = {"name": "Ada", "colour": "#ff8800", "carrying": [{"giveaway": "lamp", "item": 0}]}
     steps = []
     for home, away, url in ((1, 2, south), (2, 1, north)):
         result = await walk_through(visitor, portal_to(visitor, away), 60)
         assert result["result"] == "completed", result
         assert (visitor.market_id, visitor.entity) == (away, entity)
         assert visitor.base_url == url + "/" and not visitor.closed
+        assert visitor.welcome["character"] == character  # who it is and what it carries
         recorded = control_call(control, "GET", f"/transfers/{result['transfer_id']}")
         assert recorded["state"] == "completed", recorded
         assert (recorded["source"], recorded["destination"]) == (home, away)

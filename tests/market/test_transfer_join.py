@@ -20,6 +20,7 @@ pytestmark = pytest.mark.django_db
 
 SECRET = "s3cret-of-this-host-0123456789abcdef"
 TOKEN = "a-transfer-token"
+CHARACTER = {"name": "Ada", "colour": "#ff8800", "carrying": [{"giveaway": "lamps", "item": 3}]}
 
 
 class FakeOrchestrator(BaseHTTPRequestHandler):
@@ -79,7 +80,11 @@ def test_a_transfer_token_joins_as_the_character_beside_the_portal_it_came_throu
     entity = (1 << 40) + 5
     orchestrator.answer = (
         200,
-        {"transfer_id": "t-1", "source": 7, "state": {"entity": entity, "identity": "key"}},
+        {
+            "transfer_id": "t-1",
+            "source": 7,
+            "state": {"entity": entity, "identity": "key", "character": CHARACTER},
+        },
     )
     response = join(live.market_id, {"transfer": TOKEN})
     assert response.status_code == 200, response.content
@@ -87,6 +92,7 @@ def test_a_transfer_token_joins_as_the_character_beside_the_portal_it_came_throu
     assert answer["entity"] == entity and answer["transfer"] == {"id": "t-1", "from": 7}
     claims = ticket_verify(answer["ticket"], live.market_id)
     assert (claims.entity, claims.identity, claims.transfer) == (entity, "key", "t-1")
+    assert claims.character == CHARACTER  # what it goes by and carries came along
     assert claims.at == live.portals[0].arrival()
     path, body, secret = orchestrator.calls[0]
     assert path == "/transfers/accept" and secret == SECRET
@@ -120,6 +126,7 @@ def test_an_orchestrator_that_does_not_answer_is_a_503(live, monkeypatch) -> Non
         {"transfer": ""},
         {"transfer": TOKEN, "key": "k" * 20},
         {"transfer": TOKEN, "booth": 0},
+        {"transfer": TOKEN, "name": "Ada"},
     ],
 )
 def test_a_transfer_comes_alone_and_as_a_string(live, fields) -> None:
@@ -169,3 +176,29 @@ def test_a_direct_join_the_host_refuses_is_refused(orchestrator, live) -> None:
     )
     response = join(live.market_id, {"key": "a-visitor-key-0123456789"})
     assert response.status_code == 409 and response.json()["error"] == "in_transfer"
+
+
+def test_a_visitor_may_say_the_name_and_colour_it_goes_by(live) -> None:
+    response = join(live.market_id, {"name": "Ada Lovelace", "colour": "#FF8800"})
+    assert response.status_code == 200, response.content
+    claims = ticket_verify(response.json()["ticket"], live.market_id)
+    assert claims.character == {"name": "Ada Lovelace", "colour": "#ff8800"}
+    assert (
+        ticket_verify(join(live.market_id, {}).json()["ticket"], live.market_id).character is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"name": ""}, "name must be 1 to 32"),
+        ({"name": "x" * 33}, "name must be 1 to 32"),
+        ({"name": "tab\there"}, "printable"),
+        ({"name": 7}, "name must be"),
+        ({"colour": "red"}, "colour must be #rrggbb"),
+        ({"colour": "#12345g"}, "colour must be #rrggbb"),
+    ],
+)
+def test_a_bad_name_or_colour_is_refused_saying_why(live, fields, says) -> None:
+    response = join(live.market_id, fields)
+    assert response.status_code == 400 and says in response.json()["detail"]

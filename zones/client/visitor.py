@@ -125,10 +125,14 @@ async def join_ticket(
     booth: int | None = None,
     at: Sequence[float] | None = None,
     transfer: str | None = None,
+    name: str | None = None,
+    colour: str | None = None,
     timeout: float = 5.0,
 ) -> dict[str, Any]:
     """POST /api/markets/<id>/join/ and return the 200 body; JoinRefused on any other status."""
-    body = join_body(key=key, resume=resume, booth=booth, at=at, transfer=transfer)
+    body = join_body(
+        key=key, resume=resume, booth=booth, at=at, transfer=transfer, name=name, colour=colour
+    )
     url = urljoin(base_url.rstrip("/") + "/", f"api/markets/{market_id}/join/")
     return await asyncio.to_thread(_post_json, url, body, timeout)
 
@@ -140,9 +144,18 @@ def join_body(
     booth: int | None = None,
     at: Sequence[float] | None = None,
     transfer: str | None = None,
+    name: str | None = None,
+    colour: str | None = None,
 ) -> dict[str, Any]:
     """The JSON body of a join request: only the fields given."""
-    fields = {"key": key, "resume": resume, "booth": booth, "transfer": transfer}
+    fields = {
+        "key": key,
+        "resume": resume,
+        "booth": booth,
+        "transfer": transfer,
+        "name": name,
+        "colour": colour,
+    }
     body: dict[str, Any] = {name: value for name, value in fields.items() if value is not None}
     if at is not None:
         body["at"] = _vector(at)
@@ -207,12 +220,15 @@ class Visitor:
         on_frame: FrameCallback | None = None,
         decode: str = "full",
         assets: BoothAssets | None = None,
+        name: str | None = None,
+        colour: str | None = None,
     ) -> None:
         if decode not in DECODE_MODES:
             raise ValueError(f"decode must be one of {DECODE_MODES}, not {decode!r}")
         if decode == "header" and on_frame is not None:
             raise ValueError("on_frame needs decoded rows: use decode='full'")
         self.base_url, self.market_id, self.key = base_url, market_id, key
+        self.name, self.colour = name, colour  # what the visitor goes by (both optional)
         self.on_frame = on_frame
         self.decode = decode
         self.welcome: dict[str, Any] = {}
@@ -272,12 +288,23 @@ class Visitor:
         decode: str = "full",
         timeout: float = 10.0,
         assets: BoothAssets | None = None,
+        name: str | None = None,
+        colour: str | None = None,
     ) -> "Visitor":
         """Join with a fresh ticket and wait for the welcome; VisitorClosed if the socket is refused.
 
         With `assets`, every booth the visitor enters is loaded in the background.
         """
-        visitor = cls(base_url, market_id, key=key, on_frame=on_frame, decode=decode, assets=assets)
+        visitor = cls(
+            base_url,
+            market_id,
+            key=key,
+            on_frame=on_frame,
+            decode=decode,
+            assets=assets,
+            name=name,
+            colour=colour,
+        )
         visitor.timeout = timeout
         await visitor._open(resume, booth=booth, at=at, timeout=timeout)
         return visitor
@@ -298,6 +325,8 @@ class Visitor:
             resume=resume,
             booth=booth,
             at=at,
+            name=self.name,
+            colour=self.colour,
             timeout=timeout,
         )
         await self._connect(ticket, timeout)
