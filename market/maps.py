@@ -117,3 +117,59 @@ def market_map_layout(market: Market) -> dict[str, Any] | None:
     if found is None:
         return None
     return generate(MapConfig.from_dict(found.config))
+
+
+DEMO_PAIR = (
+    ("North Market", "north-market", 11, "south"),
+    ("South Market", "south-market", 12, "north"),
+)
+"""The demo host's two markets: name, slug, seed, and the side of the portal to the other."""
+DEMO_PAIR_BOOTHS = 4
+
+
+def market_demo_pair_ensure() -> tuple[Market, Market]:
+    """Two generated markets linked by portals, each leading to the other; created once.
+
+    A portal names its target's id, so the first market is generated, the second with a
+    portal to it, then the first's map again with its portal to the second. Portals are
+    placed after the booths and draw from no booth's stream, so the first market's booths
+    stay what they were (checked).
+    """
+    found = {m.slug: m for m in Market.objects.filter(slug__in=[p[1] for p in DEMO_PAIR])}
+    if len(found) == len(DEMO_PAIR):
+        return found[DEMO_PAIR[0][1]], found[DEMO_PAIR[1][1]]
+    if found:
+        raise MarketGenerateError(
+            f"only {', '.join(sorted(found))} of the demo pair exists: delete it, or run the"
+            " host with --markets"
+        )
+    (first_name, first_slug, first_seed, first_side) = DEMO_PAIR[0]
+    (second_name, second_slug, second_seed, second_side) = DEMO_PAIR[1]
+    with transaction.atomic():
+        first = market_generate(
+            name=first_name,
+            slug=first_slug,
+            config={"seed": first_seed, "booths": DEMO_PAIR_BOOTHS},
+        )
+        second = market_generate(
+            name=second_name,
+            slug=second_slug,
+            config={
+                "seed": second_seed,
+                "booths": DEMO_PAIR_BOOTHS,
+                "portals": [{"side": second_side, "target": first.market.pk}],
+            },
+        )
+        linked = MapConfig.from_dict(
+            {
+                **MarketMap.objects.get(market=first.market).config,
+                "portals": [{"side": first_side, "target": second.market.pk}],
+            }
+        )
+        layout = generate(linked)
+        if layout["booths"] != first.layout["booths"]:  # never expected: see the docstring
+            raise MarketGenerateError("adding a portal moved the booths of the first market")
+        MarketMap.objects.filter(market=first.market).update(
+            config=linked.to_dict(), layout_sha256=layout_hash(layout)
+        )
+    return first.market, second.market

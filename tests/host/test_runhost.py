@@ -15,8 +15,11 @@ import urllib.request
 import pytest
 from django.core.management import CommandError, call_command
 
+from market.maps import DEMO_PAIR_BOOTHS, market_generate, market_map_layout
+from market.models import Market, MarketMap
 from market.services import market_sized_ensure
 from tests.subprocesses import REPO_ROOT, embedded_environment, run_manage
+from zones.core.mapgen import layout_hash
 from zones.management.commands import runhost, runmarket
 
 SECRET = "runhost-test-secret-of-at-least-32-chars"
@@ -151,11 +154,36 @@ def test_runhost_lazy_starts_only_the_default_market(host_run):
 
 
 @pytest.mark.django_db
+@pytest.mark.django_db
+def test_runhost_demo_runs_two_markets_linked_by_portals_made_once(host_run):
+    call_command("runhost", demo=True, **runhost_options(free_ports(6)))
+    ((orchestrator, _, start),) = host_run["served"]
+    north, south = (Market.objects.get(slug=slug) for slug in ("north-market", "south-market"))
+    assert start == [north.pk, south.pk] and orchestrator.default_market == north.pk
+    layouts = {m.pk: market_map_layout(m) for m in (north, south)}
+    assert [p["target"] for p in layouts[north.pk]["portals"]] == [south.pk]
+    assert [p["target"] for p in layouts[south.pk]["portals"]] == [north.pk]
+    recorded = MarketMap.objects.get(market=north).layout_sha256
+    assert recorded == layout_hash(layouts[north.pk])  # the map the dashboard checks
+    assert north.booths.count() == south.booths.count() == DEMO_PAIR_BOOTHS
+    call_command("runhost", demo=True, **runhost_options(free_ports(6)))
+    assert host_run["served"][1][2] == [north.pk, south.pk]  # the same pair, not a new one
+    assert Market.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_runhost_demo_refuses_half_a_pair(host_run):
+    market_generate(name="North Market", slug="north-market", config={"seed": 1, "booths": 2})
+    with pytest.raises(CommandError, match="only north-market of the demo pair exists"):
+        call_command("runhost", demo=True, **runhost_options(free_ports(6)))
+
+
 @pytest.mark.parametrize(
     ("markets", "options", "message"),
     [
         ("1,x", {}, "--markets takes market ids separated by commas \\(1,2\\), not 'x'"),
-        ("", {}, "not ''"),
+        ("", {}, "give --markets 1,2 \\(market ids\\) or --demo"),
+        ("1", {"demo": True}, "give --markets 1,2 \\(market ids\\) or --demo"),
         ("1,1", {}, "--markets names market 1 twice"),
         ("1", {"default_market": 2}, "--default-market 2 is not one of --markets 1"),
         ("1", {"walkers": -1}, "--walkers cannot be negative"),

@@ -19,6 +19,7 @@ from host.persistence import PersistenceError
 from host.secret import HostSecretError, host_secret_load
 from host.serve import PortInUse, host_serve, port_bind, ports_free_check
 from host.tunables import TunableError, Tunables
+from market.maps import MarketGenerateError, market_demo_pair_ensure
 from market.models import Market
 from zones.serve import DEMO_WALKERS
 
@@ -69,7 +70,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--markets", required=True, help="market ids, e.g. 1,2")
+        parser.add_argument("--markets", help="market ids, e.g. 1,2")
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="run two generated markets linked by portals, North Market and South Market,"
+            " created on first use (instead of --markets)",
+        )
         parser.add_argument(
             "--default-market",
             type=int,
@@ -106,6 +113,15 @@ class Command(BaseCommand):
             tunables = Tunables.from_environment()
         except TunableError as error:
             raise CommandError(str(error)) from None
+        if options["demo"] == bool(options["markets"]):
+            raise CommandError("give --markets 1,2 (market ids) or --demo, one of them")
+        if options["demo"]:
+            call_command("migrate", interactive=False, verbosity=0)
+            try:
+                pair = market_demo_pair_ensure()
+            except MarketGenerateError as error:
+                raise CommandError(str(error)) from None
+            options["markets"] = ",".join(str(market.pk) for market in pair)
         market_ids, default, ports, control_port = self.plan(options, tunables)
         walkers = options["walkers"]
         try:
