@@ -54,7 +54,7 @@ from host.tokens import visitor_key_hash  # noqa: E402
 from host.transfers import TransferBook, transfer_recover  # noqa: E402
 from market.rates import JOIN_LIMIT_DEFAULTS  # noqa: E402
 from zones.client.portal_example import near, portal_to, walk_through  # noqa: E402
-from zones.client.visitor import Visitor  # noqa: E402
+from zones.client.visitor import JoinRefused, Visitor, VisitorClosed  # noqa: E402
 
 TARGET_P99_MS = 250.0
 STARTUP_S = 180.0  # two markets starting on a loaded 2-core machine
@@ -63,6 +63,7 @@ POLL_S = 0.05
 BACKOFF_FIRST_S = 0.5  # the orchestrator's first restart delay, doubled each crash in a row
 WALK_SECONDS = 60.0  # a walk into a portal that has no result by then is a failure
 RECOVER_REPEATS = 3
+FRAME_RESOLUTION_M = 0.01  # frames carry positions in whole centimetres
 SECRET_VARIABLE = "FABRIC_HOST_SECRET"
 # Settings from the caller's shell that would move the host off its embedded default (the
 # game store included: the figures are for SQLite).
@@ -257,6 +258,10 @@ def host_running(*, workdir: Path, walkers: int, booths: int) -> Iterator[Host]:
         until(lambda: markets_ready(host=host), what="both markets ready", seconds=STARTUP_S)
         host.started_s = time.monotonic() - started
         yield host
+    except Exception:
+        # whatever stopped the bench, the host's own account of it goes with the traceback
+        print(f"runhost's last lines:\n{host.log_tail()}", file=sys.stderr)
+        raise
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -296,13 +301,13 @@ def until(condition: Any, *, what: str, seconds: float) -> float:
 
 @dataclass
 class PortalWatch:
-    """One visitor's walk into a portal: the frames of the walk, each inside it or not.
+    """One visitor's walk into a portal: the frames of the walk, and where they showed it.
 
-    Frames carry positions in whole centimetres and the market tests its own float32
-    position, so a frame exactly on the portal's edge may stand for a step the market saw
-    inside. The market tells the visitor of the portal after it sent that tick's frame:
-    when no frame before the transfer message shows the visitor inside, the last frame
-    before the message is the step.
+    Frames carry positions in whole centimetres while the market tests its own float32
+    position, so a frame within a centimetre of the portal's edge may stand either side of
+    it. The market tells the visitor of the portal right after it sent the frame of the
+    tick it saw the step: the step is the first frame before the transfer message that
+    shows the visitor clearly inside, failing that the last frame before the message.
     """
 
     rect: tuple[float, float, float, float] | None = None
@@ -316,17 +321,18 @@ class PortalWatch:
     def frame_seen(
         self, visitor: Visitor, header: Any, rows: Any, bodies: Any, received_ms: float
     ) -> None:
-        """The visitor's on_frame: note whether its own position is inside the portal."""
+        """The visitor's on_frame: note whether its own position is clearly inside."""
         self.frames += 1
         if self.rect is None or visitor.position is None:
             return
         x0, z0, x1, z1 = self.rect
         x, z = visitor.position[0], visitor.position[2]
-        inside = bool(x0 <= x < x1 and z0 <= z < z1)  # the market's test (zones/portals.py)
-        self.seen.append((received_ms, inside))
+        margin = FRAME_RESOLUTION_M
+        inside = x0 + margin <= x < x1 - margin and z0 + margin <= z < z1 - margin
+        self.seen.append((received_ms, bool(inside)))
 
     def step_ms(self, *, message_ms: float) -> tuple[float | None, bool]:
-        """When the step into the portal was seen, and whether it was an edge frame."""
+        """When the step into the portal was seen; True when no frame showed it inside."""
         before = [(at, inside) for at, inside in self.seen if at <= message_ms]
         inside = [at for at, is_inside in before if is_inside]
         if inside:
@@ -342,13 +348,16 @@ class TransferFigures:
     from_step_ms: list[float] = field(default_factory=list)  # inside frame -> welcome
     joins_ms: list[float] = field(default_factory=list)  # the baseline
     no_step_frame: int = 0  # no frame before the transfer message
-    edge_steps: int = 0  # the step was a frame on the portal's edge
+    edge_steps: int = 0  # no frame showed the visitor clearly inside before the message
     failures: list[str] = field(default_factory=list)
 
 
 async def portal_beside(*, host: Host, market_id: int) -> list[float]:
     """A place 3 m from the market's portal to the other market, from a look at its layout."""
-    probe = await Visitor.connect(host.market_url(market_id), market_id)
+    try:
+        probe = await Visitor.connect(host.market_url(market_id), market_id)
+    except (VisitorClosed, JoinRefused, OSError) as error:
+        raise BenchError(f"a first visitor could not join market {market_id}: {error}") from None
     try:
         portal = portal_to(probe, 3 - market_id)
     finally:
@@ -449,7 +458,7 @@ def transfers_report(*, figures: TransferFigures, asked: int) -> None:
         print(f"  transfer/join ratio: p50 {ratios[0]:.2f}x, p99 {ratios[1]:.2f}x")
         print(f"  {p99_verdict(values=figures.waited_ms)}")
     if figures.edge_steps:
-        print(f"  {figures.edge_steps} steps were a frame on the portal's edge (PortalWatch)")
+        print(f"  {figures.edge_steps} steps were the last frame before the message (PortalWatch)")
     if figures.no_step_frame:
         print(f"  {figures.no_step_frame} transfers had no frame before the transfer message")
     print(f"  failures: {len(figures.failures)}")

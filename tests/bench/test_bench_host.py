@@ -66,9 +66,17 @@ def test_the_step_is_the_first_frame_inside_the_portal_before_the_transfer_messa
 
 
 def test_with_no_frame_inside_the_step_is_the_last_frame_before_the_message() -> None:
-    # 11.0 is the portal's far edge: outside by the test, inside for the market's float32
+    # 11.0 is the portal's far edge: outside in centimetres, inside for the market's float32
     watch = _watch([(11.4, 100.0), (11.2, 150.0), (11.0, 200.0), (10.8, 260.0)])
     assert watch.step_ms(message_ms=205.0) == (200.0, True)
+
+
+def test_a_frame_on_the_near_edge_is_not_taken_for_the_step() -> None:
+    # 10.0 is inside by the rectangle's test, yet the market may have seen 9.99999
+    watch = _watch([(9.8, 100.0), (10.0, 150.0), (10.2, 200.0)])
+    assert watch.step_ms(message_ms=210.0) == (200.0, False)
+    # the control: had the message followed the edge frame, that frame was the step
+    assert watch.step_ms(message_ms=160.0) == (150.0, True)
 
 
 def test_frames_after_the_message_are_never_the_step() -> None:
