@@ -112,8 +112,7 @@ def split_point(*, lo: int, hi: int, codes: np.ndarray) -> int:
         raise RepartitionError(f"entity codes outside the range [{lo}, {hi}) being split")
     if codes.size > 1 and np.any(np.diff(codes.astype(np.int64)) < 0):
         raise RepartitionError("entity codes must be sorted")
-    first = -(-(lo + MIN_RANGE_CODES) // SPLIT_ALIGN_CODES) * SPLIT_ALIGN_CODES
-    last = (hi - MIN_RANGE_CODES) // SPLIT_ALIGN_CODES * SPLIT_ALIGN_CODES
+    first, last = cut_bounds(lo=lo, hi=hi)
     if first > last:
         raise RepartitionError(
             f"the range [{lo}, {hi}) is too small to split: each part needs"
@@ -127,14 +126,29 @@ def split_point(*, lo: int, hi: int, codes: np.ndarray) -> int:
     return min(cuts, key=lambda c: (abs(2 * int(counts[cuts.index(c)]) - codes.size), c))
 
 
+def cut_bounds(*, lo: int, hi: int) -> tuple[int, int]:
+    """The lowest and highest column boundary a cut of [lo, hi) may take (first > last:
+    the range is too small to split)."""
+    first = -(-(lo + MIN_RANGE_CODES) // SPLIT_ALIGN_CODES) * SPLIT_ALIGN_CODES
+    last = (hi - MIN_RANGE_CODES) // SPLIT_ALIGN_CODES * SPLIT_ALIGN_CODES
+    return first, last
+
+
 def split_plan(*, ranges: RangeMap, zone: int, codes: np.ndarray, new_zone: int) -> Plan:
-    """Cut `zone`'s range at `split_point`; `new_zone` takes the upper part."""
+    """Cut `zone`'s range at `split_point`; `new_zone` takes the upper part.
+
+    `codes` are the zone's owned entities' codes, sorted; those outside its range (walkers
+    on their way out) are left out of the median.
+    """
     if ranges.n >= MAX_ZONES:
         raise RepartitionError(f"the map already has MAX_ZONES={MAX_ZONES} zones")
+    if not 0 <= new_zone < MAX_ZONES:
+        raise RepartitionError(f"spare zone {new_zone} is outside 0..{MAX_ZONES - 1}")
     if new_zone in ranges.zones.tolist():
         raise RepartitionError(f"zone {new_zone} already owns a range; a split needs a spare")
     lo, hi = ranges.range_of(zone)
-    cut = split_point(lo=lo, hi=hi, codes=codes)
+    codes = np.asarray(codes)
+    cut = split_point(lo=lo, hi=hi, codes=codes[(codes >= lo) & (codes < hi)])
     i = ranges.index_of(zone)
     starts = np.insert(ranges.starts.astype(np.int64), i + 1, cut)
     owners = np.insert(ranges.zone_of_range.astype(np.int64), i + 1, new_zone)
@@ -182,9 +196,13 @@ def repartition_decide(
     `loads` holds each zone's latest load; `spares` are zones with no range that a
     split may hand one to. A zone without a load is never split or merged.
     """
-    for load in loads.values():
+    for key, load in loads.items():
+        if load.zone != key:
+            raise RepartitionError(f"the load filed under zone {key} is zone {load.zone}'s")
         if load.slots < 0 or load.tick_ms < 0:
             raise RepartitionError(f"zone {load.zone} reports a negative load")
+        if load.codes.size > 1 and np.any(np.diff(load.codes.astype(np.int64)) < 0):
+            raise RepartitionError(f"zone {load.zone}'s entity codes must be sorted")
 
     def free(zones: frozenset[int]) -> bool:
         rested = all(
@@ -203,12 +221,11 @@ def repartition_decide(
     for load in sorted(hot, key=lambda one: (-one.slots, -one.tick_ms, one.zone)):
         if not spare or ranges.n >= MAX_ZONES:
             break
-        if not free(frozenset({load.zone, spare[0]})):
-            continue
-        try:
-            return split_plan(ranges=ranges, zone=load.zone, codes=load.codes, new_zone=spare[0])
-        except RepartitionError:
-            continue  # too small to cut: it stays hot, and one zone is all it gets
+        lo, hi = ranges.range_of(load.zone)
+        first, last = cut_bounds(lo=lo, hi=hi)
+        if first > last or not free(frozenset({load.zone, spare[0]})):
+            continue  # too small to cut stays whole: one zone is all it can get
+        return split_plan(ranges=ranges, zone=load.zone, codes=load.codes, new_zone=spare[0])
     order = ranges.zone_of_range.tolist()
     for left, right in zip(order, order[1:], strict=False):
         pair = [loads.get(left), loads.get(right)]
@@ -220,6 +237,11 @@ def repartition_decide(
         keep, absorb = (left, right) if loads[left].slots >= loads[right].slots else (right, left)
         return merge_plan(ranges=ranges, keep=keep, absorb=absorb)
     return None
+
+
+def planner_of(ranges: RangeMap) -> int:
+    """The zone that plans the next change: the owner of the map's first range."""
+    return int(ranges.zone_of_range[0])
 
 
 def history_record(*, history: History, plan: Plan, tick: int) -> History:

@@ -26,6 +26,7 @@ from zones.core.repartition import (
     history_record,
     history_settle,
     merge_plan,
+    planner_of,
     repartition_decide,
     split_plan,
     split_point,
@@ -271,6 +272,39 @@ def test_no_split_without_a_spare_zone_or_beyond_max_zones():
 def test_a_negative_load_is_refused():
     with pytest.raises(RepartitionError, match="zone 1 reports a negative load"):
         decide(floor_ranges(2), loads_of({0: 5, 1: -1}))
+
+
+def test_unsorted_entity_codes_are_refused_not_taken_for_a_small_range():
+    loads = loads_of({0: 500, 1: 500})
+    loads[1] = ZoneLoad(zone=1, slots=SPLIT_SLOTS, tick_ms=1.0, codes=np.array([9, 3], np.uint32))
+    with pytest.raises(RepartitionError, match="zone 1's entity codes must be sorted"):
+        decide(floor_ranges(2), loads)
+
+
+def test_a_load_filed_under_another_zone_is_refused():
+    loads = {0: ZoneLoad(zone=0, slots=1, tick_ms=1.0), 1: ZoneLoad(zone=0, slots=1, tick_ms=1.0)}
+    with pytest.raises(RepartitionError, match="filed under zone 1 is zone 0's"):
+        decide(floor_ranges(2), loads)
+
+
+def test_a_split_leaves_walkers_outside_the_range_out_of_the_median():
+    ranges = floor_ranges(2)
+    lo, hi = ranges.range_of(0)
+    inside = np.full(5, lo + 3 * SPLIT_ALIGN_CODES + 1)
+    outside = np.full(50, hi + 7)  # on their way to zone 1
+    plan = split_plan(ranges=ranges, zone=0, codes=np.r_[inside, outside], new_zone=2)
+    assert plan.handoffs[0].lo == 3 * SPLIT_ALIGN_CODES
+
+
+def test_a_spare_zone_number_beyond_max_zones_is_refused():
+    with pytest.raises(RepartitionError, match=f"spare zone {MAX_ZONES} is outside"):
+        split_plan(ranges=floor_ranges(2), zone=0, codes=np.zeros(0, np.uint32), new_zone=MAX_ZONES)
+
+
+def test_the_planner_is_the_zone_owning_the_first_range():
+    assert planner_of(floor_ranges(3)) == 0
+    merged = merge_plan(ranges=floor_ranges(3), keep=1, absorb=0).ranges
+    assert planner_of(merged) == 1
 
 
 # --- no flapping -----------------------------------------------------------------------
