@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from host.control import ControlApp, control_server
 from host.orchestrator import Orchestrator
 from host.orchestrator_routes import orchestrator_routes_add
+from zones.serve import AddressInUse, listening_socket
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +23,12 @@ class PortInUse(Exception):
 
 
 def port_bind(host: str, port: int) -> socket.socket:
-    """A listening socket on `host`:`port`, or PortInUse naming it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    """A listening socket on `host`:`port`, kept by this process, or PortInUse naming it."""
     try:
-        sock.bind((host, port))
-    except OSError as error:
-        sock.close()
-        raise PortInUse(f"cannot listen on {host}:{port}: {error.strerror}") from None
-    sock.listen(128)
+        sock = listening_socket(host, port)
+    except AddressInUse as error:
+        raise PortInUse(str(error)) from None
+    sock.set_inheritable(False)  # the control API's: no market process needs it
     return sock
 
 

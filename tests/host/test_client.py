@@ -1,61 +1,39 @@
-import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from host.client import SECRET_HEADER, HostLink, HostRefused, HostUnavailable, host_link
-
-
-class Orchestrator(BaseHTTPRequestHandler):
-    """Answers like the control API: the secret checked, JSON both ways."""
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.headers.get(SECRET_HEADER) != "s" * 32:
-            self._answer(403, {"error": "the secret is wrong", "reason": "bad_secret"})
-        elif self.path == "/echo":
-            self._answer(200, {"echo": body})
-        else:
-            self._answer(500, None)
-
-    def _answer(self, status: int, body: object) -> None:
-        raw = b"not json" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args: object) -> None:
-        pass
+from host.client import HostLink, HostRefused, HostUnavailable, host_link
+from tests.host.fake_control import FakeControl, fake_control
 
 
 @pytest.fixture
-def control_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Orchestrator)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def control() -> Iterator[FakeControl]:
+    with fake_control() as control:
+        control.answers = {
+            "/echo": (200, {"echo": "taken"}),
+            "/refused": (403, {"error": "the secret is wrong", "reason": "bad_secret"}),
+            "/broken": (500, None),
+        }
+        yield control
 
 
-def test_a_call_carries_the_secret_and_returns_the_json(control_url: str) -> None:
-    link = HostLink(control_url=control_url, secret="s" * 32, market_id=1)
-    assert link.call("POST", "/echo", {"a": 1}) == {"echo": {"a": 1}}
+def test_a_call_carries_the_secret_and_returns_the_json(control: FakeControl) -> None:
+    link = HostLink(control_url=control.url, secret="s" * 32, market_id=1)
+    assert link.call("POST", "/echo", {"a": 1}) == {"echo": "taken"}
+    assert control.calls == [("POST", "/echo", {"a": 1}, "s" * 32)]
 
 
-def test_a_refusal_comes_back_with_its_reason(control_url: str) -> None:
-    link = HostLink(control_url=control_url, secret="wrong" * 8, market_id=1)
+def test_a_refusal_comes_back_with_its_reason(control: FakeControl) -> None:
+    link = HostLink(control_url=control.url, secret="wrong" * 8, market_id=1)
     with pytest.raises(HostRefused) as refused:
-        link.call("POST", "/echo", {})
+        link.call("POST", "/refused", {})
     assert (refused.value.status, refused.value.reason) == (403, "bad_secret")
     assert refused.value.message == "the secret is wrong"
 
 
-def test_an_answer_without_json_reason_still_names_the_status(control_url: str) -> None:
-    link = HostLink(control_url=control_url, secret="s" * 32, market_id=1)
+def test_an_answer_without_json_reason_still_names_the_status(control: FakeControl) -> None:
+    link = HostLink(control_url=control.url, secret="s" * 32, market_id=1)
     with pytest.raises(HostRefused) as refused:
         link.call("POST", "/broken", {})
     assert refused.value.reason == "http_500"

@@ -2,9 +2,7 @@
 and the host's release endpoint lets a visitor go (docs/protocol.md §1, docs/host.md)."""
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -15,6 +13,7 @@ from django.urls import reverse
 from market.live import LiveMarket, PortalRegion, live_market_set
 from market.models import Booth, Market
 from market.tickets import ticket_verify
+from tests.host.fake_control import FakeControl, fake_control
 
 pytestmark = pytest.mark.django_db
 
@@ -23,35 +22,12 @@ TOKEN = "a-transfer-token"
 CHARACTER = {"name": "Ada", "colour": "#ff8800", "carrying": [{"giveaway": "lamps", "item": 3}]}
 
 
-class FakeOrchestrator(BaseHTTPRequestHandler):
-    """Answers /transfers/accept with the class's `answer` (status, body); records calls."""
-
-    answer: tuple[int, dict[str, Any]] = (200, {})
-    calls: list[tuple[str, dict[str, Any], str | None]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeOrchestrator.calls.append((self.path, body, self.headers.get("X-Fabric-Host-Secret")))
-        status, answer = FakeOrchestrator.answer
-        raw = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def orchestrator(monkeypatch) -> Iterator[type[FakeOrchestrator]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOrchestrator)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    FakeOrchestrator.calls = []
-    monkeypatch.setenv("FABRIC_HOST_CONTROL_URL", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setenv("FABRIC_HOST_SECRET", SECRET)
-    yield FakeOrchestrator
-    server.shutdown()
+def orchestrator(monkeypatch) -> Iterator[FakeControl]:
+    with fake_control() as control:
+        monkeypatch.setenv("FABRIC_HOST_CONTROL_URL", control.url)
+        monkeypatch.setenv("FABRIC_HOST_SECRET", SECRET)
+        yield control
 
 
 @pytest.fixture
@@ -78,7 +54,7 @@ def test_a_transfer_token_joins_as_the_character_beside_the_portal_it_came_throu
     orchestrator, live
 ) -> None:
     entity = (1 << 40) + 5
-    orchestrator.answer = (
+    orchestrator.default = (
         200,
         {
             "transfer_id": "t-1",
@@ -94,13 +70,13 @@ def test_a_transfer_token_joins_as_the_character_beside_the_portal_it_came_throu
     assert (claims.entity, claims.identity, claims.transfer) == (entity, "key", "t-1")
     assert claims.character == CHARACTER  # what it goes by and carries came along
     assert claims.at == live.portals[0].arrival()
-    path, body, secret = orchestrator.calls[0]
+    _, path, body, secret = orchestrator.calls[0]
     assert path == "/transfers/accept" and secret == SECRET
     assert body == {"token": TOKEN, "destination": live.market_id, "instance_id": 0}
 
 
 def test_a_refused_token_is_refused_with_the_hosts_reason(orchestrator, live) -> None:
-    orchestrator.answer = (403, {"error": "the token was used already", "reason": "replayed"})
+    orchestrator.default = (403, {"error": "the token was used already", "reason": "replayed"})
     response = join(live.market_id, {"transfer": TOKEN})
     assert response.status_code == 403
     assert response.json() == {"error": "replayed", "detail": "the token was used already"}
@@ -156,11 +132,11 @@ def test_only_the_orchestrator_releases_a_character(orchestrator, live) -> None:
 
 
 def test_a_character_joining_directly_under_a_host_is_announced_to_it(orchestrator, live) -> None:
-    orchestrator.answer = (200, {"moved": True, "market": live.market_id, "from": 7})
+    orchestrator.default = (200, {"moved": True, "market": live.market_id, "from": 7})
     response = join(live.market_id, {"key": "a-visitor-key-0123456789"})
     assert response.status_code == 200, response.content
     entity = response.json()["entity"]
-    path, body, _ = orchestrator.calls[0]
+    _, path, body, _ = orchestrator.calls[0]
     assert (path, body) == (f"/characters/{entity}/arrive", {"market": live.market_id})
 
 
@@ -170,7 +146,7 @@ def test_a_new_disposable_visitor_is_nobody_the_host_knows(orchestrator, live) -
 
 
 def test_a_direct_join_the_host_refuses_is_refused(orchestrator, live) -> None:
-    orchestrator.answer = (
+    orchestrator.default = (
         409,
         {"error": "character 5 is in transfer t-1", "reason": "in_transfer"},
     )

@@ -1,45 +1,16 @@
 """`/dashboard/markets/`: every market, with the host's report of each on a host."""
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from market.models import Market
 from market.services import market_sized_ensure
+from tests.host.fake_control import FakeControl, fake_control
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "s3cret-of-this-host-0123456789abcdef"
-
-
-class Orchestrator(BaseHTTPRequestHandler):
-    """The control API's /health and start, as a host of market 1 only answers them."""
-
-    started: list[str] = []
-
-    def do_GET(self) -> None:
-        self._answer(200, {"orchestrator": {}, "markets": [REPORT]})
-
-    def do_POST(self) -> None:
-        Orchestrator.started.append(self.path)
-        if self.path.startswith("/markets/99/"):
-            self._answer(404, {"error": "this host runs no market 99", "reason": "unknown_market"})
-        else:
-            self._answer(200, {**REPORT, "state": "starting"})
-
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 REPORT = {
@@ -56,15 +27,20 @@ REPORT = {
 
 
 @pytest.fixture
-def host(monkeypatch) -> Iterator[type[Orchestrator]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Orchestrator)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    Orchestrator.started = []
-    monkeypatch.setenv("FABRIC_HOST_CONTROL_URL", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setenv("FABRIC_HOST_SECRET", SECRET)
-    monkeypatch.setenv("FABRIC_HOST_MARKET_ID", "1")
-    yield Orchestrator
-    server.shutdown()
+def host(monkeypatch) -> Iterator[FakeControl]:
+    with fake_control() as control:
+        control.answers = {
+            "/health": (200, {"orchestrator": {}, "markets": [REPORT]}),
+            "/markets/": (200, {**REPORT, "state": "starting"}),
+            "/markets/99/": (
+                404,
+                {"error": "this host runs no market 99", "reason": "unknown_market"},
+            ),
+        }
+        monkeypatch.setenv("FABRIC_HOST_CONTROL_URL", control.url)
+        monkeypatch.setenv("FABRIC_HOST_SECRET", SECRET)
+        monkeypatch.setenv("FABRIC_HOST_MARKET_ID", "1")
+        yield control
 
 
 @pytest.fixture
@@ -88,7 +64,7 @@ def test_start_asks_the_host_and_a_refusal_is_shown(client, olga, host, markets)
     client.force_login(olga)
     response = client.post(f"/dashboard/markets/{markets[1].pk}/start/")
     assert response.status_code == 302 and response["Location"] == "/dashboard/markets/"
-    assert host.started == [f"/markets/{markets[1].pk}/start"]
+    assert [(m, p) for m, p, _, _ in host.calls] == [("POST", f"/markets/{markets[1].pk}/start")]
     refused = client.post("/dashboard/markets/99/start/")
     assert "unknown_market" in refused["Location"]
     page = client.get(refused["Location"]).content.decode()
