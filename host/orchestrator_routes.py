@@ -2,7 +2,8 @@
 
     GET  /health                       the orchestrator and every market
     GET  /markets                      every market, and the host's default market
-    POST /markets/<id>/start           start it unless it runs (409 quarantined, retry_after_ms)
+    POST /markets/<id>/start           start it unless it runs (409 quarantined, retry_after_ms);
+                                       {"wait_ready_s": S} answers once it is ready, or after S
     POST /markets/<id>/stop            stop its process; it stays stopped
     POST /markets/<id>/ready           its process serves: {"pid": N}
     POST /markets/<id>/heartbeat       its process lives: {"pid": N, "stats": {...}}
@@ -43,9 +44,14 @@ class OrchestratorRoutes:
         }
 
     async def _start_route(self, request: ControlRequest) -> dict[str, Any]:
-        market_id = _market_id(request)
+        market_id, body = _market_id(request), _body_object(request)
+        wait = body.get("wait_ready_s", 0)
+        if not isinstance(wait, int | float) or isinstance(wait, bool) or not 0 <= wait <= 60:
+            raise ControlRefusal(400, "wait_ready_s must be 0 to 60 seconds", "bad_body")
         with _refused():
             await self.orchestrator.ensure_started(market_id)
+            if wait:
+                await self.orchestrator.market_ready_wait(market_id, timeout_s=float(wait))
             return self.orchestrator.market_report(market_id)
 
     async def _stop_route(self, request: ControlRequest) -> dict[str, Any]:

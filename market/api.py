@@ -27,7 +27,7 @@ from redis import RedisError
 
 from fabric_site.readiness import RETRY_AFTER_S, quiet, readiness
 from host.client import SECRET_HEADER, host_link
-from market.host_calls import HostCallRefused
+from market.host_calls import HostCallRefused, host_call
 from market.limits import RateLimited, limit_spend
 from market.live import LiveMarket, live_market
 from market.models import Market
@@ -57,16 +57,24 @@ class JoinRefused(Exception):
     """A join request answered with an error: its HTTP status, `error` code and detail."""
 
     def __init__(
-        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **fields: Any,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.headers = headers or {}
+        self.fields = fields  # more of the answer, for programs (a market's url)
 
     def response(self) -> JsonResponse:
-        response = JsonResponse({"error": self.code, "detail": self.detail}, status=self.status)
+        response = JsonResponse(
+            {"error": self.code, "detail": self.detail, **self.fields}, status=self.status
+        )
         for name, value in self.headers.items():
             response[name] = value
         return response
@@ -217,10 +225,41 @@ def _market_live(market_id: int) -> LiveMarket:
         raise JoinRefused(404, "no_market", f"There is no market {market_id}.")
     live = live_market()
     if live is None or live.market_id != market_id:
+        _market_elsewhere(market_id)
         raise JoinRefused(
             409, "market_not_live", f"Market {market_id} exists but no zones run for it here."
         )
     return live
+
+
+ELSEWHERE_READY_S = 20.0  # how long a join waits for a market its host starts for it
+
+
+def _market_elsewhere(market_id: int) -> None:
+    """Under a host, JoinRefused 409 market_elsewhere with the market's url: the host runs
+    it, starting it first if it was not running (a market starts on its first join)."""
+    link = host_link()
+    if link is None:
+        return
+    try:
+        report = host_call(
+            link.market_id, f"/markets/{market_id}/start", {"wait_ready_s": ELSEWHERE_READY_S}
+        )
+    except HostCallRefused as refused:
+        raise JoinRefused(refused.status, refused.code, refused.detail) from None
+    if report.get("state") != "ready":
+        raise JoinRefused(
+            503,
+            "market_starting",
+            f"Market {market_id} is starting on this host ({report.get('state')}); ask again.",
+            headers={"Retry-After": "2"},
+        )
+    raise JoinRefused(
+        409,
+        "market_elsewhere",
+        f"Market {market_id} is served at {report['url']} on this host: ask there.",
+        url=report["url"],
+    )
 
 
 def _booth_check(booth: int | None, live: LiveMarket) -> None:

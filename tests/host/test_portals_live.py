@@ -179,3 +179,21 @@ def test_visitors_claim_a_booths_giveaway_one_item_each_until_none_is_left(host)
     assert seen["unknown"]["code"] == "giveaway_unknown"
     assert seen["bad"]["code"] == "bad_field" and "1 to 64 characters" in seen["bad"]["message"]
     assert (seen["state"]["claimed"], seen["state"]["remaining"]) == (2, 0)
+
+
+def test_a_market_created_while_the_host_runs_starts_on_its_first_join(host) -> None:
+    made = run_manage("market_generate", "East", "--booths", "2", "--seed", "3", env=host["env"])
+    assert made.returncode == 0, made.stderr
+    assert 3 not in markets_by_id(host["control"])
+
+    async def join_east() -> tuple[str, int]:
+        # asked at market 1's address: the host starts market 3 and the SDK follows it there
+        visitor = await Visitor.connect(f"http://127.0.0.1:{host['base']}", 3)
+        where = (visitor.base_url, visitor.welcome["zone"])
+        await visitor.leave()
+        return where
+
+    url, _ = asyncio.run(join_east())
+    east = markets_by_id(host["control"])[3]
+    assert east["state"] == "ready" and url == east["url"]
+    assert east["port"] not in (host["base"], host["base"] + 1, host["control"])

@@ -178,3 +178,23 @@ def test_a_visitor_may_say_the_name_and_colour_it_goes_by(live) -> None:
 def test_a_bad_name_or_colour_is_refused_saying_why(live, fields, says) -> None:
     response = join(live.market_id, fields)
     assert response.status_code == 400 and says in response.json()["detail"]
+
+
+def test_a_join_for_another_market_of_the_host_says_where_it_is_served(orchestrator, live) -> None:
+    other = Market.objects.create(name="South Market", slug="south-market")
+    orchestrator.default = (200, {"market_id": other.pk, "state": "ready", "url": "http://h:8002/"})
+    response = join(other.pk, {})
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "market_elsewhere",
+        "detail": f"Market {other.pk} is served at http://h:8002/ on this host: ask there.",
+        "url": "http://h:8002/",
+    }
+    method, path, body, _ = orchestrator.calls[0]
+    assert (method, path, body) == ("POST", f"/markets/{other.pk}/start", {"wait_ready_s": 20.0})
+    orchestrator.default = (200, {"market_id": other.pk, "state": "starting", "url": "x"})
+    starting = join(other.pk, {})
+    assert starting.status_code == 503 and starting.json()["error"] == "market_starting"
+    assert starting["Retry-After"] == "2"
+    orchestrator.default = (409, {"error": "it crashed", "reason": "quarantined"})
+    assert join(other.pk, {}).json()["error"] == "quarantined"

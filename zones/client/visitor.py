@@ -70,10 +70,11 @@ ROW_OWNER_AT = FRAME_ROW_DTYPE.fields["flags"][1]
 
 
 class JoinRefused(Exception):
-    """The join endpoint answered with an error (`status`, `code`, `detail`)."""
+    """The join endpoint answered with an error (`status`, `code`, `detail`; `url` where the
+    market is served, for `market_elsewhere`)."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        self.status, self.code, self.detail = status, code, detail
+    def __init__(self, status: int, code: str, detail: str, url: str | None = None) -> None:
+        self.status, self.code, self.detail, self.url = status, code, detail, url
         super().__init__(f"join refused: {status} {code}: {detail}")
 
 
@@ -172,7 +173,8 @@ def join_refused(status: int, raw: bytes) -> JoinRefused:
         answer = {}
     code = str(answer.get("error", "http_error"))
     detail = str(answer.get("detail", raw[:200].decode(errors="replace")))
-    return JoinRefused(status, code, detail)
+    url = answer.get("url")
+    return JoinRefused(status, code, detail, url if isinstance(url, str) else None)
 
 
 def _post_json(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -317,18 +319,30 @@ class Visitor:
         at: Sequence[float] | None = None,
         timeout: float,
     ) -> None:
-        """Ticket, socket, welcome, reader: on any failure the new socket is closed again."""
-        ticket = await join_ticket(
-            self.base_url,
-            self.market_id,
-            key=self.key,
-            resume=resume,
-            booth=booth,
-            at=at,
-            name=self.name,
-            colour=self.colour,
-            timeout=timeout,
-        )
+        """Ticket, socket, welcome, reader: on any failure the new socket is closed again.
+
+        A market of a host served at another address (`market_elsewhere`) is asked there.
+        """
+        for _ in range(2):
+            try:
+                ticket = await join_ticket(
+                    self.base_url,
+                    self.market_id,
+                    key=self.key,
+                    resume=resume,
+                    booth=booth,
+                    at=at,
+                    name=self.name,
+                    colour=self.colour,
+                    timeout=timeout,
+                )
+                break
+            except JoinRefused as refused:
+                if refused.code != "market_elsewhere" or not refused.url:
+                    raise
+                self.base_url = refused.url
+        else:
+            raise JoinRefused(409, "market_elsewhere", f"{self.market_id} moved again")
         await self._connect(ticket, timeout)
 
     async def _connect(self, ticket: dict[str, Any], timeout: float) -> None:
