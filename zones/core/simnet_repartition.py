@@ -9,6 +9,9 @@ zone owns anything because of a map: a zone that adopts a map moving part of its
 range away proposes those entities at once (`repartition.handoff_arm`), and the
 migration protocol decides, as for any transfer.
 
+With `decide_every`, nothing is scripted: the planner asks `repartition_decide` every so
+many ticks, from each zone's slots and owned codes, and the run records what it planned.
+
 `run_split_merge` checks, at every tick, exactly one owner per entity, none lost and
 none extra (`simnet.ownership_violations`), and that no zone's view goes back; after
 the network calms down, that every zone holds the newest map and every entity is
@@ -24,7 +27,17 @@ from .gossip import gossip_due, gossip_messages
 from .hilbert import encode_positions
 from .messages import Gossip
 from .ranges import RangeMap, floor_ranges
-from .repartition import Handoff, Plan, merge_plan, split_plan
+from .repartition import (
+    Handoff,
+    History,
+    Plan,
+    ZoneLoad,
+    history_record,
+    history_settle,
+    merge_plan,
+    repartition_decide,
+    split_plan,
+)
 from .simnet import Faults, SimNetwork, leftover_records, ownership_violations
 from .state import Status, ZoneParams, ZoneState
 from .step import StepOutput
@@ -47,6 +60,8 @@ class SplitMergeRun:
     quiet_ticks: int = 450
     speed: tuple[float, float] = (0.5, 4.0)  # walkers' speeds, m/s
     capacity: int = 400
+    decide_every: int = 0  # > 0: the planner decides from the zones' loads this often instead
+    packed: bool = False  # every walker starts in the planner's range, as at an opening
 
 
 @dataclass
@@ -59,6 +74,8 @@ class SplitMergeReport:
     split_done: int | None = None  # ticks from the split's plan until its interval changed hands
     merge_done: int | None = None  # the same for the merge
     repartition_starts: int = 0  # transfers started in the tick their zone adopted a map
+    changes: list[tuple[int, str]] = field(default_factory=list)  # (tick, kind) of every plan
+    live: list[int] = field(default_factory=list)  # entities each zone holds at the end
 
 
 def run_split_merge(run: SplitMergeRun) -> SplitMergeReport:
@@ -81,19 +98,38 @@ def run_split_merge(run: SplitMergeRun) -> SplitMergeReport:
     pending: Plan | None = None
     planned_at = 0
     split: Plan | None = None
+    history = History()
+    settled = True
 
     for t in range(run.ticks + run.quiet_ticks):
         if t == run.ticks:  # the network calms down and the walkers stop
             net.faults = Faults(drop=0.0, duplicate=0.0, max_skew_ms=0)
         planner = net.zones[PLANNER]
-        if t == run.split_at:
+        if run.decide_every:
+            adopted = pending is None or planner.ranges.version >= pending.ranges.version
+            due = t > 0 and t % run.decide_every == 0  # from the first tick with a crowd
+            if settled and adopted and due and not net.is_down(PLANNER):
+                plan = repartition_decide(
+                    ranges=planner.ranges,
+                    loads=_loads(net.held_states(), planner.ranges),
+                    tick=t,
+                    history=history,
+                    spares=[z for z in range(net.n) if z not in planner.ranges.zones.tolist()],
+                )
+                if plan is not None:
+                    pending, planned_at, settled = plan, t, False
+                    history = history_record(history=history, plan=plan, tick=t)
+                    report.changes.append((t, plan.kind))
+        elif t == run.split_at:
             pending, planned_at = _plan_split(planner), t
             split = pending
+            report.changes.append((t, "split"))
         # the merge is planned once the planner holds the split's map: it plans from the newest
         newest_held = split is not None and planner.ranges.version >= split.ranges.version
         if t >= run.merge_at and pending is split and newest_held:
             pending = merge_plan(ranges=planner.ranges, keep=PLANNER, absorb=SPARE)
             planned_at = t
+            report.changes.append((t, "merge"))
         # until the planner has adopted its plan (a crash may lose the message), it is given again
         unadopted = pending is not None and planner.ranges.version < pending.ranges.version
         if pending is not None and unadopted and not net.is_down(PLANNER):
@@ -102,7 +138,7 @@ def run_split_merge(run: SplitMergeRun) -> SplitMergeReport:
             )
         if t == 0:
             commands = None
-            spawns = crowd.spawn(run.walkers)
+            spawns = _packed(crowd, run.walkers, net) if run.packed else crowd.spawn(run.walkers)
         else:
             spawns = None
             commands = crowd.stop_all() if t == run.ticks else crowd.commands()
@@ -134,6 +170,8 @@ def run_split_merge(run: SplitMergeRun) -> SplitMergeReport:
         report.spare_peak = max(report.spare_peak, net.zones[SPARE].live_count())
         if pending is not None and _handed_over(states, pending.handoffs[0], params[0]):
             elapsed = t - planned_at
+            if not settled:
+                history, settled = history_settle(history=history, plan=pending), True
             if pending.kind == "split" and report.split_done is None:
                 report.split_done = elapsed
             elif pending.kind == "merge" and report.merge_done is None:
@@ -142,6 +180,7 @@ def run_split_merge(run: SplitMergeRun) -> SplitMergeReport:
             return report
 
     states = net.held_states()
+    report.live = [s.live_count() for s in states]
     newest = max((s.ranges for s in states), key=lambda r: r.version)
     report.version = newest.version
     behind = [s.zone for s in states if s.ranges != newest]
@@ -158,6 +197,25 @@ def run_split_merge(run: SplitMergeRun) -> SplitMergeReport:
     if leftovers:
         report.problems.append(f"{leftovers} duplicate records remain after the network went quiet")
     return report
+
+
+def _loads(states: list[ZoneState], ranges: RangeMap) -> dict[int, ZoneLoad]:
+    """Each zone's load as its summary would give it: slots, and its owned codes sorted.
+    A simulated step's time says nothing of a real one, so it is left at zero."""
+    loads = {}
+    for zone in ranges.zones.tolist():
+        s = states[zone]
+        codes = np.sort(s.code[s.status == Status.OWNED])
+        loads[zone] = ZoneLoad(zone=zone, slots=s.live_count(), tick_ms=0.0, codes=codes)
+    return loads
+
+
+def _packed(crowd: Crowd, count: int, net: SimNetwork) -> dict[int, np.ndarray]:
+    """Spawn requests for `count` walkers, all in the planner's range."""
+    rows = np.concatenate(list(crowd.spawn(count * 4).values()))
+    p = net.params[PLANNER]
+    mine = rows[net.ranges.assign(encode_positions(rows["pos"], p.lo, p.hi)) == PLANNER]
+    return {PLANNER: mine[:count]}
 
 
 def _plan_split(planner: ZoneState) -> Plan:

@@ -88,6 +88,38 @@ def test_a_split_and_a_merge_hand_their_interval_over_in_ticks_not_after_the_wal
     assert report.merge_done is not None and report.merge_done < HYSTERESIS_TICKS // 4
 
 
+SCALED_SPLIT_SLOTS, SCALED_MERGE_SLOTS = 100, 25  # for a crowd of 160; 2 x 25 < 100
+
+
+@PROPERTY
+@given(
+    st.integers(0, 2**31),
+    st.sampled_from([0.0, 0.2]),
+    st.one_of(st.none(), st.tuples(st.integers(20, 40), st.sampled_from([PLANNER, SPARE]))),
+)
+def test_a_crowd_packing_one_booth_is_shared_by_a_split_the_planner_decides(seed, drop, crash):
+    """160 slow walkers start in the planner's range, over a split threshold scaled to them
+    (100 slots, merging under 25: the market's gap, 2 x 25 < 100, and its dwell): the
+    planner's own decision splits that range once, and the crowd ends shared."""
+    run = SplitMergeRun(
+        seed=seed,
+        walkers=160,
+        decide_every=20,
+        packed=True,
+        speed=(0.1, 0.3),
+        faults=Faults(drop=drop),
+        crashes=() if crash is None else ((crash[0], crash[1], 20),),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(repartition, "SPLIT_SLOTS", SCALED_SPLIT_SLOTS)
+        patch.setattr(repartition, "MERGE_SLOTS", SCALED_MERGE_SLOTS)
+        report = run_split_merge(run)
+    assert not report.problems, report.problems[:5]
+    kinds = [kind for _, kind in report.changes]
+    assert kinds == ["split"], f"the planner made {kinds}"  # and no flapping after it
+    assert report.live[PLANNER] >= 48 and report.live[SPARE] >= 48  # each at least 30 %
+
+
 # --- the controls: each plants a bug the properties must catch ------------------------------
 
 
@@ -179,6 +211,15 @@ def test_control_a_handoff_waiting_out_the_walkers_hysteresis_is_caught(monkeypa
     expect_caught(
         test_a_split_and_a_merge_hand_their_interval_over_in_ticks_not_after_the_walkers_hysteresis,
         "split_done|merge_done",
+    )
+
+
+def test_control_without_the_gap_the_shared_crowd_is_merged_back(monkeypatch):
+    """Merging under the split threshold itself: the two halves merge once they rest."""
+    monkeypatch.setitem(globals(), "SCALED_MERGE_SLOTS", SCALED_SPLIT_SLOTS)
+    expect_caught(
+        test_a_crowd_packing_one_booth_is_shared_by_a_split_the_planner_decides,
+        r"the planner made \['split', 'merge'",
     )
 
 
