@@ -187,7 +187,7 @@ class TransferFigures:
     """What the visitors measured, in ms, and what went wrong."""
 
     waited_ms: list[float] = field(default_factory=list)  # welcome_ms - received_ms
-    from_step_ms: list[float] = field(default_factory=list)  # inside frame -> welcome
+    from_step_ms: list[float] = field(default_factory=list)  # step frame -> welcome
     joins_ms: list[float] = field(default_factory=list)  # the baseline
     no_step_frame: int = 0  # no frame before the transfer message
     edge_steps: int = 0  # no frame showed the visitor clearly inside before the message
