@@ -17,6 +17,7 @@ from host.giveaway_routes import GiveawayRoutes
 from host.giveaways import giveaway_claims_of
 from host.orchestrator import Orchestrator
 from host.persistence import GameStore, game_store_open
+from host.snapshot_routes import SnapshotRoutes
 from host.transfer_routes import TransferRoutes
 from host.transfers import TransferBook, transfer_recover
 from host.tunables import Tunables
@@ -40,9 +41,13 @@ class HostGame:
             token_ttl_ms=tunables.transfer_token_ttl_ms,
         )
         self.transfers = TransferRoutes(
-            book=self.book, orchestrator=orchestrator, carried=self.carried
+            book=self.book,
+            orchestrator=orchestrator,
+            carried=self.carried,
+            last_seen=store.character_load,
         )
         self.giveaways = GiveawayRoutes(store=store)
+        self.snapshots = SnapshotRoutes(store=store)
 
     @classmethod
     def open(
@@ -65,6 +70,7 @@ class HostGame:
     def routes_add(self, app: ControlApp) -> None:
         self.transfers.routes_add(app)
         self.giveaways.routes_add(app)
+        self.snapshots.routes_add(app)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Expire transfers every second and checkpoint every `checkpoint_ms`, until stop."""

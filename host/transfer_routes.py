@@ -6,7 +6,8 @@
     POST /transfers/abort     either market: give up; answers the fallback market
     GET  /transfers/{id}      where a transfer stands
     POST /characters/{id}/arrive  a market: the character joins here directly, not
-                              through a portal (a key, or a resume token)
+                              through a portal (a key, or a resume token); answers
+                              its newest snapshot as `last`
 
 Accepting is where authority moves. The book records the token's consumption, then the
 orchestrator asks the source market to release the visitor (its socket closes, its
@@ -36,6 +37,7 @@ DESTINATION_READY_S = 30.0  # the longest a request waits for a lazily started d
 
 Releaser = Callable[[int, int, str], None]
 Carried = Callable[[str], list[dict[str, Any]]]  # what a character carries, by its id
+LastSeen = Callable[[str], dict[str, Any] | None]  # a character's newest snapshot, by its id
 
 
 def _now_ms() -> int:
@@ -82,11 +84,13 @@ class TransferRoutes:
         orchestrator: Orchestrator,
         release: Releaser | None = None,
         carried: Carried | None = None,
+        last_seen: LastSeen | None = None,
     ) -> None:
         self.book = book
         self.orchestrator = orchestrator
         self.release = release or release_over_http(orchestrator)
         self.carried = carried or (lambda character: [])
+        self.last_seen = last_seen or (lambda character: None)
 
     def routes_add(self, app: ControlApp) -> None:
         app.route_add("POST", "/transfers", self._request)
@@ -184,8 +188,9 @@ class TransferRoutes:
             raise ControlRefusal(400, "the character id must be digits", "bad_request")
         market = _field(request.body, "market", int, "the market the character joins")
         holder = self.book.authority(character_id=int(character))
+        last = await asyncio.to_thread(self.last_seen, character)
         if holder is None or holder == market:
-            return {"moved": False, "market": market}
+            return {"moved": False, "market": market, "last": last}
         try:
             transfer_id, token = self.book.transfer_request(
                 character_id=int(character),
@@ -215,7 +220,13 @@ class TransferRoutes:
                 ) from None
         self.book.transfer_release(transfer_id=transfer_id, source=holder, now_ms=_now_ms())
         self.book.transfer_complete(transfer_id=transfer_id, now_ms=_now_ms())
-        return {"moved": True, "market": market, "from": holder, "transfer_id": transfer_id}
+        return {
+            "moved": True,
+            "market": market,
+            "from": holder,
+            "transfer_id": transfer_id,
+            "last": last,
+        }
 
     async def _complete(self, request: ControlRequest) -> dict[str, Any]:
         transfer_id = _field(request.body, "transfer_id", str, "the transfer's id")

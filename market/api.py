@@ -316,7 +316,9 @@ def market_join(request: HttpRequest, market_id: int) -> JsonResponse:
             arrival, at, character = None, join.at, join.character
             entity, identity = _join_entity(join, address)
             if join.key is not None or join.resume is not None:  # a character seen before
-                character_arrive(market_id=market_id, entity=entity)
+                last = character_arrive(market_id=market_id, entity=entity)
+                if at is None and join.booth is None:
+                    at = last  # it stands where it stood when last seen here
     except JoinRefused as refusal:
         return refusal.response()
     except HostCallRefused as refused:

@@ -98,15 +98,26 @@ async def transfer_release(*, live: LiveMarket, entity: int) -> bool:
     return link is not None
 
 
-def character_arrive(*, market_id: int, entity: int) -> None:
-    """Tell the host a character joins this market directly (its key or a resume token).
+def character_arrive(*, market_id: int, entity: int) -> tuple[float, float, float] | None:
+    """Tell the host a character joins this market directly (its key or a resume token);
+    where it stood when last seen here, if it was.
 
     Under a host, the market the book placed it in lets it go first, so it is never live
     in two markets; on its own, a market has nobody to tell.
     """
     link = host_link()
-    if link is not None and link.market_id == market_id:
-        host_call(market_id, f"/characters/{entity}/arrive", {"market": market_id})
+    if link is None or link.market_id != market_id:
+        return None
+    answer = host_call(market_id, f"/characters/{entity}/arrive", {"market": market_id})
+    last = answer.get("last") if isinstance(answer, dict) else None
+    if not isinstance(last, dict) or last.get("market") != market_id:
+        return None
+    pos = last.get("pos")
+    if not (
+        isinstance(pos, list) and len(pos) == 3 and all(isinstance(v, int | float) for v in pos)
+    ):
+        return None
+    return (float(pos[0]), float(pos[1]), float(pos[2]))
 
 
 def transfer_complete(*, market_id: int, transfer_id: str) -> None:

@@ -26,7 +26,9 @@ from django.conf import settings
 
 from chunks.periodic import collect_garbage_periodically
 from host.market_link import market_link_start, market_stats
+from host.tunables import Tunables
 from market.booth_visitors import presence_writer
+from market.character_snapshots import character_snapshots_forever
 from market.events.outbox import outbox_relay_forever
 from market.live import LiveMarket, live_market_set, portal_regions
 from zones.contribute import fallback_start
@@ -277,6 +279,12 @@ async def serve_market(
         started=lambda: bool(server.started),
         stats=lambda: market_stats(zones=len(plan.booths), walkers=plan.walkers),
     )
+    snapshots = None
+    if link is not None:  # the host keeps where its characters stand
+        every_s = Tunables.from_environment().snapshot_push_ms / 1000
+        snapshots = asyncio.create_task(
+            character_snapshots_forever(plan.live(), every_s), name="character-snapshots"
+        )
     try:
         await server.serve(sockets=[listener])
     finally:
@@ -285,6 +293,8 @@ async def serve_market(
         relay.cancel()
         if link is not None:
             link.cancel()
+        if snapshots is not None:
+            snapshots.cancel()
         for task in background:
             await task
         for sig in STOP_SIGNALS:

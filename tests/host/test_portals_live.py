@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -36,7 +37,12 @@ def control_call(port: int, method: str, path: str, body: dict | None = None) ->
 
 @pytest.fixture
 def host(tmp_path):
-    env = embedded_environment(tmp_path, PYTHONUNBUFFERED="1", FABRIC_HOST_SECRET=SECRET)
+    env = embedded_environment(
+        tmp_path,
+        PYTHONUNBUFFERED="1",
+        FABRIC_HOST_SECRET=SECRET,
+        FABRIC_HOST_SNAPSHOT_PUSH_MS="300",
+    )
     assert run_manage("migrate", "--noinput", env=env).returncode == 0
     for name, seed, portal in (("North", "1", "south:500:2"), ("South", "2", "north:500:1")):
         made = run_manage(
@@ -197,3 +203,33 @@ def test_a_market_created_while_the_host_runs_starts_on_its_first_join(host) -> 
     east = markets_by_id(host["control"])[3]
     assert east["state"] == "ready" and url == east["url"]
     assert east["port"] not in (host["base"], host["base"] + 1, host["control"])
+
+
+async def stand_then_come_back(base: int, control: int) -> tuple[list[float], list[float]]:
+    north = f"http://127.0.0.1:{base}"
+    visitor = await Visitor.connect(north, 1, key=KEY, at=[30.0, 0.0, 40.0], name="Ada")
+    await visitor.wait_for(lambda v: v.position is not None, timeout=10)
+    stood = [float(v) for v in visitor.position]
+    # the market tells the host where its characters stand every 0.3 s here
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        try:
+            seen = control_call(control, "GET", f"/characters/{visitor.entity}")["state"]
+            if seen["pos"][0] == round(stood[0], 3):
+                break
+        except urllib.error.HTTPError:
+            pass
+        assert asyncio.get_running_loop().time() < deadline, "no snapshot reached the host"
+        await asyncio.sleep(0.2)
+    assert seen["market"] == 1 and seen["name"] == "Ada"
+    await visitor.leave()
+    again = await Visitor.connect(north, 1, key=KEY)  # not saying where: where it stood
+    await again.wait_for(lambda v: v.position is not None, timeout=10)
+    back = [float(v) for v in again.position]
+    await again.leave()
+    return stood, back
+
+
+def test_a_keyed_visitor_joining_again_stands_where_it_stood(host) -> None:
+    stood, back = asyncio.run(stand_then_come_back(host["base"], host["control"]))
+    assert abs(back[0] - stood[0]) < 0.01 and abs(back[2] - stood[2]) < 0.01

@@ -1,0 +1,78 @@
+"""The control API's snapshot routes: markets' state, kept by the one writer.
+
+    POST /snapshots            a market's characters and its own state, every few seconds
+    GET  /characters/{id}      a character's newest state, from whichever market said last
+
+Snapshots are taken in memory, idempotent by (scope, key, instance, revision): an equal
+or older revision changes nothing. The checkpoint writes them; what came after the last
+checkpoint may be lost in a crash, which is the bound on non-critical state.
+"""
+
+from typing import Any
+
+from host.control import ControlApp, ControlRefusal, ControlRequest
+from host.persistence import GameStore, PersistenceError
+
+MAX_CHARACTERS = 10_000  # a market holds at most a few thousand visitors
+
+
+def _whole(body: dict[str, Any], name: str) -> int:
+    value = body.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ControlRefusal(400, f"{name} must be a whole number >= 0", "bad_request")
+    return value
+
+
+class SnapshotRoutes:
+    """The snapshot routes over the host's one game store."""
+
+    def __init__(self, *, store: GameStore) -> None:
+        self.store = store
+
+    def routes_add(self, app: ControlApp) -> None:
+        app.route_add("POST", "/snapshots", self._ingest)
+        app.route_add("GET", "/characters/{character_id}", self._character)
+
+    async def _ingest(self, request: ControlRequest) -> dict[str, Any]:
+        body = request.body if isinstance(request.body, dict) else {}
+        instance, revision, at_ms = (_whole(body, n) for n in ("instance_id", "revision", "at_ms"))
+        characters = body.get("characters", [])
+        if not isinstance(characters, list) or len(characters) > MAX_CHARACTERS:
+            raise ControlRefusal(
+                400, f"characters must be a list of at most {MAX_CHARACTERS}", "bad_request"
+            )
+        taken = 0
+        try:
+            for character in characters:
+                if not isinstance(character, dict):
+                    raise PersistenceError("each character must be an object")
+                taken += self.store.snapshot_ingest(
+                    scope="character",
+                    key=str(character.get("character_id", "")),
+                    instance_id=instance,
+                    revision=revision,
+                    at_ms=at_ms,
+                    state=character.get("state"),  # type: ignore[arg-type]
+                )
+            if isinstance(body.get("instance"), dict):
+                self.store.snapshot_ingest(
+                    scope="instance",
+                    key="state",
+                    instance_id=instance,
+                    revision=revision,
+                    at_ms=at_ms,
+                    state=body["instance"],
+                )
+        except PersistenceError as error:
+            raise ControlRefusal(400, str(error), "bad_request") from None
+        return {"taken": taken, "of": len(characters)}
+
+    async def _character(self, request: ControlRequest) -> dict[str, Any]:
+        character_id = request.params["character_id"]
+        try:
+            state = self.store.character_load(character_id)
+        except PersistenceError as error:
+            raise ControlRefusal(400, str(error), "bad_request") from None
+        if state is None:
+            raise ControlRefusal(404, f"no snapshot of character {character_id}", "unknown")
+        return {"character_id": character_id, "state": state}
