@@ -9,6 +9,7 @@ A claim is durable (with its critical event) before the answer leaves, so a visi
 id, or as the same character, answers the same item.
 """
 
+import asyncio
 import time
 from typing import Any
 
@@ -69,7 +70,8 @@ class GiveawayRoutes:
             _whole(body, "items"),
         )
         try:
-            created = giveaway_create(
+            created = await asyncio.to_thread(
+                giveaway_create,
                 self.store,
                 giveaway_id=giveaway_id,
                 market_id=market,
@@ -113,7 +115,8 @@ class GiveawayRoutes:
                 "not_here",
             )
         try:
-            won = giveaway_claim(
+            won = await asyncio.to_thread(
+                giveaway_claim,
                 self.store,
                 giveaway_id=giveaway_id,
                 character_id=character,

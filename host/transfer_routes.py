@@ -9,7 +9,9 @@
                               through a portal (a key, or a resume token); answers
                               its newest snapshot as `last`
 
-Accepting is where authority moves. The book records the token's consumption, then the
+Every write of the book commits to the store before it returns, so each runs in a thread:
+the control API, heartbeats included, never waits on the disk. Accepting is where
+authority moves. The book records the token's consumption, then the
 orchestrator asks the source market to release the visitor (its socket closes, its
 entity leaves) and records the release; only then does the destination hear yes and
 spawn it. A source that cannot be reached aborts the transfer instead: the visitor is
@@ -123,7 +125,8 @@ class TransferRoutes:
                 503, f"market {destination} did not get ready", "destination_unavailable"
             )
         try:
-            transfer_id, token = self.book.transfer_request(
+            transfer_id, token = await asyncio.to_thread(
+                self.book.transfer_request,
                 character_id=int(character),
                 key_hash=visitor_key_hash(key=f"character:{character}"),
                 source=source,
@@ -157,8 +160,12 @@ class TransferRoutes:
                 instance_id=instance,
                 now_ms=now_ms,
             )
-            state = self.book.transfer_accept(
-                token=token, destination=destination, instance_id=instance, now_ms=now_ms
+            state = await asyncio.to_thread(
+                self.book.transfer_accept,
+                token=token,
+                destination=destination,
+                instance_id=instance,
+                now_ms=now_ms,
             )
         except TransferRefused as refused:
             raise _refusal(refused) from None
@@ -167,8 +174,11 @@ class TransferRoutes:
                 self.release, claims.source, claims.character_id, claims.transfer_id
             )
         except (HostRefused, HostUnavailable) as error:
-            fallback = self.book.transfer_abort(
-                transfer_id=claims.transfer_id, reason="source_unreachable", now_ms=_now_ms()
+            fallback = await asyncio.to_thread(
+                self.book.transfer_abort,
+                transfer_id=claims.transfer_id,
+                reason="source_unreachable",
+                now_ms=_now_ms(),
             )
             raise ControlRefusal(
                 409,
@@ -177,8 +187,11 @@ class TransferRoutes:
                 "source_unreachable",
                 fallback=fallback,
             ) from None
-        self.book.transfer_release(
-            transfer_id=claims.transfer_id, source=claims.source, now_ms=_now_ms()
+        await asyncio.to_thread(
+            self.book.transfer_release,
+            transfer_id=claims.transfer_id,
+            source=claims.source,
+            now_ms=_now_ms(),
         )
         return {"transfer_id": claims.transfer_id, "source": claims.source, "state": state}
 
@@ -192,7 +205,8 @@ class TransferRoutes:
         if holder is None or holder == market:
             return {"moved": False, "market": market, "last": last}
         try:
-            transfer_id, token = self.book.transfer_request(
+            transfer_id, token = await asyncio.to_thread(
+                self.book.transfer_request,
                 character_id=int(character),
                 key_hash=visitor_key_hash(key=f"character:{character}"),
                 source=holder,
@@ -201,8 +215,12 @@ class TransferRoutes:
                 character_state={"entity": int(character), "arrived": "join"},
                 now_ms=_now_ms(),
             )
-            self.book.transfer_accept(
-                token=token, destination=market, instance_id=0, now_ms=_now_ms()
+            await asyncio.to_thread(
+                self.book.transfer_accept,
+                token=token,
+                destination=market,
+                instance_id=0,
+                now_ms=_now_ms(),
             )
         except TransferRefused as refused:
             raise _refusal(refused) from None
@@ -210,16 +228,23 @@ class TransferRoutes:
             try:
                 await asyncio.to_thread(self.release, holder, int(character), transfer_id)
             except (HostRefused, HostUnavailable) as error:
-                self.book.transfer_abort(
-                    transfer_id=transfer_id, reason="source_unreachable", now_ms=_now_ms()
+                await asyncio.to_thread(
+                    self.book.transfer_abort,
+                    transfer_id=transfer_id,
+                    reason="source_unreachable",
+                    now_ms=_now_ms(),
                 )
                 raise ControlRefusal(
                     409,
                     f"market {holder} holds the character and could not release it ({error})",
                     "source_unreachable",
                 ) from None
-        self.book.transfer_release(transfer_id=transfer_id, source=holder, now_ms=_now_ms())
-        self.book.transfer_complete(transfer_id=transfer_id, now_ms=_now_ms())
+        await asyncio.to_thread(
+            self.book.transfer_release, transfer_id=transfer_id, source=holder, now_ms=_now_ms()
+        )
+        await asyncio.to_thread(
+            self.book.transfer_complete, transfer_id=transfer_id, now_ms=_now_ms()
+        )
         return {
             "moved": True,
             "market": market,
@@ -231,7 +256,9 @@ class TransferRoutes:
     async def _complete(self, request: ControlRequest) -> dict[str, Any]:
         transfer_id = _field(request.body, "transfer_id", str, "the transfer's id")
         try:
-            self.book.transfer_complete(transfer_id=transfer_id, now_ms=_now_ms())
+            await asyncio.to_thread(
+                self.book.transfer_complete, transfer_id=transfer_id, now_ms=_now_ms()
+            )
         except TransferRefused as refused:
             raise _refusal(refused) from None
         return {"transfer_id": transfer_id, "state": "completed"}
@@ -240,8 +267,8 @@ class TransferRoutes:
         transfer_id = _field(request.body, "transfer_id", str, "the transfer's id")
         reason = _field(request.body, "reason", str, "why, a short code")
         try:
-            fallback = self.book.transfer_abort(
-                transfer_id=transfer_id, reason=reason, now_ms=_now_ms()
+            fallback = await asyncio.to_thread(
+                self.book.transfer_abort, transfer_id=transfer_id, reason=reason, now_ms=_now_ms()
             )
         except TransferRefused as refused:
             raise _refusal(refused) from None

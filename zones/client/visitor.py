@@ -596,6 +596,9 @@ class Visitor:
         await self._reader_finished()
         self.base_url, self.market_id = url, market
         self.events_after, self.zone_health = None, {}
+        # what the old market showed is gone: wait for the new market's first frame
+        self.position = self.velocity = None
+        self.rows, self.bodies = np.zeros(0, VIEW_DTYPE), np.zeros(0, BODY_DTYPE)
         # the new market counts this visitor's inputs anew: none of the old ones is resent there
         self._acked, self.ack_seq = 0, 0
         self._sent.clear()
