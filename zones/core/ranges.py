@@ -67,7 +67,10 @@ class RangeMap:
         frozen = starts.astype(np.uint32)
         frozen.setflags(write=False)
         object.__setattr__(self, "starts", frozen)
-        object.__setattr__(self, "owners", _checked_owners(self.owners, starts.size))
+        owners = _checked_owners(self.owners, starts.size)
+        object.__setattr__(self, "owners", owners)
+        # asked on every assign: worked out once, the map being immutable
+        object.__setattr__(self, "_by_index", bool(np.array_equal(owners, np.arange(owners.size))))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RangeMap):
@@ -95,7 +98,8 @@ class RangeMap:
     @property
     def named_by_index(self) -> bool:
         """Whether zone i owns range i for every i (the layout every map starts from)."""
-        return bool(np.array_equal(self.zone_of_range, np.arange(self.n)))
+        by_index: bool = self.__dict__["_by_index"]
+        return by_index
 
     def index_of(self, zone: int) -> int:
         """Position in code order of the range `zone` owns."""

@@ -235,6 +235,7 @@ def test_control_a_map_built_without_validation_is_caught_as_invalid(monkeypatch
         object.__setattr__(broken, "starts", starts)
         object.__setattr__(broken, "version", plan.version)
         object.__setattr__(broken, "owners", owners)
+        object.__setattr__(broken, "_by_index", False)
         return broken
 
     monkeypatch.setitem(globals(), "next_plan", empty_range)
