@@ -115,13 +115,15 @@ class PresenceWriter:
     One transaction each cost the web process a database round trip and a thread hop per
     change, and under SQLite they queued behind one another. Changes wait here at most
     PRESENCE_BATCH_S and go in one transaction, the newest change of each visitor
-    winning (each says where the visitor stands now, not how it got there).
+    winning (each says where the visitor stands now, not how it got there); the first
+    change after a quiet spell is written at once.
     """
 
     def __init__(self) -> None:
         self._changes: dict[tuple[int, int], int | None] = {}
         self._written: asyncio.Future[None] | None = None  # of the batch being gathered
         self._task: asyncio.Task[None] | None = None
+        self._last_write = -PRESENCE_BATCH_S  # loop time the last batch began to be written
 
     def put(self, market_id: int, entity: int, zone: int | None) -> asyncio.Future[None]:
         """Queue a change; the future is done once it is written (or its write failed)."""
@@ -133,8 +135,13 @@ class PresenceWriter:
         return self._written
 
     async def _write_soon(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._changes:
-            await asyncio.sleep(PRESENCE_BATCH_S)
+            # At most one batch every PRESENCE_BATCH_S, but a change after a quiet spell is
+            # written at once: a lone join's welcome (which waits for its booth to be
+            # written) waits for one transaction, not for a batch to fill.
+            await asyncio.sleep(max(0.0, self._last_write + PRESENCE_BATCH_S - loop.time()))
+            self._last_write = loop.time()
             changes, self._changes = self._changes, {}
             written, self._written = self._written, None
             try:
