@@ -11,7 +11,6 @@ per address, counted before anything else is done; joins per visitor key or resu
 token; and new visitor keys per address, since each new key is a database row.
 """
 
-import hmac
 import json
 import logging
 import math
@@ -26,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from redis import RedisError
 
 from fabric_site.readiness import RETRY_AFTER_S, quiet, readiness
-from host.client import SECRET_HEADER, host_link
+from host.client import host_link
 from market.host_calls import HostCallRefused, host_call
 from market.limits import RateLimited, limit_spend
 from market.live import LiveMarket, live_market
@@ -43,7 +42,6 @@ from market.tickets import (
 from market.transfers import (
     character_arrive,
     transfer_accept,
-    transfer_release,
 )
 from zones.core.constants import MARKET_SIZE_M
 
@@ -344,36 +342,3 @@ def market_join(request: HttpRequest, market_id: int) -> JsonResponse:
     if arrival is not None:
         answer["transfer"] = {"id": arrival.transfer_id, "from": arrival.source}
     return JsonResponse(answer)
-
-
-def _from_orchestrator(request: HttpRequest) -> bool:
-    """The request comes from this host's orchestrator: over loopback, with its secret."""
-    link = host_link()
-    address = request.META.get("REMOTE_ADDR") or ""
-    secret = request.headers.get(SECRET_HEADER, "")
-    loopback = address == "::1" or address.startswith("127.")
-    return bool(
-        link is not None and loopback and hmac.compare_digest(secret.encode(), link.secret.encode())
-    )
-
-
-@csrf_exempt  # called by the orchestrator with its secret, never by a browser
-async def host_release(request: HttpRequest, market_id: int) -> JsonResponse:
-    """The orchestrator releases a character that went through a portal to another market."""
-    if request.method != "POST":
-        return JoinRefused(405, "method_not_allowed", "Release with POST.").response()
-    if not _from_orchestrator(request):
-        return JoinRefused(
-            403, "forbidden", "Only this host's orchestrator releases characters."
-        ).response()
-    live = live_market()
-    if live is None or live.market_id != market_id:
-        return JoinRefused(
-            409, "market_not_live", f"Market {market_id} is not live here."
-        ).response()
-    try:
-        entity = int(json.loads(request.body)["character_id"])
-    except (ValueError, KeyError, TypeError):
-        return _bad_request('Send {"character_id": "<entity id>"}.').response()
-    was_here = await transfer_release(live=live, entity=entity)
-    return JsonResponse({"released": True, "socket_here": was_here})

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from market.api import host_release, market_join
+from market.api import market_join
+from market.host_api import host_release
 from market.views import landing
 
 urlpatterns = [
