@@ -46,6 +46,6 @@ async def host_release(request: HttpRequest, market_id: int) -> JsonResponse:
     try:
         entity = int(json.loads(request.body)["character_id"])
     except (ValueError, KeyError, TypeError):
-        return _bad_request('Send {"character_id": "<entity id>"}.').response()
+        return JoinRefused(400, "bad_request", 'Send {"character_id": "<entity id>"}.').response()
     was_here = await transfer_release(live=live, entity=entity)
     return JsonResponse({"released": True, "socket_here": was_here})
