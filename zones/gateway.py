@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 FLUSH_WAIT_S = 0.008
 ZONE_STALE_MS = 5 * TICK_MS  # a zone silent this long is down: left out of frames
 FIRST_VIEW_TIMEOUT_S = 3.0
+LEFT_WAIT_S = 3.0  # the longest a join waits for the entity that left to leave the view
 OVERVIEW_EVERY = 2  # operators get the whole market every 2nd tick: 10 Hz
 
 
@@ -149,6 +150,8 @@ class Gateway:
         self._inputs = InputBatcher()
         self._viewed = asyncio.Event()
         self._viewed_all = asyncio.Event()  # a view held the rows of every zone of the market
+        self._flushed = asyncio.Event()  # set by the next flush (then replaced)
+        self._leaving: set[int] = set()  # entities that left, still in the view
         self._tasks: list[asyncio.Task[None]] = []
         self._stagger = 0
         self._started = asyncio.Lock()
@@ -253,6 +256,10 @@ class Gateway:
         view = resolve_authority(raw)
         self.view, self.view_tick_ms = view, tick_ms
         self._viewed.set()
+        if self._leaving:
+            self._leaving = {e for e in self._leaving if self.row_of(e) is not None}
+        self._flushed.set()
+        self._flushed = asyncio.Event()
         if len(alive) == self.zones:
             self._viewed_all.set()
         self.frames += 1
@@ -399,6 +406,7 @@ class Gateway:
             # the old socket may be closing already, or too slow to say goodbye promptly
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(previous.sink.supersede(), 1.0)
+        await self._left_view(entity)
         row = await self._row_before_spawning(entity)
         resumed = row is not None and bool(row["flags"] & RowFlag.AUTHORITATIVE)
         acked = int(row["seq"]) if row is not None else 0
@@ -429,6 +437,18 @@ class Gateway:
             hlc=hlc,
             last_seq=last_seq,
         )
+
+    async def _left_view(self, entity: int) -> None:
+        """Wait, briefly, until an entity that left is gone from the view.
+
+        Its row stays until its zone has taken the despawn; a join resuming that row would
+        attach the socket to an entity about to vanish, and no frame would ever come.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LEFT_WAIT_S
+        while entity in self._leaving and loop.time() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flushed.wait(), deadline - loop.time())
 
     async def _row_before_spawning(self, entity: int) -> np.ndarray | None:
         """The entity's row, looked for in a view of every zone before concluding it has none.
@@ -486,6 +506,8 @@ class Gateway:
         row = self.row_of(entity)
         zone = int(row["zone"]) if row is not None else link.zone if link is not None else None
         self._inputs.leave(entity, zone)
+        if row is not None:
+            self._leaving.add(entity)
 
 
 _gateways: dict[tuple[int, int], Gateway] = {}

@@ -256,3 +256,30 @@ async def test_frames_acknowledge_what_the_rows_show_taken_and_never_less(gatewa
     acks = [int(frame_decode(f)[0]["ack_seq"]) for f in sink.frames]
     # the rows', not the 9 this web process passed on; and not back to 6
     assert acks == [5, 7, 7]
+
+
+@pytest.mark.asyncio
+async def test_a_visitor_joining_again_right_after_leaving_is_spawned_anew(gateway, monkeypatch):
+    """Until the zone has taken the despawn the view still holds the entity that left; a join
+    in between must wait for it to go, not attach to it (it vanishes, the socket goes silent)."""
+    spawned = []
+
+    async def spawn(entity, booth, at, reply_to):
+        spawned.append(entity)
+        return 0, np.array(at, np.float32)
+
+    monkeypatch.setattr(gateway._spawner, "spawn", spawn)
+    await publish(gateway, range(3), 1)
+    await until(lambda: gateway.frames == 1)
+    gateway.links[1000] = Link(entity=1000, sink=Sink(), stagger=0, seq_taken=0, zone=0, booth=0)
+    gateway.leave(1000)
+    joining = asyncio.create_task(
+        gateway.join(Sink(), 1000, booth=None, at=(20.0, 0.0, 22.0), last_seq=0)
+    )
+    await asyncio.sleep(0.05)
+    assert not joining.done()  # the row that left is still in the view
+    rows = zone_rows(0, 2)
+    await gateway.bus.publish(MARKET, 0, rows_packet(0, 2, T0 + 100, rows[rows["id"] != 1000]))
+    await publish(gateway, [1, 2], 2)
+    welcome = await asyncio.wait_for(joining, 2)
+    assert not welcome.resumed and spawned == [1000]
