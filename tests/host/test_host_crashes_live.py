@@ -3,8 +3,8 @@
 runhost runs two generated markets linked by portals in a fresh data folder (`--walkers
 0`, heartbeats every 500 ms, no quarantine). Six keyed visitors, each with its own key,
 go round: join a booth of the market they are in, claim that booth's giveaway (one per
-booth, four items each, fewer than the visitors, so giveaways run out), walk through the
-portal to the other market, leave. After any failure a visitor joins again with its key
+booth, four items each, fewer than the visitors, so giveaways run out), leave, join
+beside the portal and walk through it to the other market, leave. After any failure a visitor joins again with its key
 and retries its claim with the same claim id. Every acknowledgement a client got is
 recorded: each `claimed` (giveaway, character, claim id, item) and each transfer the SDK
 saw `completed`.
@@ -364,8 +364,8 @@ async def walker_round(walker: Walker, host: LiveHost, rng: random.Random) -> No
     walker.step = "join beside the portal"
     visitor = await walker_join(walker, host, at=near(portal))  # a short walk to the portal
     if visitor.resumed:
-        # Joined before the market's view dropped the entity it just left: the socket is
-        # attached to an entity on its way out, and stays silent (see docs/host.md).
+        # Attached to the entity it just left (the gateway waits up to 3 s for it to go):
+        # that entity is on its way out and the socket would stay silent. Counted.
         walker.resumed_after_leave += 1
         await visitor.close()
         await asyncio.sleep(1.0)
