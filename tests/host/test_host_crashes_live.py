@@ -404,11 +404,13 @@ async def walker_run(walker: Walker, host: LiveHost, stop: asyncio.Event) -> Non
 
 async def sample_two_markets(
     walkers: list[Walker], host: LiveHost, stop: asyncio.Event
-) -> list[str]:
-    """Twice a second, each client's market against the book's holder (see the docstring)."""
+) -> tuple[list[str], Counter]:
+    """Twice a second, each client's market against the book's holder (see the docstring);
+    the problems, and how many samples and passing mismatches were seen."""
     loop = asyncio.get_running_loop()
     pending: list[tuple[float, list[Sighting]]] = []
     problems: list[str] = []
+    counted: Counter = Counter()
 
     def sightings() -> list[Sighting]:
         holders = book_holders(host.events())
@@ -418,6 +420,7 @@ async def sample_two_markets(
             if market is None or visitor is None or visitor.entity not in holders:
                 continue
             holder = holders[visitor.entity][0]
+            counted["compared"] += 1  # a live socket held against the book
             if holder != market:
                 found.append(
                     Sighting(visitor.entity, market, walker.sockets, visitor.stats.frames, holder)
@@ -431,12 +434,13 @@ async def sample_two_markets(
         except sqlite3.Error:
             seen = None  # the store busy for a moment: sample again
         if seen is not None:
+            counted.update(samples=1, mismatches=len(seen))
             while pending and pending[0][0] <= now:
                 problems += two_markets_problems(first=pending.pop(0)[1], later=seen)
             if not stop.is_set() and seen:
                 pending.append((now + STALE_S, seen))
         await asyncio.sleep(0.5)
-    return problems
+    return problems, counted
 
 
 async def kills_run(walkers: list[Walker], host: LiveHost) -> list[str]:
@@ -490,8 +494,8 @@ async def crash_run(host: LiveHost) -> dict:
     for walker in walkers:
         if walker.visitor is not None:
             await walker.visitor.close()
-    two_markets = await sampling
-    return {"walkers": walkers, "kills": kills, "two_markets": two_markets}
+    two_markets, sampled = await sampling
+    return {"walkers": walkers, "kills": kills, "two_markets": two_markets, "sampled": sampled}
 
 
 def test_host_killed_at_random_loses_no_acknowledged_claim_or_transfer(live_host) -> None:
@@ -520,14 +524,14 @@ def test_host_killed_at_random_loses_no_acknowledged_claim_or_transfer(live_host
     problems += ran["two_markets"]
     summary = (
         f"kills {ran['kills']}; {len(acks)} claims acknowledged, {len(completed)} transfers"
-        f" completed; joins resumed right after a leave"
+        f" completed; book samples {dict(ran['sampled'])}; joins resumed right after a leave"
         f" {sum(w.resumed_after_leave for w in walkers)}; failures"
         f" {Counter(f for w in walkers for f in w.failures).most_common()}"
     )
     assert not problems, "\n".join(problems) + "\n" + summary
     # the run did what it is for: every kill happened, during traffic, and claims ran out
     assert len(ran["kills"]) == len(KILLS), summary
-    assert completed and acks, summary
+    assert completed and acks and ran["sampled"]["compared"] > 0, summary
     assert any("giveaway_exhausted" in w.refusals for w in walkers), summary
     print(summary)
 
