@@ -4,10 +4,10 @@ runhost runs two generated markets linked by portals in a fresh data folder (`--
 0`, heartbeats every 500 ms, no quarantine). Six keyed visitors, each with its own key,
 go round: join a booth of the market they are in, claim that booth's giveaway (one per
 booth, four items each, fewer than the visitors, so giveaways run out), leave, join
-beside the portal and walk through it to the other market, leave. After any failure a visitor joins again with its key
-and retries its claim with the same claim id. Every acknowledgement a client got is
-recorded: each `claimed` (giveaway, character, claim id, item) and each transfer the SDK
-saw `completed`.
+beside the portal and walk through it to the other market, leave. After any failure a
+visitor joins again with its key and retries its claim with the same claim id. Every
+acknowledgement a client got is recorded: each `claimed` (giveaway, character, claim id,
+item) and each transfer the SDK saw `completed`.
 
 Meanwhile, at seeded random moments while a visitor is between the `transfer` message and
 the destination's welcome, the test SIGKILLs that transfer's source market process, its
@@ -21,9 +21,15 @@ What is checked, and how:
   two holders, no character two items of a giveaway, no giveaway more claims than items
   (`claims_problems` over `giveaway_claims`, the store opened after the host stopped);
   the same claim id was never acknowledged with two items;
-* every transfer a client saw completed is recorded `completed`, and every transfer's
-  critical events go through requested, token_issued, destination_accepted,
-  source_released, completed in that order, or a prefix of it then `aborted`;
+* every transfer a client saw completed (it got the destination's welcome) is recorded
+  `completed`, and every transfer's critical events go through requested, token_issued,
+  destination_accepted, source_released, completed in that order, or a prefix of it then
+  `aborted` before the release. The welcome goes out once source_released is recorded and
+  before the destination's complete call, so a destination (or orchestrator) killed in
+  between leaves the completion to the book, which completes a released transfer three
+  token lifetimes after its request: the test shortens the token's lifetime to 4 s and,
+  before stopping the host, waits up to 60 s for the book to complete every transfer a
+  client saw completed;
 * never live in two markets: twice a second the book's holder of each character is read
   from the store (read-only, beside the running orchestrator) and compared with the
   market the client's socket is open to. A socket open to a market the book does not
@@ -191,6 +197,9 @@ class LiveHost:
             FABRIC_HOST_HEARTBEAT_TIMEOUT_MS="5000",
             FABRIC_HOST_RESTART_MAX_IN_WINDOW="100",  # kills must not quarantine a market
             FABRIC_HOST_QUARANTINE_MS="0",
+            # a released transfer whose destination died before its complete call is
+            # completed by the book 3 token lifetimes after the request: 12 s, not 30
+            FABRIC_HOST_TRANSFER_TOKEN_TTL_MS="4000",
             FABRIC_JOINS_PER_KEY="off",  # visitors join again and again after each kill
             FABRIC_JOINS_PER_ADDRESS="off",
         )
@@ -260,6 +269,17 @@ class LiveHost:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=WAIT_S)
+
+    def settle(self, transfer_ids: set[str]) -> float:
+        """Until the book has ended every one of `transfer_ids` (or WAIT_S passed); the wait."""
+        started = time.monotonic()
+        while time.monotonic() < started + WAIT_S:
+            events = self.events()
+            states = {t: {p["state"] for p in events.get(t, [])} for t in transfer_ids}
+            if all("completed" in s or "aborted" in s for s in states.values()):
+                break
+            time.sleep(0.5)
+        return time.monotonic() - started
 
     def tail(self) -> str:
         return self.log.read_text()[-4000:] if self.log.exists() else ""
@@ -495,7 +515,16 @@ async def crash_run(host: LiveHost) -> dict:
         if walker.visitor is not None:
             await walker.visitor.close()
     two_markets, sampled = await sampling
-    return {"walkers": walkers, "kills": kills, "two_markets": two_markets, "sampled": sampled}
+    # a client's welcome comes after source_released, before the destination's complete
+    # call: one killed in between leaves the completion to the book's expiry
+    settled_s = await asyncio.to_thread(host.settle, {t for w in walkers for t in w.completed})
+    return {
+        "walkers": walkers,
+        "kills": kills,
+        "two_markets": two_markets,
+        "sampled": sampled,
+        "settled_s": settled_s,
+    }
 
 
 def test_host_killed_at_random_loses_no_acknowledged_claim_or_transfer(live_host) -> None:
@@ -524,7 +553,8 @@ def test_host_killed_at_random_loses_no_acknowledged_claim_or_transfer(live_host
     problems += ran["two_markets"]
     summary = (
         f"kills {ran['kills']}; {len(acks)} claims acknowledged, {len(completed)} transfers"
-        f" completed; book samples {dict(ran['sampled'])}; joins resumed right after a leave"
+        f" completed (the book settled in {ran['settled_s']:.1f} s); book samples"
+        f" {dict(ran['sampled'])}; joins resumed right after a leave"
         f" {sum(w.resumed_after_leave for w in walkers)}; failures"
         f" {Counter(f for w in walkers for f in w.failures).most_common()}"
     )
