@@ -62,7 +62,7 @@ from pathlib import Path
 
 import pytest
 
-from host.giveaways import giveaway_claims
+from host.giveaways import Claim, giveaway_claims
 from host.persistence import game_store_open
 from tests.host.store_harness import claims_problems
 from tests.host.test_runhost import SECRET, free_ports
@@ -576,8 +576,6 @@ def _payloads(transfer_id: str, states: list[str], **first) -> list[dict]:
 
 
 def test_a_lost_acknowledged_claim_and_a_duplicated_item_are_flagged() -> None:
-    from host.giveaways import Claim
-
     told, problems = acks_by_claim(
         [("g", "7", "w0-g", 0), ("g", "8", "w1-g", 1), ("g", "8", "w1-g", 1)]
     )
