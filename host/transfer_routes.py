@@ -204,6 +204,18 @@ class TransferRoutes:
         last = await asyncio.to_thread(self.last_seen, character)
         if holder is None or holder == market:
             return {"moved": False, "market": market, "last": last}
+        for open_transfer in self.book.transfers_open(market_id=holder):
+            if open_transfer.character_id == int(character) and (
+                open_transfer.state == "source_released"
+            ):
+                # released to `holder`, whose visitor never said it arrived (the client
+                # came here instead): the character is the holder's, so the transfer is
+                # complete, and the move from there can start now rather than at expiry
+                await asyncio.to_thread(
+                    self.book.transfer_complete,
+                    transfer_id=open_transfer.transfer_id,
+                    now_ms=_now_ms(),
+                )
         try:
             transfer_id, token = await asyncio.to_thread(
                 self.book.transfer_request,

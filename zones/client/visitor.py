@@ -605,9 +605,10 @@ class Visitor:
         try:
             await self._connect(ticket, self.timeout)
         except Exception as error:
+            # nobody awaits this task: the failure is told to the visitor's waiters and kept
             self.transfers.append({**transfer, "result": "failed", "detail": str(error)})
             self._fail_all(error)
-            raise
+            return
         finally:
             self._moving, self._mover = False, None
         came = ticket.get("transfer") or {}
