@@ -14,8 +14,9 @@ the control API, heartbeats included, never waits on the disk. Accepting is wher
 authority moves. The book records the token's consumption, then the
 orchestrator asks the source market to release the visitor (its socket closes, its
 entity leaves) and records the release; only then does the destination hear yes and
-spawn it. A source that cannot be reached aborts the transfer instead: the visitor is
-then held by the fallback market, never by two.
+spawn it. A running source that does not release it aborts the transfer instead: the
+visitor is then held by the fallback market, never by two. A source whose process is down
+holds no socket of the visitor, so there the release stands and the visitor goes on.
 
 A character may also join a market directly, with its key or a resume token, while the
 book places it in another. Arriving moves it as a transfer would, in one go: the market
@@ -32,7 +33,11 @@ from typing import Any
 from host.client import HostLink, HostRefused, HostUnavailable
 from host.control import ControlApp, ControlRefusal, ControlRequest
 from host.orchestrator import MarketRefused, Orchestrator
-from host.tokens import TransferRefused, transfer_token_verify, visitor_key_hash
+from host.tokens import (
+    TransferRefused,
+    transfer_token_verify,
+    visitor_key_hash,
+)
 from host.transfers import TransferBook
 
 DESTINATION_READY_S = 30.0  # the longest a request waits for a lazily started destination
@@ -169,24 +174,9 @@ class TransferRoutes:
             )
         except TransferRefused as refused:
             raise _refusal(refused) from None
-        try:
-            await asyncio.to_thread(
-                self.release, claims.source, claims.character_id, claims.transfer_id
-            )
-        except (HostRefused, HostUnavailable) as error:
-            fallback = await asyncio.to_thread(
-                self.book.transfer_abort,
-                transfer_id=claims.transfer_id,
-                reason="source_unreachable",
-                now_ms=_now_ms(),
-            )
-            raise ControlRefusal(
-                409,
-                f"market {claims.source} could not release the visitor ({error}); it is held"
-                f" by market {fallback} again",
-                "source_unreachable",
-                fallback=fallback,
-            ) from None
+        await self._release(
+            source=claims.source, character_id=claims.character_id, transfer_id=claims.transfer_id
+        )
         await asyncio.to_thread(
             self.book.transfer_release,
             transfer_id=claims.transfer_id,
@@ -194,6 +184,35 @@ class TransferRoutes:
             now_ms=_now_ms(),
         )
         return {"transfer_id": claims.transfer_id, "source": claims.source, "state": state}
+
+    async def _release(self, *, source: int, character_id: int, transfer_id: str) -> None:
+        """Have `source` let the character go; else abort the transfer and refuse.
+
+        A source whose process is down holds no socket of the character, so there the
+        release stands (what it restores from its zones has no socket, and leaves).
+        """
+        try:
+            await asyncio.to_thread(self.release, source, character_id, transfer_id)
+            return
+        except HostUnavailable as error:
+            if self.orchestrator.market_health(source) != "healthy":
+                return
+            why = str(error)
+        except HostRefused as error:
+            why = str(error)
+        fallback = await asyncio.to_thread(
+            self.book.transfer_abort,
+            transfer_id=transfer_id,
+            reason="source_unreachable",
+            now_ms=_now_ms(),
+        )
+        raise ControlRefusal(
+            409,
+            f"market {source} could not release the visitor ({why}); it is held by market"
+            f" {fallback} again",
+            "source_unreachable",
+            fallback=fallback,
+        )
 
     async def _arrive(self, request: ControlRequest) -> dict[str, Any]:
         character = request.params["character_id"]
@@ -236,21 +255,7 @@ class TransferRoutes:
             )
         except TransferRefused as refused:
             raise _refusal(refused) from None
-        if self.orchestrator.market_health(holder) == "healthy":  # else nothing is live there
-            try:
-                await asyncio.to_thread(self.release, holder, int(character), transfer_id)
-            except (HostRefused, HostUnavailable) as error:
-                await asyncio.to_thread(
-                    self.book.transfer_abort,
-                    transfer_id=transfer_id,
-                    reason="source_unreachable",
-                    now_ms=_now_ms(),
-                )
-                raise ControlRefusal(
-                    409,
-                    f"market {holder} holds the character and could not release it ({error})",
-                    "source_unreachable",
-                ) from None
+        await self._release(source=holder, character_id=int(character), transfer_id=transfer_id)
         await asyncio.to_thread(
             self.book.transfer_release, transfer_id=transfer_id, source=holder, now_ms=_now_ms()
         )

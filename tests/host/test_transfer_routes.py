@@ -2,6 +2,7 @@
 
 import pytest
 
+from host.client import HostUnavailable
 from host.control import ControlApp
 from host.transfer_routes import TransferRoutes
 from host.transfers import TransferBook
@@ -10,13 +11,14 @@ from tests.host.transfer_sim import MemoryCommitLog
 
 
 class Markets:
-    """The orchestrator as the routes see it: every market healthy, where each serves."""
+    """The orchestrator as the routes see it: markets healthy unless said, where each serves."""
 
     secret = SECRET
     default_market = 1
+    health: dict[int, str] = {}
 
     def market_health(self, market_id: int) -> str:
-        return "healthy"
+        return self.health.get(market_id, "healthy")
 
     def market_url(self, market_id: int) -> str:
         return f"http://127.0.0.1:{8000 + market_id}/"
@@ -30,6 +32,7 @@ class Markets:
 
 @pytest.fixture
 def host():
+    Markets.health = {}
     book = TransferBook(
         commit_log=MemoryCommitLog(),
         market_health=Markets().market_health,
@@ -38,14 +41,21 @@ def host():
         token_ttl_ms=10_000,
     )
     released: list[tuple[int, int]] = []
+    unreachable: set[int] = set()
+
+    def release(source: int, character: int, transfer_id: str) -> None:
+        if source in unreachable:
+            raise HostUnavailable(f"market {source} did not answer")
+        released.append((source, character))
+
     routes = TransferRoutes(
         book=book,
         orchestrator=Markets(),  # type: ignore[arg-type]
-        release=lambda source, character, transfer_id: released.append((source, character)),
+        release=release,
     )
     app = ControlApp(secret=SECRET)
     routes.routes_add(app)
-    return app, book, released
+    return app, book, released, unreachable
 
 
 def request_body(source: int, destination: int) -> bytes:
@@ -56,7 +66,7 @@ def request_body(source: int, destination: int) -> bytes:
 
 
 async def test_a_portal_walk_goes_through_every_commit_point(host) -> None:
-    app, book, released = host
+    app, book, released, unreachable = host
     status, asked = await call(app, "POST", "/transfers", body=request_body(1, 2))
     assert status == 200 and asked["url"] == "http://127.0.0.1:8002/"
     accept = b'{"token": "%s", "destination": 2, "instance_id": 0}' % asked["token"].encode()
@@ -70,7 +80,7 @@ async def test_a_portal_walk_goes_through_every_commit_point(host) -> None:
 
 
 async def test_joining_the_old_market_after_a_release_whose_visitor_never_arrived(host) -> None:
-    app, book, released = host
+    app, book, released, unreachable = host
     _, asked = await call(app, "POST", "/transfers", body=request_body(1, 2))
     accept = b'{"token": "%s", "destination": 2, "instance_id": 0}' % asked["token"].encode()
     await call(app, "POST", "/transfers/accept", body=accept)
@@ -79,3 +89,21 @@ async def test_joining_the_old_market_after_a_release_whose_visitor_never_arrive
     assert status == 200 and moved["moved"] and moved["from"] == 2
     assert book.transfer_get(transfer_id=asked["transfer_id"]).state == "completed"
     assert book.authority(character_id=77) == 1 and released == [(1, 77), (2, 77)]
+
+
+@pytest.mark.parametrize(("health", "accepted"), [("healthy", False), ("down", True)])
+async def test_a_source_that_cannot_release_aborts_unless_its_process_is_down(
+    host, health, accepted
+) -> None:
+    app, book, released, unreachable = host
+    _, asked = await call(app, "POST", "/transfers", body=request_body(1, 2))
+    unreachable.add(1)
+    Markets.health = {1: health}
+    accept = b'{"token": "%s", "destination": 2, "instance_id": 0}' % asked["token"].encode()
+    status, answer = await call(app, "POST", "/transfers/accept", body=accept)
+    state = book.transfer_get(transfer_id=asked["transfer_id"]).state
+    if accepted:  # nothing of a stopped process holds the visitor: it goes on
+        assert status == 200 and state == "source_released"
+    else:  # a running source that did not answer may still hold it: it stays there
+        assert (status, answer["reason"], answer["fallback"]) == (409, "source_unreachable", 1)
+        assert state == "aborted" and book.authority(character_id=77) == 1
