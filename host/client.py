@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any
 from urllib.error import HTTPError, URLError
 from urllib.request import Request, urlopen
@@ -43,8 +44,17 @@ class HostLink:
     secret: str
     market_id: int
 
-    def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        """The JSON answer to `method path`; HostRefused for a 4xx/5xx with a reason."""
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        timeout: float = CALL_TIMEOUT_S,
+    ) -> Any:
+        """The JSON answer to `method path`; HostRefused for a 4xx/5xx with a reason.
+
+        `timeout` must outlast any waiting the call asks of the orchestrator.
+        """
         data = None if body is None else json.dumps(body).encode()
         request = Request(
             self.control_url.rstrip("/") + path,
@@ -53,7 +63,7 @@ class HostLink:
             headers={SECRET_HEADER: self.secret, "Content-Type": "application/json"},
         )
         try:
-            with urlopen(request, timeout=CALL_TIMEOUT_S) as response:
+            with urlopen(request, timeout=timeout) as response:
                 return _json(response.read())
         except HTTPError as error:
             answer = _json(error.read(), default={})
@@ -62,7 +72,7 @@ class HostLink:
                 str(answer.get("reason") or f"http_{error.code}"),
                 str(answer.get("error") or error.reason),
             ) from None
-        except (URLError, OSError, TimeoutError) as error:
+        except (URLError, OSError, TimeoutError, HTTPException, ValueError) as error:
             raise HostUnavailable(
                 f"the orchestrator at {self.control_url} did not answer: {error}"
             ) from None

@@ -69,6 +69,14 @@ class Route:
     handler: Handler
 
 
+def body_whole(body: Any, name: str) -> int:
+    """The whole number >= 0 a JSON body holds under `name`, or 400 bad_request saying so."""
+    value = body.get(name) if isinstance(body, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ControlRefusal(400, f"{name} must be a whole number >= 0", "bad_request")
+    return value
+
+
 def route_pattern(template: str) -> re.Pattern[str]:
     """The regex of a path template: `{name}` matches one path segment."""
     parts = re.split(r"\{(\w+)\}", template)

@@ -79,12 +79,25 @@ class HostGame:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), EXPIRE_EVERY_S)
-                aborted = self.book.transfers_expire(now_ms=time.time_ns() // 1_000_000)
-                for transfer_id, fallback in aborted.items():
-                    log.info("transfer %s aborted; market %s holds it", transfer_id, fallback)
-                if time.monotonic() >= next_checkpoint:
-                    await asyncio.to_thread(self.store.checkpoint)
-                    next_checkpoint = time.monotonic() + self.tunables.checkpoint_ms / 1000
+                try:
+                    await self._expire()
+                    if time.monotonic() >= next_checkpoint:
+                        await asyncio.to_thread(self.store.checkpoint)
+                        next_checkpoint = time.monotonic() + self.tunables.checkpoint_ms / 1000
+                except Exception:
+                    # the store is busy or out of reach: what was not written stays in
+                    # memory for the next round; the host goes on answering
+                    log.exception("the host's periodic work failed; trying again")
         finally:
-            await asyncio.to_thread(self.store.checkpoint)
+            try:
+                await asyncio.to_thread(self.store.checkpoint)
+            except Exception:
+                log.exception("the last checkpoint failed; snapshots since the one before lost")
             self.store.close()
+
+    async def _expire(self) -> None:
+        aborted = await asyncio.to_thread(
+            self.book.transfers_expire, now_ms=time.time_ns() // 1_000_000
+        )
+        for transfer_id, fallback in aborted.items():
+            log.info("transfer %s aborted; market %s holds it", transfer_id, fallback)

@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any
 
-from host.control import ControlApp, ControlRefusal, ControlRequest
+from host.control import ControlApp, ControlRefusal, ControlRequest, body_whole
 from host.giveaways import (
     GiveawayExhausted,
     GiveawayUnknown,
@@ -26,13 +26,6 @@ from host.persistence import GameStore, PersistenceError
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _whole(body: Any, name: str) -> int:
-    value = body.get(name) if isinstance(body, dict) else None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ControlRefusal(400, f"{name} must be a whole number >= 0", "bad_request")
-    return value
 
 
 def _text(body: Any, name: str) -> str:
@@ -65,9 +58,9 @@ class GiveawayRoutes:
         body = request.body
         giveaway_id = _text(body, "giveaway_id")
         market, booth, items = (
-            _whole(body, "market_id"),
-            _whole(body, "booth"),
-            _whole(body, "items"),
+            body_whole(body, "market_id"),
+            body_whole(body, "booth"),
+            body_whole(body, "items"),
         )
         try:
             created = await asyncio.to_thread(
@@ -81,17 +74,17 @@ class GiveawayRoutes:
             )
         except PersistenceError as error:
             raise _refusal(error) from None
-        return {"giveaway_id": giveaway_id, "created": created, **self._figures(giveaway_id)}
+        return {"giveaway_id": giveaway_id, "created": created, **await self._figures(giveaway_id)}
 
     async def _state(self, request: ControlRequest) -> dict[str, Any]:
         return {
             "giveaway_id": request.params["giveaway_id"],
-            **self._figures(request.params["giveaway_id"]),
+            **await self._figures(request.params["giveaway_id"]),
         }
 
-    def _figures(self, giveaway_id: str) -> dict[str, Any]:
+    async def _figures(self, giveaway_id: str) -> dict[str, Any]:
         try:
-            state = giveaway_state(self.store, giveaway_id=giveaway_id)
+            state = await asyncio.to_thread(giveaway_state, self.store, giveaway_id=giveaway_id)
         except PersistenceError as error:
             raise _refusal(error) from None
         return {
@@ -105,8 +98,8 @@ class GiveawayRoutes:
     async def _claim(self, request: ControlRequest) -> dict[str, Any]:
         giveaway_id, body = request.params["giveaway_id"], request.body
         character, claim = _text(body, "character_id"), _text(body, "claim_id")
-        market, booth = _whole(body, "market_id"), _whole(body, "booth")
-        offered = self._figures(giveaway_id)
+        market, booth = body_whole(body, "market_id"), body_whole(body, "booth")
+        offered = await self._figures(giveaway_id)
         if (offered["market_id"], offered["booth"]) != (market, booth):
             raise ControlRefusal(
                 409,

@@ -232,6 +232,12 @@ class Orchestrator:
             return "healthy"
         return "quarantined" if slot.state == "quarantined" else "down"
 
+    def market_running(self, market_id: int) -> bool:
+        """Whether a process of the market is alive (even one not answering)."""
+        slot = self.slots.get(market_id)
+        process = None if slot is None else slot.process
+        return process is not None and process.returncode is None
+
     def market_url(self, market_id: int) -> str:
         """The address a browser opens for the market."""
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -332,6 +338,8 @@ class Orchestrator:
 
     def _market_add(self, market_id: int) -> MarketSlot:
         """A slot for a market created since the host started, on the next free port."""
+        if market_id in self.slots:  # added while this start was asking the database
+            return self.slots[market_id]
         taken = {s.port for s in self.slots.values()} | self.reserved_ports
         port = max(taken) + 1
         while port in taken or not _port_free(self.host, port):

@@ -68,8 +68,8 @@ async def host_serve(
     finally:
         stop.set()
         await supervising  # stops every market process
-        await asyncio.gather(*others)
         server.should_exit = True
-        await serving
+        await serving  # no request reaches the store once the game closes it
+        await asyncio.gather(*others)
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)

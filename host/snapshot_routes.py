@@ -8,19 +8,13 @@ or older revision changes nothing. The checkpoint writes them; what came after t
 checkpoint may be lost in a crash, which is the bound on non-critical state.
 """
 
+import asyncio
 from typing import Any
 
-from host.control import ControlApp, ControlRefusal, ControlRequest
+from host.control import ControlApp, ControlRefusal, ControlRequest, body_whole
 from host.persistence import GameStore, PersistenceError
 
 MAX_CHARACTERS = 10_000  # a market holds at most a few thousand visitors
-
-
-def _whole(body: dict[str, Any], name: str) -> int:
-    value = body.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ControlRefusal(400, f"{name} must be a whole number >= 0", "bad_request")
-    return value
 
 
 class SnapshotRoutes:
@@ -35,42 +29,50 @@ class SnapshotRoutes:
 
     async def _ingest(self, request: ControlRequest) -> dict[str, Any]:
         body = request.body if isinstance(request.body, dict) else {}
-        instance, revision, at_ms = (_whole(body, n) for n in ("instance_id", "revision", "at_ms"))
+        instance, revision, at_ms = (
+            body_whole(body, n) for n in ("instance_id", "revision", "at_ms")
+        )
         characters = body.get("characters", [])
         if not isinstance(characters, list) or len(characters) > MAX_CHARACTERS:
             raise ControlRefusal(
                 400, f"characters must be a list of at most {MAX_CHARACTERS}", "bad_request"
             )
-        taken = 0
         try:
-            for character in characters:
-                if not isinstance(character, dict):
-                    raise PersistenceError("each character must be an object")
-                taken += self.store.snapshot_ingest(
-                    scope="character",
-                    key=str(character.get("character_id", "")),
-                    instance_id=instance,
-                    revision=revision,
-                    at_ms=at_ms,
-                    state=character.get("state"),  # type: ignore[arg-type]
-                )
-            if isinstance(body.get("instance"), dict):
-                self.store.snapshot_ingest(
-                    scope="instance",
-                    key="state",
-                    instance_id=instance,
-                    revision=revision,
-                    at_ms=at_ms,
-                    state=body["instance"],
-                )
+            taken = await asyncio.to_thread(self._ingest_all, instance, revision, at_ms, body)
         except PersistenceError as error:
             raise ControlRefusal(400, str(error), "bad_request") from None
         return {"taken": taken, "of": len(characters)}
 
+    def _ingest_all(self, instance: int, revision: int, at_ms: int, body: dict[str, Any]) -> int:
+        """Take every character's snapshot and the instance's; how many were new."""
+        characters = body.get("characters", [])
+        taken = 0
+        for character in characters:
+            if not isinstance(character, dict):
+                raise PersistenceError("each character must be an object")
+            taken += self.store.snapshot_ingest(
+                scope="character",
+                key=str(character.get("character_id", "")),
+                instance_id=instance,
+                revision=revision,
+                at_ms=at_ms,
+                state=character.get("state"),  # type: ignore[arg-type]
+            )
+        if isinstance(body.get("instance"), dict):
+            self.store.snapshot_ingest(
+                scope="instance",
+                key="state",
+                instance_id=instance,
+                revision=revision,
+                at_ms=at_ms,
+                state=body["instance"],
+            )
+        return taken
+
     async def _character(self, request: ControlRequest) -> dict[str, Any]:
         character_id = request.params["character_id"]
         try:
-            state = self.store.character_load(character_id)
+            state = await asyncio.to_thread(self.store.character_load, character_id)
         except PersistenceError as error:
             raise ControlRefusal(400, str(error), "bad_request") from None
         if state is None:

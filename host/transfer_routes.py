@@ -16,7 +16,8 @@ orchestrator asks the source market to release the visitor (its socket closes, i
 entity leaves) and records the release; only then does the destination hear yes and
 spawn it. A running source that does not release it aborts the transfer instead: the
 visitor is then held by the fallback market, never by two. A source whose process is down
-holds no socket of the visitor, so there the release stands and the visitor goes on.
+holds no socket of the visitor (no process of it runs), so there the release stands and
+the visitor goes on.
 
 A character may also join a market directly, with its key or a resume token, while the
 book places it in another. Arriving moves it as a transfer would, in one go: the market
@@ -59,6 +60,8 @@ def _field(body: Any, name: str, kind: type, what: str) -> Any:
 
 
 def _refusal(refused: TransferRefused) -> ControlRefusal:
+    if refused.reason == "unknown_transfer":
+        return ControlRefusal(404, str(refused), refused.reason)
     status = 403 if refused.reason in ("bad_signature", "malformed", "replayed") else 409
     return ControlRefusal(status, str(refused), refused.reason)
 
@@ -177,25 +180,29 @@ class TransferRoutes:
         await self._release(
             source=claims.source, character_id=claims.character_id, transfer_id=claims.transfer_id
         )
-        await asyncio.to_thread(
-            self.book.transfer_release,
-            transfer_id=claims.transfer_id,
-            source=claims.source,
-            now_ms=_now_ms(),
-        )
+        try:
+            await asyncio.to_thread(
+                self.book.transfer_release,
+                transfer_id=claims.transfer_id,
+                source=claims.source,
+                now_ms=_now_ms(),
+            )
+        except TransferRefused as refused:  # aborted meanwhile (its expiry): the join is refused
+            raise _refusal(refused) from None
         return {"transfer_id": claims.transfer_id, "source": claims.source, "state": state}
 
     async def _release(self, *, source: int, character_id: int, transfer_id: str) -> None:
         """Have `source` let the character go; else abort the transfer and refuse.
 
-        A source whose process is down holds no socket of the character, so there the
-        release stands (what it restores from its zones has no socket, and leaves).
+        A source with no process running holds no socket of the character, so there the
+        release stands (what it restores from its zones has no socket, and leaves); a
+        process still running, even one not answering, may hold it.
         """
         try:
             await asyncio.to_thread(self.release, source, character_id, transfer_id)
             return
         except HostUnavailable as error:
-            if self.orchestrator.market_health(source) != "healthy":
+            if not self.orchestrator.market_running(source):
                 return
             why = str(error)
         except HostRefused as error:
@@ -219,22 +226,16 @@ class TransferRoutes:
         if not character.isdigit():
             raise ControlRefusal(400, "the character id must be digits", "bad_request")
         market = _field(request.body, "market", int, "the market the character joins")
-        holder = self.book.authority(character_id=int(character))
+        holder = await asyncio.to_thread(self.book.authority, character_id=int(character))
         last = await asyncio.to_thread(self.last_seen, character)
+        if holder is None and last is not None:
+            # never through a portal: where its market last said it stood (the snapshots
+            # come every FABRIC_HOST_SNAPSHOT_PUSH_MS, so a join sooner than that after a
+            # first join elsewhere is not seen)
+            holder = last.get("market") if isinstance(last.get("market"), int) else None
         if holder is None or holder == market:
             return {"moved": False, "market": market, "last": last}
-        for open_transfer in self.book.transfers_open(market_id=holder):
-            if open_transfer.character_id == int(character) and (
-                open_transfer.state == "source_released"
-            ):
-                # released to `holder`, whose visitor never said it arrived (the client
-                # came here instead): the character is the holder's, so the transfer is
-                # complete, and the move from there can start now rather than at expiry
-                await asyncio.to_thread(
-                    self.book.transfer_complete,
-                    transfer_id=open_transfer.transfer_id,
-                    now_ms=_now_ms(),
-                )
+        await self._settle_released(int(character), holder)
         try:
             transfer_id, token = await asyncio.to_thread(
                 self.book.transfer_request,
@@ -253,15 +254,15 @@ class TransferRoutes:
                 instance_id=0,
                 now_ms=_now_ms(),
             )
+            await self._release(source=holder, character_id=int(character), transfer_id=transfer_id)
+            await asyncio.to_thread(
+                self.book.transfer_release, transfer_id=transfer_id, source=holder, now_ms=_now_ms()
+            )
+            await asyncio.to_thread(
+                self.book.transfer_complete, transfer_id=transfer_id, now_ms=_now_ms()
+            )
         except TransferRefused as refused:
             raise _refusal(refused) from None
-        await self._release(source=holder, character_id=int(character), transfer_id=transfer_id)
-        await asyncio.to_thread(
-            self.book.transfer_release, transfer_id=transfer_id, source=holder, now_ms=_now_ms()
-        )
-        await asyncio.to_thread(
-            self.book.transfer_complete, transfer_id=transfer_id, now_ms=_now_ms()
-        )
         return {
             "moved": True,
             "market": market,
@@ -269,6 +270,19 @@ class TransferRoutes:
             "transfer_id": transfer_id,
             "last": last,
         }
+
+    async def _settle_released(self, character_id: int, holder: int) -> None:
+        """Complete a transfer released to `holder` whose visitor never said it arrived.
+
+        The client came to another market instead: the character is the holder's, so the
+        transfer is complete, and the move from there can start now rather than at expiry.
+        """
+        open_transfers = await asyncio.to_thread(self.book.transfers_open, market_id=holder)
+        for transfer in open_transfers:
+            if transfer.character_id == character_id and transfer.state == "source_released":
+                await asyncio.to_thread(
+                    self.book.transfer_complete, transfer_id=transfer.transfer_id, now_ms=_now_ms()
+                )
 
     async def _complete(self, request: ControlRequest) -> dict[str, Any]:
         transfer_id = _field(request.body, "transfer_id", str, "the transfer's id")
@@ -297,7 +311,9 @@ class TransferRoutes:
 
     async def _get(self, request: ControlRequest) -> dict[str, Any]:
         try:
-            transfer = self.book.transfer_get(transfer_id=request.params["transfer_id"])
+            transfer = await asyncio.to_thread(
+                self.book.transfer_get, transfer_id=request.params["transfer_id"]
+            )
         except TransferRefused as refused:
             raise ControlRefusal(404, str(refused), refused.reason) from None
         return {

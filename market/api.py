@@ -241,7 +241,10 @@ def _market_elsewhere(market_id: int) -> None:
         return
     try:
         report = host_call(
-            link.market_id, f"/markets/{market_id}/start", {"wait_ready_s": ELSEWHERE_READY_S}
+            link.market_id,
+            f"/markets/{market_id}/start",
+            {"wait_ready_s": ELSEWHERE_READY_S},
+            timeout=ELSEWHERE_READY_S + 5,
         )
     except HostCallRefused as refused:
         raise JoinRefused(refused.status, refused.code, refused.detail) from None

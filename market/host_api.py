@@ -13,6 +13,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from host.client import SECRET_HEADER, host_link
+from host.control import address_is_loopback
 from market.api import JoinRefused
 from market.live import live_market
 from market.transfers import transfer_release
@@ -23,7 +24,7 @@ def _from_orchestrator(request: HttpRequest) -> bool:
     link = host_link()
     address = request.META.get("REMOTE_ADDR") or ""
     secret = request.headers.get(SECRET_HEADER, "")
-    loopback = address == "::1" or address.startswith("127.")
+    loopback = address_is_loopback(address)
     return bool(
         link is not None and loopback and hmac.compare_digest(secret.encode(), link.secret.encode())
     )

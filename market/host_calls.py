@@ -7,7 +7,7 @@ Under a host (`manage.py runhost`) every market process has a link to its orches
 
 from typing import Any
 
-from host.client import HostRefused, HostUnavailable, host_link
+from host.client import CALL_TIMEOUT_S, HostRefused, HostUnavailable, host_link
 
 
 class HostCallRefused(Exception):
@@ -18,8 +18,13 @@ class HostCallRefused(Exception):
         self.status, self.code, self.detail = status, code, detail
 
 
-def host_call(market_id: int, path: str, body: dict[str, Any]) -> Any:
-    """The orchestrator's JSON answer to POST `path`; HostCallRefused when it cannot be had."""
+def host_call(
+    market_id: int, path: str, body: dict[str, Any], timeout: float = CALL_TIMEOUT_S
+) -> Any:
+    """The orchestrator's JSON answer to POST `path`; HostCallRefused when it cannot be had.
+
+    `timeout` must outlast any waiting the call asks of the orchestrator.
+    """
     link = host_link()
     if link is None or link.market_id != market_id:
         raise HostCallRefused(
@@ -29,7 +34,7 @@ def host_call(market_id: int, path: str, body: dict[str, Any]) -> Any:
             " its portals lead nowhere and it holds no giveaways.",
         )
     try:
-        return link.call("POST", path, body)
+        return link.call("POST", path, body, timeout=timeout)
     except HostRefused as refused:
         raise HostCallRefused(refused.status, refused.reason, refused.message) from None
     except HostUnavailable as error:

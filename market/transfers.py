@@ -12,6 +12,8 @@ process only asks it and does what the answer says:
   visitor's socket closes with CLOSE_TRANSFERRED and its entity leaves the market.
 """
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,9 @@ from host.client import host_link
 from market.host_calls import host_call
 from market.live import LiveMarket, PortalRegion
 from zones.gateway import gateway_for
+
+TRANSFER_REQUEST_TIMEOUT_S = 40.0  # the host may start the destination first (up to 30 s)
+RELEASE_CLOSE_S = 1.0  # the longest a release waits for the visitor's socket to say goodbye
 
 CLOSE_TRANSFERRED = 4310  # 4409 is a newer socket of the same visitor
 
@@ -53,6 +58,7 @@ def transfer_request(
             "destination": portal.target,
             "state": {"entity": entity, "identity": identity, "character": character or {}},
         },
+        timeout=TRANSFER_REQUEST_TIMEOUT_S,
     )
     return {
         "type": "transfer",
@@ -93,7 +99,9 @@ async def transfer_release(*, live: LiveMarket, entity: int) -> bool:
     gateway = gateway_for(live)
     link = gateway.links.get(entity)
     if link is not None:
-        await link.sink.transferred()
+        # a slow socket must not hold the release past the orchestrator's patience
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(link.sink.transferred(), RELEASE_CLOSE_S)
     gateway.leave(entity)
     return link is not None
 

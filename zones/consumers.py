@@ -603,14 +603,23 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 character=self.character,
             )
         except HostCallRefused as refused:
-            message = {
-                "type": "transfer_refused",
-                "portal": portal.id,
-                "market": portal.target,
-                "code": refused.code,
-                "message": refused.detail,
-            }
+            message = self.transfer_refused(portal, refused.code, refused.detail)
+        except Exception:  # an answer not of the protocol: said, logged, never fatal
+            log.exception("visitor %s: the transfer through %s failed", self.entity, portal.id)
+            message = self.transfer_refused(
+                portal, "host_error", "the host's answer was not usable"
+            )
         self.send_event(message)
+
+    @staticmethod
+    def transfer_refused(portal: PortalRegion, code: str, detail: str) -> dict[str, Any]:
+        return {
+            "type": "transfer_refused",
+            "portal": portal.id,
+            "market": portal.target,
+            "code": code,
+            "message": detail,
+        }
 
     async def arrived(self, market_id: int, transfer_id: str) -> None:
         """The visitor came through a portal and is live here: complete its transfer."""
@@ -618,6 +627,8 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             await asyncio.to_thread(transfer_complete, market_id=market_id, transfer_id=transfer_id)
         except HostCallRefused as error:
             log.warning("transfer %s could not be completed: %s", transfer_id, error.detail)
+        except Exception:  # the book completes it at its expiry
+            log.exception("transfer %s could not be completed", transfer_id)
 
     async def transferred(self) -> None:
         """The host released this visitor to another market: close, leaving its entity to go."""

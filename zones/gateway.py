@@ -449,6 +449,9 @@ class Gateway:
         while entity in self._leaving and loop.time() < deadline:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flushed.wait(), deadline - loop.time())
+        # waited long enough: whatever row is left is the entity's now, and later joins of
+        # it must not wait again
+        self._leaving.discard(entity)
 
     async def _row_before_spawning(self, entity: int) -> np.ndarray | None:
         """The entity's row, looked for in a view of every zone before concluding it has none.

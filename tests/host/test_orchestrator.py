@@ -220,6 +220,19 @@ async def test_a_market_created_since_the_start_joins_the_host_on_a_free_port():
         assert sorted(m["market_id"] for m in markets["markets"]) == [1, 7]
 
 
+async def test_two_first_starts_of_a_new_market_at_once_make_one_process():
+    async with host({1: ["serve"]}, shrunken(), later={7: ["serve"]}) as (boss, url):
+        launched = []
+        launch = boss.launcher
+        boss.launcher = lambda market, port: launched.append((market, port)) or launch(market, port)
+        await asyncio.gather(boss.ensure_started(7), boss.ensure_started(7))
+        assert len(launched) == 1  # not a second process on another port
+        assert await boss.market_ready_wait(7, timeout_s=WAIT_S)
+        slot = boss.slots[7]
+        assert boss.market_running(7) and slot.restarts == 0
+        assert sorted(boss.slots) == [1, 7] and not boss.market_running(1)
+
+
 async def test_stopping_the_orchestrator_stops_every_market_process():
     async with host({1: ["serve"], 2: ["serve"]}, shrunken()) as (boss, url):
         await boss.ensure_started(1)

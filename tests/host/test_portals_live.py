@@ -169,6 +169,7 @@ async def claims(base: int, control: int) -> dict[str, dict]:
     seen["elsewhere"] = await elsewhere.claim("lamps")
     seen["unknown"] = await second.claim("no-such-giveaway")
     seen["bad"] = await second.claim("x" * 65)
+    seen["odd"] = await second.claim("a b/é?#")
     seen["state"] = control_call(control, "GET", "/giveaways/lamps")
     for visitor in (first, second, third, elsewhere):
         await visitor.leave()
@@ -184,6 +185,7 @@ def test_visitors_claim_a_booths_giveaway_one_item_each_until_none_is_left(host)
     assert seen["elsewhere"]["code"] == "not_here" and "stand there" in seen["elsewhere"]["message"]
     assert seen["unknown"]["code"] == "giveaway_unknown"
     assert seen["bad"]["code"] == "bad_field" and "1 to 64 characters" in seen["bad"]["message"]
+    assert seen["odd"]["code"] == "bad_field"  # said, and the socket goes on
     assert (seen["state"]["claimed"], seen["state"]["remaining"]) == (2, 0)
 
 
@@ -233,3 +235,26 @@ async def stand_then_come_back(base: int, control: int) -> tuple[list[float], li
 def test_a_keyed_visitor_joining_again_stands_where_it_stood(host) -> None:
     stood, back = asyncio.run(stand_then_come_back(host["base"], host["control"]))
     assert abs(back[0] - stood[0]) < 0.01 and abs(back[2] - stood[2]) < 0.01
+
+
+async def joins_two_markets_directly(base: int, control: int) -> int | None:
+    north, south = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
+    first = await Visitor.connect(north, 1, key=KEY)  # never through a portal
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:  # the host hears where it is from market 1's next snapshot (0.3 s here)
+        try:
+            if control_call(control, "GET", f"/characters/{first.entity}")["state"]["market"] == 1:
+                break
+        except urllib.error.HTTPError:
+            pass
+        assert asyncio.get_running_loop().time() < deadline, "no snapshot reached the host"
+        await asyncio.sleep(0.2)
+    second = await Visitor.connect(south, 2, key=KEY)  # the same key, the other market
+    await first.wait_for(lambda v: v.closed, timeout=10)
+    assert not second.closed
+    await second.leave()
+    return first.close_code
+
+
+def test_a_key_joining_a_second_market_directly_leaves_the_first(host) -> None:
+    assert asyncio.run(joins_two_markets_directly(host["base"], host["control"])) == 4310

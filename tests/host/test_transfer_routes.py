@@ -20,6 +20,11 @@ class Markets:
     def market_health(self, market_id: int) -> str:
         return self.health.get(market_id, "healthy")
 
+    running: dict[int, bool] = {}
+
+    def market_running(self, market_id: int) -> bool:
+        return self.running.get(market_id, True)
+
     def market_url(self, market_id: int) -> str:
         return f"http://127.0.0.1:{8000 + market_id}/"
 
@@ -32,7 +37,7 @@ class Markets:
 
 @pytest.fixture
 def host():
-    Markets.health = {}
+    Markets.health, Markets.running = {}, {}
     book = TransferBook(
         commit_log=MemoryCommitLog(),
         market_health=Markets().market_health,
@@ -91,19 +96,22 @@ async def test_joining_the_old_market_after_a_release_whose_visitor_never_arrive
     assert book.authority(character_id=77) == 1 and released == [(1, 77), (2, 77)]
 
 
-@pytest.mark.parametrize(("health", "accepted"), [("healthy", False), ("down", True)])
+@pytest.mark.parametrize(
+    ("health", "running", "accepted"),
+    [("healthy", True, False), ("down", True, False), ("down", False, True)],  # middle: unhealthy
+)
 async def test_a_source_that_cannot_release_aborts_unless_its_process_is_down(
-    host, health, accepted
+    host, health, running, accepted
 ) -> None:
     app, book, released, unreachable = host
     _, asked = await call(app, "POST", "/transfers", body=request_body(1, 2))
     unreachable.add(1)
-    Markets.health = {1: health}
+    Markets.health, Markets.running = {1: health}, {1: running}
     accept = b'{"token": "%s", "destination": 2, "instance_id": 0}' % asked["token"].encode()
     status, answer = await call(app, "POST", "/transfers/accept", body=accept)
     state = book.transfer_get(transfer_id=asked["transfer_id"]).state
-    if accepted:  # nothing of a stopped process holds the visitor: it goes on
+    if accepted:  # no process of it runs, so nothing holds the visitor there: it goes on
         assert status == 200 and state == "source_released"
-    else:  # a running source that did not answer may still hold it: it stays there
+    else:  # a process still running, answering or not, may hold it: it stays there
         assert (status, answer["reason"], answer["fallback"]) == (409, "source_unreachable", 1)
         assert state == "aborted" and book.authority(character_id=77) == 1

@@ -572,6 +572,16 @@ class Visitor:
         host then releases it there, closing the old socket 4310), so a refused token
         leaves the visitor where it stood, with the refusal in `transfers`.
         """
+        try:
+            await self._follow(transfer)
+        except (KeyError, TypeError, ValueError) as error:  # a transfer message not of the protocol
+            self.transfers.append(
+                {**transfer, "result": "refused", "code": "bad_transfer", "detail": repr(error)}
+            )
+        finally:
+            self._moving, self._mover = False, None
+
+    async def _follow(self, transfer: dict[str, Any]) -> None:
         self._moving = True
         old = self._ws
         url, market = str(transfer["url"]), int(transfer["market"])
@@ -586,7 +596,6 @@ class Visitor:
                 else {"code": "unreachable", "detail": str(error)}
             )
             self.transfers.append({**transfer, **refusal, "result": "refused"})
-            self._moving, self._mover = False, None
             if old is not None and old is self._ws and old.close_code is not None:
                 self._closed_by(old)  # the old socket closed meanwhile, for its own reasons
             return
@@ -609,8 +618,6 @@ class Visitor:
             self.transfers.append({**transfer, "result": "failed", "detail": str(error)})
             self._fail_all(error)
             return
-        finally:
-            self._moving, self._mover = False, None
         came = ticket.get("transfer") or {}
         self.transfers.append(
             # received_ms (the transfer message) to welcome_ms: what the visitor waited
