@@ -13,6 +13,7 @@ backend only supplies its connection, its transactions and its writer lock.
 
 import json
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -136,7 +137,7 @@ def critical_insert(
     return True
 
 
-class GameStore:
+class GameStore(ABC):
     """The shared logic of both backends; a backend supplies `transaction` and `close`.
 
     Every method may be called from several threads: `lock` serialises them, so the
@@ -154,13 +155,13 @@ class GameStore:
         # (scope, key, instance id) -> the newest revision seen, in memory or stored
         self._newest: dict[tuple[str, str, int], int] = {}
 
+    @abstractmethod
     def transaction(self) -> AbstractContextManager[Cursor]:
         """One transaction, committed durably when the block ends, rolled back on error."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
         """Release the connection and the writer lock; snapshots not checkpointed are dropped."""
-        raise NotImplementedError
 
     def schema_create(self) -> None:
         """Create the tables on first open; refuse a schema newer than this code knows."""
