@@ -54,17 +54,17 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from host.client import HostRefused, HostUnavailable
 from host.giveaways import Claim, giveaway_claims
 from host.persistence import game_store_open
 from tests.host.store_harness import claims_problems
+from tests.host.test_portals_live import control_call
 from tests.host.test_runhost import SECRET, free_ports
 from tests.subprocesses import REPO_ROOT, embedded_environment, run_manage
 from zones.client.portal_example import near, portal_to, walk_through
@@ -165,17 +165,6 @@ def acks_by_claim(acks: list[tuple[str, str, str, int]]) -> tuple[dict, list[str
 # --- the live host --------------------------------------------------------------------------
 
 
-def control_call(port: int, method: str, path: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"X-Fabric-Host-Secret": SECRET, "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -239,7 +228,7 @@ class LiveHost:
                 markets = self.markets()
                 if all(m["state"] == "ready" and m["pid"] != not_pid for m in markets.values()):
                     return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
+            except (HostUnavailable, HostRefused):  # the orchestrator is starting again
                 pass
             time.sleep(0.3)
         raise AssertionError(f"the host did not get both markets ready:\n{self.tail()}")

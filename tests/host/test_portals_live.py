@@ -7,15 +7,13 @@ SDK's portal example does the same from the command line.
 """
 
 import asyncio
-import json
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
 
+from host.client import HostLink, HostRefused
 from tests.host.test_runhost import SECRET, free_ports, markets_by_id, wait_for
 from tests.subprocesses import REPO_ROOT, embedded_environment, run_manage
 from zones.client.portal_example import near, portal_to, walk_through
@@ -25,14 +23,9 @@ KEY = "portal-walker-key-0123456789"
 
 
 def control_call(port: int, method: str, path: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"X-Fabric-Host-Secret": SECRET, "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+    """The control API's answer, asked as a market process asks it (HostRefused if refused)."""
+    link = HostLink(control_url=f"http://127.0.0.1:{port}", secret=SECRET, market_id=0)
+    return link.call(method, path, body, timeout=10)
 
 
 @pytest.fixture
@@ -219,7 +212,7 @@ async def stand_then_come_back(base: int, control: int) -> tuple[list[float], li
             seen = control_call(control, "GET", f"/characters/{visitor.entity}")["state"]
             if seen["pos"][0] == round(stood[0], 3):
                 break
-        except urllib.error.HTTPError:
+        except HostRefused:
             pass
         assert asyncio.get_running_loop().time() < deadline, "no snapshot reached the host"
         await asyncio.sleep(0.2)
@@ -245,7 +238,7 @@ async def joins_two_markets_directly(base: int, control: int) -> int | None:
         try:
             if control_call(control, "GET", f"/characters/{first.entity}")["state"]["market"] == 1:
                 break
-        except urllib.error.HTTPError:
+        except HostRefused:
             pass
         assert asyncio.get_running_loop().time() < deadline, "no snapshot reached the host"
         await asyncio.sleep(0.2)
