@@ -21,9 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.error import HTTPError
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
-from urllib.request import Request, urlopen
 
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
@@ -45,6 +43,7 @@ from zones.core.wire import (
 )
 
 from .assets import BoothAssets
+from .http import post_json
 from .layout import Layout
 
 RESEND_MEMORY = 256
@@ -135,7 +134,16 @@ async def join_ticket(
         key=key, resume=resume, booth=booth, at=at, transfer=transfer, name=name, colour=colour
     )
     url = urljoin(base_url.rstrip("/") + "/", f"api/markets/{market_id}/join/")
-    return await asyncio.to_thread(_post_json, url, body, timeout)
+    status, raw = await post_json(url, body, timeout)
+    if status != 200:
+        raise join_refused(status, raw)
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise JoinRefused(status, "bad_answer", f"the join answered {raw[:200]!r}, not an object")
+    return answer
 
 
 def join_body(
@@ -175,21 +183,6 @@ def join_refused(status: int, raw: bytes) -> JoinRefused:
     detail = str(answer.get("detail", raw[:200].decode(errors="replace")))
     url = answer.get("url")
     return JoinRefused(status, code, detail, url if isinstance(url, str) else None)
-
-
-def _post_json(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Blocking POST of a JSON body; run in a thread."""
-    request = Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-        method="POST",
-    )
-    try:
-        with urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except HTTPError as error:
-        raise join_refused(error.code, error.read()) from None
 
 
 def visit_url(
