@@ -3,7 +3,9 @@
 HTTP is served by Django's ASGI handler, extended so that chunk uploads read
 their body as it arrives instead of after Django has spooled all of it
 (chunks/asgi.py says why). Downloads of readable chunks by anonymous visitors and
-visitors with an asset token are answered in front of Django (chunks/fastpath.py).
+visitors with an asset token are answered in front of Django (chunks/fastpath.py), and
+so are the JSON endpoints programs call on every join and transfer
+(fabric_site/program_api.py).
 """
 
 import os
@@ -26,7 +28,10 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.urls import re_path  # noqa: E402
 
 from fabric_site.collector import collector_settle  # noqa: E402
+from fabric_site.program_api import ProgramApi  # noqa: E402
 from fabric_site.static_files import StaticFiles  # noqa: E402
+from market.api import market_join  # noqa: E402
+from market.host_api import host_release  # noqa: E402
 from market.live import live_market_set  # noqa: E402
 from market.routing import websocket_urlpatterns as market_websockets  # noqa: E402
 from operator_ui.routing import websocket_urlpatterns as operator_websockets  # noqa: E402
@@ -45,7 +50,14 @@ application = ConnectionsPerAddress(
     ProtocolTypeRouter(
         {
             # The embedded default has no front server, so the app serves its own static files.
-            "http": ChunkFastPath(StaticFiles(django_http)),
+            "http": ProgramApi(
+                ChunkFastPath(StaticFiles(django_http)),
+                # the paths of market/urls.py's routes to the same views
+                [
+                    (r"/api/markets/(?P<market_id>[0-9]+)/join/", market_join),
+                    (r"/api/markets/(?P<market_id>[0-9]+)/host/release/", host_release),
+                ],
+            ),
             # Visitor sockets are programs holding a signed one-time ticket, not browsers with
             # a session cookie: no Origin header to check and no session to look up. The
             # browser pages' sockets keep both.

@@ -7,7 +7,7 @@ off mid-upload, a body longer than its Content-Length, a path with `..` in it.
 import asyncio
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from fabric_site.asgi import application
@@ -44,19 +44,22 @@ async def asgi_call(
     content_length: int | None = -1,
     cut_off: bool = False,
     timeout: float = 30,
+    host: bytes = HOST,
+    app: Callable[..., Awaitable[None]] = application,
 ) -> Answer:
     """Send one request as `pieces` of body, then wait for the whole answer.
 
     `content_length` -1 declares the pieces' total (give a sequence then), None declares
     nothing. `cut_off` makes the client disconnect after the pieces instead of ending
     the body. Pieces are taken from `pieces` only as the application asks for them.
+    `app` is the site's application unless another is given.
     """
     if content_length == -1:
         pieces = list(pieces)
         declared: int | None = sum(len(piece) for piece in pieces)
     else:
         declared = content_length
-    all_headers = [(b"host", HOST), *headers]
+    all_headers = [(b"host", host), *headers]
     if declared is not None:
         all_headers.append((b"content-length", str(declared).encode()))
     scope = {
@@ -96,7 +99,7 @@ async def asgi_call(
             done.set()
 
     async with asyncio.timeout(timeout):
-        await application(scope, receive, send)
+        await app(scope, receive, send)
     unread = sum(1 for _ in events)
     start = next(m for m in sent if m["type"] == "http.response.start")
     raw = [(bytes(k), bytes(v)) for k, v in start["headers"]]
