@@ -17,11 +17,12 @@ in the booth, and nobody else.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
-from channels.db import database_sync_to_async
-from django.db import transaction
+from django.db import close_old_connections, transaction
 
 from market.asset_tokens import VISITOR_TYPE, visitor_subject
 from market.models import Booth
@@ -107,6 +108,20 @@ def booth_visitors(*, booth_id: int) -> list[str]:
 
 PRESENCE_BATCH_S = 0.1  # changes of one process are written together, this often at most
 
+# The batches' transactions run on a thread of their own: they never queue behind, nor
+# hold up, the process's other sync work on the thread it shares (Django's cache calls
+# from the sockets, such as a join's ticket redemption).
+_presence_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="booth-presence")
+
+
+def _in_own_thread(changes: Mapping[tuple[int, int], int | None]) -> None:
+    """One batch, with its database connection handled as a request's is."""
+    close_old_connections()
+    try:
+        booth_visitors_set(changes)
+    finally:
+        close_old_connections()
+
 
 class PresenceWriter:
     """Every socket's booth changes in this process, written together.
@@ -117,6 +132,12 @@ class PresenceWriter:
     PRESENCE_BATCH_S and go in one transaction, the newest change of each visitor
     winning (each says where the visitor stands now, not how it got there); the first
     change after a quiet spell is written at once.
+
+    A join is in a hurry: its welcome waits for its booth to be written. A hurried change
+    ends the gathering wait, so the batch it is in (with whatever else was gathered) is
+    written as soon as the batch before it is; a join waits for at most one other
+    transaction, not for a batch to fill. Joins are few beside crossings (a visitor joins
+    once and crosses many borders), so batches stay batches.
     """
 
     def __init__(self) -> None:
@@ -124,12 +145,21 @@ class PresenceWriter:
         self._written: asyncio.Future[None] | None = None  # of the batch being gathered
         self._task: asyncio.Task[None] | None = None
         self._last_write = -PRESENCE_BATCH_S  # loop time the last batch began to be written
+        self._hurry = asyncio.Event()  # set: the batch being gathered holds a hurried change
 
-    def put(self, market_id: int, entity: int, zone: int | None) -> asyncio.Future[None]:
-        """Queue a change; the future is done once it is written (or its write failed)."""
+    def put(
+        self, market_id: int, entity: int, zone: int | None, *, hurry: bool = False
+    ) -> asyncio.Future[None]:
+        """Queue a change; the future is done once it is written (or its write failed).
+
+        `hurry`: someone waits for this change (a join's welcome), so its batch is written
+        without the gathering wait.
+        """
         self._changes[(market_id, entity)] = zone
         if self._written is None:
             self._written = asyncio.get_running_loop().create_future()
+        if hurry:
+            self._hurry.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._write_soon())
         return self._written
@@ -140,12 +170,18 @@ class PresenceWriter:
             # At most one batch every PRESENCE_BATCH_S, but a change after a quiet spell is
             # written at once: a lone join's welcome (which waits for its booth to be
             # written) waits for one transaction, not for a batch to fill.
-            await asyncio.sleep(max(0.0, self._last_write + PRESENCE_BATCH_S - loop.time()))
+            wait = self._last_write + PRESENCE_BATCH_S - loop.time()
+            if wait > 0 and not self._hurry.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), wait)
+            self._hurry.clear()
             self._last_write = loop.time()
             changes, self._changes = self._changes, {}
             written, self._written = self._written, None
             try:
-                await database_sync_to_async(booth_visitors_set)(changes)
+                await asyncio.get_running_loop().run_in_executor(
+                    _presence_thread, _in_own_thread, changes
+                )
             except Exception as error:
                 # The database is out of reach or busy: the visitors keep their last booth
                 # (or none) until their next crossing or departure writes again.
@@ -188,8 +224,10 @@ class BoothPresence:
         self.entity = entity
         self._last: asyncio.Future[None] | None = None
 
-    def enter(self, zone: int) -> None:
-        self._last = presence_writer().put(self.market_id, self.entity, zone)
+    def enter(self, zone: int, *, hurry: bool = False) -> None:
+        """The visitor stands in the booth at `zone`; `hurry` for a join, whose welcome
+        waits for it (PresenceWriter)."""
+        self._last = presence_writer().put(self.market_id, self.entity, zone, hurry=hurry)
 
     def depart(self) -> None:
         """The socket closed: the visitor stands in no booth; written within the batch."""

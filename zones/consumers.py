@@ -260,7 +260,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
         name, colour = live.booths[welcome.zone]
         self.booth = welcome.booth
         self.presence = BoothPresence(market_id, claims.entity)
-        self.presence.enter(welcome.booth)
+        self.presence.enter(welcome.booth, hurry=True)
         # the welcome, like a booth_entered, waits for the booth it names to be written as
         # this visitor's, so that the visitor may fetch its manifest as soon as it reads it
         written = asyncio.ensure_future(self.presence_written())
