@@ -8,6 +8,8 @@
     POST /characters/{id}/arrive  a market: the character joins here directly, not
                               through a portal (a key, or a resume token); answers
                               its newest snapshot as `last`
+    POST /characters/elsewhere    a market: which of these visitors, whose entities it
+                              has with no socket, the book places in another market
 
 Every write of the book commits to the store before it returns, so each runs in a thread:
 the control API, heartbeats included, never waits on the disk. Accepting is where
@@ -42,6 +44,7 @@ from host.tokens import (
 from host.transfers import TransferBook
 
 DESTINATION_READY_S = 30.0  # the longest a request waits for a lazily started destination
+MAX_CHARACTERS_ASKED = 10_000  # ids in one /characters/elsewhere question
 
 Releaser = Callable[[int, int, str], None]
 Carried = Callable[[str], list[dict[str, Any]]]  # what a character carries, by its id
@@ -109,6 +112,7 @@ class TransferRoutes:
         app.route_add("POST", "/transfers/abort", self._abort)
         app.route_add("GET", "/transfers/{transfer_id}", self._get)
         app.route_add("POST", "/characters/{character_id}/arrive", self._arrive)
+        app.route_add("POST", "/characters/elsewhere", self._elsewhere)
 
     async def _request(self, request: ControlRequest) -> dict[str, Any]:
         body = request.body
@@ -270,6 +274,24 @@ class TransferRoutes:
             "transfer_id": transfer_id,
             "last": last,
         }
+
+    async def _elsewhere(self, request: ControlRequest) -> dict[str, Any]:
+        """A market restarted from its zones' snapshot may hold entities of characters
+        that left it while it was down: the book names their market now."""
+        market = _field(request.body, "market", int, "the market asking")
+        characters = _field(request.body, "characters", list, "a list of character ids")
+        if len(characters) > MAX_CHARACTERS_ASKED or not all(
+            isinstance(c, str) and c.isdigit() for c in characters
+        ):
+            raise ControlRefusal(
+                400,
+                f"characters must be at most {MAX_CHARACTERS_ASKED} ids, each a string of digits",
+                "bad_request",
+            )
+        elsewhere = await asyncio.to_thread(
+            self.book.held_elsewhere, market_id=market, character_ids=[int(c) for c in characters]
+        )
+        return {"market": market, "elsewhere": {str(c): m for c, m in elsewhere.items()}}
 
     async def _settle_released(self, character_id: int, holder: int) -> None:
         """Complete a transfer released to `holder` whose visitor never said it arrived.

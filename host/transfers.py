@@ -19,7 +19,7 @@ import functools
 import json
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -476,6 +476,17 @@ class TransferBook:
         """The market authoritative for the character, or None if it never transferred."""
         latest = self._latest_of(character_id)
         return None if latest is None else latest.holder
+
+    @_locked
+    def held_elsewhere(self, *, market_id: int, character_ids: Iterable[int]) -> dict[int, int]:
+        """Of `character_ids`, those the book places in a market other than `market_id`,
+        with that market (characters it has no transfer of are not among them)."""
+        elsewhere = {}
+        for character_id in character_ids:
+            latest = self._latest_of(character_id)
+            if latest is not None and latest.holder != market_id:
+                elsewhere[character_id] = latest.holder
+        return elsewhere
 
     @_locked
     def characters_held(self, *, market_id: int) -> dict[int, Holding]:

@@ -5,6 +5,13 @@ every FABRIC_HOST_CHECKPOINT_MS): which market it was in, where it stood, its bo
 name and colour it goes by. A keyed visitor who joins again without saying where, in
 the market it was last seen in, stands where it stood, even after the market process or
 the whole host restarted.
+
+The other way, the process asks which of the visitors' entities it has with no socket
+here the host's book places in another market: a market restarted from its zones'
+snapshot and input log restores every visitor it held, and one that joined another
+market while this one was down (its release stood, as no process of it ran) is that
+market's now. Those entities leave at once, not after their lease: once when the zones'
+rows are first seen, then with every snapshot sent.
 """
 
 import asyncio
@@ -14,6 +21,7 @@ from typing import Any
 
 from market.host_calls import HostCallRefused, host_call
 from market.live import LiveMarket
+from market.tickets import DISPOSABLE_ID_END, VISITOR_ID_BASE
 from zones.gateway import gateway_for
 from zones.logthrottle import LogThrottle
 
@@ -42,11 +50,42 @@ def characters_snapshot(live: LiveMarket) -> dict[str, Any]:
     }
 
 
+FIRST_VIEW_WAIT_S = 30.0  # a market's zones restoring a large snapshot take a while
+
+
+async def held_elsewhere_leave(live: LiveMarket) -> list[int]:
+    """Have the entities the host's book places in another market leave (see the module's
+    docstring); the ids that left. HostCallRefused if the host cannot be asked."""
+    gateway = gateway_for(live)
+    unattached = gateway.unattached(VISITOR_ID_BASE, DISPOSABLE_ID_END)
+    if not unattached:
+        return []
+    answer = await asyncio.to_thread(
+        host_call,
+        live.market_id,
+        "/characters/elsewhere",
+        {"market": live.market_id, "characters": [str(e) for e in unattached]},
+    )
+    left = []
+    for character_id, market in sorted(answer.get("elsewhere", {}).items()):
+        entity = int(character_id)
+        if entity in gateway.links or entity in gateway.joining:
+            continue  # it came back here meanwhile
+        gateway.leave(entity)
+        left.append(entity)
+        log.info("visitor %d is market %s's now: its entity here leaves", entity, market)
+    return left
+
+
 async def character_snapshots_forever(live: LiveMarket, every_s: float) -> None:
-    """Send `characters_snapshot` to the host every `every_s`; failures are logged, not fatal."""
+    """Send `characters_snapshot` to the host every `every_s`, and have the entities held
+    elsewhere leave, first as soon as the zones are seen; failures are logged, not fatal."""
     failures = LogThrottle(log)
+    if await gateway_for(live).first_view(FIRST_VIEW_WAIT_S):
+        await _held_elsewhere_leave_logged(live, failures)
     while True:
         await asyncio.sleep(every_s)
+        await _held_elsewhere_leave_logged(live, failures)
         snapshot = characters_snapshot(live)
         try:
             await asyncio.to_thread(host_call, live.market_id, "/snapshots", snapshot)
@@ -55,3 +94,13 @@ async def character_snapshots_forever(live: LiveMarket, every_s: float) -> None:
         else:
             if failures.failing("push"):
                 failures.clear("push", "character snapshots reach the host again")
+
+
+async def _held_elsewhere_leave_logged(live: LiveMarket, failures: LogThrottle) -> None:
+    try:
+        await held_elsewhere_leave(live)
+    except HostCallRefused as refused:
+        failures.warning("elsewhere", "asking the host who left failed: %s", refused.detail)
+    else:
+        if failures.failing("elsewhere"):
+            failures.clear("elsewhere", "the host answers who left again")

@@ -152,6 +152,7 @@ class Gateway:
         self._viewed_all = asyncio.Event()  # a view held the rows of every zone of the market
         self._flushed = asyncio.Event()  # set by the next flush (then replaced)
         self._leaving: set[int] = set()  # entities that left, still in the view
+        self.joining: set[int] = set()  # entities whose socket is being attached
         self._tasks: list[asyncio.Task[None]] = []
         self._stagger = 0
         self._started = asyncio.Lock()
@@ -393,50 +394,67 @@ class Gateway:
         last_seq: int,
     ) -> Welcome:
         """Attach a visitor's socket to its entity: resume it if it is alive, else spawn it."""
+        self.joining.add(entity)
+        try:
+            if not await self.first_view(FIRST_VIEW_TIMEOUT_S):
+                raise JoinRefused(
+                    "zones_unavailable", "no zone of this market is running; try again shortly"
+                )
+            previous = self.links.pop(entity, None)
+            if previous is not None:
+                last_seq = max(last_seq, previous.seq_taken)
+                # the old socket may be closing already, or too slow to say goodbye promptly
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(previous.sink.supersede(), 1.0)
+            await self._left_view(entity)
+            row = await self._row_before_spawning(entity)
+            resumed = row is not None and bool(row["flags"] & RowFlag.AUTHORITATIVE)
+            acked = int(row["seq"]) if row is not None else 0
+            if row is not None:
+                last_seq = max(last_seq, acked)
+                zone = int(row["zone"])
+                position = np.array(row["pos"], np.float32)
+            else:
+                zone, position = await self._spawner.spawn(entity, booth, at, self.channel)
+            self._stagger += 1
+            self.links[entity] = Link(
+                entity=entity,
+                sink=sink,
+                stagger=self._stagger,
+                seq_taken=last_seq,
+                zone=zone,
+                booth=int(booths_under(position[None, :], self.ranges)[0]),
+                acked=acked,
+                # joining inside a portal is not entering it: the visitor must step in
+                portal=int(portals_under(position[None, :], self.portals)[0]),
+            )
+            hlc = int(self.view["hlc"].max()) if self.view.size else 0
+            return Welcome(
+                zone=zone,
+                booth=self.links[entity].booth,
+                resumed=resumed,
+                tick_ms=self.view_tick_ms,
+                hlc=hlc,
+                last_seq=last_seq,
+            )
+        finally:
+            self.joining.discard(entity)
+
+    async def first_view(self, timeout_s: float) -> bool:
+        """Start, and wait until the zones' rows have been seen once; False on timeout."""
         await self.start()
         try:
-            await asyncio.wait_for(self._viewed.wait(), FIRST_VIEW_TIMEOUT_S)
+            await asyncio.wait_for(self._viewed.wait(), timeout_s)
         except TimeoutError:
-            raise JoinRefused(
-                "zones_unavailable", "no zone of this market is running; try again shortly"
-            ) from None
-        previous = self.links.pop(entity, None)
-        if previous is not None:
-            last_seq = max(last_seq, previous.seq_taken)
-            # the old socket may be closing already, or too slow to say goodbye promptly
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(previous.sink.supersede(), 1.0)
-        await self._left_view(entity)
-        row = await self._row_before_spawning(entity)
-        resumed = row is not None and bool(row["flags"] & RowFlag.AUTHORITATIVE)
-        acked = int(row["seq"]) if row is not None else 0
-        if row is not None:
-            last_seq = max(last_seq, acked)
-            zone = int(row["zone"])
-            position = np.array(row["pos"], np.float32)
-        else:
-            zone, position = await self._spawner.spawn(entity, booth, at, self.channel)
-        self._stagger += 1
-        self.links[entity] = Link(
-            entity=entity,
-            sink=sink,
-            stagger=self._stagger,
-            seq_taken=last_seq,
-            zone=zone,
-            booth=int(booths_under(position[None, :], self.ranges)[0]),
-            acked=acked,
-            # joining inside a portal is not entering it: the visitor must step in
-            portal=int(portals_under(position[None, :], self.portals)[0]),
-        )
-        hlc = int(self.view["hlc"].max()) if self.view.size else 0
-        return Welcome(
-            zone=zone,
-            booth=self.links[entity].booth,
-            resumed=resumed,
-            tick_ms=self.view_tick_ms,
-            hlc=hlc,
-            last_seq=last_seq,
-        )
+            return False
+        return True
+
+    def unattached(self, low: int, high: int) -> list[int]:
+        """Entities in the view with ids in [low, high) that no socket here holds or is
+        attaching (visitors whose socket is elsewhere, or gone)."""
+        ids = self.view["id"]
+        ids = ids[(ids >= low) & (ids < high)].tolist()
+        return [e for e in ids if e not in self.links and e not in self.joining]
 
     async def _left_view(self, entity: int) -> None:
         """Wait, briefly, until an entity that left is gone from the view.

@@ -230,18 +230,24 @@ def test_a_keyed_visitor_joining_again_stands_where_it_stood(host) -> None:
     assert abs(back[0] - stood[0]) < 0.01 and abs(back[2] - stood[2]) < 0.01
 
 
-async def joins_two_markets_directly(base: int, control: int) -> int | None:
-    north, south = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
-    first = await Visitor.connect(north, 1, key=KEY)  # never through a portal
+async def snapshot_placed(control: int, entity: int, market: int) -> None:
+    """Wait until the host's newest snapshot of the character places it in `market` (the
+    markets send theirs every 0.3 s here)."""
     deadline = asyncio.get_running_loop().time() + 20
-    while True:  # the host hears where it is from market 1's next snapshot (0.3 s here)
+    while True:
         try:
-            if control_call(control, "GET", f"/characters/{first.entity}")["state"]["market"] == 1:
-                break
+            if control_call(control, "GET", f"/characters/{entity}")["state"]["market"] == market:
+                return
         except HostRefused:
             pass
         assert asyncio.get_running_loop().time() < deadline, "no snapshot reached the host"
         await asyncio.sleep(0.2)
+
+
+async def joins_two_markets_directly(base: int, control: int) -> int | None:
+    north, south = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
+    first = await Visitor.connect(north, 1, key=KEY)  # never through a portal
+    await snapshot_placed(control, first.entity, 1)
     second = await Visitor.connect(south, 2, key=KEY)  # the same key, the other market
     await first.wait_for(lambda v: v.closed, timeout=10)
     assert not second.closed
@@ -251,3 +257,43 @@ async def joins_two_markets_directly(base: int, control: int) -> int | None:
 
 def test_a_key_joining_a_second_market_directly_leaves_the_first(host) -> None:
     assert asyncio.run(joins_two_markets_directly(host["base"], host["control"])) == 4310
+
+
+async def ghost_seen_after_restart(base: int, control: int) -> tuple[int, int, int]:
+    """A keyed visitor in market 1; market 1 stops; the visitor joins market 2 (the release
+    stands: no process of market 1 runs); market 1 starts again from its zones' snapshot,
+    which holds the visitor's entity. A visitor standing where it stood watches for it:
+    (frames watched, the last frame's index showing the entity, -1 for none, and the
+    entity id)."""
+    north, south = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
+    first = await Visitor.connect(north, 1, key=KEY)
+    entity = first.entity
+    await first.wait_for(lambda v: v.position is not None, timeout=10)
+    await snapshot_placed(control, entity, 1)
+    stood = [float(v) for v in first.position]
+    assert control_call(control, "POST", "/markets/1/stop")["state"] == "stopped"
+    await first.wait_for(lambda v: v.closed, timeout=10)
+    second = await Visitor.connect(south, 2, key=KEY)  # moved to market 2 by the host's book
+    started = control_call(control, "POST", "/markets/1/start", {"wait_ready_s": 30})
+    assert started["state"] == "ready", started
+    watcher = await Visitor.connect(north, 1, at=stood)
+    frames: list[bool] = []
+    watcher.on_frame = lambda v, header, rows, bodies, ms: frames.append(
+        bool((rows["id"] == entity).any())
+    )
+    await asyncio.sleep(4.0)  # 80 ticks; the entity's lease alone would keep it about 30 s
+    await watcher.leave()
+    await second.leave()
+    shown = [i for i, seen in enumerate(frames) if seen]
+    return len(frames), shown[-1] if shown else -1, entity
+
+
+def test_an_entity_restored_where_the_book_no_longer_places_it_leaves_at_once(host) -> None:
+    watched, last_shown, entity = asyncio.run(
+        ghost_seen_after_restart(host["base"], host["control"])
+    )
+    assert watched >= 40, f"only {watched} frames in 4 s"
+    # gone within the first second of frames (20 ticks), and never seen again
+    assert last_shown < 20, f"entity {entity} still shown in frame {last_shown} of {watched}"
+    log = host["log"].read_text()
+    assert f"visitor {entity} is market 2's now: its entity here leaves" in log

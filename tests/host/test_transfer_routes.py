@@ -115,3 +115,33 @@ async def test_a_source_that_cannot_release_aborts_unless_its_process_is_down(
     else:  # a process still running, answering or not, may hold it: it stays there
         assert (status, answer["reason"], answer["fallback"]) == (409, "source_unreachable", 1)
         assert state == "aborted" and book.authority(character_id=77) == 1
+
+
+async def test_a_market_asks_which_of_its_entities_the_book_places_elsewhere(host) -> None:
+    app, book, released, unreachable = host
+    _, asked = await call(app, "POST", "/transfers", body=request_body(1, 2))
+    question = b'{"market": 1, "characters": ["77", "78"]}'
+    status, answer = await call(app, "POST", "/characters/elsewhere", body=question)
+    assert (status, answer["elsewhere"]) == (200, {})  # requested, not accepted: still market 1's
+    accept = b'{"token": "%s", "destination": 2, "instance_id": 0}' % asked["token"].encode()
+    await call(app, "POST", "/transfers/accept", body=accept)
+    status, answer = await call(app, "POST", "/characters/elsewhere", body=question)
+    assert (status, answer) == (200, {"market": 1, "elsewhere": {"77": 2}})  # 78: no transfer
+    asked_by_2 = b'{"market": 2, "characters": ["77"]}'
+    assert (await call(app, "POST", "/characters/elsewhere", body=asked_by_2))[1]["elsewhere"] == {}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"characters": ["77"]}',
+        b'{"market": 1, "characters": "77"}',
+        b'{"market": 1, "characters": [77]}',
+        b'{"market": 1, "characters": ["-7"]}',
+        b'{"market": 1, "characters": [%s]}' % b",".join([b'"1"'] * 10_001),
+    ],
+)
+async def test_a_malformed_elsewhere_question_is_refused_400(host, body) -> None:
+    app, *_ = host
+    status, answer = await call(app, "POST", "/characters/elsewhere", body=body)
+    assert (status, answer["reason"]) == (400, "bad_request")
