@@ -37,8 +37,9 @@ What is checked, and how:
   character); it is a failure when 5 s later the same socket is still open there and
   still receiving frames while the book still names the other market. A market is live
   for a character while it sends it frames, so this sees a second live copy the client
-  can see; an entity left behind without a socket (a market restarted from its zones'
-  snapshot, docs/host.md Limits) is not one.
+  can see; an entity restored without a socket by a restarted market is not one (it
+  leaves once that market asks the book, docs/host.md "Entities restored where the book
+  no longer places them"; tests/host/test_portals_live.py checks that).
 
 Controls feed each checker the bug it is for: a lost acknowledged claim, a duplicated
 item, a completed transfer missing from the book, states out of order, and a socket left
