@@ -451,10 +451,12 @@ class Gateway:
 
     def unattached(self, low: int, high: int) -> list[int]:
         """Entities in the view with ids in [low, high) that no socket here holds or is
-        attaching (visitors whose socket is elsewhere, or gone)."""
+        attaching, and that are not leaving already (visitors whose socket is elsewhere,
+        or gone)."""
         ids = self.view["id"]
         ids = ids[(ids >= low) & (ids < high)].tolist()
-        return [e for e in ids if e not in self.links and e not in self.joining]
+        busy = self.links.keys() | self.joining | self._leaving
+        return [e for e in ids if e not in busy]
 
     async def _left_view(self, entity: int) -> None:
         """Wait, briefly, until an entity that left is gone from the view.

@@ -17,7 +17,7 @@ from zones.gateway import Gateway, Link
 
 MARKET = 44
 T0 = 1_800_000_000_000
-LINKED, GHOST, NEVER_MOVED, ARRIVING = (VISITOR_ID_BASE + i for i in (1, 2, 3, 4))
+LINKED, GHOST, NEVER_MOVED, ARRIVING, LEAVING = (VISITOR_ID_BASE + i for i in (1, 2, 3, 4, 5))
 DISPOSABLE_GHOST = DISPOSABLE_ID_MIN + 5
 NPC = 17
 
@@ -29,7 +29,7 @@ async def market(monkeypatch):
     gateway = Gateway(live)
     monkeypatch.setattr(character_snapshots, "gateway_for", lambda _: gateway)
     assert await gateway.first_view(0.05) is False  # no zone has sent rows yet
-    ids = [LINKED, GHOST, NEVER_MOVED, ARRIVING, DISPOSABLE_GHOST, NPC]
+    ids = [LINKED, GHOST, NEVER_MOVED, ARRIVING, LEAVING, DISPOSABLE_GHOST, NPC]
     for zone in range(len(DEMO_BOOTHS)):
         rows = np.zeros(len(ids) if zone == 0 else 0, ROW_DTYPE)
         rows["id"] = ids if zone == 0 else []
@@ -42,6 +42,7 @@ async def market(monkeypatch):
         await asyncio.sleep(0.002)
     gateway.links[LINKED] = Link(entity=LINKED, sink=None, stagger=0, seq_taken=0, zone=0, booth=0)  # type: ignore[arg-type]
     gateway.joining.add(ARRIVING)
+    gateway.leave(LEAVING)  # released already: its row stays until its zone takes the despawn
     left: list[int] = []
     monkeypatch.setattr(gateway, "leave", left.append)
     yield live, gateway, left
