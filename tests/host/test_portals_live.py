@@ -62,6 +62,18 @@ def host(tmp_path):
             process.kill()
 
 
+async def transfer_settled(control: int, transfer_id: str) -> dict:
+    """The transfer as the host records it once it is no longer `source_released`: the
+    destination reports it complete after the welcome is out, so just after the client
+    reads its welcome the book may not have heard yet."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        recorded = control_call(control, "GET", f"/transfers/{transfer_id}")
+        if recorded["state"] != "source_released" or asyncio.get_running_loop().time() > deadline:
+            return recorded
+        await asyncio.sleep(0.05)
+
+
 async def through_and_back(base: int, control: int) -> list[dict]:
     north, south = f"http://127.0.0.1:{base}", f"http://127.0.0.1:{base + 1}"
     probe = await Visitor.connect(north, 1)  # a look at the layout
@@ -84,7 +96,7 @@ async def through_and_back(base: int, control: int) -> list[dict]:
         assert (visitor.market_id, visitor.entity) == (away, entity)
         assert visitor.base_url == url + "/" and not visitor.closed
         assert visitor.welcome["character"] == character  # who it is and what it carries
-        recorded = control_call(control, "GET", f"/transfers/{result['transfer_id']}")
+        recorded = await transfer_settled(control, result["transfer_id"])
         assert recorded["state"] == "completed", recorded
         assert (recorded["source"], recorded["destination"]) == (home, away)
         # the visitor arrived beside the portal it came through, and is seen there
