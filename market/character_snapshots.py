@@ -67,7 +67,10 @@ async def held_elsewhere_leave(live: LiveMarket) -> list[int]:
         {"market": live.market_id, "characters": [str(e) for e in unattached]},
     )
     left = []
-    for character_id, market in sorted(answer.get("elsewhere", {}).items()):
+    elsewhere = answer.get("elsewhere") if isinstance(answer, dict) else None
+    if not isinstance(elsewhere, dict):
+        raise ValueError(f"the host answered {str(answer)[:200]}, not the markets elsewhere")
+    for character_id, market in sorted(elsewhere.items()):
         entity = int(character_id)
         if entity in gateway.links or entity in gateway.joining:
             continue  # it came back here meanwhile
@@ -81,7 +84,12 @@ async def character_snapshots_forever(live: LiveMarket, every_s: float) -> None:
     """Send `characters_snapshot` to the host every `every_s`, and have the entities held
     elsewhere leave, first as soon as the zones are seen; failures are logged, not fatal."""
     failures = LogThrottle(log)
-    if await gateway_for(live).first_view(FIRST_VIEW_WAIT_S):
+    try:
+        viewed = await gateway_for(live).first_view(FIRST_VIEW_WAIT_S)
+    except Exception as error:  # Redis out of reach: the rounds below ask again
+        failures.warning("elsewhere", "the zones' rows could not be followed: %r", error)
+        viewed = False
+    if viewed:
         await _held_elsewhere_leave_logged(live, failures)
     while True:
         await asyncio.sleep(every_s)
@@ -97,10 +105,13 @@ async def character_snapshots_forever(live: LiveMarket, every_s: float) -> None:
 
 
 async def _held_elsewhere_leave_logged(live: LiveMarket, failures: LogThrottle) -> None:
+    """`held_elsewhere_leave`, its failures logged: the snapshots go on whatever happens."""
     try:
         await held_elsewhere_leave(live)
     except HostCallRefused as refused:
         failures.warning("elsewhere", "asking the host who left failed: %s", refused.detail)
+    except Exception as error:  # an answer not as the host gives it, or the gateway's error
+        failures.warning("elsewhere", "asking the host who left failed: %r", error)
     else:
         if failures.failing("elsewhere"):
             failures.clear("elsewhere", "the host answers who left again")

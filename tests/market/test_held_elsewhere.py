@@ -14,6 +14,7 @@ from market.tickets import DISPOSABLE_ID_MIN, VISITOR_ID_BASE
 from zones.core.ranges import floor_ranges
 from zones.core.wire import ROW_DTYPE, RowFlag, rows_packet
 from zones.gateway import Gateway, Link
+from zones.logthrottle import LogThrottle
 
 MARKET = 44
 T0 = 1_800_000_000_000
@@ -86,3 +87,20 @@ async def test_nothing_is_asked_when_every_visitor_has_its_socket_here(market, m
 
     monkeypatch.setattr(character_snapshots, "host_call", host_call)
     assert await held_elsewhere_leave(live) == [] and left == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("answer", [["not", "a", "dict"], {"elsewhere": "2"}, {"market": 1}])
+async def test_an_answer_not_as_the_host_gives_it_is_logged_and_nothing_leaves(
+    market, monkeypatch, caplog, answer
+):
+    live, gateway, left = market
+    monkeypatch.setattr(character_snapshots, "host_call", lambda *a, **k: answer)
+    with pytest.raises(ValueError, match="not the markets elsewhere"):
+        await held_elsewhere_leave(live)
+    # the snapshots' loop goes on: the failure is logged, not raised
+    await character_snapshots._held_elsewhere_leave_logged(
+        live, LogThrottle(character_snapshots.log)
+    )
+    assert left == []
+    assert "asking the host who left failed" in caplog.text
