@@ -38,14 +38,18 @@ class SnapshotRoutes:
                 400, f"characters must be a list of at most {MAX_CHARACTERS}", "bad_request"
             )
         try:
-            taken = await asyncio.to_thread(self._ingest_all, instance, revision, at_ms, body)
+            taken = await asyncio.to_thread(
+                self._ingest_all, instance, revision, at_ms, characters, body.get("instance")
+            )
         except PersistenceError as error:
             raise ControlRefusal(400, str(error), "bad_request") from None
         return {"taken": taken, "of": len(characters)}
 
-    def _ingest_all(self, instance: int, revision: int, at_ms: int, body: dict[str, Any]) -> int:
-        """Take every character's snapshot and the instance's; how many were new."""
-        characters = body.get("characters", [])
+    def _ingest_all(
+        self, instance: int, revision: int, at_ms: int, characters: list[Any], whole: Any
+    ) -> int:
+        """Take every character's snapshot and the instance's (`whole`, if an object); how
+        many characters' were new."""
         taken = 0
         for character in characters:
             if not isinstance(character, dict):
@@ -58,14 +62,14 @@ class SnapshotRoutes:
                 at_ms=at_ms,
                 state=character.get("state"),  # type: ignore[arg-type]
             )
-        if isinstance(body.get("instance"), dict):
+        if isinstance(whole, dict):
             self.store.snapshot_ingest(
                 scope="instance",
                 key="state",
                 instance_id=instance,
                 revision=revision,
                 at_ms=at_ms,
-                state=body["instance"],
+                state=whole,
             )
         return taken
 

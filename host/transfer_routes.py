@@ -36,11 +36,7 @@ from typing import Any
 from host.client import HostLink, HostRefused, HostUnavailable
 from host.control import ControlApp, ControlRefusal, ControlRequest
 from host.orchestrator import MarketRefused, Orchestrator
-from host.tokens import (
-    TransferRefused,
-    transfer_token_verify,
-    visitor_key_hash,
-)
+from host.tokens import TransferRefused, transfer_token_verify, visitor_key_hash
 from host.transfers import TransferBook
 
 DESTINATION_READY_S = 30.0  # the longest a request waits for a lazily started destination

@@ -70,10 +70,12 @@ async def held_elsewhere_leave(live: LiveMarket) -> list[int]:
     elsewhere = answer.get("elsewhere") if isinstance(answer, dict) else None
     if not isinstance(elsewhere, dict):
         raise ValueError(f"the host answered {str(answer)[:200]}, not the markets elsewhere")
+    # asked again: one that came back here meanwhile (or started leaving) is not left
+    still = set(gateway.unattached(VISITOR_ID_BASE, DISPOSABLE_ID_END))
     for character_id, market in sorted(elsewhere.items()):
         entity = int(character_id)
-        if entity in gateway.links or entity in gateway.joining:
-            continue  # it came back here meanwhile
+        if entity not in still:
+            continue
         gateway.leave(entity)
         left.append(entity)
         log.info("visitor %d is market %s's now: its entity here leaves", entity, market)
