@@ -256,7 +256,12 @@ class EventHub:
     # --- reading the stream ----------------------------------------------------------------
 
     async def _tail(self) -> None:
+        task = asyncio.current_task()
         while not self._stopping:
+            # asyncio.wait_for of Python 3.11 returns the result when it completes in the
+            # same moment as a cancellation, and the request would be lost with it
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             try:
                 batch = await self.log.wait(self.offset, WAIT_S)
             except StreamLost as exc:
