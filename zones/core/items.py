@@ -66,6 +66,22 @@ class Items:
             use_ticks=np.array([round(a[2] * SIM_TICK_HZ) for a in ads], np.int32)[order],
         )
 
+    @classmethod
+    def joined(cls, parts: "list[Items]") -> "Items":
+        """Every part's items in one set, sorted by id (the parts' ids are distinct)."""
+        if not parts:
+            return cls.none()
+        ids = np.concatenate([p.id for p in parts])
+        order = np.argsort(ids, kind="stable")
+        return cls(
+            id=ids[order],
+            kind=np.concatenate([p.kind for p in parts])[order],
+            pos=np.concatenate([p.pos for p in parts])[order],
+            restore=np.concatenate([p.restore for p in parts])[order],
+            slots=np.concatenate([p.slots for p in parts])[order],
+            use_ticks=np.concatenate([p.use_ticks for p in parts])[order],
+        )
+
     @property
     def size(self) -> int:
         return int(self.id.size)

@@ -2,7 +2,8 @@
 
 Towards a zone: `Inputs` (one per zone per tick: the visitors' commands and the
 ids the gateway vouches for), `Spawn` (a visitor's new entity) and `Despawn`
-(visitors who left). Towards a gateway: `Spawned` (which spawns the zone took)
+(visitors who left); and between zones, `Load` (a zone's load, once a second, to the
+zone planning splits and merges, repartition.py). Towards a gateway: `Spawned` (which spawns the zone took)
 and `Rejected` (commands the zone refused). A zone's health is not among them: it
 travels in the market summary, not between gateway and zone.
 
@@ -22,6 +23,8 @@ from .wire import COMMAND_DTYPE, SPAWN_DTYPE, from_bytes
 
 IDS_DTYPE = np.dtype("<u8")
 """Entity ids on the wire: little-endian u64, 8 bytes each."""
+CODES_DTYPE = np.dtype("<u4")
+"""Hilbert codes on the wire: little-endian u32, 4 bytes each."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,24 @@ class Despawn:
 
 
 @dataclass(frozen=True)
+class Load:
+    """Zone → the planning zone, once a second: what `repartition_decide` needs of it.
+
+    `codes` are the Hilbert codes of every entity it holds with authority (owned or
+    staging out), sorted: the planner cuts a split at their median and sees in them
+    whether a handoff is over. `version` is that of the zone's map when it measured.
+    """
+
+    zone: int
+    version: int
+    slots: int  # authority slots in use
+    tick_us: int  # its step time over the last second (the median), microseconds
+    worker_us: int  # the same summed over every zone of its worker process
+    codes: np.ndarray = field(repr=False)
+    type = "zone.load"
+
+
+@dataclass(frozen=True)
 class Spawned:
     """Zone → gateway: of the spawn requested, these ids were created, these refused."""
 
@@ -75,7 +96,7 @@ class Rejected:
     type = "zone.rejected"
 
 
-ToZone = Inputs | Spawn | Despawn
+ToZone = Inputs | Spawn | Despawn | Load
 ToGateway = Spawned | Rejected
 RelayMessage = ToZone | ToGateway
 
@@ -84,13 +105,22 @@ _FIELDS: dict[Any, dict[str, Any]] = {
     Inputs: {"gateway": str, "commands": COMMAND_DTYPE, "alive": IDS_DTYPE},
     Spawn: {"gateway": str, "rows": SPAWN_DTYPE},
     Despawn: {"ids": IDS_DTYPE},
+    Load: {
+        "zone": int,
+        "version": int,
+        "slots": int,
+        "tick_us": int,
+        "worker_us": int,
+        "codes": CODES_DTYPE,
+    },
     Spawned: {"zone": int, "spawned": IDS_DTYPE, "refused": IDS_DTYPE, "reason": str},
     Rejected: {"zone": int, "commands": COMMAND_DTYPE},
 }
-_TO_ZONE: dict[str, Any] = {cls.type: cls for cls in (Inputs, Spawn, Despawn)}
+_TO_ZONE: dict[str, Any] = {cls.type: cls for cls in (Inputs, Spawn, Despawn, Load)}
 _TO_GATEWAY: dict[str, Any] = {cls.type: cls for cls in (Spawned, Rejected)}
 TO_ZONE_TYPES = frozenset(_TO_ZONE)
-"""The `type` of every message a gateway sends a zone: the rest a zone hears is zones'."""
+"""The `type` of every message a zone hears that its step does not take (a gateway's, and
+zones' loads): the rest are the zone-to-zone messages of messages.py."""
 
 
 def relay_to_wire(message: RelayMessage) -> dict[str, Any]:

@@ -63,6 +63,62 @@ class ZoneLoad:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """When zones split and merge, and how long they rest after a change.
+
+    The defaults are the module's constants, read when `thresholds()` is called. A
+    market may lower them (a small test market) but not close the gaps that keep a
+    change from undoing itself: two merged zones hold at most 2·merge_slots, which must
+    stay under split_slots, and a merge's step time under a split's.
+    """
+
+    split_slots: int
+    split_tick_ms: float
+    merge_slots: int
+    merge_tick_ms: float
+    dwell_ticks: int
+
+    def __post_init__(self) -> None:
+        if (
+            min(self.split_slots, self.merge_slots, self.dwell_ticks) < 0
+            or min(self.split_tick_ms, self.merge_tick_ms) < 0
+        ):
+            raise RepartitionError(f"thresholds cannot be negative: {self}")
+        if 2 * self.merge_slots >= self.split_slots:
+            raise RepartitionError(
+                f"two merged zones may hold 2 x {self.merge_slots} slots, which must stay"
+                f" under the split threshold {self.split_slots}, or a merge calls for a split"
+            )
+        if self.merge_tick_ms >= self.split_tick_ms:
+            raise RepartitionError(
+                f"the merge step time {self.merge_tick_ms} ms must be under the split's"
+                f" {self.split_tick_ms} ms"
+            )
+
+
+def thresholds(**changes: float) -> Thresholds:
+    """The module's thresholds, with `changes` (split_slots=…, dwell_ticks=…) applied."""
+    values: dict[str, float] = {
+        "split_slots": SPLIT_SLOTS,
+        "split_tick_ms": SPLIT_TICK_MS,
+        "merge_slots": MERGE_SLOTS,
+        "merge_tick_ms": MERGE_TICK_MS,
+        "dwell_ticks": REPARTITION_DWELL_TICKS,
+    }
+    unknown = set(changes) - set(values)
+    if unknown:
+        raise RepartitionError(f"no such threshold: {', '.join(sorted(unknown))}")
+    values.update(changes)
+    return Thresholds(
+        split_slots=int(values["split_slots"]),
+        split_tick_ms=float(values["split_tick_ms"]),
+        merge_slots=int(values["merge_slots"]),
+        merge_tick_ms=float(values["merge_tick_ms"]),
+        dwell_ticks=int(values["dwell_ticks"]),
+    )
+
+
+@dataclass(frozen=True)
 class Handoff:
     """Zone `source` hands the codes [lo, hi) to zone `target`."""
 
@@ -190,12 +246,19 @@ def repartition_decide(
     tick: int,
     history: History,
     spares: list[int],
+    absorbable: frozenset[int] | None = None,
+    limits: Thresholds | None = None,
 ) -> Plan | None:
     """The one split or merge to make now, if any: the busiest hot zone splits first.
 
     `loads` holds each zone's latest load; `spares` are zones with no range that a
-    split may hand one to. A zone without a load is never split or merged.
+    split may hand one to, in order of preference. A zone without a load is never split
+    or merged. With `absorbable`, a merge only retires a zone in it (a market whose
+    own zones are its booths merges back what its splits made, and never two booths'
+    zones): of a quiet pair, the zone retired is the absorbable one, the quieter of two.
+    `limits` defaults to the module's `thresholds()`.
     """
+    limits = thresholds() if limits is None else limits
     for key, load in loads.items():
         if load.zone != key:
             raise RepartitionError(f"the load filed under zone {key} is zone {load.zone}'s")
@@ -206,8 +269,7 @@ def repartition_decide(
 
     def free(zones: frozenset[int]) -> bool:
         rested = all(
-            (t := history.last_change(z)) is None or tick - t >= REPARTITION_DWELL_TICKS
-            for z in zones
+            (t := history.last_change(z)) is None or tick - t >= limits.dwell_ticks for z in zones
         )
         return rested and not neighbourhood(ranges=ranges, zones=zones) & history.in_flight
 
@@ -216,7 +278,8 @@ def repartition_decide(
     hot = [
         loads[z]
         for z in present
-        if z in loads and (loads[z].slots >= SPLIT_SLOTS or loads[z].tick_ms >= SPLIT_TICK_MS)
+        if z in loads
+        and (loads[z].slots >= limits.split_slots or loads[z].tick_ms >= limits.split_tick_ms)
     ]
     for load in sorted(hot, key=lambda one: (-one.slots, -one.tick_ms, one.zone)):
         if not spare or ranges.n >= MAX_ZONES:
@@ -230,11 +293,16 @@ def repartition_decide(
     for left, right in zip(order, order[1:], strict=False):
         pair = [loads.get(left), loads.get(right)]
         quiet = all(
-            p is not None and p.slots <= MERGE_SLOTS and p.tick_ms <= MERGE_TICK_MS for p in pair
+            p is not None and p.slots <= limits.merge_slots and p.tick_ms <= limits.merge_tick_ms
+            for p in pair
         )
         if not quiet or not free(frozenset({left, right})):
             continue
         keep, absorb = (left, right) if loads[left].slots >= loads[right].slots else (right, left)
+        if absorbable is not None and absorb not in absorbable:
+            if keep not in absorbable:
+                continue  # neither may be retired
+            keep, absorb = absorb, keep
         return merge_plan(ranges=ranges, keep=keep, absorb=absorb)
     return None
 

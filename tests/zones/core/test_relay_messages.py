@@ -10,6 +10,7 @@ from zones.core.relay_messages import (
     TO_ZONE_TYPES,
     Despawn,
     Inputs,
+    Load,
     Rejected,
     Spawn,
     Spawned,
@@ -46,6 +47,14 @@ def test_every_message_round_trips_through_plain_data(n, zone, reason):
         Inputs(gateway="specific.abc!def", commands=commands(n), alive=ids(n)),
         Spawn(gateway="specific.abc!def", rows=spawn_rows(n)),
         Despawn(ids=ids(n)),
+        Load(
+            zone=zone % 32,
+            version=n,
+            slots=n,
+            tick_us=zone,
+            worker_us=2 * zone,
+            codes=np.arange(n, dtype=np.uint32) * 7,
+        ),
     ]
     to_gateway = [
         Spawned(zone=zone, spawned=ids(n), refused=ids(n // 2), reason=reason),
@@ -67,7 +76,20 @@ def test_ids_go_as_little_endian_u64_whatever_integers_they_were_given_as():
 
 
 def test_the_zone_tells_relay_messages_from_zone_messages_by_type():
-    assert {"zone.inputs", "zone.spawn", "zone.despawn"} == TO_ZONE_TYPES
+    assert {"zone.inputs", "zone.spawn", "zone.despawn", "zone.load"} == TO_ZONE_TYPES
+
+
+def test_a_load_with_a_negative_figure_or_codes_of_the_wrong_size_is_refused():
+    good = relay_to_wire(
+        Load(
+            zone=1, version=2, slots=3, tick_us=4, worker_us=5, codes=np.arange(3, dtype=np.uint32)
+        )
+    )
+    assert to_zone_from_wire(good).codes.tolist() == [0, 1, 2]
+    with pytest.raises(MessageError, match="slots must be a non-negative integer"):
+        to_zone_from_wire({**good, "slots": -1})
+    with pytest.raises(MessageError, match="codes"):
+        to_zone_from_wire({**good, "codes": b"\x00" * 5})
 
 
 GOOD_INPUTS = {"type": "zone.inputs", "gateway": "g", "commands": b"", "alive": b""}

@@ -202,11 +202,19 @@ def loads_of(slots: dict[int, int], tick_ms: dict[int, float] | None = None) -> 
     }
 
 
-def decide(ranges, loads, tick=10_000, history=None, spares=None):
+def decide(ranges, loads, tick=10_000, history=None, spares=None, absorbable=None, limits=None):
     present = ranges.zones.tolist()
     spares = [z for z in range(MAX_ZONES) if z not in present] if spares is None else spares
     history = History() if history is None else history
-    return repartition_decide(ranges=ranges, loads=loads, tick=tick, history=history, spares=spares)
+    return repartition_decide(
+        ranges=ranges,
+        loads=loads,
+        tick=tick,
+        history=history,
+        spares=spares,
+        absorbable=absorbable,
+        limits=limits,
+    )
 
 
 def test_the_busiest_hot_zone_splits_first():
@@ -228,6 +236,22 @@ def test_two_quiet_adjacent_zones_merge_into_the_busier():
     plan = decide(floor_ranges(3), loads_of({0: 500, 1: MERGE_SLOTS, 2: 10}))
     assert plan is not None and plan.kind == "merge"
     assert (plan.handoffs[0].source, plan.handoffs[0].target) == (2, 1)
+
+
+def test_with_absorbable_zones_a_merge_retires_only_one_of_them():
+    # zone 0's booth was split, zone 5 taking its upper part; zones 0..2 are booths
+    split = split_plan(ranges=floor_ranges(3), zone=0, codes=np.zeros(0, np.uint32), new_zone=5)
+    ranges = split.ranges
+    # two quiet booths side by side are never merged, whichever is busier
+    assert (
+        decide(floor_ranges(3), loads_of({0: 9, 1: 10, 2: 500}), absorbable=frozenset({5})) is None
+    )
+    # the quiet split part goes back, even when it holds more than the booth's own zone
+    plan = decide(ranges, loads_of({0: 10, 5: 20, 1: 500, 2: 500}), absorbable=frozenset({5}))
+    assert plan is not None and (plan.handoffs[0].source, plan.handoffs[0].target) == (5, 0)
+    # without the restriction the busier keeps its number and the booth's zone is retired
+    plan = decide(ranges, loads_of({0: 10, 5: 20, 1: 500, 2: 500}))
+    assert plan is not None and (plan.handoffs[0].source, plan.handoffs[0].target) == (0, 5)
 
 
 def test_quiet_zones_that_are_not_adjacent_do_not_merge():
@@ -414,7 +438,30 @@ def test_control_without_the_dwell_a_hovering_step_time_splits_again_and_again(m
         test_a_step_time_hovering_at_the_threshold_splits_at_most_once_per_dwell()
 
 
+def test_thresholds_without_the_gap_are_refused_with_the_reason():
+    with pytest.raises(repartition.RepartitionError, match="must stay under the split"):
+        repartition.thresholds(merge_slots=SPLIT_SLOTS // 2)
+    with pytest.raises(repartition.RepartitionError, match="must be under the split's"):
+        repartition.thresholds(merge_tick_ms=SPLIT_TICK_MS)
+    with pytest.raises(repartition.RepartitionError, match="cannot be negative"):
+        repartition.thresholds(dwell_ticks=-1)
+    with pytest.raises(repartition.RepartitionError, match="no such threshold: split"):
+        repartition.thresholds(split=3)
+    lowered = repartition.thresholds(split_slots=60, merge_slots=15, dwell_ticks=40)
+    assert (lowered.split_slots, lowered.merge_slots, lowered.dwell_ticks) == (60, 15, 40)
+    assert lowered.split_tick_ms == SPLIT_TICK_MS
+
+
+def test_lowered_thresholds_split_and_merge_at_their_own_figures():
+    limits = repartition.thresholds(split_slots=60, merge_slots=15)
+    plan = decide(floor_ranges(3), loads_of({0: 60, 1: 59, 2: 30}), spares=[5], limits=limits)
+    assert plan is not None and plan.kind == "split" and plan.handoffs[0].source == 0
+    plan = decide(floor_ranges(3), loads_of({0: 30, 1: 15, 2: 15}), spares=[5], limits=limits)
+    assert plan is not None and plan.kind == "merge" and plan.zones == {1, 2}
+
+
 def test_control_without_the_gap_a_crowd_splits_and_merges_back(monkeypatch):
+    monkeypatch.setattr(repartition.Thresholds, "__post_init__", lambda self: None)
     monkeypatch.setattr(repartition, "MERGE_SLOTS", SPLIT_SLOTS)
     monkeypatch.setattr(repartition, "MERGE_TICK_MS", SPLIT_TICK_MS)
     with pytest.raises(AssertionError, match="undid an earlier change"):

@@ -215,7 +215,9 @@ def test_control_a_handoff_waiting_out_the_walkers_hysteresis_is_caught(monkeypa
 
 
 def test_control_without_the_gap_the_shared_crowd_is_merged_back(monkeypatch):
-    """Merging under the split threshold itself: the two halves merge once they rest."""
+    """Merging under the split threshold itself: the two halves merge once they rest (with
+    the thresholds' own check of the gap taken out, as the bug would be)."""
+    monkeypatch.setattr(repartition.Thresholds, "__post_init__", lambda self: None)
     monkeypatch.setitem(globals(), "SCALED_MERGE_SLOTS", SCALED_SPLIT_SLOTS)
     expect_caught(
         test_a_crowd_packing_one_booth_is_shared_by_a_split_the_planner_decides,
