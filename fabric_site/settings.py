@@ -181,6 +181,12 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # NPC decisions (docs/npcs.md): an OpenAI-compatible chat endpoint asked for what no
 # contributor has room for (empty: none; the zones' own utility decision is the last resort),
 # and how long a contributor answering nonsense is banned.
+# When a market with spare zones splits a crowded zone and merges it back (docs/fabric.md,
+# "Split and merge"): empty means the zone core's own figures.
+FABRIC_SPLIT_SLOTS = os.environ.get("FABRIC_SPLIT_SLOTS", "")
+FABRIC_MERGE_SLOTS = os.environ.get("FABRIC_MERGE_SLOTS", "")
+FABRIC_REPARTITION_DWELL_S = os.environ.get("FABRIC_REPARTITION_DWELL_S", "")
+
 NPC_FALLBACK_URL = os.environ.get("NPC_FALLBACK_URL", "")
 NPC_FALLBACK_MODEL = os.environ.get("NPC_FALLBACK_MODEL", "")
 NPC_BAN_SECONDS = float(os.environ.get("NPC_BAN_SECONDS", "3600"))

@@ -69,6 +69,12 @@ class LiveMarket:
     booths: tuple[tuple[str, str], ...]  # (name, colour) per zone index
     starts: tuple[int, ...]  # first Hilbert code of each zone
     portals: tuple[PortalRegion, ...] = ()  # where visitors go to other markets
+    spares: int = 0  # zones beside the booths', serving part of a crowded booth when split
+
+    @property
+    def zones(self) -> int:
+        """The booths' zones and the spares: every zone number of the market."""
+        return len(self.booths) + self.spares
 
     def portal_leading_to(self, market_id: int) -> PortalRegion | None:
         """This market's portal to `market_id`, where a visitor from there arrives."""

@@ -7,7 +7,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,3 +116,19 @@ def live_market(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def splitting_market(
+    data_dir: Path, redis_url: str, prefix: str
+) -> AbstractContextManager[LiveMarket]:
+    """A distributed market of two booths and one spare zone, a worker process each, its
+    thresholds lowered to a crowd of tens: split at 40 slots, merge under 10, a 3 s dwell."""
+    return live_market(
+        data_dir,
+        args=["--booths", "2", "--walkers", "0", "--spare-zones", "1", "--zones-per-worker", "1"],
+        REDIS_URL=redis_url,
+        FABRIC_CHANNEL_PREFIX=prefix,
+        FABRIC_SPLIT_SLOTS="40",
+        FABRIC_MERGE_SLOTS="10",
+        FABRIC_REPARTITION_DWELL_S="3",
+    )

@@ -13,6 +13,10 @@ subscribers there are:
   * in the embedded default, in process: the packet's bytes are handed to each
     subscriber's callback.
 
+The same bus carries the market's range map to the gateways (`publish_map`): a worker
+whose zone pushes its map by gossip (zones/repartitions.py) publishes the newest map it
+holds, at most once a tick, as JSON. Like rows, a lost map is repeated a second later.
+
 Everything else a zone receives (migration messages, inputs, spawns, despawns) must
 not be lost while a worker restarts, and stays on the channel layer's queues.
 
@@ -22,6 +26,7 @@ files the packet for the next tick.
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
@@ -31,6 +36,7 @@ import redis.asyncio as redis
 from django.conf import settings
 
 from zones.channels import cancel_and_wait
+from zones.core.ranges import RangeMap
 from zones.core.wire import rows_unpack
 from zones.logthrottle import LogThrottle
 
@@ -45,6 +51,25 @@ RowsHandler = Callable[[bytes], None]
 def rows_channel(prefix: str, market_id: int, zone: int) -> str:
     """The bus channel zone `zone` of market `market_id` publishes its rows on."""
     return f"{prefix}:fabric.m{market_id}.rows.{zone}"
+
+
+def map_channel(prefix: str, market_id: int) -> str:
+    """The bus channel the zones of market `market_id` publish their range map on."""
+    return f"{prefix}:fabric.m{market_id}.map"
+
+
+def map_packet(ranges: RangeMap) -> bytes:
+    """A range map as the bus carries it."""
+    return json.dumps(ranges.to_wire(), separators=(",", ":")).encode()
+
+
+def map_unpacked(packet: bytes, receiver: str) -> RangeMap | None:
+    """The range map of a packet from the bus, or None, logged, if it is not a valid one."""
+    try:
+        return RangeMap.from_wire(json.loads(packet))
+    except (ValueError, TypeError, KeyError) as exc:  # JSON and map errors are ValueErrors
+        log.warning("%s: dropped a malformed map packet: %s", receiver, exc)
+        return None
 
 
 def packet_unpacked(packet: bytes, receiver: str) -> tuple[int, int, int, np.ndarray] | None:
@@ -72,6 +97,10 @@ class RowsBus(Protocol):
         self, market_id: int, zones: Iterable[int], handler: RowsHandler
     ) -> Subscription: ...
 
+    async def publish_map(self, market_id: int, packet: bytes) -> None: ...
+
+    async def subscribe_maps(self, market_id: int, handler: RowsHandler) -> Subscription: ...
+
 
 class LocalSubscription:
     def __init__(self, bus: "LocalBus", channels: list[str], entry: tuple[Any, RowsHandler]):
@@ -94,23 +123,34 @@ class LocalBus:
         await self.publish_many(market_id, [(zone, packet)])
 
     async def publish_many(self, market_id: int, packets: Sequence[tuple[int, bytes]]) -> None:
-        here = asyncio.get_running_loop()
         for zone, packet in packets:
-            entries = self.subscribers.get(rows_channel(self.prefix, market_id, zone), [])
-            for entry in list(entries):
-                loop, handler = entry
-                if loop is here:
-                    handler(packet)
-                elif loop.is_closed():  # its subscriber went with its loop, unsubscribed or not
-                    entries.remove(entry)
-                else:
-                    loop.call_soon_threadsafe(handler, packet)
+            self._deliver(rows_channel(self.prefix, market_id, zone), packet)
+
+    async def publish_map(self, market_id: int, packet: bytes) -> None:
+        self._deliver(map_channel(self.prefix, market_id), packet)
+
+    def _deliver(self, channel: str, packet: bytes) -> None:
+        here = asyncio.get_running_loop()
+        entries = self.subscribers.get(channel, [])
+        for entry in list(entries):
+            loop, handler = entry
+            if loop is here:
+                handler(packet)
+            elif loop.is_closed():  # its subscriber went with its loop, unsubscribed or not
+                entries.remove(entry)
+            else:
+                loop.call_soon_threadsafe(handler, packet)
 
     async def subscribe(
         self, market_id: int, zones: Iterable[int], handler: RowsHandler
     ) -> LocalSubscription:
+        return self._subscribe([rows_channel(self.prefix, market_id, z) for z in zones], handler)
+
+    async def subscribe_maps(self, market_id: int, handler: RowsHandler) -> LocalSubscription:
+        return self._subscribe([map_channel(self.prefix, market_id)], handler)
+
+    def _subscribe(self, channels: list[str], handler: RowsHandler) -> LocalSubscription:
         entry = (asyncio.get_running_loop(), handler)
-        channels = [rows_channel(self.prefix, market_id, z) for z in zones]
         for channel in channels:
             self.subscribers.setdefault(channel, []).append(entry)
         return LocalSubscription(self, channels, entry)
@@ -179,10 +219,19 @@ class RedisBus:
             pipe.publish(rows_channel(self.prefix, market_id, zone), packet)
         await pipe.execute()
 
+    async def publish_map(self, market_id: int, packet: bytes) -> None:
+        await self._client().publish(map_channel(self.prefix, market_id), packet)
+
     async def subscribe(
         self, market_id: int, zones: Iterable[int], handler: RowsHandler
     ) -> RedisSubscription:
         channels = [rows_channel(self.prefix, market_id, z) for z in zones]
+        return await self._subscribe(channels, handler)
+
+    async def subscribe_maps(self, market_id: int, handler: RowsHandler) -> RedisSubscription:
+        return await self._subscribe([map_channel(self.prefix, market_id)], handler)
+
+    async def _subscribe(self, channels: list[str], handler: RowsHandler) -> RedisSubscription:
         subscription = RedisSubscription(self._client(), channels, handler)
         await subscription.start()
         return subscription

@@ -348,7 +348,7 @@ class ContributorConsumer(AsyncWebsocketConsumer):
             return
         self.identity = key_identity(key)
         self.name = f"c{next(_names)}-{self.identity[:8]}"
-        self.hub = hub_for(market_id, len(live.booths))
+        self.hub = hub_for(market_id, live.zones)
         self.joined = False
         self.results_on = False
 

@@ -33,13 +33,13 @@ import numpy as np
 from market.events.publish import EventQueue
 from market.events.types import BoothEntered, Event, ZoneChanged
 from market.live import LiveMarket, PortalRegion
-from zones.bus import Subscription, packet_unpacked, rows_bus
+from zones.bus import Subscription, map_unpacked, packet_unpacked, rows_bus
 from zones.channels import cancel_and_wait, layer_required, receive_forever, zone_channel
-from zones.core.constants import TICK_MS, V_MAX_M_PER_S
+from zones.core.constants import MAX_ZONES, TICK_MS, V_MAX_M_PER_S
 from zones.core.interest import resolve_authority
 from zones.core.messages import MessageError
 from zones.core.overview import overview_encode, overview_rows
-from zones.core.ranges import RangeMap
+from zones.core.ranges import RangeMap, adopt
 from zones.core.relay_messages import (
     Despawn,
     Inputs,
@@ -127,9 +127,11 @@ class Gateway:
     def __init__(self, live: LiveMarket) -> None:
         self.live = live
         self.market_id = live.market_id
-        self.ranges = RangeMap(starts=np.array(live.starts, dtype=np.int64), version=0)
+        # the booths never move; the zones serving them do, when a market splits and merges
+        # them (zones/repartitions.py): their map comes by the bus, newest first
+        self.booth_ranges = RangeMap(starts=np.array(live.starts, dtype=np.int64), version=0)
+        self.ranges = self.booth_ranges
         self.portals = portal_rects(live.portals)
-        self.zones = len(live.booths)
         self.layer = layer_required()
         self.events = EventQueue(live.market_id)  # the visitors' events, in order, never awaited
         self.bus = rows_bus()
@@ -146,7 +148,8 @@ class Gateway:
         self._newest = (0, 0.0)  # newest tick_ms heard, and when its first packet came
         self._arrival = asyncio.Event()
         self._subscription: Subscription | None = None
-        self._spawner = Spawner(self.layer, self.market_id, live.booths, self.ranges)
+        self._maps: Subscription | None = None
+        self._spawner = Spawner(self.layer, self.market_id, live.booths, self.booth_ranges)
         self._inputs = InputBatcher()
         self._viewed = asyncio.Event()
         self._viewed_all = asyncio.Event()  # a view held the rows of every zone of the market
@@ -168,9 +171,11 @@ class Gateway:
             # channel from one shared key, and only channels named with its default
             # prefix live there.
             self.channel = await self.layer.new_channel()
+            # every zone number a market may have: spare zones speak once they serve
             self._subscription = await self.bus.subscribe(
-                self.market_id, range(self.zones), self.take_rows
+                self.market_id, range(MAX_ZONES), self.take_rows
             )
+            self._maps = await self.bus.subscribe_maps(self.market_id, self.take_map)
             self._tasks = [
                 asyncio.create_task(self._receive(), name="gateway-receive"),
                 asyncio.create_task(self._relay(), name="gateway-relay"),
@@ -180,9 +185,10 @@ class Gateway:
         await cancel_and_wait(self._tasks)
         self._tasks = []
         await self.events.close()
-        if self._subscription is not None:
-            await self._subscription.close()
-            self._subscription = None
+        for subscription in (self._subscription, self._maps):
+            if subscription is not None:
+                await subscription.close()
+        self._subscription = self._maps = None
 
     async def _receive(self) -> None:
         """Answers from the zones: spawns and refused commands, handled as they come."""
@@ -207,14 +213,23 @@ class Gateway:
             self.bad_packets += 1
             return
         zone, _, tick_ms, rows = unpacked
-        if not 0 <= zone < self.zones:
+        if not 0 <= zone < MAX_ZONES:
             self.bad_packets += 1
-            log.warning("gateway: dropped rows of zone %d, not a booth of this market", zone)
+            log.warning("gateway: dropped rows of zone %d, not a zone a market may have", zone)
             return
         self.latest[zone] = (tick_ms, rows)
         if tick_ms > self._newest[0]:
             self._newest = (tick_ms, time.monotonic())
         self._arrival.set()
+
+    def take_map(self, packet: bytes) -> None:
+        """A range map from the bus: adopted when newer; spawns go where it says."""
+        ranges = map_unpacked(packet, "gateway")
+        if ranges is None:
+            self.bad_packets += 1
+            return
+        self.ranges = adopt(self.ranges, ranges)
+        self._spawner.zones = self.ranges
 
     async def _relay(self) -> None:
         """Send the newest tick once every live zone has delivered it, or FLUSH_WAIT_S after
@@ -261,7 +276,7 @@ class Gateway:
             self._leaving = {e for e in self._leaving if self.row_of(e) is not None}
         self._flushed.set()
         self._flushed = asyncio.Event()
-        if len(alive) == self.zones:
+        if set(self.ranges.zones.tolist()) <= alive:
             self._viewed_all.set()
         self.frames += 1
         links = list(self.links.values())
@@ -302,7 +317,7 @@ class Gateway:
         mine = view[own]
         events = detect_events(
             mine,
-            booths_under(mine["pos"], self.ranges),
+            booths_under(mine["pos"], self.booth_ranges),
             np.array([link.zone for link in served], np.int64),
             np.array([link.booth for link in served], np.int64),
         )
@@ -423,7 +438,7 @@ class Gateway:
                 stagger=self._stagger,
                 seq_taken=last_seq,
                 zone=zone,
-                booth=int(booths_under(position[None, :], self.ranges)[0]),
+                booth=int(booths_under(position[None, :], self.booth_ranges)[0]),
                 acked=acked,
                 # joining inside a portal is not entering it: the visitor must step in
                 portal=int(portals_under(position[None, :], self.portals)[0]),

@@ -1,6 +1,7 @@
 """Spawning a joining visitor's entity: where, the request to its zone, the zone's answer.
 
-The gateway sends a Spawn to the zone owning the spawn position and waits for the
+The gateway sends a Spawn to the zone owning the spawn position in the newest map it
+holds (`zones`: the booths' own layout until a split or merge changes it) and waits for the
 zone's Spawned, which it receives on its own channel. A refusal, or no answer
 within JOIN_TIMEOUT_S, becomes JoinRefused with a code and a sentence for the
 visitor (docs/protocol.md §4).
@@ -38,6 +39,7 @@ class Spawner:
         self, layer: Any, market_id: int, booths: Sequence[tuple[str, str]], ranges: RangeMap
     ) -> None:
         self.layer, self.market_id, self.booths, self.ranges = layer, market_id, booths, ranges
+        self.zones = ranges  # who serves where: the gateway replaces it with newer maps
         self._waiting: dict[int, asyncio.Future[tuple[bool, Spawned]]] = {}
         self._rng = np.random.default_rng()
 
@@ -50,7 +52,8 @@ class Spawner:
     ) -> tuple[int, np.ndarray]:
         """Spawn `entity` at `at`, or on `booth`'s floor, or anywhere: (zone, position)."""
         position = self._position(booth, at)
-        zone = int(booths_under(position[None, :], self.ranges)[0])
+        zone = int(booths_under(position[None, :], self.zones)[0])
+        name = self.booths[int(booths_under(position[None, :], self.ranges)[0])][0]
         row = np.zeros(1, SPAWN_DTYPE)
         row["id"], row["pos"], row["kind"] = entity, position, RowFlag.VISITOR_ROOT
         answer: asyncio.Future[tuple[bool, Spawned]] = asyncio.get_running_loop().create_future()
@@ -64,12 +67,12 @@ class Spawner:
         except TimeoutError:
             raise JoinRefused(
                 "booth_unavailable",
-                f"booth {self.booths[zone][0]!r} did not answer within {JOIN_TIMEOUT_S:g} s",
+                f"booth {name!r} did not answer within {JOIN_TIMEOUT_S:g} s",
             ) from None
         finally:
             self._waiting.pop(entity, None)
         if not ok:
-            raise _refusal(self.booths[spawned.zone][0], spawned.reason)
+            raise _refusal(name, spawned.reason)
         return spawned.zone, position
 
     def answered(self, message: Spawned) -> None:

@@ -95,6 +95,7 @@ class MarketPlan:
     identity: str = ""  # the market's identity (Market.identity): keys its zones' state on disk
     web_processes: int = 1  # more than one only when distributed (zones/webprocs.py)
     layout: dict[str, Any] | None = None  # a generated market's layout (NPCs' items)
+    spares: int = 0  # zones beside the booths', for splits (zones/repartitions.py)
 
     def live(self) -> LiveMarket:
         starts = tuple(int(s) for s in floor_ranges(len(self.booths)).starts)
@@ -103,15 +104,22 @@ class MarketPlan:
             booths=self.booths,
             starts=starts,
             portals=portal_regions(self.layout),
+            spares=self.spares,
         )
 
+    @property
+    def zones(self) -> int:
+        """The booths' zones and the spares."""
+        return len(self.booths) + self.spares
+
     def groups(self) -> list[list[int]]:
-        zones = list(range(len(self.booths)))
+        zones = list(range(self.zones))
         step = max(1, self.zones_per_worker)
         return [zones[i : i + step] for i in range(0, len(zones), step)]
 
 
 MARKET_ID_VARIABLE = "FABRIC_MARKET_ID"
+SPARES_VARIABLE = "FABRIC_SPARE_ZONES"  # the market's spare zones, for web processes
 
 
 def live_market_from_environment() -> LiveMarket | None:
@@ -132,7 +140,10 @@ def live_market_from_environment() -> LiveMarket | None:
     if market is None:
         raise RuntimeError(f"{MARKET_ID_VARIABLE}={value}: there is no such market")
     booths = tuple(market_zone_booths(market))
-    return MarketPlan(market_id=market.pk, booths=booths, layout=market_map_layout(market)).live()
+    spares = int(os.environ.get(SPARES_VARIABLE) or 0)
+    return MarketPlan(
+        market_id=market.pk, booths=booths, layout=market_map_layout(market), spares=spares
+    ).live()
 
 
 def snapshot_dir(market_id: int, identity: str) -> Path:
@@ -157,6 +168,8 @@ def worker_argv(plan: MarketPlan, zones: Sequence[int]) -> list[str]:
         ",".join(str(z) for z in zones),
         "--walkers",
         str(plan.walkers),
+        "--spares",
+        str(plan.spares),
         "--parent",
         str(os.getpid()),
     ]
@@ -174,11 +187,12 @@ def zones_task(plan: MarketPlan, stop: asyncio.Event) -> asyncio.Task[None]:
         return asyncio.create_task(supervisor.run(stop), name="zone-supervisor")
     worker = ZoneWorker(
         market_id=plan.market_id,
-        zones=range(len(plan.booths)),
+        zones=range(plan.zones),
         booths=plan.booths,
         data_dir=snapshot_dir(plan.market_id, plan.identity),
         walkers=plan.walkers,
         layout=plan.layout,
+        spares=plan.spares,
     )
     return asyncio.create_task(worker.run(stop), name="embedded-zones")
 
@@ -250,7 +264,7 @@ async def serve_market(
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, request_stop)
     live_market_set(plan.live())
-    fallback_start(plan.market_id, len(plan.booths))  # NPC decisions from NPC_FALLBACK_URL
+    fallback_start(plan.market_id, plan.zones)  # NPC decisions from NPC_FALLBACK_URL
     zones = zones_task(plan, stop)
     # Zones that end on their own (a crash) take the server down with them.
     zones.add_done_callback(lambda _: request_stop())
@@ -259,7 +273,11 @@ async def serve_market(
         helpers = WebProcesses(
             count=plan.web_processes - 1,
             fd=listener.fileno(),
-            env={**os.environ, MARKET_ID_VARIABLE: str(plan.market_id)},
+            env={
+                **os.environ,
+                MARKET_ID_VARIABLE: str(plan.market_id),
+                SPARES_VARIABLE: str(plan.spares),
+            },
         )
         background.append(asyncio.create_task(helpers.run(stop), name="web-processes"))
     if settings.CELERY_TASK_ALWAYS_EAGER:  # no beat process: the main job schedules it

@@ -33,7 +33,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,13 +46,14 @@ import numpy.ma  # noqa: F401
 
 from market.events.publish import event_publish_or_count
 from market.events.types import (
+    Event,
     MarketSummary,
     MarketSummaryReported,
     ZoneHealthChanged,
     ZoneSummary,
 )
 from zones import npcbus
-from zones.bus import rows_bus
+from zones.bus import map_packet, rows_bus
 from zones.channels import (
     bundled,
     cancel_and_wait,
@@ -61,10 +62,10 @@ from zones.channels import (
     unbundled,
     zone_channel,
 )
-from zones.core.constants import SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
+from zones.core.constants import MAX_ZONES, SIM_TICK_HZ, TICK_MS, ZONE_CAPACITY
 from zones.core.crowd import floor_points, headings
 from zones.core.inputlog import LogRecord, replay, rng_restore, rng_state
-from zones.core.items import booth_items, items_from_layout
+from zones.core.items import Items, booth_items, items_from_layout
 from zones.core.messages import Message, MessageError, message_from_wire, message_to_wire
 from zones.core.npcview import NPC_STATUS_DTYPE, npc_status, npc_status_encode
 from zones.core.observe import observations
@@ -73,6 +74,7 @@ from zones.core.relay_messages import (
     TO_ZONE_TYPES,
     Despawn,
     Inputs,
+    Load,
     Rejected,
     Spawn,
     Spawned,
@@ -93,6 +95,7 @@ from zones.core.wire import (
 )
 from zones.inputlog import InputLog
 from zones.logthrottle import LogThrottle
+from zones.repartitions import Repartitioner, Stepped, booth_of_range, tick_us_of
 from zones.snapshots import SnapshotStore
 from zones.zone_faults import ZoneFaults
 
@@ -168,6 +171,7 @@ class HostedZone:
     delegate_until_ms: int = 0  # contributors are connected until then (zones/npcbus.py)
     handed_to: dict[int, int] = field(default_factory=dict)  # NPC id → zone it went to
     last_answers: np.ndarray = field(default_factory=lambda: empty(ANSWER_DTYPE))  # last tick's
+    silent: bool = False  # a spare serving nothing, holding nothing, that has said so once
     faults: ZoneFaults = field(init=False)
 
     def __post_init__(self) -> None:
@@ -191,10 +195,17 @@ class ZoneWorker:
         walkers: int = 0,
         seed: int = 2026,
         layout: dict[str, Any] | None = None,
+        spares: int = 0,
     ) -> None:
         self.market_id = market_id
         self.booths = tuple(booths)
-        self.ranges: RangeMap = floor_ranges(len(self.booths))
+        self.ranges: RangeMap = floor_ranges(len(self.booths))  # the booths' own layout
+        self.zone_count = len(self.booths) + spares  # spare zones come after the booths'
+        if spares < 0 or self.zone_count > MAX_ZONES:
+            raise ValueError(
+                f"{len(self.booths)} booths and {spares} spare zones: the market's zones are"
+                f" at most MAX_ZONES={MAX_ZONES}, and spares are not negative"
+            )
         self.layer = layer_required()
         self.walkers = walkers
         self.layout = layout  # a generated market's layout: its items are the booths' items
@@ -204,10 +215,18 @@ class ZoneWorker:
         self.bus = rows_bus()
         self.failed_sends = 0
         self.resumed: set[int] = set()  # zones that resumed from a snapshot: they say so
+        zones = list(zones)
+        # splits and merges (zones/repartitions.py): only a market with spare zones has any
+        self.repartition = (
+            Repartitioner(booths=len(self.booths), zones=self.zone_count, hosted=zones)
+            if spares
+            else None
+        )
         for z in zones:
-            if not 0 <= z < len(self.booths):
+            if not 0 <= z < self.zone_count:
                 raise ValueError(
-                    f"zone {z} is not a booth of this market (0..{len(self.booths) - 1})"
+                    f"zone {z} is not a zone of this market (0..{self.zone_count - 1}:"
+                    f" {len(self.booths)} booths, {spares} spare zones)"
                 )
             store = SnapshotStore(data_dir, z) if data_dir is not None else None
             hz = HostedZone(
@@ -217,6 +236,7 @@ class ZoneWorker:
                 rng=np.random.default_rng(seed + z),
             )
             self._resume(hz)
+            hz.silent = z not in hz.state.ranges.zones  # a spare starts with nothing to say
             self.hosted[z] = hz
             if hz.state.tick == 0 and walkers:
                 self._spawn_walkers(hz)
@@ -231,7 +251,8 @@ class ZoneWorker:
             return
         hz.log = InputLog(hz.store.dir, hz.zone)
         state = hz.store.latest()
-        if state is not None and state.ranges != self.ranges:
+        # a map adopted by gossip (version > 0) is this market's, split or merged
+        if state is not None and state.ranges != self.ranges and state.ranges.version == 0:
             log.warning("zone %d: snapshot is for another booth layout; starting empty", hz.zone)
             state = None
         if state is None:
@@ -253,19 +274,25 @@ class ZoneWorker:
         self._snapshot(hz)
         # The zones take turns: were they all due in one tick, that tick would serialise
         # every slot of every zone of the worker, and all of them would publish late.
-        hz.last_snapshot_tick -= snapshot_turn(hz.zone, self.ranges.n)
+        hz.last_snapshot_tick -= snapshot_turn(hz.zone, self.zone_count)
 
     def _params(self, zone: int) -> ZoneParams:
         """A zone's configuration: the items of a generated market's layout that stand in
-        it, or, for a market not generated, default items laid out on its floor."""
+        it, or, for a market not generated, default items laid out on its floor. A spare
+        zone may come to serve any booth, and its configuration must not change while it
+        runs (its log replays through it): it has the items of every booth."""
         lo, hi = ZoneParams(zone=zone).lo, ZoneParams(zone=zone).hi
-        if self.layout is not None:
+        if zone >= len(self.booths):
+            items = Items.joined([self._params(booth).items for booth in range(len(self.booths))])
+        elif self.layout is not None:
             items = items_from_layout(self.layout, self.ranges, zone, lo, hi)
         else:
             items = booth_items(self.ranges, zone, lo, hi)
         return ZoneParams(zone=zone, items=items)
 
     def _spawn_walkers(self, hz: HostedZone) -> None:
+        if hz.zone >= len(self.booths):
+            return  # a spare zone has no floor of its own
         count = zone_walkers(self.walkers, hz.zone, len(self.booths))
         if not count:
             return
@@ -319,6 +346,10 @@ class ZoneWorker:
                 hz.spawns.append((gateway, rows))
             case Despawn(ids=ids):
                 hz.despawns.append(ids.astype(np.uint64))
+            case Load() as load:
+                if self.repartition is None:
+                    raise ValueError(f"a load from zone {load.zone}, but this market never splits")
+                self.repartition.heard(load, hz.state.tick)
 
     # --- ticking ---------------------------------------------------------------------------
 
@@ -376,8 +407,19 @@ class ZoneWorker:
             stepped.append((hz, out, spawn_requests))
         sends = []
         remote: dict[int, list[dict[str, Any]]] = {}  # zone messages for other processes
+
+        def route(messages: Sequence[Message]) -> None:
+            for message in messages:
+                target = self.hosted.get(message.dst)
+                if target is not None:
+                    target.inbox.append(message)  # arrives with the next tick, like any other
+                else:
+                    remote.setdefault(message.dst, []).append(message_to_wire(message))
+
         if stepped:  # every zone's rows in one go: one round trip on Redis
             sends.append(self._publish(stepped, tick_ms))
+        if self.repartition is not None and stepped:
+            sends.extend(self._repartition(stepped, route))
         for hz, out, spawn_requests in stepped:
             sends.extend(self._npc_sends(hz, out, tick_ms))
             sends.extend(self._answer_spawns(hz, out, spawn_requests))
@@ -392,12 +434,7 @@ class ZoneWorker:
                     sends.append(
                         self.layer.send(zone_channel(self.market_id, zone), relay_to_wire(despawn))
                     )
-            for message in out.messages:
-                target = self.hosted.get(message.dst)
-                if target is not None:
-                    target.inbox.append(message)  # arrives with the next tick, like any other
-                else:
-                    remote.setdefault(message.dst, []).append(message_to_wire(message))
+            route(out.messages)
         for zone, wires in remote.items():  # one channel message per remote zone and tick
             sends.append(self.layer.send(zone_channel(self.market_id, zone), bundled(wires)))
         if self.ticks == 1 and self.resumed:
@@ -420,6 +457,34 @@ class ZoneWorker:
                 failed[0],
                 self.failed_sends,
             )
+
+    def _repartition(
+        self,
+        stepped: list[tuple[HostedZone, StepOutput, Any]],
+        route: Callable[[Sequence[Message]], None],
+    ) -> list[Coroutine[Any, Any, None]]:
+        """Splits and merges (zones/repartitions.py): gossip routed as any zone message,
+        loads to the planner, a plan into the planning zone's next tick, the events and
+        the newest map out."""
+        assert self.repartition is not None
+        work, gives = self.repartition.tick(
+            [
+                Stepped(hz.state, out.gossip_adopted, tick_us_of(hz.tick_times))
+                for hz, out, _ in stepped
+            ]
+        )
+        for zone, gossip in gives.items():
+            self.hosted[zone].inbox.append(gossip)
+        route(work.messages)
+        sends: list[Coroutine[Any, Any, None]] = [
+            self.layer.send(zone_channel(self.market_id, planner), relay_to_wire(load))
+            for planner, load in work.loads
+        ]
+        if work.events:
+            sends.append(self._events_publish(work.events))
+        if work.newest is not None:
+            sends.append(self.bus.publish_map(self.market_id, map_packet(work.newest)))
+        return sends
 
     def _step(
         self, hz: HostedZone, tick_ms: int
@@ -621,13 +686,17 @@ class ZoneWorker:
     async def _publish(
         self, stepped: list[tuple[HostedZone, StepOutput, Any]], tick_ms: int
     ) -> None:
-        await self.bus.publish_many(
-            self.market_id,
-            [
-                (hz.zone, rows_packet(hz.zone, hz.state.tick, tick_ms, out.rows))
-                for hz, out, _ in stepped
-            ],
-        )
+        # a spare zone serving nothing and holding nothing has nothing to say to gateways:
+        # once it has published that it holds nothing (a merge just retired it), it is quiet
+        packets = []
+        for hz, out, _ in stepped:
+            idle = not out.rows.size and hz.zone not in hz.state.ranges.zones
+            if idle and hz.silent:
+                continue
+            hz.silent = idle
+            packets.append((hz.zone, rows_packet(hz.zone, hz.state.tick, tick_ms, out.rows)))
+        if packets:
+            await self.bus.publish_many(self.market_id, packets)
 
     def _answer_spawns(
         self, hz: HostedZone, out: StepOutput, requests: list[tuple[str, np.ndarray]]
@@ -687,6 +756,9 @@ class ZoneWorker:
             npcbus.status_group(self.market_id), npcbus.status_message(frame)
         )
 
+    async def _events_publish(self, events: list[Event]) -> None:
+        await event_publish_or_count(self.market_id, *events)
+
     async def _summary_publish(self) -> None:
         summary = self.summary()
         await event_publish_or_count(
@@ -712,7 +784,10 @@ class ZoneWorker:
         zones: list[ZoneSummary] = []
         for hz in self.hosted.values():
             s = hz.state
-            name, colour = self.booths[hz.zone]
+            serving = hz.zone in s.ranges.zones
+            lo, hi = s.ranges.range_of(hz.zone) if serving else (0, 0)
+            booth = booth_of_range(self.ranges, lo) if serving else -1
+            name, colour = self.booths[booth] if serving else (f"spare zone {hz.zone}", "#8a8f98")
             seconds = SUMMARY_EVERY_TICKS / SIM_TICK_HZ
             times = np.fromiter(hz.tick_times, dtype=np.float64)
             handoffs = np.array(hz.migration_ms)
@@ -738,6 +813,10 @@ class ZoneWorker:
                     "subscribers": len(hz.gateways),
                     "overruns": hz.overruns,
                     "io_failures": hz.faults.failures,
+                    "booth": booth,
+                    "lo": lo,
+                    "hi": hi,
+                    "map_version": s.ranges.version,
                     "health": "degraded" if hz.overruns_window or hz.faults.failing else "ok",
                     "health_reason": self._health_reason(hz),
                 }

@@ -6,7 +6,8 @@ apply every later event in order, and hold exactly what a fresh snapshot taken n
 would hold (tests/market/events/test_projections.py checks this for every event type).
 
   * ops: every zone's newest summary, with the supervisor's word on its health; the
-    newest figures of the contributors' dispatcher and its last bans;
+    newest figures of the contributors' dispatcher and its last bans; the last splits
+    and merges of the zones;
   * visitor: the zone a visitor's entity is in and the booth it stands in;
   * assets: each booth's assets by id (name, and the last change);
   * grants: the relation tuples on a market's namespaces and booths.
@@ -25,19 +26,22 @@ from market.events.types import (
     NpcDecisionsReported,
     ZoneChanged,
     ZoneHealthChanged,
+    ZonesRepartitioned,
 )
 
 State = dict[str, Any]
 BANS_KEPT = 20
+REPARTITIONS_KEPT = 50  # planned and done, so the last 25 splits and merges
 
 
 def ops_empty() -> State:
-    return {"tick": 0, "zones": {}, "npcs": None, "bans": []}
+    return {"tick": 0, "zones": {}, "npcs": None, "bans": [], "repartitions": []}
 
 
 def ops_apply(state: State, event: Event) -> State:
     """A summary replaces its zones' entries; a health report sets their health; the
-    dispatcher's figures replace the last ones; a ban joins the last BANS_KEPT."""
+    dispatcher's figures replace the last ones; a ban joins the last BANS_KEPT, a split or
+    merge the last REPARTITIONS_KEPT."""
     if isinstance(event, MarketSummaryReported):
         state = copy.deepcopy(state)
         state["tick"] = max(state["tick"], event.tick)
@@ -52,6 +56,9 @@ def ops_apply(state: State, event: Event) -> State:
         state = {**state, "npcs": copy.deepcopy(event.payload())}
     elif isinstance(event, ContributorBanned):
         state = {**state, "bans": [*state["bans"], event.payload()][-BANS_KEPT:]}
+    elif isinstance(event, ZonesRepartitioned):
+        kept = [*state.get("repartitions", []), event.payload()][-REPARTITIONS_KEPT:]
+        state = {**state, "repartitions": kept}
     return state
 
 

@@ -80,6 +80,11 @@ def ops_health_subject(market_id: int) -> str:
     return f"market.{market_id}.ops.health"
 
 
+def ops_zones_subject(market_id: int) -> str:
+    """Splits and merges of the market's zones."""
+    return f"market.{market_id}.ops.zones"
+
+
 def ops_npcs_subject(market_id: int) -> str:
     """NPC decisions by contributors: the dispatchers' figures and their bans."""
     return f"market.{market_id}.ops.npcs"

@@ -41,6 +41,10 @@ class ZoneSummary(TypedDict):
     subscribers: int  # gateways relaying its visitors
     overruns: int  # ticks of this zone's worker that ran past their slot, since it started
     io_failures: int  # snapshot and log writes and steps that failed, since the worker started
+    booth: int  # the booth its range starts in; -1 for a spare zone, serving no range
+    lo: int  # its range of the code line [lo, hi) in the map it holds (0, 0: none)
+    hi: int
+    map_version: int  # of the range map it holds
     health: str  # "ok", "degraded" (ticks overran, or I/O fails), "restarting", "quarantined"
     health_reason: str  # why it is degraded, in a sentence; empty when it is not
 
@@ -112,6 +116,44 @@ class ZoneHealthChanged(Event):
     def __post_init__(self) -> None:
         if self.health not in self.HEALTH:
             raise EventError(f"health is one of {', '.join(self.HEALTH)}, not {self.health!r}")
+
+
+@dataclass(frozen=True)
+class ZonesRepartitioned(Event):
+    """The planning zone split a busy zone's range or merged two quiet zones back
+    (`phase` "planned"), and later saw the handoff over ("done", `took_s` after).
+
+    `starts` and `owners` are the new map: the first code of each range in code order
+    and the zone serving it; `booth` is the booth the moved codes [lo, hi) lie in."""
+
+    TYPE = "zones_repartitioned"
+    kind: str  # "split" or "merge"
+    phase: str  # "planned" or "done"
+    version: int
+    source: int  # the zone handing [lo, hi) over
+    target: int
+    lo: int
+    hi: int
+    booth: int
+    starts: list[int]
+    owners: list[int]
+    took_s: float | None  # plan to handoff over; None when planned
+    at_ms: int  # when it was planned, or seen over: the planner's wall clock, ms since 1970
+
+    KINDS = ("split", "merge")
+    PHASES = ("planned", "done")
+
+    def subject(self, market_id: int) -> str:
+        return subjects.ops_zones_subject(market_id)
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS or self.phase not in self.PHASES:
+            raise EventError(
+                f"kind is one of {', '.join(self.KINDS)} and phase one of"
+                f" {', '.join(self.PHASES)}, not {self.kind!r} and {self.phase!r}"
+            )
+        if len(self.starts) != len(self.owners):
+            raise EventError("a map has as many owners as starts")
 
 
 @dataclass(frozen=True)
@@ -224,6 +266,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         MarketSummaryReported,
         ZoneHealthChanged,
+        ZonesRepartitioned,
         ZoneChanged,
         BoothEntered,
         AssetChanged,

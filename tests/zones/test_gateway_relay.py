@@ -4,13 +4,19 @@ import asyncio
 
 import numpy as np
 import pytest
+from channels.layers import get_channel_layer
 
 from market.live import LiveMarket
 from market.services import DEMO_BOOTHS
 from zones import gateway as gateway_module
+from zones.bus import map_packet
+from zones.channels import zone_channel
 from zones.core import views
+from zones.core.crowd import floor_points
+from zones.core.hilbert import encode_positions
 from zones.core.ranges import floor_ranges
-from zones.core.relay_messages import Despawn, to_zone_from_wire
+from zones.core.relay_messages import Despawn, Spawned, to_zone_from_wire
+from zones.core.repartition import split_plan
 from zones.core.wire import ROW_DTYPE, RowFlag, frame_decode, rows_packet
 from zones.gateway import Gateway, Link
 
@@ -124,7 +130,7 @@ async def test_a_lagging_zone_holds_a_tick_back_only_briefly(gateway, monkeypatc
 @pytest.mark.asyncio
 async def test_malformed_or_foreign_rows_are_counted_and_dropped(gateway):
     gateway.take_rows(b"garbage")
-    gateway.take_rows(rows_packet(7, 1, T0, zone_rows(7, 1)))  # no zone 7 in this market
+    gateway.take_rows(rows_packet(40, 1, T0, zone_rows(40, 1)))  # beyond MAX_ZONES
     await asyncio.sleep(0.02)
     assert gateway.bad_packets == 2 and gateway.frames == 0 and not gateway.latest
 
@@ -283,3 +289,38 @@ async def test_a_visitor_joining_again_right_after_leaving_is_spawned_anew(gatew
     await publish(gateway, [1, 2], 2)
     welcome = await asyncio.wait_for(joining, 2)
     assert not welcome.resumed and spawned == [1000]
+
+
+@pytest.mark.asyncio
+async def test_a_newer_range_map_from_the_bus_routes_spawns_to_the_zone_serving_there(gateway):
+    """A split gave the upper part of booth 0 to spare zone 5: the booth stays booth 0, the
+    spawn goes to zone 5; an older map changes nothing; a garbage map is counted."""
+    booths = floor_ranges(len(DEMO_BOOTHS))
+    points = floor_points(
+        booths, 0, np.random.default_rng(1), 400, views.MARKET_LO, views.MARKET_HI
+    )
+    codes = np.sort(encode_positions(points, views.MARKET_LO, views.MARKET_HI))
+    split = split_plan(ranges=booths, zone=0, codes=codes, new_zone=5)
+    await gateway.bus.publish_map(MARKET, map_packet(split.ranges))
+    await until(lambda: gateway.ranges.version == 1)
+    await gateway.bus.publish_map(MARKET, map_packet(booths))  # version 0: older
+    gateway.take_map(b"{not a map")
+    assert gateway.ranges == split.ranges and gateway.bad_packets == 1
+    # a point of booth 0 that the new map gives to zone 5
+    zones = split.ranges.assign_positions(points, views.MARKET_LO, views.MARKET_HI)
+    at = points[np.flatnonzero(zones == 5)[0]]
+    layer = get_channel_layer()
+    spawning = asyncio.create_task(
+        gateway._spawner.spawn(4242, None, tuple(at.tolist()), gateway.channel)
+    )
+    wire = await asyncio.wait_for(layer.receive(zone_channel(MARKET, 5)), 2)
+    request = to_zone_from_wire(wire)
+    assert request.rows["id"].tolist() == [4242]
+    gateway._spawner.answered(
+        Spawned(
+            zone=5, spawned=np.array([4242], np.uint64), refused=np.zeros(0, np.uint64), reason=""
+        )
+    )
+    zone, position = await asyncio.wait_for(spawning, 2)
+    assert zone == 5
+    assert int(views.booths_under(position[None, :], gateway.booth_ranges)[0]) == 0

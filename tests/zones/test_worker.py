@@ -210,7 +210,7 @@ async def test_messages_for_a_zone_of_another_process_go_in_one_send_a_tick(monk
 
 
 def test_a_worker_refuses_zones_the_market_does_not_have():
-    with pytest.raises(ValueError, match="zone 3 is not a booth"):
+    with pytest.raises(ValueError, match="zone 3 is not a zone of this market"):
         ZoneWorker(market_id=1, zones=[3], booths=DEMO_BOOTHS, data_dir=None)
 
 

@@ -33,6 +33,7 @@ from market.events.types import (
     NpcDecisionsReported,
     ZoneChanged,
     ZoneHealthChanged,
+    ZonesRepartitioned,
 )
 from market.models import Booth, Market
 from market.rebac.services import rebac_tuple_write
@@ -139,6 +140,21 @@ async def test_ops_events_bring_a_stale_ops_state_up_to_date():
     )
     await event_publish(9, figures)
     await event_publish(9, ContributorBanned(contributor="c2", reason="x", seconds=60.0))
+    split = ZonesRepartitioned(
+        kind="split",
+        phase="planned",
+        version=1,
+        source=0,
+        target=2,
+        lo=64,
+        hi=128,
+        booth=0,
+        starts=[0, 64, 128],
+        owners=[0, 2, 1],
+        took_s=None,
+        at_ms=1_800_000_000_000,
+    )
+    await event_publish(9, split)
     await event_publish(9, MarketSummaryReported(tick=4, hlc=2, overruns=0, zones=[zone]))
     events = await events_after(9, 0)
     late = EventHub(event_log(9))  # a process that starts now builds its state from the stream
@@ -148,6 +164,7 @@ async def test_ops_events_bring_a_stale_ops_state_up_to_date():
     assert fresh["zones"]["2"]["health"] == "quarantined" and fresh["zones"]["1"]["health"] == "ok"
     assert fresh["npcs"]["decided"] == 5 and fresh["npcs"]["decisions_per_min"] == 10.0
     assert fresh["bans"] == [{"contributor": "c2", "reason": "x", "seconds": 60.0}]
+    assert fresh["repartitions"] == [split.payload()]
     assert stale == ops_empty()
     await early.stop()
     await late.stop()

@@ -12,6 +12,7 @@ from market.models import Market
 from market.selectors import market_zone_booths
 from market.services import market_demo_ensure, market_sized_ensure
 from zones.core.constants import MAX_ZONES
+from zones.repartitions import market_thresholds
 from zones.serve import DEMO_WALKERS, AddressInUse, MarketPlan, serve_market
 
 
@@ -51,6 +52,14 @@ class Command(BaseCommand):
             help="zones each worker process hosts when distributed (default 1)",
         )
         parser.add_argument(
+            "--spare-zones",
+            type=int,
+            default=0,
+            help="zones beside the booths' own, serving nothing until a crowded zone splits"
+            " its range with one of them; they merge back when it empties (default 0: the"
+            " zones never split; booths and spares at most MAX_ZONES)",
+        )
+        parser.add_argument(
             "--web-processes",
             type=int,
             default=1,
@@ -68,10 +77,13 @@ class Command(BaseCommand):
         web_processes: int = 1,
         booths: int | None = None,
         market: int | None = None,
+        spare_zones: int = 0,
         **options: Any,
     ) -> None:
         if walkers < 0:
             raise CommandError("--walkers cannot be negative")
+        if spare_zones < 0:
+            raise CommandError("--spare-zones cannot be negative")
         if zones_per_worker < 1:
             raise CommandError("--zones-per-worker must be at least 1")
         if web_processes < 1:
@@ -88,6 +100,17 @@ class Command(BaseCommand):
                 f"{market.name} has {len(zone_booths)} booths; a market needs 1 to {MAX_ZONES}"
                 " (one zone each): add booths in the admin at /admin/market/booth/"
             )
+        if spare_zones:
+            try:
+                market_thresholds()
+            except ValueError as error:
+                raise CommandError(str(error)) from None
+        if len(zone_booths) + spare_zones > MAX_ZONES:
+            raise CommandError(
+                f"{market.name} has {len(zone_booths)} booths: with --spare-zones"
+                f" {spare_zones} it would have {len(zone_booths) + spare_zones} zones, and a"
+                f" market has at most {MAX_ZONES}; ask for {MAX_ZONES - len(zone_booths)} or fewer"
+            )
         plan = MarketPlan(
             market_id=market.pk,
             identity=str(market.identity),
@@ -97,6 +120,7 @@ class Command(BaseCommand):
             zones_per_worker=zones_per_worker,
             web_processes=web_processes,
             layout=market_map_layout(market),
+            spares=spare_zones,
         )
         mode = (
             f"{len(plan.groups())} zone worker processes on Redis,"
@@ -104,8 +128,10 @@ class Command(BaseCommand):
             if plan.distributed
             else "zones in this process"
         )
+        spares = f", {spare_zones} spare zones to split crowded ones" if spare_zones else ""
         self.announce(
-            f"{market.name} (market {market.pk}): {len(zone_booths)} booths, one zone each; {mode}"
+            f"{market.name} (market {market.pk}): {len(zone_booths)} booths, one zone each"
+            f"{spares}; {mode}"
         )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             try:

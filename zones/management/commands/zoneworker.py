@@ -35,6 +35,12 @@ class Command(BaseCommand):
         parser.add_argument("--zones", required=True, help="comma-separated zone indexes, e.g. 0,1")
         parser.add_argument("--walkers", type=int, default=0, help="demo walkers in the market")
         parser.add_argument(
+            "--spares",
+            type=int,
+            default=0,
+            help="spare zones of the market, numbered after its booths' zones (default 0)",
+        )
+        parser.add_argument(
             "--parent",
             type=int,
             default=None,
@@ -55,6 +61,7 @@ class Command(BaseCommand):
         market: int,
         zones: str,
         walkers: int,
+        spares: int,
         parent: int | None,
         outbox_relay: bool,
         **options: Any,
@@ -75,6 +82,7 @@ class Command(BaseCommand):
                 data_dir=snapshot_dir(market, str(record.identity)),
                 walkers=walkers,
                 layout=market_map_layout(record),
+                spares=spares,
             )
         except (ValueError, ZoneLocked) as exc:
             raise CommandError(str(exc)) from exc
