@@ -290,7 +290,46 @@ def figure_tables(report: dict[str, Any]) -> str:
         )
         + "<h2>Market</h2>"
         + _table(["figure", "value"], other_rows)
+        + repartitions_table(report)
     )
+
+
+def repartitions_table(report: dict[str, Any]) -> str:
+    """The zones' splits and merges over the run ("" for a market that had none and no
+    spare zone to have them with)."""
+    if not _splitting(report):
+        return ""
+    figures = report["repartitions"]
+    changes = figures["changes"]
+    if not changes:
+        return "<h2>Splits and merges</h2><p>No zone split or merged during the run.</p>"
+    rows = [
+        [
+            c["t_s"],
+            c["kind"],
+            c["phase"],
+            c["booth"],
+            f"zone {c['source']} → zone {c['target']}",
+            c["version"],
+            c["took_s"],
+        ]
+        for c in changes
+    ]
+    return (
+        "<h2>Splits and merges</h2>"
+        + f"<p>{figures['splits']} splits, {figures['merges']} merges; at most"
+        + f" {figures['zones_serving_max']} zones served the market at once.</p>"
+        + _table(
+            ["at, s", "change", "phase", "booth", "codes handed", "map version", "took, s"],
+            rows,
+        )
+    )
+
+
+def _splitting(report: dict[str, Any]) -> bool:
+    """Whether the run's market could split (it had spare zones) or did."""
+    spares = (report["run"].get("server") or {}).get("spare_zones")
+    return bool(spares or report["repartitions"]["changes"])
 
 
 def decisions_table(report: dict[str, Any]) -> str:
@@ -428,6 +467,15 @@ def chart_svgs(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("CPU", "cores", cpu_lines, []),
         one("Harness event loop: worst late wake-up each second", "ms", "loop_lag_ms", PALETTE[5]),
     ]
+    if _splitting(report):
+        specs.append(
+            one(
+                "Zones serving the market (splits add one, merges take one)",
+                "zones",
+                "zones_serving",
+                PALETTE[2],
+            )
+        )
     decisions = s.get("npc_decisions")
     if decisions is not None:
         specs.append(

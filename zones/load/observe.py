@@ -81,6 +81,7 @@ class SummaryWatcher:
         self.position: tuple[int, str] | None = None
         self.zones: dict[int, ZoneTrack] = {}
         self.migrations: list[MigrationWindow] = []
+        self.repartitions: list[tuple[float, dict[str, Any]]] = []  # (received_s, event)
         self.messages = 0
         self.connects = 0
         self.last_error = ""
@@ -105,15 +106,19 @@ class SummaryWatcher:
 
     def receive(self, frame: dict[str, Any], now: float) -> None:
         """File one message of the socket (docs/events.md): a snapshot sets the position,
-        a `market_summary` event is filed, a `zone_health` event counts as health only."""
+        a `market_summary` event is filed, a `zone_health` event counts as health only, a
+        `zones_repartitioned` event (a split or merge) is kept with when it came."""
         kind = frame.get("type")
         if kind in ("snapshot", "events_reset"):
             self.position = (int(frame["offset"]), str(frame["epoch"]))
             return
-        if kind not in ("market_summary", "zone_health"):
+        if kind not in ("market_summary", "zone_health", "zones_repartitioned"):
             return
         if self.position is not None:
             self.position = (int(frame["offset"]), self.position[1])
+        if kind == "zones_repartitioned":
+            self.repartitions.append((now, frame))
+            return
         if kind == "zone_health":
             for zone in frame.get("zones", []):
                 self._zone_seen({"zone": zone, "health": frame.get("health", "")}, now)

@@ -35,6 +35,7 @@ class ZoneSecond:
     health: str
     tick_p99_ms: float | None = None
     subscribers: int | None = None  # gateways and band neighbours taking its rows
+    booth: int | None = None  # the booth it serves; -1: a spare serving nothing
 
 
 @dataclass
@@ -108,3 +109,5 @@ class RunRecord:
     # answer), and the contributors' settings and own counts
     decisions: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     contributors: dict[str, Any] | None = None
+    # splits and merges of the zones: (seconds since the start, the ops event)
+    repartitions: list[tuple[float, dict[str, Any]]] = field(default_factory=list)

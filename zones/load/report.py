@@ -138,6 +138,32 @@ def zones_figures(record: RunRecord) -> dict[str, Any]:
     }
 
 
+def repartitions_figures(record: RunRecord) -> dict[str, Any]:
+    """The zones' splits and merges over the run: when each was planned and over, and how
+    many zones served the market at most."""
+    changes = []
+    for t_s, event in record.repartitions:
+        changes.append(
+            {
+                "t_s": _num(t_s, 1),
+                **{
+                    key: event.get(key)
+                    for key in ("kind", "phase", "version", "source", "target", "booth", "took_s")
+                },
+            }
+        )
+    serving = [
+        sum(1 for z in s.zones.values() if z.booth is None or z.booth >= 0) for s in record.seconds
+    ]
+    planned = [c for c in changes if c["phase"] == "planned"]
+    return {
+        "splits": sum(c["kind"] == "split" for c in planned),
+        "merges": sum(c["kind"] == "merge" for c in planned),
+        "changes": changes,
+        "zones_serving_max": max(serving, default=None),
+    }
+
+
 def migrations_per_second(record: RunRecord) -> list[float | None]:
     """Migrations the zones counted in each second of the run, from their summary windows.
 
@@ -576,6 +602,9 @@ def series(
         "migrations_per_s": migrations,
         "overruns": [s.overruns for s in seconds],
         "degraded_zones": [],
+        "zones_serving": [
+            sum(1 for z in s.zones.values() if z.booth is None or z.booth >= 0) for s in seconds
+        ],
         "cpu_cores": cpu,
         "loop_lag_ms": [s.loop_lag_ms for s in seconds],
     }
@@ -642,6 +671,7 @@ def report_build(record: RunRecord) -> dict[str, Any]:
         "traffic": {n: traffic(record, n) for n in names},
         "migrations": migrations_figures(record, migrations),
         "zones": zones_figures(record),
+        "repartitions": repartitions_figures(record),
         "overruns": {"total": last, "steady": last - at_go if at_go is not None else None},
         "errors": errors_figures(record.visitors),
         "join_ms": join_figures(record),
@@ -672,6 +702,18 @@ def verdict_lines(report: dict[str, Any]) -> list[str]:
             state = "info"
         measured = "not measured" if v["measured"] is None else f"{v['measured']} {v['unit']}"
         lines.append(f"{v['kind']:>11}  {state:<7} {v['name']}: {measured} (limit {v['limit']})")
+    return lines
+
+
+def repartition_lines(report: dict[str, Any]) -> list[str]:
+    """One line per split or merge that was over, for the terminal."""
+    lines = []
+    for c in report["repartitions"]["changes"]:
+        if c["phase"] == "done":
+            lines.append(
+                f"{'zones':>11}  {c['kind']:<7} at {c['t_s']} s: booth {c['booth']}, zone"
+                f" {c['source']} → zone {c['target']}, handed over in {c['took_s']} s"
+            )
     return lines
 
 

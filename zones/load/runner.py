@@ -247,6 +247,9 @@ class LoadRun:
             if self.fleet
             else [],
             contributors=self.fleet.outcome(self.started) if self.fleet else None,
+            repartitions=[
+                (round(t - self.started, 3), event) for t, event in self.watcher.repartitions
+            ],
         )
 
     # --- phases --------------------------------------------------------------------------
@@ -400,6 +403,7 @@ class LoadRun:
                 health=str(latest.get("health", "")),
                 tick_p99_ms=latest.get("tick_p99_ms"),
                 subscribers=latest.get("subscribers"),
+                booth=latest.get("booth"),
             )
         return zones
 

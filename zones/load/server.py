@@ -63,6 +63,7 @@ class OwnServer:
     log_path: Path
     booths: int
     walkers: int = 0
+    spares: int = 0  # spare zones beside the booths', for splits
     zones_per_worker: int = 1
     web_processes: int = 1
     redis_url: str | None = None
@@ -84,6 +85,7 @@ class OwnServer:
             "zones_per_worker": self.zones_per_worker if self.redis_url else None,
             "web_processes": self.web_processes,
             "walkers": self.walkers,
+            "spare_zones": self.spares,
             "pid": self.process.pid if self.process else None,
         }
 
@@ -124,6 +126,8 @@ class OwnServer:
             str(self.zones_per_worker),
             "--web-processes",
             str(self.web_processes),
+            "--spare-zones",
+            str(self.spares),
         ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(

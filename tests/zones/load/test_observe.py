@@ -96,6 +96,15 @@ def test_health_reports_count_as_health_and_positions_follow_the_events():
     assert watcher.position == (5, "e")  # a reconnect resumes after it
 
 
+def test_splits_and_merges_are_kept_with_when_they_came_and_move_the_position():
+    watcher = SummaryWatcher("http://127.0.0.1:1", 1)
+    watcher.receive({"type": "snapshot", "offset": 4, "epoch": "e", "state": {}}, now=1)
+    split = {"type": "zones_repartitioned", "offset": 6, "kind": "split", "phase": "done"}
+    watcher.receive(split, now=2.5)
+    assert watcher.repartitions == [(2.5, split)] and watcher.position == (6, "e")
+    assert watcher.messages == 0 and not watcher.zones  # not a summary
+
+
 def test_a_process_tree_counts_this_process_and_the_machine_is_busy_some_of_the_time():
     tree = ProcessTreeCpu(os.getpid())
     sum(i * i for i in range(200_000))

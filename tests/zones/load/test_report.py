@@ -16,7 +16,7 @@ from zones.load.record import (
     VisitorOutcome,
     ZoneSecond,
 )
-from zones.load.report import pass_lines_missed, report_build, verdict_lines
+from zones.load.report import pass_lines_missed, repartition_lines, report_build, verdict_lines
 
 RAMP, STEADY = 2, 8
 
@@ -403,3 +403,56 @@ def test_a_failover_never_seen_is_unknown_not_met():
     report = report_build(run)
     assert report["npc_decisions"]["failover"]["detected_s"] is None
     assert verdict(report, "failover: contributors killed (1)")["ok"] is None
+
+
+def repartition(kind: str, phase: str, source: int, target: int, took_s=None) -> dict:
+    return {
+        "type": "zones_repartitioned",
+        "kind": kind,
+        "phase": phase,
+        "version": 1 if kind == "split" else 2,
+        "source": source,
+        "target": target,
+        "booth": 0,
+        "took_s": took_s,
+    }
+
+
+def test_splits_and_merges_are_listed_over_time_with_the_zones_serving_each_second():
+    run = record()
+    run.server = {"spare_zones": 1}
+    run.repartitions = [
+        (3.2, repartition("split", "planned", 0, 2)),
+        (4.1, repartition("split", "done", 0, 2, took_s=0.9)),
+        (8.0, repartition("merge", "planned", 2, 0)),
+        (8.6, repartition("merge", "done", 2, 0, took_s=0.6)),
+    ]
+    for s in run.seconds[3:8]:  # the spare serves booth 0 from the fourth second to the eighth
+        s.zones[2] = ZoneSecond(300, 0, 1800, visitors=0, health="ok", booth=0)
+    for s in run.seconds[8:]:
+        s.zones[2] = ZoneSecond(0, 0, 1800, visitors=0, health="ok", booth=-1)
+    report = report_build(run)
+    figures = report["repartitions"]
+    assert (figures["splits"], figures["merges"], figures["zones_serving_max"]) == (1, 1, 3)
+    assert [(c["t_s"], c["kind"], c["phase"]) for c in figures["changes"]] == [
+        (3.2, "split", "planned"),
+        (4.1, "split", "done"),
+        (8.0, "merge", "planned"),
+        (8.6, "merge", "done"),
+    ]
+    assert report["series"]["zones_serving"] == [2, 2, 2, 3, 3, 3, 3, 3, 2, 2]
+    assert repartition_lines(report) == [
+        "      zones  split   at 4.1 s: booth 0, zone 0 → zone 2, handed over in 0.9 s",
+        "      zones  merge   at 8.6 s: booth 0, zone 2 → zone 0, handed over in 0.6 s",
+    ]
+    page = report_html(report)
+    assert "<h2>Splits and merges</h2>" in page and "1 splits, 1 merges" in page
+    assert "zone 0 → zone 2" in page and "Zones serving the market" in page
+
+
+def test_a_run_with_spares_and_no_change_says_so_and_one_without_spares_says_nothing():
+    run = record()
+    run.server = {"spare_zones": 2}
+    assert "No zone split or merged during the run." in report_html(report_build(run))
+    run.server = {}
+    assert "Splits and merges" not in report_html(report_build(run))

@@ -33,7 +33,7 @@ from zones.core.dispatch import MAX_CAPACITY
 from zones.load.contributors import FleetSettings
 from zones.load.html import chart_svgs, report_html
 from zones.load.record import RunRecord
-from zones.load.report import pass_lines_missed, report_build, verdict_lines
+from zones.load.report import pass_lines_missed, repartition_lines, report_build, verdict_lines
 from zones.load.runner import LoadError, LoadRun, RunSettings
 from zones.load.scenarios import SCENARIOS, PlanError
 from zones.load.server import OwnServer, ServerError, healthy
@@ -101,6 +101,13 @@ OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
         None,
         "with --kill-contributors: seconds into the steady phase (default half of --duration)",
     ),
+    (
+        "--spare-zones",
+        int,
+        0,
+        "zones of the market started here beside its booths': a crowded zone splits with"
+        " one, and merges back when it empties (default 0: no splits)",
+    ),
     ("--zones-per-worker", int, 8, "with REDIS_URL: zones per worker process (default 8)"),
     (
         "--web-processes",
@@ -162,6 +169,7 @@ class Command(BaseCommand):
                 log_path=out / "server.log",
                 booths=options["booths"] or MAX_ZONES,
                 walkers=options["walkers"],
+                spares=options["spare_zones"],
                 zones_per_worker=options["zones_per_worker"],
                 web_processes=options["web_processes"] if settings.REDIS_URL else 1,
                 redis_url=settings.REDIS_URL or None,
@@ -323,6 +331,8 @@ class Command(BaseCommand):
         for name, svg in chart_svgs(report):
             (charts / name).write_text(svg)
         for line in verdict_lines(report):
+            self.stdout.write(line)
+        for line in repartition_lines(report):
             self.stdout.write(line)
         self.stdout.write(f"report: {out / 'report.json'} and {out / 'report.html'}")
         missed = pass_lines_missed(report)
