@@ -8,6 +8,7 @@ import { NpcPanel, NpcStatus, legendEntries, npcColour, statusFields, NEEDS, STA
 import { OrbitView } from "./orbit.js";
 import { OrbitAssets } from "./orbit_assets.js";
 import { TopDown } from "./topdown.js";
+import { RepartitionPanel } from "./zones.js";
 
 const STALE_AFTER_MS = 2000;
 
@@ -23,9 +24,18 @@ const hud = new Hud({
   body: document.getElementById("zones-body"),
   totals: document.getElementById("totals"),
   legend: document.getElementById("chart-legend"),
+  chartNote: document.getElementById("chart-note"),
   entitiesChart: document.getElementById("chart-entities"),
   tickChart: document.getElementById("chart-tick"),
 });
+
+const repartitions = new RepartitionPanel({
+  section: document.getElementById("repartitions"),
+  list: document.getElementById("repartitions-list"),
+  none: document.getElementById("repartitions-none"),
+});
+const showRepartitions = () => repartitions.render(hud.booths, hud.spares);
+hud.onRegroup = showRepartitions;
 
 const npcStatus = new NpcStatus();
 const npcPanel = new NpcPanel({
@@ -52,6 +62,7 @@ let marker = null; // {x, z} placed on the floor, or {id, x, z} following an ent
 const reservedRight = () => hudElement.offsetWidth + 24;
 const topdown = new TopDown(document.getElementById("topdown"), labels, reservedRight, pick);
 topdown.npcColour = (id) => npcColour(npcStatus.get(id), npcBy);
+topdown.boothOf = (zone) => hud.boothIndexOf(zone);
 
 function showNpcBy(by) {
   npcBy = by;
@@ -83,6 +94,7 @@ function statusUpdate(frame) {
   follow(lastFrame);
 }
 const orbit = new OrbitView(document.getElementById("orbit"), labels, reservedRight);
+orbit.boothOf = (zone) => hud.boothIndexOf(zone);
 const orbitAssets = new OrbitAssets(orbit, JSON.parse(root.dataset.furnishedZones || "[]"));
 
 // A generated market's layout, made here from its map config by the same generator the
@@ -122,7 +134,9 @@ function follow(frame) {
   marker.x = frame.x[i];
   marker.z = frame.z[i];
   marker.lost = false;
-  const booth = hud.booths[frame.zone[i]];
+  const zone = frame.zone[i];
+  const booth = hud.boothServedBy(zone);
+  const own = booth && hud.boothIndexOf(zone) === zone; // the booth's own zone, not a spare
   let what = "Visitor";
   if (!(frame.kind[i] & DOT_VISITOR)) {
     const status = npcStatus.get(marker.id);
@@ -130,7 +144,7 @@ function follow(frame) {
     what = f ? `NPC (${STATES[f.state]}, ${NEEDS[f.need]} lowest${f.leased ? ", awaiting a decision" : ""})` : "NPC";
   }
   selection.textContent =
-    `${what} ${marker.id} in ${booth ? booth.name : "zone " + frame.zone[i]}` +
+    `${what} ${marker.id} in ${booth ? booth.name : "zone " + zone}${booth && !own ? ` (zone ${zone})` : ""}` +
     ` at x ${marker.x.toFixed(1)} m, z ${marker.z.toFixed(1)} m` +
     (frame.kind[i] & DOT_MIGRATING ? ", being handed over" : "") +
     ".";
@@ -157,6 +171,7 @@ function hello(message) {
   const geometry = boothGeometry(message);
   labels.build(geometry);
   hud.setLayout(message);
+  showRepartitions();
   topdown.setGeometry(geometry);
   orbit.setGeometry(geometry);
   orbitAssets.load(message.market);
@@ -236,6 +251,14 @@ connectFeed(root.dataset.socketPath, {
   npcs: (report) => npcPanel.figures(report),
   bans: (bans) => npcPanel.setBans(bans),
   ban: (ban) => npcPanel.ban(ban),
+  repartitions: (changes) => {
+    repartitions.reset(changes);
+    showRepartitions();
+  },
+  repartition: (change) => {
+    repartitions.add(change, Date.now());
+    showRepartitions();
+  },
   state: state,
 });
 
@@ -252,6 +275,14 @@ window.fabricDashboard = {
   },
   zones: hud.zones,
   charts: hud.charts,
+  // the zones under each booth and the idle spares, as the table shows them (zones.js)
+  get zoneGroups() {
+    return hud.groups;
+  },
+  // the splits and merges in the timeline, newest first
+  get repartitions() {
+    return repartitions.model.entries;
+  },
   npcCharts: npcPanel.charts,
   get npcReport() {
     return npcPanel.report;

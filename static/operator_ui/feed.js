@@ -11,6 +11,8 @@ const RECORD_BYTES = 18;
 const STATUS_RECORD_BYTES = 9;
 const FIRST_DELAY_MS = 500;
 const LONGEST_DELAY_MS = 10000;
+// the ops events the page applies (docs/dashboard.md); it ignores any other
+const EVENT_TYPES = ["market_summary", "zone_health", "npc_decisions", "contributor_banned", "zones_repartitioned"];
 
 export const DOT_VISITOR = 0x1;
 export const DOT_NPC = 0x2;
@@ -83,8 +85,9 @@ function snapshotSummaries(state) {
 }
 
 // handlers: hello(message), summary(summary), overview(frame), npcStatus(frame),
-// npcs(report), bans(list), ban(ban), state(name, detail) where name is "connecting",
-// "live", "reconnecting" or "refused".
+// npcs(report), bans(list), ban(ban), repartitions(list) (the snapshot's splits and merges,
+// oldest first), repartition(change) (a `zones_repartitioned` event), state(name, detail)
+// where name is "connecting", "live", "reconnecting" or "refused".
 export function connectFeed(path, handlers) {
   let delayMs = FIRST_DELAY_MS;
   let socket = null;
@@ -96,6 +99,7 @@ export function connectFeed(path, handlers) {
     snapshotSummaries(state).forEach((summary) => handlers.summary(summary));
     if (state.npcs) handlers.npcs(state.npcs);
     handlers.bans(state.bans || []);
+    handlers.repartitions(state.repartitions || []);
   }
 
   function applyEvent(message) {
@@ -107,6 +111,8 @@ export function connectFeed(path, handlers) {
       handlers.npcs(message);
     } else if (message.type === "contributor_banned") {
       handlers.ban(message);
+    } else if (message.type === "zones_repartitioned") {
+      handlers.repartition(message);
     } else {
       const zones = message.zones.map((zone) => ({ zone: zone, health: message.health }));
       handlers.summary({ health_only: true, zones: zones });
@@ -136,7 +142,7 @@ export function connectFeed(path, handlers) {
         if (message.recovered !== true || !position) applySnapshot(message.state, message.offset, message.epoch);
       } else if (message.type === "events_reset") {
         applySnapshot(message.snapshot, message.offset, message.epoch);
-      } else if (["market_summary", "zone_health", "npc_decisions", "contributor_banned"].includes(message.type)) {
+      } else if (EVENT_TYPES.includes(message.type)) {
         applyEvent(message);
       } else if (message.type === "error") {
         refusal = message;

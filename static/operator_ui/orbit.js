@@ -19,6 +19,7 @@ export class OrbitView {
     this.layout = null; // a generated market's layout (static/mapgen/)
     this.frame = null;
     this.marker = null;
+    this.boothOf = (zone) => zone; // the booth a zone serves (a spare may serve part of one)
     this.renderer = null;
     this.failure = null;
     this.pointers = new Set();
@@ -182,8 +183,10 @@ export class OrbitView {
     const colour = new THREE.Color();
     for (let i = 0; i < frame.count; i += 1) {
       this.positions.set([frame.x[i], frame.y[i] + DOT_LIFT_M, frame.z[i]], i * 3);
-      if (frame.kind[i] & DOT_MIGRATING && frame.to[i] !== NO_ZONE) {
-        colour.set(this.geometry.booths[frame.to[i]].colour);
+      const migrating = frame.kind[i] & DOT_MIGRATING && frame.to[i] !== NO_ZONE;
+      const to = migrating ? this.geometry.booths[this.boothOf(frame.to[i])] : null;
+      if (to) {
+        colour.set(to.colour);
       } else {
         colour.copy(frame.kind[i] & DOT_VISITOR ? VISITOR_COLOUR : NPC_COLOUR);
       }

@@ -21,6 +21,7 @@ export class TopDown {
     this.layout = null; // a generated market's layout (static/mapgen/), drawn over the booths
     this.frame = null;
     this.npcColour = null; // (id) → the colour of that NPC's square (npcs.js), or null: all dark
+    this.boothOf = (zone) => zone; // the booth a zone serves (a spare may serve part of one)
     this.marker = null; // {x, z, id?}
     this.scale = 4;
     this.originX = 0; // pixel of world x = lo
@@ -213,13 +214,17 @@ export class TopDown {
     for (let i = 0; i < frame.count; i += 1) {
       const [sx, sy] = this.toScreen(frame.x[i], frame.z[i]);
       if (frame.kind[i] & DOT_MIGRATING) {
-        const to = frame.to[i] !== NO_ZONE ? geo.booths[frame.to[i]] : null;
+        const toBooth = frame.to[i] !== NO_ZONE ? this.boothOf(frame.to[i]) : -1;
+        const to = geo.booths[toBooth] || null;
         g.strokeStyle = to ? to.colour : "#ffffff";
         g.lineWidth = 2;
         g.beginPath();
         g.arc(sx, sy, visitor + 3, 0, 2 * Math.PI);
         g.stroke();
-        if (to) this.arrow(g, sx, sy, this.toScreen(to.anchor[0], to.anchor[1]), to.colour);
+        // no arrow between two zones of one booth: the dot stays in its booth
+        if (to && toBooth !== this.boothOf(frame.zone[i])) {
+          this.arrow(g, sx, sy, this.toScreen(to.anchor[0], to.anchor[1]), to.colour);
+        }
         g.lineWidth = 1;
       }
       if (frame.kind[i] & DOT_VISITOR) {
