@@ -257,7 +257,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             return
         self.entity, self.identity = claims.entity, claims.identity
         self.character = claims.character or {}
-        name, colour = live.booths[welcome.zone]
+        name, colour = live.booths[welcome.booth]  # the zone may be a spare serving part of it
         self.booth = welcome.booth
         self.presence = BoothPresence(market_id, claims.entity)
         self.presence.enter(welcome.booth, hurry=True)
@@ -272,7 +272,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
                 "protocol": PROTOCOL_VERSION,
                 "entity": claims.entity,
                 "zone": welcome.zone,
-                "booth": {"zone": welcome.zone, "name": name, "colour": colour},
+                "booth": {"zone": welcome.booth, "name": name, "colour": colour},
                 "tick_ms": welcome.tick_ms,
                 "hlc": welcome.hlc,
                 "resumed": welcome.resumed,

@@ -146,6 +146,14 @@ async def test_a_crowd_splits_a_zone_across_processes_and_it_merges_back(
         standing_until_ms = int(time.time() * 1000) - 500
         lost = observer.lost(ids, joined_ms, standing_until_ms)
         assert not lost, lost[:5]
+        # a visitor joining where the spare now serves is spawned there, on booth 0
+        moved = [v for v in visitors if v.zone == SPARE]
+        assert moved, "no visitor was told its zone changed to the spare"
+        late = await connect_retrying(market.url, MARKET, retry_s=30, at=moved[0].position.tolist())
+        visitors.append(late)
+        assert (late.zone, late.booth) == (SPARE, 0), late.welcome
+        assert late.welcome["booth"]["name"] == layout.booths[0]["name"]
+        ids.add(late.entity)
         split = next(c for c in observer.changes if c["kind"] == "split")
         assert (split["source"], split["target"], split["booth"]) == (0, SPARE, 0)
         assert split["owners"] == [0, SPARE, 1]
