@@ -100,7 +100,7 @@ class Stepped:
 
     state: ZoneState
     adopted: bool  # its step adopted a newer map
-    tick_us: int  # its step time over the last second
+    tick_times: Sequence[float]  # its step times, ms, newest last
 
 
 @dataclass
@@ -252,9 +252,10 @@ class Repartitioner:
         """This tick's gossip, loads and events, and the plan each planning zone hosted
         here gives itself (zone → its Gossip, for the zone's next tick)."""
         work, gives = Work(), {}
-        worker_us = sum(one.tick_us for one in stepped)
+        worker_us: int | None = None  # summed only in a tick that sends a load
         for one in stepped:
             s = one.state
+            planner = planner_of(s.ranges)
             if gossip_due(zone=s.zone, tick=s.tick, adopted=one.adopted):
                 work.messages += gossip_messages(
                     zone=s.zone, ranges=s.ranges, peers=range(self.zones), hlc=s.hlc
@@ -262,15 +263,17 @@ class Repartitioner:
                 if work.newest is None or s.ranges.version > work.newest.version:
                     work.newest = s.ranges
             if (s.tick + s.zone) % LOAD_EVERY_TICKS == 0:
-                load = load_of(s, one.tick_us, worker_us)
-                if planner_of(s.ranges) in self.hosted:
+                if worker_us is None:
+                    worker_us = sum(tick_us_of(other.tick_times) for other in stepped)
+                load = load_of(s, tick_us_of(one.tick_times), worker_us)
+                if planner in self.hosted:
                     self.planner.heard(load, s.tick)
                 else:
-                    work.loads.append((planner_of(s.ranges), load))
-            if planner_of(s.ranges) == s.zone and s.tick % LOAD_EVERY_TICKS == 0:
+                    work.loads.append((planner, load))
+            if planner == s.zone and s.tick % LOAD_EVERY_TICKS == 0:
                 work.events += self.planner.step(s.ranges, s.tick)
             pending = self.planner.pending
-            if pending is None or planner_of(s.ranges) != s.zone:
+            if pending is None or planner != s.zone:
                 continue
             if s.ranges.version < pending.plan.ranges.version:  # until it has adopted it
                 gives[s.zone] = Gossip(

@@ -95,7 +95,7 @@ from zones.core.wire import (
 )
 from zones.inputlog import InputLog
 from zones.logthrottle import LogThrottle
-from zones.repartitions import Repartitioner, Stepped, booth_of_range, tick_us_of
+from zones.repartitions import Repartitioner, Stepped, booth_of_range
 from zones.snapshots import SnapshotStore
 from zones.zone_faults import ZoneFaults
 
@@ -468,10 +468,7 @@ class ZoneWorker:
         the newest map out."""
         assert self.repartition is not None
         work, gives = self.repartition.tick(
-            [
-                Stepped(hz.state, out.gossip_adopted, tick_us_of(hz.tick_times))
-                for hz, out, _ in stepped
-            ]
+            [Stepped(hz.state, out.gossip_adopted, hz.tick_times) for hz, out, _ in stepped]
         )
         for zone, gossip in gives.items():
             self.hosted[zone].inbox.append(gossip)

@@ -138,6 +138,11 @@ def zones_figures(record: RunRecord) -> dict[str, Any]:
     }
 
 
+def zones_serving(seconds: Sequence[Second]) -> list[int]:
+    """Zones serving some booth each second (a spare serving nothing reports booth -1)."""
+    return [sum(1 for z in s.zones.values() if z.booth is None or z.booth >= 0) for s in seconds]
+
+
 def repartitions_figures(record: RunRecord) -> dict[str, Any]:
     """The zones' splits and merges over the run: when each was planned and over, and how
     many zones served the market at most."""
@@ -152,9 +157,7 @@ def repartitions_figures(record: RunRecord) -> dict[str, Any]:
                 },
             }
         )
-    serving = [
-        sum(1 for z in s.zones.values() if z.booth is None or z.booth >= 0) for s in record.seconds
-    ]
+    serving = zones_serving(record.seconds)
     planned = [c for c in changes if c["phase"] == "planned"]
     return {
         "splits": sum(c["kind"] == "split" for c in planned),
@@ -602,9 +605,7 @@ def series(
         "migrations_per_s": migrations,
         "overruns": [s.overruns for s in seconds],
         "degraded_zones": [],
-        "zones_serving": [
-            sum(1 for z in s.zones.values() if z.booth is None or z.booth >= 0) for s in seconds
-        ],
+        "zones_serving": zones_serving(seconds),
         "cpu_cores": cpu,
         "loop_lag_ms": [s.loop_lag_ms for s in seconds],
     }
