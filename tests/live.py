@@ -1,5 +1,7 @@
 """A real market server for tests: `manage.py runmarket` on a free loopback port."""
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +16,21 @@ from pathlib import Path
 from tests.subprocesses import REPO_ROOT, embedded_environment, run_manage
 
 STARTUP_TIMEOUT_S = 30
+
+
+@contextmanager
+def stopped(pid: int) -> Iterator[None]:
+    """Process `pid` stopped (SIGSTOP) for the block, then continued.
+
+    Web processes share one listening socket and the kernel gives a connection to
+    whichever accepts first, so a test that needs a socket on a given process joins it
+    while the others are stopped.
+    """
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def free_port() -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.live import free_port, live_market
+from tests.live import free_port, live_market, stopped
 from tests.subprocesses import embedded_environment, run_manage
 from tests.zones.test_topology import until
 from zones.client.burst import connect_retrying
@@ -108,20 +108,17 @@ async def test_visitors_of_both_web_processes_see_one_another(two_web_processes)
     half = VISITORS // 2
     (child,) = child_pids(market)
 
-    async def join_through(at, stopped):
-        os.kill(stopped, signal.SIGSTOP)
-        try:
+    async def join_through(at, stopped_pid):
+        with stopped(stopped_pid):
             return await asyncio.gather(
                 *(
                     connect_retrying(market.url, 1, retry_s=START_TIMEOUT_S, at=s.tolist())
                     for s in at
                 )
             )
-        finally:
-            os.kill(stopped, signal.SIGCONT)
 
-    visitors = list(await join_through(spots[:half], stopped=child))
-    visitors += await join_through(spots[half:], stopped=market.process.pid)
+    visitors = list(await join_through(spots[:half], stopped_pid=child))
+    visitors += await join_through(spots[half:], stopped_pid=market.process.pid)
     try:
         port = int(market.address.rsplit(":", 1)[1])
         held = established_sockets_by_pid(port, [market.process.pid, *child_pids(market)])
