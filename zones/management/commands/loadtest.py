@@ -43,6 +43,10 @@ NON_TTY_PROGRESS_EVERY = 5  # seconds between progress lines when stderr is not 
 FAILOVER_BEFORE_S = 5.0  # of the steady phase before killing contributors, at least
 FAILOVER_AFTER_S = 5.0  # and after, to see the dispatcher drop them and reassign
 WEB_PROCESSES = 1  # web processes of a market the harness starts on Redis (docs/performance.md)
+# Zones per worker process of that market: each worker pays its own event loop and Redis
+# round trips every tick, so fewer workers cost less; 16 makes two for 32 booths, one per
+# core of a 2-core machine (docs/performance.md, "zones per worker process").
+ZONES_PER_WORKER = 16
 
 # (flag, type, default, help) of every option that takes a value
 OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
@@ -108,7 +112,12 @@ OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
         "zones of the market started here beside its booths': a crowded zone splits with"
         " one, and merges back when it empties (default 0: no splits)",
     ),
-    ("--zones-per-worker", int, 8, "with REDIS_URL: zones per worker process (default 8)"),
+    (
+        "--zones-per-worker",
+        int,
+        ZONES_PER_WORKER,
+        f"with REDIS_URL: zones per worker process (default {ZONES_PER_WORKER})",
+    ),
     (
         "--web-processes",
         int,
