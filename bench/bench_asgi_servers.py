@@ -6,7 +6,7 @@
     python bench/bench_asgi_servers.py --json /tmp/asgi.json
 
 Needs, besides requirements.txt: granian and wsproto (`pip install granian wsproto`);
-picows for the client (as zones/load/lean.py had until 2026-12-05). A server whose package is missing is
+picows for the client (as zones/load/lean.py). A server whose package is missing is
 skipped with a note.
 
 The question (the 1,000-visitor market on one 2-core machine): the web process must

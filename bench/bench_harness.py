@@ -20,9 +20,8 @@ drifting load on the shared machine hits both), in a fresh process on one uvloop
 
   * sdk:  zones.client.visitor.Visitor.connect(..., decode="header"), the harness's
           visitors until 2026-12 (websockets, one reader task per socket);
-  * lean: zones.load.lean.LeanFleet.connect, the harness's visitors since (header-only,
-          one clock read per loop wake-up; on picows until 2026-12-05, since then on
-          plain sockets read by one epoll set, zones/load/wslink.py).
+  * lean: zones.load.lean.LeanFleet.connect, the harness's visitors since (picows,
+          header-only, one clock read per loop wake-up).
 
 The client joins `--visitors` visitors, lets --warmup seconds pass, then measures its own
 user + system CPU (os.times) and the frames its visitors counted over --seconds. Printed

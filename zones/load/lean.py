@@ -6,9 +6,8 @@ speaks the visitor protocol (docs/protocol.md) as the SDK's `Visitor` does with
 `decode="header"`, and keeps the same figures (`VisitorStats`: frames, bytes, rows, bodies,
 far frames, bad frames, the age of every frame), but:
 
-* the socket is a plain one in the fleet's epoll set (`zones/load/wslink.py`): one wake-up
-  of the event loop reads every ready socket into one buffer and hands each frame to its
-  visitor in one call, with no transport, reader task, message queue or await per frame;
+* the socket is picows (websocket framing in C): each frame arrives in one callback, with
+  no reader task, message queue or await per frame;
 * a binary frame is read as the SDK's header-only path reads it (header, then the own row
   found by a byte search), and positions become numpy arrays only when asked for;
 * a frame's arrival is taken from `WakeClock`: one wall-clock read per wake-up of the
@@ -36,6 +35,15 @@ from urllib.parse import urljoin, urlsplit
 
 import h11
 import numpy as np
+from picows import (
+    WSCloseCode,
+    WSFrame,
+    WSHandshakeError,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    ws_connect,
+)
 
 from zones.client.visitor import (
     HEADER,
@@ -62,18 +70,15 @@ from zones.core.wire import (
     INPUT_DTYPE,
     RowFlag,
 )
-from zones.load.wslink import (
-    BINARY,
-    CONTINUATION,
-    MESSAGE_TOO_BIG,
-    PROTOCOL_ERROR,
-    TEXT,
-    HandshakeRefused,
-    Link,
-    Poller,
-    open_link,
-)
 
+BINARY, TEXT, CONTINUATION, CLOSE = (
+    WSMsgType.BINARY,
+    WSMsgType.TEXT,
+    WSMsgType.CONTINUATION,
+    WSMsgType.CLOSE,
+)
+CLOSED_NO_STATUS = 1005  # a close frame without a code (what the SDK's websockets reports)
+CLOSED_ABNORMALLY = 1006  # the connection ended without a close frame
 MAX_MESSAGE = 2**22  # as the SDK's max_size
 INPUT = struct.Struct("<I3f")  # INPUT_DTYPE: seq, velocity m/s
 assert INPUT.size == INPUT_DTYPE.itemsize
@@ -253,7 +258,7 @@ class _StaleConnection(Exception):
 # --- the visitor ---------------------------------------------------------------------------
 
 
-class LeanVisitor:
+class LeanVisitor(WSListener):
     """One harness visitor's socket: what it received, where it stands, how it walks.
 
     Attributes have the meaning of the SDK Visitor's of the same name. The counters live
@@ -326,7 +331,7 @@ class LeanVisitor:
         self._own_id = b""
         self._fragments: bytearray | None = None
         self._fragments_binary = False
-        self._transport: Link | None = None
+        self._transport: WSTransport | None = None
         self._open = False  # welcomed: frames count from now on
         loop = clock._loop
         self._welcomed: asyncio.Future[None] = loop.create_future()
@@ -377,54 +382,74 @@ class LeanVisitor:
         """The highest input sequence number used so far."""
         return self._seq
 
-    # --- what its link tells it (zones/load/wslink.py) ---------------------------------------
+    # --- picows callbacks ------------------------------------------------------------------
 
-    def on_binary(self, data: bytes, start: int, stop: int, received_ms: float) -> None:
-        if self._open:  # a frame before the welcome has no entity to read it for
-            self._interest(data, start, stop, received_ms)
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self._transport = transport
 
-    def on_frame(self, opcode: int, fin: bool, payload: bytes) -> None:
-        if opcode == CONTINUATION:
-            self._continuation(payload, fin)
-        elif fin:
-            self._message_text(payload)
-        else:
-            self._fragments = bytearray(payload)
-            self._fragments_binary = opcode == BINARY
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind == BINARY and frame.fin:
+            if self._open:  # a frame before the welcome has no entity to read it for
+                self._binary(frame.get_payload_as_bytes())
+        elif kind in (TEXT, BINARY):
+            if frame.fin:
+                self._message_text(frame)
+            else:
+                self._fragments = bytearray(frame.get_payload_as_memoryview())
+                self._fragments_binary = kind == BINARY
+        elif kind == CONTINUATION:
+            self._continuation(frame)
+        elif kind == CLOSE:
+            self._closing(transport, frame)
 
-    def _message_text(self, payload: bytes) -> None:
+    def _message_text(self, frame: WSFrame) -> None:
         try:
-            text = payload.decode()
+            text = frame.get_payload_as_utf8_text()
         except UnicodeDecodeError:
             self.bad_frames += 1
             return
         self._text(text)
 
-    def _continuation(self, payload: bytes, fin: bool) -> None:
+    def _continuation(self, frame: WSFrame) -> None:
         parts = self._fragments
         if parts is None:
             self.bad_frames += 1  # a continuation of nothing
             return
-        parts += payload
+        parts += frame.get_payload_as_memoryview()
         if len(parts) > MAX_MESSAGE:
             self._fragments = None
             assert self._transport is not None
-            self._transport.send_close(MESSAGE_TOO_BIG, b"message too big")
+            self._transport.send_close(WSCloseCode.MESSAGE_TOO_BIG, b"message too big")
             self._transport.disconnect()
             return
-        if not fin:
+        if not frame.fin:
             return
         self._fragments = None
         if self._fragments_binary:
             if self._open:
                 self._binary(bytes(parts))
             return
-        self._message_text(bytes(parts))
+        try:
+            text = parts.decode()
+        except UnicodeDecodeError:
+            self.bad_frames += 1
+            return
+        self._text(text)
 
-    def on_closed(self, code: int, reason: str) -> None:
-        """The socket is over: with the server's close frame's code, or 1006 without one."""
+    def _closing(self, transport: WSTransport, frame: WSFrame) -> None:
+        """The server's close frame: keep its code and reason, answer it, hang up."""
+        code = int(frame.get_close_code().value)
+        self.close_code = code if code else CLOSED_NO_STATUS
+        self.close_reason = frame.get_close_reason() or ""
+        if not transport.is_close_frame_sent:  # echo its code, as websocket clients do
+            echo = frame.get_close_code() if code else WSCloseCode.OK
+            transport.send_close(echo, frame.get_close_message())
+        transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
+            self.close_code = CLOSED_ABNORMALLY
         error = self.errors[-1] if self.errors else None
         if not self._welcomed.done():
             closed = VisitorClosed(self.close_code, self.close_reason, error)
@@ -436,27 +461,22 @@ class LeanVisitor:
     # --- what it receives -------------------------------------------------------------------
 
     def _binary(self, data: bytes) -> None:
-        """An interest frame, arrived now."""
-        self._interest(data, 0, len(data), self.clock.now_ms())
-
-    def _interest(self, data: bytes, start: int, stop: int, received_ms: float) -> None:
-        """An interest frame, data[start:stop]: header and own row only, with the checks of
-        `frame_decode`."""
-        size = stop - start
+        """An interest frame: header and own row only, with the checks of `frame_decode`."""
+        received_ms = self.clock.now_ms()
+        size = len(data)
         if size < HEADER_SIZE:
             self.bad_frames += 1
             return
-        ident, ack_seq, tick_ms, n_rows, n_bodies, flags = HEADER_LEAN.unpack_from(data, start)
-        rows_at = start + HEADER_SIZE
-        rows_end = rows_at + n_rows * ROW_SIZE
-        if ident != FRAME_IDENT or stop != rows_end + n_bodies * BODY_SIZE:
+        ident, ack_seq, tick_ms, n_rows, n_bodies, flags = HEADER_LEAN.unpack_from(data)
+        rows_end = HEADER_SIZE + n_rows * ROW_SIZE
+        if ident != FRAME_IDENT or size != rows_end + n_bodies * BODY_SIZE:
             self.bad_frames += 1
             return
         self.ack_seq = ack_seq
         self.tick_ms = tick_ms
         own = self._own_id
-        at = data.find(own, rows_at, rows_end)
-        while at != -1 and (at - rows_at) % ROW_SIZE:
+        at = data.find(own, HEADER_SIZE, rows_end)
+        while at != -1 and (at - HEADER_SIZE) % ROW_SIZE:
             at = data.find(own, at + 1, rows_end)  # the id's bytes inside another field
         if at != -1:
             motion = self.motion = OWN_ROW.unpack_from(data, at + OWN_ROW_AT)
@@ -518,7 +538,7 @@ class LeanVisitor:
                 VisitorClosed(None, f"unreadable welcome: {type(error).__name__}: {error}", None)
             )
             if self._transport is not None:
-                self._transport.send_close(PROTOCOL_ERROR, b"unreadable welcome")
+                self._transport.send_close(WSCloseCode.PROTOCOL_ERROR, b"unreadable welcome")
                 self._transport.disconnect()
 
     def _welcome(self, welcome: dict[str, Any]) -> None:
@@ -554,7 +574,7 @@ class LeanVisitor:
         """VisitorClosed (with the close code and the last error) once the socket has closed."""
         self._sendable()
 
-    def _sendable(self) -> Link:
+    def _sendable(self) -> WSTransport:
         transport = self._transport
         if transport is None:
             raise RuntimeError("the visitor is not connected")
@@ -576,7 +596,7 @@ class LeanVisitor:
         if transport is None or self._gone.done():
             return
         if not transport.is_close_frame_sent:
-            transport.send_close(1000)
+            transport.send_close(WSCloseCode.OK)
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(self._gone)
@@ -590,18 +610,12 @@ class LeanVisitor:
 
 
 class LeanFleet:
-    """What a run's lean visitors share: one ticket pool, one clock, one poller; opens them."""
+    """What a run's lean visitors share: one ticket pool, one clock; opens them."""
 
     def __init__(self, base_url: str, market_id: int, *, connections: int = TICKET_CONNECTIONS):
-        if urlsplit(base_url).scheme != "http":
-            raise ValueError(
-                "the harness's visitors speak plain ws:// (thousands of sockets read by one"
-                f" epoll set): the market URL must be http://host[:port], not {base_url!r}"
-            )
         self.base_url, self.market_id = base_url, market_id
         self.tickets = TicketPool(base_url, market_id, connections)
         self.clock = WakeClock()
-        self.poller = Poller(self.clock._loop, MAX_MESSAGE, self.clock.now_ms)
 
     async def connect(
         self,
@@ -619,15 +633,19 @@ class LeanFleet:
         ticket = await self.tickets.ticket(key=key, booth=booth, at=at, timeout=timeout)
         url = visit_url(self.base_url, self.market_id, ticket)
         visitor = LeanVisitor(self.clock)
-
-        def connected(link: Link) -> None:
-            visitor._transport = link
-
         try:
-            async with asyncio.timeout(timeout):
-                await open_link(url, visitor, self.poller, connected)
-        except HandshakeRefused as refused:  # refused before the upgrade: no close code exists
-            raise VisitorClosed(None, str(refused), None) from None
+            await ws_connect(
+                lambda: visitor,
+                url,
+                websocket_handshake_timeout=timeout,
+                max_frame_size=MAX_MESSAGE,
+                enable_auto_pong=True,
+                use_aiofastnet=False,  # uvloop's own transport: no reader handle per wake-up
+            )
+        except WSHandshakeError as error:  # refused before the upgrade: no close code exists
+            if error.response is not None:
+                raise VisitorClosed(None, f"HTTP {error.response.status}", None) from None
+            raise ConnectionError(f"websocket handshake failed: {error}") from None
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(visitor._welcomed)
@@ -651,6 +669,4 @@ class LeanFleet:
                 await asyncio.sleep(0.5)
 
     async def aclose(self) -> None:
-        """The ticket connections closed; a visitor still open is hung up."""
         await self.tickets.aclose()
-        self.poller.close()

@@ -1,8 +1,8 @@
 """A load run: join the visitors over the ramp-up, drive them, sample every second.
 
 One event loop (uvloop under `manage.py loadtest`) holds every visitor. The visitors
-are the harness's lean ones (lean.py: plain sockets in one epoll set, frame headers
-only, one clock read per loop wake-up, tickets over keep-alive HTTP), so the harness's own CPU, which
+are the harness's lean ones (lean.py: picows sockets, frame headers only, one clock
+read per loop wake-up, tickets over keep-alive HTTP), so the harness's own CPU, which
 the server competes with on a small machine, stays low; it is measured and reported
 beside the server's all the same. The SDK joins the probe visitor that reads the layout.
 """

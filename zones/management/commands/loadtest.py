@@ -133,7 +133,7 @@ OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
 class Command(BaseCommand):
     progress_lines = 0
     help = (
-        "Drive simulated visitors (the visitor protocol on lean plain-socket connections) over real websockets and report"
+        "Drive simulated visitors (the visitor protocol on a lean picows connection) over real websockets and report"
         " latency, bandwidth, migrations, zone headroom, errors, overruns and CPU."
     )
 
