@@ -35,6 +35,7 @@ RECONNECT_S = 1.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LAG_PROBE_S = 0.02
 ZONE_WORKER_COMMAND = b"zoneworker"  # the argument that names a zone worker process
+TREE_RESCAN_S = 5.0  # between two scans of /proc for a server's processes
 
 
 def summary_url(base_url: str, market_id: int) -> tuple[str, str]:
@@ -228,22 +229,35 @@ class ProcessTreeCpu:
     """CPU seconds of a process and every descendant it has had while watched.
 
     A descendant that ends keeps the last figure read for it, so a restarted zone
-    worker's time is not lost.
+    worker's time is not lost. Finding the descendants reads the stat of every process
+    of the machine, so it is done every `rescan_s` only; in between, the processes found
+    are read (a process started since is found at the next scan, with all its CPU so far).
     """
 
-    def __init__(self, root: int) -> None:
+    def __init__(self, root: int, rescan_s: float = TREE_RESCAN_S) -> None:
         self.root = root
+        self.rescan_s = rescan_s
         self.seen: dict[int, float] = {}
         self.kinds: dict[int, str] = {}  # "web" or "workers", read once per process
+        self.members: set[int] = set()  # the tree as last scanned, less those gone since
+        self.scans = 0
+        self._next_scan = 0.0
 
     def seconds(self) -> dict[str, float]:
         """CPU seconds so far: "server" (the whole tree), "workers" (the zone workers) and
         "web" (the rest: the main job and its web processes)."""
-        for pid in process_tree(self.root):
-            with contextlib.suppress(OSError, ValueError, IndexError):
+        now = time.monotonic()
+        if now >= self._next_scan:
+            self.members = process_tree(self.root)
+            self.scans += 1
+            self._next_scan = now + self.rescan_s
+        for pid in list(self.members):
+            try:
                 self.seen[pid] = process_cpu_s(pid)
                 if pid not in self.kinds:
                     self.kinds[pid] = "workers" if self._is_zone_worker(pid) else "web"
+            except (OSError, ValueError, IndexError):
+                self.members.discard(pid)  # gone: its last figure stays in `seen`
         total = sum(self.seen.values())
         workers = sum(s for pid, s in self.seen.items() if self.kinds.get(pid) == "workers")
         return {"server": total, "web": total - workers, "workers": workers}

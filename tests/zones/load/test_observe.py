@@ -116,6 +116,32 @@ def test_a_process_tree_counts_this_process_and_the_machine_is_busy_some_of_the_
 BURN = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\ntime.sleep(30)"
 
 
+def test_the_tree_is_scanned_every_rescan_s_and_a_process_started_between_is_found_then():
+    tree = ProcessTreeCpu(os.getpid(), rescan_s=0.5)
+    tree.seconds()
+    child = subprocess.Popen([sys.executable, "-c", BURN, "zoneworker"])
+    try:
+        deadline = time.monotonic() + 20
+        while tree.seen.get(child.pid, 0) < 0.35:  # found at a later scan, its CPU so far
+            assert time.monotonic() < deadline, tree.seen
+            tree.seconds()
+            time.sleep(0.05)
+        scans = tree.scans
+        assert 2 <= scans <= (time.monotonic() - deadline + 20) / 0.5 + 2
+        for _ in range(5):  # read straight away: the processes found, no scan
+            tree.seconds()
+        assert tree.scans == scans and child.pid in tree.members
+        child.kill()
+        child.wait()
+        before = tree.seen[child.pid]
+        tree.seconds()
+        assert child.pid not in tree.members and tree.seen[child.pid] == before
+        assert tree.seconds()["workers"] == pytest.approx(before)
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_zone_workers_count_as_workers_and_every_other_descendant_as_web():
     """A web process the main job started is the web's CPU, not the zone workers'."""
     web = subprocess.Popen([sys.executable, "-c", BURN, "webprocess"])
