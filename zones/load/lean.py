@@ -29,7 +29,7 @@ import ssl
 import struct
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -656,14 +656,22 @@ class LeanFleet:
             raise
         return visitor
 
-    async def connect_retrying(self, *, retry_s: float = 30.0, **options: Any) -> LeanVisitor:
+    async def connect_retrying(
+        self,
+        *,
+        retry_s: float = 30.0,
+        refused: Callable[[Exception], None] | None = None,
+        **options: Any,
+    ) -> LeanVisitor:
         """connect, retried every half second while the zones are still coming up
-        (the SDK's connect_retrying)."""
+        (the SDK's connect_retrying); `refused` hears of every attempt that failed."""
         deadline = time.monotonic() + retry_s
         while True:
             try:
                 return await self.connect(**options)
-            except (VisitorClosed, JoinRefused, OSError):
+            except (VisitorClosed, JoinRefused, OSError) as error:
+                if refused is not None:
+                    refused(error)
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.5)

@@ -91,6 +91,7 @@ class Slot:
     plan: VisitorPlan
     visitor: LeanVisitor | None = None
     join_error: str = ""
+    refused: str = ""  # why the last attempt to join failed, while it is retried
     join_ms: float | None = None  # join request to welcome, retries included
     frames: int = 0
     bytes: int = 0
@@ -212,6 +213,8 @@ class LoadRun:
                 for slot in self.slots:
                     if slot.visitor is None and not slot.join_error:
                         slot.join_error = f"still joining {JOIN_GRACE_S:g} s after the ramp-up"
+                        if slot.refused:
+                            slot.join_error += f", refused until then: {slot.refused}"
             await asyncio.gather(joining, return_exceptions=True)
             if not any(slot.visitor for slot in self.slots):
                 first = next((slot.join_error for slot in self.slots), "")
@@ -262,11 +265,15 @@ class LoadRun:
 
         async def join(index: int, slot: Slot) -> None:
             await asyncio.sleep(max(0.0, self.started + index * spacing - time.monotonic()))
+
+            def refused(error: Exception) -> None:
+                slot.refused = f"{type(error).__name__}: {error}"
+
             async with gate:
                 asked = time.monotonic()
                 try:
                     slot.visitor = await fleet.connect_retrying(
-                        retry_s=s.join_retry_s, at=slot.plan.start.tolist()
+                        retry_s=s.join_retry_s, refused=refused, at=slot.plan.start.tolist()
                     )
                     slot.join_ms = (time.monotonic() - asked) * 1000
                 except Exception as error:  # every failure is a figure of the run

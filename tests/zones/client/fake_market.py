@@ -118,6 +118,7 @@ class FakeMarket:
         self.ticket_ttl_s = 10.0
         self.forge_tickets = False  # hand out tickets the socket will not recognise
         self.refuse_next: tuple[str, str] | None = None  # (code, message) → error + 4503
+        self.refuse_all: tuple[str, str] | None = None  # the same for every visit while set
         self.hold_inputs = False  # receive inputs without taking them
         self.npcs = np.zeros((0, 3))  # NPC positions, metres
         self.spawn_at: np.ndarray | None = None  # where a join without booth or at spawns
@@ -316,8 +317,10 @@ class FakeMarket:
         if match is None or int(match[1]) != ticket.market_id:
             await ws.close(4404, "ticket for another market")
             return
-        if self.refuse_next is not None:
-            (code, message), self.refuse_next = self.refuse_next, None
+        if self.refuse_next is not None or self.refuse_all is not None:
+            refusal = self.refuse_next or self.refuse_all
+            assert refusal is not None
+            (code, message), self.refuse_next = refusal, None
             await ws.send(json.dumps({"type": "error", "code": code, "message": message}))
             await ws.close(4503, code)
             return

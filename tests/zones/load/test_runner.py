@@ -59,6 +59,26 @@ async def test_a_run_in_which_nobody_joins_is_an_error_not_a_report():
             await JoinsFailAfterTheProbe(settings(market, visitors=3), lambda _: None).run()
 
 
+async def test_a_join_given_up_after_the_ramp_up_says_why_it_was_refused_until_then(monkeypatch):
+    monkeypatch.setattr("zones.load.runner.JOIN_GRACE_S", 1.0)
+
+    class BoothsFullAfterTheProbe(LoadRun):
+        async def probe(self):
+            layout = await super().probe()
+            market.refuse_all = ("booth_full", "booth 0 is full")
+            return layout
+
+    async with FakeMarket() as market:
+        with pytest.raises(LoadError) as failed:
+            await BoothsFullAfterTheProbe(
+                settings(market, visitors=3, join_retry_s=30.0), lambda _: None
+            ).run()
+    assert str(failed.value).endswith(
+        "still joining 1 s after the ramp-up, refused until then: VisitorClosed: socket closed"
+        " with 4503 'booth_full' after error 'booth_full'"
+    )
+
+
 def test_handoff_time_runs_from_entering_a_booth_to_the_zone_changing_to_it():
     events = [
         {"type": "booth_entered", "zone": 2, "received_ms": 1000.0},
