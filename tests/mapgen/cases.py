@@ -74,16 +74,29 @@ def node_executable() -> str:
     return str(node)
 
 
-def node_run(request: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    """What tests/mapgen/check.mjs answers to `request` under Node."""
+def node_answer(
+    script: Path,
+    request: Any,
+    tmp_path: Path,
+    *,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+) -> Any:
+    """What the Node `script` prints (JSON) for `request`, handed to it as a JSON file."""
     path = tmp_path / "request.json"
     path.write_text(json.dumps(request))
     done = subprocess.run(
-        [node_executable(), str(NODE_RUN), str(path)],
+        [node_executable(), str(script), str(path)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
+        env=env,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def node_run(request: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    """What tests/mapgen/check.mjs answers to `request` under Node."""
+    return node_answer(NODE_RUN, request, tmp_path, timeout=300)

@@ -3,14 +3,12 @@ the zone workers send (zones/core/npcview.py) as the Python side means them; its
 keeps as many bans as the server does."""
 
 import base64
-import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from market.events.projections import BANS_KEPT
-from tests.mapgen.cases import node_executable
+from tests.mapgen.cases import node_answer
 from tests.zones.core.test_npcs import CENTRE, Zone, one_zone, spawn
 from zones.core.npcview import npc_status, npc_status_encode, status_fields
 from zones.core.wire import NpcState
@@ -20,13 +18,7 @@ BANS_RUN = Path(__file__).with_name("npc_bans_node.mjs")
 
 
 def in_node(frame: bytes, tmp_path: Path) -> dict:
-    path = tmp_path / "request.json"
-    path.write_text(json.dumps({"frame": base64.b64encode(frame).decode()}))
-    done = subprocess.run(
-        [node_executable(), str(RUN), str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return node_answer(RUN, {"frame": base64.b64encode(frame).decode()}, tmp_path)
 
 
 def test_the_page_reads_each_npcs_status_as_the_zone_wrote_it(tmp_path):
@@ -80,20 +72,11 @@ def test_the_bans_list_keeps_as_many_bans_as_the_server(tmp_path):
     def ban(number: int) -> dict:
         return {"contributor": f"c{number}", "reason": "too many invalid", "seconds": 3600}
 
-    path = tmp_path / "bans.json"
-    path.write_text(
-        json.dumps(
-            {
-                "snapshot": [ban(n) for n in range(BANS_KEPT + 3)],
-                "events": [ban(n) for n in range(100, 100 + BANS_KEPT + 5)],
-            }
-        )
-    )
-    done = subprocess.run(
-        [node_executable(), str(BANS_RUN), str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    answer = json.loads(done.stdout)
+    request = {
+        "snapshot": [ban(n) for n in range(BANS_KEPT + 3)],
+        "events": [ban(n) for n in range(100, 100 + BANS_KEPT + 5)],
+    }
+    answer = node_answer(BANS_RUN, request, tmp_path)
 
     assert answer["bansKept"] == BANS_KEPT
     assert answer["afterSnapshot"]["kept"] == [f"c{n}" for n in range(3, BANS_KEPT + 3)]

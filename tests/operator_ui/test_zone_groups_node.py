@@ -3,13 +3,11 @@ under Node, from the payloads the server sends (market/events/types.py): the zon
 booth are grouped under it, idle spare zones apart, and a market without spare zones keeps
 one zone per booth; each change is one timeline entry, its plan later marked done."""
 
-import json
-import subprocess
 from pathlib import Path
 
 from market.events.projections import REPARTITIONS_KEPT
 from market.events.types import ZonesRepartitioned
-from tests.mapgen.cases import node_executable
+from tests.mapgen.cases import node_answer
 
 RUN = Path(__file__).with_name("zones_node.mjs")
 BOOTHS = [{"name": "Looms", "colour": "#aa3300"}, {"name": "Dye Works", "colour": "#0055ff"}]
@@ -46,17 +44,7 @@ def change(
 
 
 def in_node(request: dict, tmp_path: Path) -> dict:
-    path = tmp_path / "request.json"
-    path.write_text(json.dumps(request))
-    done = subprocess.run(
-        [node_executable(), str(RUN), str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"TZ": "UTC", "PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return node_answer(RUN, request, tmp_path, env={"TZ": "UTC", "PATH": "/usr/bin:/bin"})
 
 
 def test_zones_are_grouped_under_the_booth_they_serve(tmp_path):
