@@ -21,7 +21,13 @@ drifting load on the shared machine hits both), in a fresh process on one uvloop
   * sdk:  zones.client.visitor.Visitor.connect(..., decode="header"), the harness's
           visitors until 2026-12 (websockets, one reader task per socket);
   * lean: zones.load.lean.LeanFleet.connect, the harness's visitors since (picows,
-          header-only, one clock read per loop wake-up).
+          header-only, one clock read per loop wake-up);
+  * floor: what no TCP client can do without: the same sockets (joined with the lean
+          fleet's tickets, upgraded by hand) read by a bare epoll loop that only counts
+          the frames' headers: no event loop, no timestamps, no payload looked at. Its
+          system time is the kernel's own cost of receiving a frame over loopback TCP,
+          which every client pays; the lean client's distance above it is all that any
+          client-side work could save.
 
 The client joins `--visitors` visitors, lets --warmup seconds pass, then measures its own
 user + system CPU (os.times) and the frames its visitors counted over --seconds. Printed
@@ -40,7 +46,9 @@ import json
 import math
 import os
 import re
+import select
 import signal
+import socket
 import statistics
 import struct
 import subprocess
@@ -48,6 +56,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 if __package__ in (None, ""):  # run as a script: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -70,7 +79,7 @@ SOURCE_LIFETIME_S = 600.0  # a frame source left behind ends itself after this
 CLIENT_TIMEOUT_S = 300.0
 JOIN_CONCURRENCY = 32
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-CLIENTS = ("sdk", "lean")
+CLIENTS = ("sdk", "lean", "floor")
 
 
 # --- the frame source (a subprocess) --------------------------------------------------------
@@ -246,6 +255,9 @@ async def client(
     from zones.client.visitor import Visitor
     from zones.load.lean import LeanFleet
 
+    if mode == "floor":
+        return await floor_client(url, visitors, warmup, seconds)
+
     gate = asyncio.Semaphore(JOIN_CONCURRENCY)
     fleet = LeanFleet(url, 1, connections=JOIN_CONCURRENCY)
 
@@ -285,6 +297,131 @@ async def client(
         "bad_frames": bad,
         "clock_reads_per_frame": reads / frames if frames else None,
     }
+
+
+async def floor_client(url: str, visitors: int, warmup: float, seconds: float) -> dict[str, Any]:
+    """The floor: sockets upgraded by hand, then read by a bare epoll loop counting headers."""
+    from zones.client.visitor import visit_url
+    from zones.load.lean import TicketPool
+
+    pool = TicketPool(url, 1, JOIN_CONCURRENCY)
+    gate = asyncio.Semaphore(JOIN_CONCURRENCY)
+
+    async def join() -> tuple[socket.socket, bytes]:
+        async with gate:
+            ticket = await pool.ticket()
+            return await asyncio.to_thread(upgrade, visit_url(url, 1, ticket))
+
+    joined = await asyncio.gather(*(join() for _ in range(visitors)))
+    await pool.aclose()
+    gc.freeze()
+    reader = FloorReader(joined)
+    reader.run(warmup)
+    cpu0, wall0, frames0 = os.times(), time.monotonic(), reader.frames
+    reader.run(seconds)
+    cpu1, wall1 = os.times(), time.monotonic()
+    frames = reader.frames - frames0
+    for sock, _early in joined:
+        sock.close()
+    user, system = cpu1.user - cpu0.user, cpu1.system - cpu0.system
+    return {
+        "mode": "floor",
+        "frames": frames,
+        "wall_s": wall1 - wall0,
+        "user_s": user,
+        "system_s": system,
+        "us_per_frame": (user + system) / frames * 1e6 if frames else None,
+        "frames_per_s": frames / (wall1 - wall0),
+        "cores": (user + system) / (wall1 - wall0),
+        "age_p50_ms": None,  # the floor takes no timestamps
+        "bad_frames": 0,
+        "clock_reads_per_frame": None,
+    }
+
+
+def upgrade(ws_url: str) -> tuple[socket.socket, bytes]:
+    """A blocking websocket upgrade of `ws_url`: the socket, non-blocking, once the welcome
+    is read, and the bytes read past the welcome (the first frames, or part of one)."""
+    parts = urlsplit(ws_url)
+    sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Key: {key}\r\n\r\n".encode()
+    )
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise BenchError("the frame source closed a socket during its upgrade")
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise BenchError(f"upgrade refused: {head.splitlines()[0]!r}")
+    while len(rest) < 2 or len(rest) < _frame_end(rest):  # the welcome, whole
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise BenchError("the frame source closed a socket before its welcome")
+        rest += chunk
+    sock.setblocking(False)
+    return sock, rest[_frame_end(rest) :]
+
+
+def _frame_end(data: bytes) -> int:
+    """Where the unmasked server frame at the start of `data` ends (its header read)."""
+    size, start = data[1] & 0x7F, 2
+    if size == 126:
+        size, start = int.from_bytes(data[2:4], "big"), 4
+    elif size == 127:
+        size, start = int.from_bytes(data[2:10], "big"), 10
+    return start + size
+
+
+class FloorReader:
+    """epoll over every socket; each read's frames counted by walking their headers."""
+
+    def __init__(self, joined: list[tuple[socket.socket, bytes]]) -> None:
+        self.poll = select.epoll()
+        self.sockets = {sock.fileno(): sock for sock, _early in joined}
+        self.skip = dict.fromkeys(self.sockets, 0)  # payload bytes still to come, per socket
+        # bytes not walked yet, per socket: a header cut by a read, or what came with the welcome
+        self.carry = {sock.fileno(): early for sock, early in joined}
+        for fd in self.sockets:
+            self.poll.register(fd, select.EPOLLIN)
+        self.buffer = bytearray(1 << 16)
+        self.frames = 0
+
+    def run(self, seconds: float) -> None:
+        """Read every socket as its frames come, for `seconds`."""
+        deadline = time.monotonic() + seconds
+        view = memoryview(self.buffer)
+        while time.monotonic() < deadline:
+            for fd, _events in self.poll.poll(0.1):
+                size = self.sockets[fd].recv_into(self.buffer)
+                if size == 0:
+                    raise BenchError("the frame source closed a socket")
+                self.walk(fd, view[:size])
+
+    def walk(self, fd: int, data: bytes | memoryview) -> None:
+        """Count the frames whose headers start in `data`, the next bytes read from `fd`."""
+        if self.carry[fd]:
+            data, self.carry[fd] = self.carry[fd] + bytes(data), b""
+        at, size = self.skip[fd], len(data)
+        while at + 2 <= size:
+            second = data[at + 1] & 0x7F
+            if second < 126:
+                end = at + 2 + second
+            elif at + 4 <= size:  # the source sends no frame of 64 KiB or more
+                end = at + 4 + (data[at + 2] << 8 | data[at + 3])
+            else:
+                break
+            self.frames += 1
+            at = end
+        if at >= size:
+            self.skip[fd] = at - size
+        else:  # a header cut short: keep it for the next read
+            self.carry[fd], self.skip[fd] = bytes(data[at:]), 0
 
 
 # --- the bench --------------------------------------------------------------------------------
@@ -348,27 +485,33 @@ def bench(args: argparse.Namespace) -> None:
         for mode in order:
             figures = one_run(mode, args)
             runs[mode].append(figures)
+            age, reads = figures["age_p50_ms"], figures["clock_reads_per_frame"]
             print(
-                f"repeat {repeat + 1} {mode:<4}  {figures['us_per_frame']:6.2f} µs/frame"
+                f"repeat {repeat + 1} {mode:<5}  {figures['us_per_frame']:6.2f} µs/frame"
                 f"  ({figures['user_s']:.2f} s user + {figures['system_s']:.2f} s system)"
                 f"  {figures['cores']:.3f} cores  {figures['frames_per_s']:8,.0f} frames/s"
-                f"  age p50 {figures['age_p50_ms']:.2f} ms  bad {figures['bad_frames']}"
-                f"  clock reads/frame {figures['clock_reads_per_frame']:.2f}"
-                f"  | source {figures['source_cores']:.2f} cores",
+                + (f"  age p50 {age:.2f} ms" if age is not None else "")
+                + f"  bad {figures['bad_frames']}"
+                + (f"  clock reads/frame {reads:.2f}" if reads is not None else "")
+                + f"  | source {figures['source_cores']:.2f} cores",
                 flush=True,
             )
     print()
     medians = {}
     for mode in CLIENTS:
         us = statistics.median(r["us_per_frame"] for r in runs[mode])
+        user = statistics.median(r["user_s"] / r["frames"] * 1e6 for r in runs[mode])
+        system = statistics.median(r["system_s"] / r["frames"] * 1e6 for r in runs[mode])
         cores = statistics.median(r["cores"] for r in runs[mode])
         fps = statistics.median(r["frames_per_s"] for r in runs[mode])
         medians[mode] = us
         print(
-            f"{mode:<4}  median {us:6.2f} µs/frame  {cores:.3f} cores at {fps:,.0f} frames/s"
+            f"{mode:<5}  median {us:6.2f} µs/frame ({user:.2f} user, {system:.2f} system)"
+            f"  {cores:.3f} cores at {fps:,.0f} frames/s"
             f"  → {us * 20_000 / 1e6:.3f} cores at 20,000 frames/s"
         )
     print(f"sdk / lean: {medians['sdk'] / medians['lean']:.2f}×")
+    print(f"lean / floor: {medians['lean'] / medians['floor']:.2f}×")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1))
 
