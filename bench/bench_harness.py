@@ -1,4 +1,4 @@
-"""The load harness's cost per received frame: the SDK's header-only visitor beside the lean one.
+"""The load harness's cost per received frame: the SDK's visitor, the lean one, and the floor.
 
     python bench/bench_harness.py                      300 visitors, 20 frames/s each, 3 repeats
     python bench/bench_harness.py --visitors 1000 --seconds 10 --json /tmp/harness.json
