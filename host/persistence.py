@@ -34,9 +34,10 @@ class PersistenceError(ValueError):
 class Cursor(Protocol):
     """What a backend's transaction hands out: `?` placeholders on every backend."""
 
-    rowcount: int
+    @property
+    def rowcount(self) -> int: ...
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> "Cursor": ...
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> "Cursor": ...
     def fetchone(self) -> tuple[Any, ...] | None: ...
     def fetchall(self) -> list[tuple[Any, ...]]: ...
 
@@ -187,7 +188,14 @@ class GameStore(ABC):
             )
 
     def snapshot_ingest(
-        self, *, scope: str, key: str, instance_id: int, revision: int, at_ms: int, state: dict
+        self,
+        *,
+        scope: str,
+        key: str,
+        instance_id: int,
+        revision: int,
+        at_ms: int,
+        state: dict[str, Any],
     ) -> bool:
         """Keep a snapshot in memory if newer than any seen for it; False if equal or older."""
         if scope not in SCOPES:
@@ -245,7 +253,7 @@ class GameStore(ABC):
                     newest[instance_id] = snap
             return newest
 
-    def character_load(self, character_id: str) -> dict | None:
+    def character_load(self, character_id: str) -> dict[str, Any] | None:
         """The character's newest state, from whichever instance reported it last; None if none."""
         name_text(character_id, what="character_id")
         newest = self._newest_states("character", character_id)
@@ -254,14 +262,18 @@ class GameStore(ABC):
         # A character moves between instances, each counting its own revisions: the
         # state reported last (by time, then revision) is the one that holds.
         latest = max(newest.values(), key=lambda snap: (snap.at_ms, snap.revision))
-        return json.loads(latest.state)
+        state: dict[str, Any] = json.loads(latest.state)
+        return state
 
-    def instance_load(self, instance_id: int, key: str) -> dict | None:
+    def instance_load(self, instance_id: int, key: str) -> dict[str, Any] | None:
         """The newest state an instance stored under `key`; None if none."""
         whole_number(instance_id, what="instance_id")
         name_text(key, what="key")
         snap = self._newest_states("instance", key).get(instance_id)
-        return None if snap is None else json.loads(snap.state)
+        if snap is None:
+            return None
+        state: dict[str, Any] = json.loads(snap.state)
+        return state
 
     def critical_record(
         self, *, event_id: str, instance_id: int, kind: str, payload: dict[str, Any], at_ms: int
@@ -286,7 +298,8 @@ class GameStore(ABC):
         self, *, kind: str | None = None, instance_id: int | None = None
     ) -> list[CriticalEvent]:
         """Every recorded event, optionally of one kind or instance, in recording order."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | int] = []
         if kind is not None:
             where.append("kind = ?")
             params.append(kind)

@@ -32,7 +32,7 @@ class _PlaceholderCursor:
     def rowcount(self) -> int:
         return self._cursor.rowcount
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> "_PlaceholderCursor":
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> "_PlaceholderCursor":
         self._cursor.execute(sql.replace("?", "%s"), tuple(params))
         return self
 
@@ -41,6 +41,14 @@ class _PlaceholderCursor:
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self._cursor.fetchall()
+
+
+def _one_row(cursor: "psycopg.Cursor[tuple[Any, ...]]") -> tuple[Any, ...]:
+    """The row of a query that always answers one (a SELECT of functions, no FROM)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise PersistenceError("PostgreSQL answered a one-row query with no row")
+    return row
 
 
 def _lock_key(*, database: str, schema: str) -> int:
@@ -72,18 +80,18 @@ class PostgresGameStore(GameStore):
             ) from None
         try:
             connection.execute("SET synchronous_commit = on")
-            database, schema = connection.execute(
-                "SELECT current_database(), current_schema()"
-            ).fetchone()
+            database, schema = _one_row(
+                connection.execute("SELECT current_database(), current_schema()")
+            )
             if schema is None:
                 raise PersistenceError(
                     f"PostgreSQL database {database}: no schema of the search path exists"
                 )
             where = f"PostgreSQL database {database} schema {schema}"
             key = _lock_key(database=database, schema=schema)
-            taken = connection.execute(
-                "SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_CLASS, key)
-            ).fetchone()[0]
+            (taken,) = _one_row(
+                connection.execute("SELECT pg_try_advisory_lock(%s, %s)", (_LOCK_CLASS, key))
+            )
             if not taken:
                 raise PersistenceError(
                     f"{where} is already written by process {cls._holder(connection, key)};"
