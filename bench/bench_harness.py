@@ -283,19 +283,28 @@ async def client(
     )
     bad = sum(v.stats.bad_frames for v in joined)
     await asyncio.gather(*(v.close() for v in joined), return_exceptions=True)
+    return {
+        **cpu_figures(mode, frames, cpu0, cpu1, wall1 - wall0),
+        "age_p50_ms": float(np.percentile(ages, 50)) if ages.size else None,
+        "bad_frames": bad,
+        "clock_reads_per_frame": reads / frames if frames else None,
+    }
+
+
+def cpu_figures(
+    mode: str, frames: int, cpu0: os.times_result, cpu1: os.times_result, wall_s: float
+) -> dict[str, Any]:
+    """A client's CPU over its measured window, in all and per frame received."""
     user, system = cpu1.user - cpu0.user, cpu1.system - cpu0.system
     return {
         "mode": mode,
         "frames": frames,
-        "wall_s": wall1 - wall0,
+        "wall_s": wall_s,
         "user_s": user,
         "system_s": system,
         "us_per_frame": (user + system) / frames * 1e6 if frames else None,
-        "frames_per_s": frames / (wall1 - wall0),
-        "cores": (user + system) / (wall1 - wall0),
-        "age_p50_ms": float(np.percentile(ages, 50)) if ages.size else None,
-        "bad_frames": bad,
-        "clock_reads_per_frame": reads / frames if frames else None,
+        "frames_per_s": frames / wall_s,
+        "cores": (user + system) / wall_s,
     }
 
 
@@ -323,16 +332,8 @@ async def floor_client(url: str, visitors: int, warmup: float, seconds: float) -
     frames = reader.frames - frames0
     for sock, _early in joined:
         sock.close()
-    user, system = cpu1.user - cpu0.user, cpu1.system - cpu0.system
     return {
-        "mode": "floor",
-        "frames": frames,
-        "wall_s": wall1 - wall0,
-        "user_s": user,
-        "system_s": system,
-        "us_per_frame": (user + system) / frames * 1e6 if frames else None,
-        "frames_per_s": frames / (wall1 - wall0),
-        "cores": (user + system) / (wall1 - wall0),
+        **cpu_figures("floor", frames, cpu0, cpu1, wall1 - wall0),
         "age_p50_ms": None,  # the floor takes no timestamps
         "bad_frames": 0,
         "clock_reads_per_frame": None,
