@@ -267,6 +267,9 @@ def figure_tables(report: dict[str, Any]) -> str:
         other_rows.append([f"CPU cores: {key}", text])
     for key in ("web", "harness"):
         per_frame = report[f"{key}_cpu_per_frame"]["us_per_frame"]
+        system = report[f"{key}_cpu_per_frame"].get("system_us_per_frame")
+        if per_frame is not None and system is not None:
+            per_frame = f"{per_frame} ({system} of it in the kernel)"
         other_rows.append([f"CPU µs per frame delivered: {key}", per_frame])
     for entry in errors["join_errors"]:
         other_rows.append([f"join error ({entry['visitors']} visitors)", entry["error"]])

@@ -203,10 +203,11 @@ def process_cpu_s(pid: int) -> float:
     return (int(rest[11]) + int(rest[12])) / CLOCK_TICKS
 
 
-def own_cpu_s() -> float:
-    """This process's CPU seconds, every thread included."""
+def own_cpu_s() -> tuple[float, float]:
+    """This process's CPU seconds, every thread included: in all, and of them in the kernel
+    (system time: the sockets' receiving and sending, which any client pays)."""
     times = os.times()
-    return times.user + times.system
+    return times.user + times.system, times.system
 
 
 def process_tree(root: int) -> set[int]:

@@ -677,7 +677,10 @@ def report_build(record: RunRecord) -> dict[str, Any]:
         "errors": errors_figures(record.visitors),
         "join_ms": join_figures(record),
         "cpu_cores": cpu_figures(record, cpu),
-        "harness_cpu_per_frame": cpu_per_frame(record, "harness"),
+        "harness_cpu_per_frame": {
+            **cpu_per_frame(record, "harness"),
+            "system_us_per_frame": cpu_per_frame(record, "harness_system")["us_per_frame"],
+        },
         "web_cpu_per_frame": cpu_per_frame(record, "web"),
         "harness_loop_lag_ms": {
             "median": _num(statistics.median(lags) if lags else None),

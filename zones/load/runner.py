@@ -418,8 +418,10 @@ class LoadRun:
         server: dict[str, float | None] = dict.fromkeys(("server", "web", "workers"))
         if self.server_cpu is not None:
             server.update(self.server_cpu.seconds())
+        harness, harness_system = own_cpu_s()
         return {
-            "harness": own_cpu_s(),
+            "harness": harness,
+            "harness_system": harness_system,
             **server,
             "redis": self.redis_cpu.seconds() if self.redis_cpu else None,
             "contributors": self.fleet.cpu_s() if self.fleet else None,

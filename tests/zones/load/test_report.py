@@ -52,6 +52,7 @@ def second(t: int, *, ages: np.ndarray, entities: tuple[int, int], overruns: int
         overruns=overruns,
         cpu_s={
             "harness": 0.1 * t,
+            "harness_system": 0.04 * t,  # of its 0.1 cores, 0.04 in the kernel
             "server": 0.5 * t,
             "web": 0.003 * t,  # 25 µs for each of its 120 frames a second: within the target
             "workers": 0.2 * t,
@@ -105,7 +106,9 @@ def record(
         seconds=seconds,
         visitors=visitors,
         live_join_ms=[90.0, 110.0],
-        cpu_start_s={"harness": 0.0, "server": 0.0, "web": 0.0, "workers": 0.0, "machine": 0.0},
+        cpu_start_s=dict.fromkeys(
+            ("harness", "harness_system", "server", "web", "workers", "machine"), 0.0
+        ),
         migrations=[
             MigrationSample(2.5, 0, 4.0, count=2, p50_ms=100.0, p99_ms=150.0),
             MigrationSample(3.0, 1, 8.0, count=4, p50_ms=120.0, p99_ms=400.0),
@@ -263,6 +266,8 @@ def test_the_harness_cost_per_frame_is_its_steady_cpu_over_the_frames_received()
     steady_seconds = STEADY
     assert cost["frames"] == steady_seconds * 120  # 80 crowd + 40 browse frames a second
     assert cost["us_per_frame"] == pytest.approx(0.1 / 120 * 1e6, abs=0.01)
+    assert cost["system_us_per_frame"] == pytest.approx(0.04 / 120 * 1e6, abs=0.01)
+    assert "833.33 (333.33 of it in the kernel)" in report_html(report)
     web = report["web_cpu_per_frame"]  # the web process's over the same frames
     assert web["us_per_frame"] == pytest.approx(0.003 / 120 * 1e6, abs=0.01)
     assert verdict(report, "web process CPU per frame")["ok"] is True
