@@ -2,6 +2,7 @@
 
     python bench/bench_bvh.py [--sizes 1000,5000,10000] [--seed 1] [--repeats 31]
                               [--pictures docs/bvh] [--parts trees,build,queries]
+    python bench/bench_bvh.py --parts starts --sizes 1000,5000 [--starts 30]
 
 On the opening, choke and browsing crowds (zones/core/crowd_shapes.py) of each size:
 
@@ -30,6 +31,13 @@ the Hilbert tree (zones/core/radius.py, the tree built in the time) and scipy's 
 (built in the time, all centres in one call); and the gateway's whole cut, with each of
 them answering its queries, and the cut the gateway uses (zones/nearest.py). Ratios are
 to the distance matrix. Every figure is taken in this one process, on one core.
+
+Asked for only (`--parts starts`): **many starts** on the choke crowd, the one whose
+target no method meets: --starts trees, each the binned build (32, 64 or 128 bins) over
+the positions jittered along the floor (σ 2, 5, 10 or 20 cm, in turn), refitted to the
+true positions and refined until a pass changes nothing (at most --max-passes); the
+least, median and greatest cost over the Hilbert tree's, against the target: how far
+apart the optimiser's stopping points lie, beside how far the target is from the best.
 """
 
 import os
@@ -215,6 +223,42 @@ def trees(sizes: list[int], seed: int, max_passes: int, pictures: Path | None) -
     print()
     print("\n".join(axes_lines))
     print()
+
+
+START_BINS = (32, 64, 128)
+START_JITTER_M = (0.02, 0.05, 0.1, 0.2)
+
+
+def starts(sizes: list[int], seed: int, count: int, max_passes: int) -> dict[int, np.ndarray]:
+    """Many starts on the choke crowd (module docstring); per size, (count, 2): each start's
+    cost before and after refining, over the Hilbert tree's."""
+    print("## Many starts on the choke crowd (refined until a pass changes nothing)")
+    print()
+    rng = np.random.default_rng(seed)
+    found = {}
+    for n in sizes:
+        positions = crowd_of("choke", n, seed).positions
+        hilbert = bvh.sah(bvh.build_linear(positions, "hilbert"))
+        costs, converged = np.empty((count, 2)), 0
+        for k in range(count):
+            jitter = rng.normal(0.0, START_JITTER_M[k % len(START_JITTER_M)], positions.shape)
+            jitter[:, 1] = 0.0  # along the floor only
+            start = build_binned(positions + jitter, START_BINS[k % len(START_BINS)])
+            start = bvh.refit(start, positions)
+            run = refine(start, positions, max_passes)
+            converged += run.rebuilt[-1] + run.moved[-1] == 0  # its last pass changed nothing
+            costs[k] = bvh.sah(start) / hilbert, run.costs[-1] / hilbert
+        best, median, worst = np.min(costs[:, 1]), np.median(costs[:, 1]), np.max(costs[:, 1])
+        target = TARGETS["choke"]
+        print(
+            f"choke {n:>6}: {count} starts ({converged} converged within {max_passes} passes),"
+            f" refined {best:.4f}× to {worst:.4f}× the Hilbert tree (median {median:.4f}×,"
+            f" spread {worst - best:.4f}); target ≤ {target}×: the best is"
+            f" {best - target:+.4f} from it"
+        )
+        found[n] = costs
+    print()
+    return found
 
 
 def build_and_refit(crowd: FloorCrowd, repeats: int) -> dict[str, tuple[float, float]]:
@@ -450,13 +494,16 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         default="trees,build,queries",
-        help="which parts to run, of trees (1-3), build (4) and queries",
+        help="which parts to run, of trees (1-3), build (4), queries and starts",
     )
+    parser.add_argument("--starts", type=int, default=30, help="trees of the starts part")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     parts = set(args.parts.split(","))
-    if not parts <= {"trees", "build", "queries"}:
-        parser.error(f"--parts takes trees, build and queries, not {args.parts!r}")
+    if not parts <= {"trees", "build", "queries", "starts"}:
+        parser.error(f"--parts takes trees, build, queries and starts, not {args.parts!r}")
+    if args.starts < 1:
+        parser.error(f"--starts must be at least 1, got {args.starts}")
     machine_info(numpy=np.__version__, scipy=scipy_version, seed=str(args.seed))
     if "trees" in parts:
         trees(sizes, args.seed, args.max_passes, args.pictures)
@@ -464,6 +511,8 @@ def main() -> None:
         build_times(sizes, args.seed, args.repeats)
     if "queries" in parts:
         queries(args.seed, args.repeats)
+    if "starts" in parts:
+        starts(sizes, args.seed, args.starts, args.max_passes)
 
 
 if __name__ == "__main__":
