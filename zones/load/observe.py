@@ -205,7 +205,7 @@ def process_cpu_s(pid: int) -> float:
 
 def own_cpu_s() -> tuple[float, float]:
     """This process's CPU seconds, every thread included: in all, and of them in the kernel
-    (system time: the sockets' receiving and sending, which any client pays)."""
+    (system time, for the harness mostly its sockets' receiving and sending)."""
     times = os.times()
     return times.user + times.system, times.system
 
