@@ -18,8 +18,11 @@ far frames, bad frames, the age of every frame), but:
   no thread per request.
 
 `LeanFleet` holds what a run's visitors share (the ticket pool and the clock) and opens
-them. The SDK stays the visitor client of everything else; this one only reads what the
-harness needs (no decoded rows, no pings, no reconnect: the harness counts a disconnect).
+them. With `compiled=True` (what `manage.py loadtest` uses) the sockets are not picows's:
+rawsocket.py hands them to one compiled thread that reads every visitor's interest frames
+without Python, and the rest of a visitor's frames reach the same `LeanVisitor` code. The
+SDK stays the visitor client of everything else; this one only reads what the harness
+needs (no decoded rows, no pings, no reconnect: the harness counts a disconnect).
 """
 
 import asyncio
@@ -29,7 +32,7 @@ import ssl
 import struct
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -96,6 +99,7 @@ BODY_SIZE = BODY_DTYPE.itemsize
 AUTHORITATIVE = RowFlag.AUTHORITATIVE
 TICKET_CONNECTIONS = 32  # keep-alive connections of a ticket pool, at most
 READ_CHUNK = 65536
+COMPILED_SOCKETS = 4096  # sockets a fleet's compiled reader holds at once, at most
 
 
 class WakeClock:
@@ -121,6 +125,15 @@ class WakeClock:
 
     def _expire(self) -> None:
         self._ms = None
+
+    @contextlib.contextmanager
+    def reading(self, ms: float) -> Iterator[None]:
+        """now_ms() answers `ms` inside: for bytes that another thread read at `ms`."""
+        kept, self._ms = self._ms, ms
+        try:
+            yield
+        finally:
+            self._ms = kept
 
 
 # --- join tickets --------------------------------------------------------------------------
@@ -269,7 +282,7 @@ class LeanVisitor(WSListener):
         "clock",
         "welcome",
         "entity",
-        "zone",
+        "_zone",
         "booth",
         "resumed",
         "ack_seq",
@@ -280,7 +293,7 @@ class LeanVisitor(WSListener):
         "errors",
         "close_code",
         "close_reason",
-        "motion",
+        "_motion",
         "frames",
         "bytes",
         "rows",
@@ -306,7 +319,7 @@ class LeanVisitor(WSListener):
         self.clock = clock
         self.welcome: dict[str, Any] = {}
         self.entity = 0
-        self.zone: int | None = None
+        self._zone: int | None = None
         self.booth: int | None = None
         self.resumed = False
         self.ack_seq = 0
@@ -319,7 +332,7 @@ class LeanVisitor(WSListener):
         self.close_reason = ""
         # the own row of the latest frame that had it: position in cm ×3, velocity in cm/s ×3,
         # flags, zone
-        self.motion: tuple[int, ...] | None = None
+        self._motion: tuple[int, ...] | None = None
         # VisitorStats's counters
         self.frames = self.bytes = self.rows = self.bodies = 0
         self.far_frames = self.bad_frames = self.events_repeated = 0
@@ -337,9 +350,34 @@ class LeanVisitor(WSListener):
         self._welcomed: asyncio.Future[None] = loop.create_future()
         self._gone: asyncio.Future[None] = loop.create_future()
 
+    def _sync(self) -> None:
+        """Bring what another thread counted for this visitor into its attributes (none here)."""
+
+    @property
+    def motion(self) -> tuple[int, ...] | None:
+        """The own row of the latest frame that had it: position in cm ×3, velocity in cm/s
+        ×3, flags, zone."""
+        self._sync()
+        return self._motion
+
+    @motion.setter
+    def motion(self, motion: tuple[int, ...] | None) -> None:
+        self._motion = motion
+
+    @property
+    def zone(self) -> int | None:
+        """The zone holding the visitor's entity, by the latest frame or event that said."""
+        self._sync()
+        return self._zone
+
+    @zone.setter
+    def zone(self, zone: int | None) -> None:
+        self._zone = zone
+
     @property
     def stats(self) -> VisitorStats:
         """What it received so far, as the SDK's Visitor.stats (`latencies_ms` is the live array)."""
+        self._sync()
         return VisitorStats(
             frames=self.frames,
             bytes=self.bytes,
@@ -479,9 +517,9 @@ class LeanVisitor(WSListener):
         while at != -1 and (at - HEADER_SIZE) % ROW_SIZE:
             at = data.find(own, at + 1, rows_end)  # the id's bytes inside another field
         if at != -1:
-            motion = self.motion = OWN_ROW.unpack_from(data, at + OWN_ROW_AT)
+            motion = self._motion = OWN_ROW.unpack_from(data, at + OWN_ROW_AT)
             if motion[6] & AUTHORITATIVE:
-                self.zone = motion[7]
+                self._zone = motion[7]
         self.frames += 1
         self.bytes += size
         self.rows += n_rows
@@ -612,10 +650,26 @@ class LeanVisitor(WSListener):
 class LeanFleet:
     """What a run's lean visitors share: one ticket pool, one clock; opens them."""
 
-    def __init__(self, base_url: str, market_id: int, *, connections: int = TICKET_CONNECTIONS):
+    def __init__(
+        self,
+        base_url: str,
+        market_id: int,
+        *,
+        connections: int = TICKET_CONNECTIONS,
+        compiled: bool = False,
+        sockets: int = COMPILED_SOCKETS,
+    ):
+        """`compiled`: the visitors' frames are read by the compiled reader (rawsocket.py),
+        `sockets` of them open at once at most; a market on https:// keeps picows sockets."""
         self.base_url, self.market_id = base_url, market_id
         self.tickets = TicketPool(base_url, market_id, connections)
         self.clock = WakeClock()
+        self.compiled = compiled and not self.tickets.tls
+        self._raw: Any = None  # rawsocket.RawFleet
+        if self.compiled:
+            from .rawsocket import RawFleet  # numba: compiles the reader on its first use
+
+            self._raw = RawFleet(self.clock, sockets)
 
     async def connect(
         self,
@@ -632,6 +686,9 @@ class LeanFleet:
         """
         ticket = await self.tickets.ticket(key=key, booth=booth, at=at, timeout=timeout)
         url = visit_url(self.base_url, self.market_id, ticket)
+        if self._raw is not None:
+            visitor: LeanVisitor = await self._raw.open(url, timeout)
+            return await self._welcomed(visitor, timeout)
         visitor = LeanVisitor(self.clock)
         try:
             await ws_connect(
@@ -646,6 +703,11 @@ class LeanFleet:
             if error.response is not None:
                 raise VisitorClosed(None, f"HTTP {error.response.status}", None) from None
             raise ConnectionError(f"websocket handshake failed: {error}") from None
+        return await self._welcomed(visitor, timeout)
+
+    @staticmethod
+    async def _welcomed(visitor: LeanVisitor, timeout: float) -> LeanVisitor:
+        """The visitor once welcomed; its socket hung up when the welcome does not come."""
         try:
             async with asyncio.timeout(timeout):
                 await asyncio.shield(visitor._welcomed)
@@ -678,3 +740,5 @@ class LeanFleet:
 
     async def aclose(self) -> None:
         await self.tickets.aclose()
+        if self._raw is not None:
+            await self._raw.aclose()

@@ -234,9 +234,15 @@ async def test_the_clock_is_read_once_per_wake_up_of_the_loop():
 # --- against the fake market ------------------------------------------------------------------
 
 
-async def test_a_lean_visitor_joins_counts_frames_walks_with_binary_inputs_and_leaves():
+@pytest.fixture(params=[False, True], ids=["picows", "compiled"])
+def compiled(request) -> bool:
+    """Every socket test runs on both sockets: picows's, and the compiled reader's."""
+    return request.param
+
+
+async def test_a_lean_visitor_joins_counts_frames_walks_with_binary_inputs_and_leaves(compiled):
     async with FakeMarket() as market:
-        fleet = LeanFleet(market.base_url, 1)
+        fleet = LeanFleet(market.base_url, 1, compiled=compiled)
         start = market.booth_point(0)
         visitor = await fleet.connect(at=start.tolist())
         assert visitor.entity in market.entities and visitor.zone == 0
@@ -264,9 +270,9 @@ async def test_a_lean_visitor_joins_counts_frames_walks_with_binary_inputs_and_l
         await fleet.aclose()
 
 
-async def test_a_socket_the_server_closes_is_recorded_and_ends_the_walk():
+async def test_a_socket_the_server_closes_is_recorded_and_ends_the_walk(compiled):
     async with FakeMarket() as market:
-        fleet = LeanFleet(market.base_url, 1)
+        fleet = LeanFleet(market.base_url, 1, compiled=compiled)
         key = "k" * 20
         first = await fleet.connect(key=key)
         walking = Pacer().walk(first, np.array([100.0, 1.0, 100.0]), np.array([1.0, 0, 0]), 30, 1.0)
@@ -284,9 +290,9 @@ async def test_a_socket_the_server_closes_is_recorded_and_ends_the_walk():
         await fleet.aclose()
 
 
-async def test_refusals_before_the_welcome_raise_what_the_sdk_raises():
+async def test_refusals_before_the_welcome_raise_what_the_sdk_raises(compiled):
     async with FakeMarket() as market:
-        fleet = LeanFleet(market.base_url, 1)
+        fleet = LeanFleet(market.base_url, 1, compiled=compiled)
         market.refuse_next = ("booth_full", "booth 0 is full")
         with pytest.raises(VisitorClosed) as refused:
             await fleet.connect()
@@ -320,7 +326,9 @@ def ws_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
     head = (0x80 if fin else 0) | opcode
     if len(payload) < 126:
         return bytes((head, len(payload))) + payload
-    return bytes((head, 126)) + struct.pack("!H", len(payload)) + payload
+    if len(payload) < 65536:
+        return bytes((head, 126)) + struct.pack("!H", len(payload)) + payload
+    return bytes((head, 127)) + struct.pack("!Q", len(payload)) + payload
 
 
 class HandServer:
@@ -394,33 +402,39 @@ async def test_tickets_share_one_keep_alive_connection_and_survive_an_idle_close
         await pool.aclose()
 
 
-async def test_fragmented_messages_are_joined_and_a_dropped_connection_closes_with_1006():
+async def test_fragmented_messages_are_joined_and_a_dropped_connection_closes_with_1006(compiled):
     frame = frames()[0]
     welcome = json.dumps(WELCOME).encode()
+    pongs: list[bytes] = []
 
     async def script(reader, writer):
         writer.write(ws_frame(0x1, welcome[:50], fin=False) + ws_frame(0x0, welcome[50:]))
         writer.write(ws_frame(0x2, frame[:30], fin=False) + ws_frame(0x0, frame[30:60], fin=False))
-        writer.write(ws_frame(0x9, b"hi"))  # a ping between fragments, answered by picows
+        writer.write(ws_frame(0x9, b"hi"))  # a ping between fragments, answered
         writer.write(ws_frame(0x0, frame[60:]) + ws_frame(0x2, frame))
         await writer.drain()
+        pong = await asyncio.wait_for(reader.readexactly(2 + 4 + 2), 5.0)
+        assert pong[:2] == bytes((0x8A, 0x82))  # FIN, pong, masked, 2 bytes
+        assert bytes(b ^ pong[2 + i % 4] for i, b in enumerate(pong[6:])) == b"hi"
+        pongs.append(pong)
         await asyncio.sleep(0.2)
         writer.transport.abort()  # no close frame
 
     async with HandServer(script) as server:
-        fleet = LeanFleet(server.url, 1)
+        fleet = LeanFleet(server.url, 1, compiled=compiled)
         visitor = await fleet.connect()
         assert visitor.entity == ENTITY and visitor.booth == 2
         await asyncio.wait_for(visitor.wait_closed(), 5.0)
         assert visitor.stats.frames == 2 and visitor.stats.bad_frames == 0
         assert visitor.zone == 1  # from the frames' own row
         assert visitor.close_code == 1006 and visitor.closed
+        assert len(pongs) == 1
         with pytest.raises(VisitorClosed):
             visitor.walk_binary((0.0, 0.0, 0.0))
         await fleet.aclose()
 
 
-async def test_an_unreadable_welcome_or_a_silent_server_fails_the_join_clearly():
+async def test_an_unreadable_welcome_or_a_silent_server_fails_the_join_clearly(compiled):
     async def garbage(reader, writer):
         writer.write(ws_frame(0x1, b'{"type": "welcome", "entity": "x"}'))
         await writer.drain()
@@ -431,11 +445,15 @@ async def test_an_unreadable_welcome_or_a_silent_server_fails_the_join_clearly()
         await asyncio.sleep(5)
 
     async with HandServer(garbage) as server:
+        fleet = LeanFleet(server.url, 1, compiled=compiled)
         with pytest.raises(VisitorClosed, match="unreadable welcome"):
-            await LeanFleet(server.url, 1).connect()
+            await fleet.connect()
+        await fleet.aclose()
     async with HandServer(silent) as server:
+        fleet = LeanFleet(server.url, 1, compiled=compiled)
         with pytest.raises(TimeoutError):
-            await LeanFleet(server.url, 1).connect(timeout=0.3)
+            await fleet.connect(timeout=0.3)
+        await fleet.aclose()
 
 
 def test_a_market_url_that_is_not_http_is_refused_with_what_it_must_be():
