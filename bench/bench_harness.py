@@ -79,7 +79,7 @@ SOURCE_LIFETIME_S = 600.0  # a frame source left behind ends itself after this
 CLIENT_TIMEOUT_S = 300.0
 JOIN_CONCURRENCY = 32
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-CLIENTS = ("sdk", "lean", "floor")
+CLIENTS = ("sdk", "lean", "compiled", "floor")
 
 
 # --- the frame source (a subprocess) --------------------------------------------------------
@@ -259,7 +259,7 @@ async def client(
         return await floor_client(url, visitors, warmup, seconds)
 
     gate = asyncio.Semaphore(JOIN_CONCURRENCY)
-    fleet = LeanFleet(url, 1, connections=JOIN_CONCURRENCY)
+    fleet = LeanFleet(url, 1, connections=JOIN_CONCURRENCY, compiled=mode == "compiled")
 
     async def join() -> Any:
         async with gate:
@@ -267,22 +267,28 @@ async def client(
                 return await Visitor.connect(url, 1, decode="header")
             return await fleet.connect()
 
+    def clock_reads() -> int:
+        if mode == "compiled":
+            return int(fleet._raw.reader.wakes)
+        return fleet.clock.reads
+
     joined = await asyncio.gather(*(join() for _ in range(visitors)))
     gc.freeze()  # as the harness does once its visitors have joined
     await asyncio.sleep(warmup)
-    reads0 = fleet.clock.reads
+    reads0 = clock_reads()
     frames0 = sum(v.stats.frames for v in joined)
     ages0 = [len(v.stats.latencies_ms) for v in joined]
     cpu0, wall0 = os.times(), time.monotonic()
     await asyncio.sleep(seconds)
     cpu1, wall1 = os.times(), time.monotonic()
     frames = sum(v.stats.frames for v in joined) - frames0
-    reads = fleet.clock.reads - reads0 if mode == "lean" else frames  # the SDK reads per frame
+    reads = clock_reads() - reads0 if mode != "sdk" else frames  # the SDK reads per frame
     ages = np.concatenate(
         [np.asarray(v.stats.latencies_ms[a:]) for v, a in zip(joined, ages0, strict=True)]
     )
     bad = sum(v.stats.bad_frames for v in joined)
     await asyncio.gather(*(v.close() for v in joined), return_exceptions=True)
+    await fleet.aclose()
     return {
         **cpu_figures(mode, frames, cpu0, cpu1, wall1 - wall0),
         "age_p50_ms": float(np.percentile(ages, 50)) if ages.size else None,

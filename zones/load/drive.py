@@ -160,7 +160,9 @@ async def follow(visitor: LeanVisitor, plan: VisitorPlan, go: float, pacer: Pace
                 wait = go + cycle * plan.cycle_s + leg.depart_s - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                here = visitor.position if visitor.position is not None else plan.start
+                here = visitor.position
+                if here is None:
+                    here = plan.start
                 offset = leg.end - here
                 offset[1] = 0.0
                 distance = float(np.linalg.norm(offset))

@@ -1,10 +1,12 @@
 """A load run: join the visitors over the ramp-up, drive them, sample every second.
 
 One event loop (uvloop under `manage.py loadtest`) holds every visitor. The visitors
-are the harness's lean ones (lean.py: picows sockets, frame headers only, one clock
-read per loop wake-up, tickets over keep-alive HTTP), so the harness's own CPU, which
-the server competes with on a small machine, stays low; it is measured and reported
-beside the server's all the same. The SDK joins the probe visitor that reads the layout.
+are the harness's lean ones (lean.py: frame headers only, tickets over keep-alive HTTP),
+their interest frames read and counted by one compiled thread (rawsocket.py, reader.py;
+`compiled=False`: picows sockets, a Python callback a frame), so the harness's own CPU,
+which the server competes with on a small machine, stays low; it is measured and
+reported beside the server's all the same. The SDK joins the probe visitor that reads
+the layout.
 """
 
 import asyncio
@@ -64,6 +66,7 @@ class RunSettings:
     ramp_up_s: float
     seed: int = 1
     join_concurrency: int = 32
+    compiled: bool = True  # the visitors' frames read by the compiled reader (rawsocket.py)
     join_retry_s: float = 10.0
     probe_retry_s: float = 30.0
     server_pid: int | None = None
@@ -80,6 +83,7 @@ class RunSettings:
             "ramp_up_s": self.ramp_up_s,
             "seed": self.seed,
             "join_concurrency": self.join_concurrency,
+            "reader": "compiled" if self.compiled else "picows",
             "contributors": self.contributors.describe() if self.contributors else None,
         }
 
@@ -202,7 +206,7 @@ class LoadRun:
                 raise
         self.started = time.monotonic()
         cpu_start = self._cpu_sample()  # the baseline of the first second
-        fleet = LeanFleet(s.url, s.market_id, connections=s.join_concurrency)
+        fleet = LeanFleet(s.url, s.market_id, connections=s.join_concurrency, compiled=s.compiled)
         try:
             joining = asyncio.create_task(self._join_all(fleet), name="load-join")
             join_deadline = self.started + s.ramp_up_s + JOIN_GRACE_S

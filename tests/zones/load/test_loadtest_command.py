@@ -102,6 +102,7 @@ def test_a_short_run_on_its_own_embedded_server_reports_frames_latency_and_zones
     assert "tick → client p99" in result.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["run"]["joined"] == 20 and report["run"]["booths"] == 4
+    assert report["run"]["reader"] == "compiled"  # the default: frames read without Python
     assert report["latency_ms"]["frames"] > 0
     assert report["latency_ms"]["p50"] is not None and report["latency_ms"]["p99"] is not None
     assert report["zones"]["reported"] == 4 and report["zones"]["peak_entities"] >= 1
@@ -129,9 +130,11 @@ def test_contributor_agents_beside_the_visitors_report_their_npc_decisions(tmp_p
     options = ("--visitors", "6", "--duration", "11", "--ramp-up", "3", "--npcs", "120")
     contributors = ("--contributors", "3", "--contributor-capacity", "32")
     kill = ("--contributor-processes", "2", "--kill-contributors", "1", "--kill-at", "5")
-    result = _loadtest(tmp_path, out, *options, *contributors, *kill, timeout=150)
+    picows = ("--reader", "picows")  # the other reader, end to end
+    result = _loadtest(tmp_path, out, *options, *contributors, *kill, *picows, timeout=150)
     assert "NPC decisions dispatched and validated a second" in result.stdout
     report = json.loads((out / "report.json").read_text())
+    assert report["run"]["reader"] == "picows" and report["latency_ms"]["frames"] > 0
     assert report["run"]["server"]["walkers"] == 120
     assert report["run"]["contributors"] == {
         "contributors": 3,

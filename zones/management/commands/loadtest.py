@@ -39,6 +39,8 @@ from zones.load.scenarios import SCENARIOS, PlanError
 from zones.load.server import OwnServer, ServerError, healthy
 from zones.load.sigterm import cancelled_by_sigterm
 
+READERS = ("compiled", "picows")
+
 NON_TTY_PROGRESS_EVERY = 5  # seconds between progress lines when stderr is not a terminal
 FAILOVER_BEFORE_S = 5.0  # of the steady phase before killing contributors, at least
 FAILOVER_AFTER_S = 5.0  # and after, to see the dispatcher drop them and reassign
@@ -133,7 +135,8 @@ OPTIONS: tuple[tuple[str, type, Any, str], ...] = (
 class Command(BaseCommand):
     progress_lines = 0
     help = (
-        "Drive simulated visitors (the visitor protocol on a lean picows connection) over real websockets and report"
+        "Drive simulated visitors (the visitor protocol, their frames read by a compiled thread)"
+        " over real websockets and report"
         " latency, bandwidth, migrations, zone headroom, errors, overruns and CPU."
     )
 
@@ -147,6 +150,14 @@ class Command(BaseCommand):
             default="all",
             help="crowd: packed at the entrance; choke: a rush through a gap between two"
             " booths; browse: groups touring booths; all: a third each (default)",
+        )
+        parser.add_argument(
+            "--reader",
+            choices=READERS,
+            default="compiled",
+            help="who reads the visitors' frames: compiled, one compiled thread for every"
+            " socket (default; an https market is read by picows); picows, a Python callback"
+            " a frame",
         )
         parser.add_argument(
             "--strict",
@@ -198,6 +209,7 @@ class Command(BaseCommand):
                 ramp_up_s=options["ramp_up"],
                 seed=options["seed"],
                 join_concurrency=options["join_concurrency"],
+                compiled=options["reader"] == "compiled",
                 server_pid=server_pid,
                 redis_url=settings.REDIS_URL or None,
                 contributors=self.fleet_settings(options, out),
