@@ -1,4 +1,4 @@
-"""The load harness's cost per received frame: the SDK's visitor, the lean one, and the floor.
+"""The load harness's cost per received frame: the SDK's visitor, the lean ones, the floor.
 
     python bench/bench_harness.py                      300 visitors, 20 frames/s each, 3 repeats
     python bench/bench_harness.py --visitors 1000 --seconds 10 --json /tmp/harness.json
@@ -20,8 +20,13 @@ drifting load on the shared machine hits both), in a fresh process on one uvloop
 
   * sdk:  zones.client.visitor.Visitor.connect(..., decode="header"), the harness's
           visitors until 2026-12 (websockets, one reader task per socket);
-  * lean: zones.load.lean.LeanFleet.connect, the harness's visitors since (picows,
-          header-only, one clock read per loop wake-up);
+  * lean: zones.load.lean.LeanFleet.connect, the harness's visitors from 2026-12-03 to
+          2026-12-06 (picows, header-only, one clock read per loop wake-up; `loadtest
+          --reader picows`);
+  * compiled: LeanFleet(compiled=True), the harness's visitors since: the same visitors,
+          their sockets read by one compiled thread (zones/load/reader.py: paced wake-ups,
+          edge-triggered epoll, frames dated by the kernel's receive timestamps); its
+          "clock reads" are the reader's wake-ups;
   * floor: what no TCP client can do without: the same sockets (joined with the lean
           fleet's tickets, upgraded by hand) read by a bare epoll loop that only counts
           the frames' headers: no event loop, no timestamps, no payload looked at. Its
@@ -519,6 +524,8 @@ def bench(args: argparse.Namespace) -> None:
         )
     print(f"sdk / lean: {medians['sdk'] / medians['lean']:.2f}×")
     print(f"lean / floor: {medians['lean'] / medians['floor']:.2f}×")
+    print(f"compiled / lean: {medians['compiled'] / medians['lean']:.2f}×")
+    print(f"compiled / floor: {medians['compiled'] / medians['floor']:.2f}×")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1))
 

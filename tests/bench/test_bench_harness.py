@@ -51,3 +51,14 @@ def test_a_floor_run_counts_what_the_source_sends() -> None:
     assert figures["mode"] == "floor"
     # 3 sockets at 20 frames/s over about 1 s: frames come, and no more than were sent
     assert 0 < figures["frames"] <= 3 * 20 * (figures["wall_s"] + 0.5)
+
+
+def test_a_compiled_run_counts_and_dates_what_the_source_sends() -> None:
+    """The harness's own client on the compiled reader, once against the synthetic source."""
+    args = argparse.Namespace(rate=20.0, group=0, visitors=3, warmup=0.3, seconds=1.0)
+    figures = one_run("compiled", args)
+    assert figures["mode"] == "compiled" and figures["bad_frames"] == 0
+    assert 0 < figures["frames"] <= 3 * 20 * (figures["wall_s"] + 0.5)
+    assert figures["age_p50_ms"] is not None and 0 <= figures["age_p50_ms"] < 1_000
+    # the reader wakes at most every 5 ms, whatever comes: never more than twice a frame here
+    assert figures["clock_reads_per_frame"] < 2
