@@ -292,6 +292,9 @@ class CountedVisitor(LeanVisitor):
         if seen != self._zone_seen:
             self._zone_seen = seen
             self._zone = row.item(rd.ZONE)
+        tick_ms = row.item(rd.TICK_MS)
+        if tick_ms:  # the latest counted frame's header
+            self.ack_seq, self.tick_ms = row.item(rd.ACK_SEQ), tick_ms
 
     @property
     def stats(self) -> VisitorStats:
@@ -320,8 +323,6 @@ class CountedVisitor(LeanVisitor):
             return
         for name, field in COUNTERS:
             setattr(self, name, getattr(self, name) + int(row[field]))
-        if row[rd.TICK_MS]:
-            self.ack_seq, self.tick_ms = int(row[rd.ACK_SEQ]), int(row[rd.TICK_MS])
         self._row = None
 
 

@@ -9,7 +9,16 @@ import time
 import numpy as np
 import pytest
 
-from tests.zones.load.test_lean import ENTITY, WELCOME, HandServer, StillClock, frames, ws_frame
+from tests.zones.load.test_lean import (
+    ENTITY,
+    WELCOME,
+    HandServer,
+    StillClock,
+    frames,
+    same_figures,
+    sdk_and_lean,
+    ws_frame,
+)
 from tests.zones.load.test_lean import rows as own_rows
 from zones.core.wire import BODY_DTYPE, frame_encode
 from zones.load import reader as rd
@@ -328,3 +337,29 @@ def test_a_socket_holding_more_than_a_carry_is_read_to_the_end_in_one_wake_up():
         frame_reader.close()
         for sock in (ours, theirs, listener):
             sock.close()
+
+
+async def test_a_visitor_on_the_reader_has_the_sdks_figures_from_the_same_frames():
+    stream = frames() + mangled() + frames()
+
+    async def script(reader, writer):
+        writer.write(ws_frame(0x1, json.dumps(WELCOME).encode()))
+        writer.write(b"".join(ws_frame(0x2, frame) for frame in stream))
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async with HandServer(script) as server:
+        fleet = LeanFleet(server.url, 1, compiled=True)
+        visitor = await fleet.connect()
+        for _ in range(500):
+            stats = visitor.stats
+            if stats.frames + stats.bad_frames == len(stream):
+                break
+            await asyncio.sleep(0.01)
+        sdk, _lean = await sdk_and_lean(0.0)
+        for frame in stream:
+            sdk._frame_header(frame)
+        same_figures(sdk, visitor)  # counts, zone, booth, ack_seq, tick_ms, position, velocity
+        assert len(visitor.stats.latencies_ms) == visitor.stats.frames
+        await visitor.close()
+        await fleet.aclose()
