@@ -13,7 +13,7 @@ so the visitor's protocol code is the same on both sockets.
 `CountedVisitor` is a `LeanVisitor` whose counters are the sum of its own (frames read in
 Python: before the welcome was handled, or fragmented) and its reader slot's; its motion and
 zone come from the slot when the reader saw a newer own row. A frame's age goes from the
-reader to the visitor's `latencies_ms` when its stats are read (`LeanFleet.collect_ages`).
+reader to the visitor's `latencies_ms` when its stats are read (`RawFleet.collect_ages`).
 A slot's counters are added into the visitor's own once the reader has let the socket go,
 before the slot serves another socket.
 """
@@ -38,7 +38,6 @@ from .lean import LeanVisitor, WakeClock
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_RESPONSE_HEAD = 65536
 PING, PONG, CLOSE = 0x9, 0xA, 0x8
-CLOSED_NO_STATUS = 1005
 COUNTERS = (
     ("frames", rd.FRAMES),
     ("bytes", rd.BYTES),

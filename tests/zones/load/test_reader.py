@@ -2,6 +2,8 @@
 them, everything else handed to Python in order, and every way a socket ends."""
 
 import asyncio
+import base64
+import hashlib
 import json
 import socket
 import time
@@ -20,10 +22,11 @@ from tests.zones.load.test_lean import (
     ws_frame,
 )
 from tests.zones.load.test_lean import rows as own_rows
+from zones.client.visitor import VisitorClosed
 from zones.core.wire import BODY_DTYPE, frame_encode
 from zones.load import reader as rd
 from zones.load.lean import LeanFleet, LeanVisitor
-from zones.load.rawsocket import client_frame
+from zones.load.rawsocket import WS_GUID, _check_upgrade, client_frame
 
 TICK0 = 1_795_000_000_000
 
@@ -363,3 +366,30 @@ async def test_a_visitor_on_the_reader_has_the_sdks_figures_from_the_same_frames
         assert len(visitor.stats.latencies_ms) == visitor.stats.frames
         await visitor.close()
         await fleet.aclose()
+
+
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+
+
+@pytest.mark.parametrize(
+    ("head", "error", "message"),
+    [
+        (b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0", VisitorClosed, "HTTP 403"),
+        (b"SSH-2.0-OpenSSH_9.2", ConnectionError, "not HTTP"),
+        (
+            b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: bm90IG91cnM=",
+            ConnectionError,
+            "does not accept our websocket key",
+        ),
+    ],
+    ids=["refused", "not-http", "wrong-accept"],
+)
+def test_an_upgrade_answer_that_is_not_ours_is_refused_clearly(head, error, message):
+    with pytest.raises(error, match=message):
+        _check_upgrade(head, KEY)
+
+
+def test_the_upgrade_answer_of_rfc_6455_is_accepted():
+    accept = base64.b64encode(hashlib.sha1(KEY + WS_GUID).digest())
+    assert accept == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 §1.3's own example
+    _check_upgrade(b"HTTP/1.1 101 Switching Protocols\r\nsec-websocket-accept: " + accept, KEY)
