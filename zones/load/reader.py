@@ -468,7 +468,12 @@ class FrameReader:
         self.carry[slot, : len(early)] = np.frombuffer(early, np.uint8)
         on = ctypes.c_int(1)  # the kernel dates what it receives: a frame's age is not the reader's
         _libc.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, ctypes.byref(on), 4)
-        _epoll_add(self.epfd, fd, slot, EPOLLIN | EPOLLET)
+        try:
+            _epoll_add(self.epfd, fd, slot, EPOLLIN | EPOLLET)
+        except OSError:
+            row[MODE] = FREE
+            self._free.append(slot)
+            raise
         self._request(slot, START)
         return slot
 

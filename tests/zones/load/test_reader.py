@@ -241,13 +241,21 @@ def test_a_live_socket_is_released_on_request_and_read_no_more(reader, pairs):
     assert reader.counts[slot, rd.FRAMES] == 0
 
 
-def test_what_cannot_be_handed_over_is_refused_clearly():
+def test_what_cannot_be_handed_over_is_refused_clearly(pairs):
     with pytest.raises(ValueError, match="at least one slot"):
         rd.FrameReader(0)
+    with pytest.raises(ValueError, match="pace must be 0 to 100 ms, not 250"):
+        rd.FrameReader(1, pace_ms=250)
     frame_reader = rd.FrameReader(1)
     try:
         with pytest.raises(ValueError, match=f"more than {rd.CARRY} bytes"):
             frame_reader.add(0, bytes(rd.CARRY + 1))
+        closed, _ = pairs()
+        gone = closed.fileno()
+        closed.close()
+        with pytest.raises(OSError, match=f"epoll_ctl ADD of descriptor {gone}"):
+            frame_reader.add(gone, b"")
+        assert frame_reader.add(pairs()[0].fileno(), b"") == 0  # the slot was not lost
     finally:
         frame_reader.close()
 
