@@ -24,7 +24,9 @@ from zones.load.resources import (
     table_rows,
 )
 
-SLEEPER = "import time; time.sleep(30)"
+# says when its interpreter is up: read before that, a process just exec'd holds a few
+# hundred KiB and no Python yet
+SLEEPER = "import time; print('up', flush=True); time.sleep(30)"
 
 
 @pytest.fixture
@@ -41,7 +43,9 @@ def family():
         [sys.executable, "-c", code, "runmarket"], stdout=subprocess.PIPE, text=True
     )
     assert parent.stdout is not None
-    children = [int(pid) for pid in parent.stdout.readline().split()]
+    lines = [parent.stdout.readline().strip() for _ in range(3)]  # the pids, and two 'up's
+    assert sorted(lines)[-2:] == ["up", "up"], lines
+    children = [int(pid) for pid in min(lines).split()]
     yield parent.pid, children
     parent.kill()
     parent.wait()
