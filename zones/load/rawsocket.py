@@ -299,17 +299,14 @@ class CountedVisitor(LeanVisitor):
     def stats(self) -> VisitorStats:
         self.fleet.collect_ages()
         self._sync()
-        counted = dict.fromkeys((name for name, _ in COUNTERS), 0)
-        if self._row is not None:
-            values = self._row.tolist()
-            counted = {name: values[field] for name, field in COUNTERS}
+        row = self._row.tolist() if self._row is not None else [0] * rd.FIELDS  # detached: 0
         return VisitorStats(
-            frames=self.frames + counted["frames"],
-            bytes=self.bytes + counted["bytes"],
-            far_frames=self.far_frames + counted["far_frames"],
-            bad_frames=self.bad_frames + counted["bad_frames"],
-            rows=self.rows + counted["rows"],
-            bodies=self.bodies + counted["bodies"],
+            frames=self.frames + row[rd.FRAMES],
+            bytes=self.bytes + row[rd.BYTES],
+            far_frames=self.far_frames + row[rd.FAR],
+            bad_frames=self.bad_frames + row[rd.BAD],
+            rows=self.rows + row[rd.ROWS],
+            bodies=self.bodies + row[rd.BODIES],
             events_repeated=self.events_repeated,
             latencies_ms=self.latencies_ms,
         )

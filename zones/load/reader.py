@@ -412,6 +412,9 @@ def _run(
 # --- the Python side --------------------------------------------------------------------------
 
 
+_NO_SLOTS, _NO_AGES = np.zeros(0, np.int64), np.zeros(0, np.float64)
+
+
 class FrameReader:
     """The reader thread and its shared arrays; every method is called from one Python thread.
 
@@ -524,6 +527,8 @@ class FrameReader:
     def take_ages(self) -> tuple[np.ndarray, np.ndarray]:
         """(slots, ages in ms) of the frames counted since the last call, oldest first."""
         tail, head = int(self.control[AGE_TAIL]), int(self.control[AGE_HEAD])
+        if tail == head:  # the common case: every visitor's stats after the first in a sample
+            return _NO_SLOTS, _NO_AGES
         index = np.arange(tail, head) % AGE_RING
         taken = self.age_slots[index], self.ages[index]
         self.control[AGE_TAIL] = head
