@@ -141,16 +141,21 @@ async def test_counted_frames_give_the_lean_visitors_figures_however_reads_cut_t
     assert reader.take_ages()[0].size == 0  # taken once
 
 
-async def test_bytes_read_before_the_hand_over_are_walked_at_once(reader, pairs):
+async def test_bytes_read_before_the_hand_over_are_walked_at_once(pairs):
     stream = frames()
     wire = b"".join(ws_frame(0x2, frame) for frame in stream)
     ours, _theirs = pairs()
-    slot = reader.add(ours.fileno(), wire[:-5])  # the last frame cut: its end comes later
-    reader.count(slot, ENTITY)  # before the reader's first walk, as a welcome read ahead would
-    wait_until(lambda: reader.counts[slot, rd.FRAMES] == len(stream) - 1)
-    _theirs.sendall(wire[-5:])
-    wait_until(lambda: reader.counts[slot, rd.FRAMES] == len(stream))
-    assert counted(reader, slot) == await lean_figures(stream)
+    frame_reader = rd.FrameReader(4)  # started only once the slot counts: no race with its walk
+    try:
+        slot = frame_reader.add(ours.fileno(), wire[:-5])  # the last frame cut: its end later
+        frame_reader.count(slot, ENTITY)  # before the reader's first walk
+        frame_reader.start()
+        wait_until(lambda: frame_reader.counts[slot, rd.FRAMES] == len(stream) - 1)
+        _theirs.sendall(wire[-5:])
+        wait_until(lambda: frame_reader.counts[slot, rd.FRAMES] == len(stream))
+        assert counted(frame_reader, slot) == await lean_figures(stream)
+    finally:
+        frame_reader.close()
 
 
 def test_frames_other_than_counted_interest_frames_reach_python_in_order(reader, pairs):
