@@ -25,18 +25,20 @@ from zones.load.resources import (
 )
 
 # says when its interpreter is up: read before that, a process just exec'd holds a few
-# hundred KiB and no Python yet
-SLEEPER = "import time; print('up', flush=True); time.sleep(30)"
+# hundred KiB and no Python yet. Every line goes out in one write(2), so lines written by
+# the three processes to the one pipe cannot interleave (print may write a line in pieces
+# when Python runs unbuffered)
+SLEEPER = "import os, time; os.write(1, b'up\\n'); time.sleep(30)"
 
 
 @pytest.fixture
 def family():
     """A process with two children, named as a zone worker and a web process are."""
     code = (
-        "import subprocess, sys, time\n"
+        "import os, subprocess, sys, time\n"
         f"a = subprocess.Popen([sys.executable, '-c', {SLEEPER!r}, 'zoneworker', '--zones', '0,1'])\n"
         f"b = subprocess.Popen([sys.executable, '-c', {SLEEPER!r}, 'webprocess', '--fd', '3'])\n"
-        "print(a.pid, b.pid, flush=True)\n"
+        "os.write(1, f'{a.pid} {b.pid}\\n'.encode())\n"
         "time.sleep(30)\n"
     )
     parent = subprocess.Popen(
