@@ -647,6 +647,16 @@ class LeanVisitor(WSListener):
         await asyncio.shield(self._gone)
 
 
+def motions_of(visitors: list[LeanVisitor]) -> np.ndarray:
+    """Each visitor's own row as floats (NaN where none came yet), one visitor at a time."""
+    out = np.full((len(visitors), 8), np.nan)
+    for i, visitor in enumerate(visitors):
+        motion = visitor.motion
+        if motion is not None:
+            out[i] = motion
+    return out
+
+
 class LeanFleet:
     """What a run's lean visitors share: one ticket pool, one clock; opens them."""
 
@@ -737,6 +747,13 @@ class LeanFleet:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.5)
+
+    def motions(self, visitors: list[LeanVisitor]) -> np.ndarray:
+        """The own rows of open visitors of this fleet as (n, 8) floats, NaN where none came
+        yet (what `Pacer` checks a group of legs by)."""
+        if self._raw is not None:
+            return self._raw.motions(visitors)
+        return motions_of(visitors)
 
     async def aclose(self) -> None:
         await self.tickets.aclose()

@@ -374,6 +374,17 @@ class RawFleet:
             if transport is not None and transport.visitor is not None:
                 transport.visitor.latencies_ms.frombytes(ages[start:end].tobytes())
 
+    def motions(self, visitors: "list[CountedVisitor]") -> np.ndarray:
+        """The own rows of open visitors as (n, 8) floats, NaN where none came yet: the
+        counted ones from their slots' rows at once, any other from what Python saw."""
+        slots = np.fromiter((v.slot for v in visitors), np.int64, len(visitors))
+        rows = self.reader.counts[slots]
+        out = rows[:, rd.MOTION : rd.MOTION + 8].astype(np.float64)
+        for i in np.flatnonzero(rows[:, rd.MOTION_SEEN] == 0).tolist():
+            motion = visitors[i].motion  # before its first counted row: the welcome's frames
+            out[i] = np.nan if motion is None else motion
+        return out
+
     def forget(self, slot: int) -> None:
         """The reader let the slot's socket go: the slot may serve another."""
         self.transports.pop(slot, None)

@@ -310,7 +310,7 @@ class LoadRun:
             self._live_joins(fleet, go + self.settings.duration_s), name="load-live-joins"
         )
         failover = self._failover(go)
-        pacer = Pacer()
+        pacer = Pacer(fleet.motions)
         for slot in self.slots:
             if slot.visitor is not None:
                 stats = slot.visitor.stats

@@ -25,8 +25,8 @@ from tests.zones.load.test_lean import rows as own_rows
 from zones.client.visitor import VisitorClosed
 from zones.core.wire import BODY_DTYPE, frame_encode
 from zones.load import reader as rd
-from zones.load.lean import LeanFleet, LeanVisitor
-from zones.load.rawsocket import WS_GUID, _check_upgrade, client_frame
+from zones.load.lean import LeanFleet, LeanVisitor, WakeClock
+from zones.load.rawsocket import WS_GUID, CountedVisitor, RawFleet, _check_upgrade, client_frame
 
 TICK0 = 1_795_000_000_000
 
@@ -378,6 +378,23 @@ async def test_a_visitor_on_the_reader_has_the_sdks_figures_from_the_same_frames
         same_figures(sdk, visitor)  # counts, zone, booth, ack_seq, tick_ms, position, velocity
         assert len(visitor.stats.latencies_ms) == visitor.stats.frames
         await visitor.close()
+        await fleet.aclose()
+
+
+async def test_the_own_rows_of_a_group_come_from_their_slots_or_else_from_python():
+    fleet = RawFleet(WakeClock(), 4)
+    try:
+        counted_row, early, silent = (
+            CountedVisitor(fleet.clock, fleet, slot) for slot in (1, 0, 3)
+        )
+        fleet.reader.counts[1, rd.MOTION : rd.MOTION + 8] = [120, 100, -40, 150, 0, -5, 1, 2]
+        fleet.reader.counts[1, rd.MOTION_SEEN] = 1
+        early.motion = (7, 8, 9, 1, 2, 3, 1, 0)  # a frame that came with the welcome, in Python
+        np.testing.assert_array_equal(
+            fleet.motions([counted_row, early, silent]),
+            [[120, 100, -40, 150, 0, -5, 1, 2], [7, 8, 9, 1, 2, 3, 1, 0], [np.nan] * 8],
+        )
+    finally:
         await fleet.aclose()
 
 
