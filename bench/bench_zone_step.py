@@ -320,13 +320,34 @@ def load_summary(series: Series) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> None:
+@dataclass
+class Measured:
+    """What `measure` timed, and the walking network it left."""
+
+    walking: Series
+    walking_packed: Series
+    standing: Series
+    net: SimNetwork
+    crowd: Crowd
+    clock: ZoneStepClock
+
+
+def measure(
+    ticks: int = 400,
+    warmup: int = 200,
+    seed: int = SEED,
+    walkers_zone0: int = ZONE_CAPACITY,
+    walkers: int = 1790,
+    say: Any = print,
+) -> Measured:
+    """Zone 0's step, walking, packed and still, interleaved tick by tick (the module's
+    docstring); `say` hears of the set-up."""
     clock = ZoneStepClock(MEASURED_ZONE)
     simnet.step = clock  # type: ignore[attr-defined]  # SimNetwork calls step by this name
 
-    counts = [args.walkers_zone0] + [args.walkers] * (ZONES - 1)
-    walking_net, crowd, rows = build(counts, args.seed)
-    still_net, _, still_rows = build(counts, args.seed)
+    counts = [walkers_zone0] + [walkers] * (ZONES - 1)
+    walking_net, crowd, rows = build(counts, seed)
+    still_net, _, still_rows = build(counts, seed)
     still_rows = still(still_rows)
 
     started = time.perf_counter()
@@ -334,20 +355,20 @@ def run(args: argparse.Namespace) -> None:
     still_net.run_tick(spawns=still_rows)
     refused = sum(r.size for r in rows.values()) - crowd.expected.size
     spread = ", ".join(f"{count:,} in zone {z}" for z, count in enumerate(counts))
-    print(f"spawned {crowd.expected.size:,} walkers ({spread}; {refused} refused)")
+    say(f"spawned {crowd.expected.size:,} walkers ({spread}; {refused} refused)")
     shares = ", ".join(f"zone {z} {share:.0%}" for z, share in enumerate(floor_shares(walking_net)))
-    print(f"floor area per zone: {shares}")
-    print(f"warming up {args.warmup} ticks")
-    for _ in range(args.warmup):
+    say(f"floor area per zone: {shares}")
+    say(f"warming up {warmup} ticks")
+    for _ in range(warmup):
         walking_net.run_tick(commands=crowd.commands())
     still_net.run_tick()
-    print(f"warm-up done in {time.perf_counter() - started:.1f} s; timing {args.ticks} ticks\n")
+    say(f"warm-up done in {time.perf_counter() - started:.1f} s; timing {ticks} ticks\n")
 
     walking = Series("zone.step walking")
     walking_packed = Series("zone.step walking, packed")
     standing = Series("zone.step still")
     gc.collect()
-    for tick in range(args.ticks):
+    for tick in range(ticks):
         commands = crowd.commands()
         order = [(walking_net, walking), (still_net, standing)]
         for net, series in order if tick % 2 else reversed(order):
@@ -358,7 +379,17 @@ def run(args: argparse.Namespace) -> None:
             else:
                 net.run_tick()
     clock.series = clock.packed_series = None
+    return Measured(walking, walking_packed, standing, walking_net, crowd, clock)
 
+
+def median_ms(series: Series) -> float:
+    return ms(float(np.median(np.array(series.ns, dtype=np.float64))))
+
+
+def run(args: argparse.Namespace) -> None:
+    measured = measure(args.ticks, args.warmup, args.seed, args.walkers_zone0, args.walkers)
+    walking, walking_packed, standing = measured.walking, measured.walking_packed, measured.standing
+    walking_net = measured.net
     for series in (walking, walking_packed, standing):
         print(summary(series))
     baseline = " to ".join(f"{v} ms" for v in NATIVE_BASELINE_MS)
@@ -376,7 +407,7 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit("the still network migrated entities: its figure is not a floor")
 
     if args.profile_ticks:
-        profile(clock, walking_net, crowd, args)
+        profile(measured.clock, walking_net, measured.crowd, args)
 
 
 def profile(clock: ZoneStepClock, net: SimNetwork, crowd: Crowd, args: argparse.Namespace) -> None:
