@@ -17,10 +17,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def core_tree(commit: str, into: Path) -> Path:
-    """zones/__init__.py and zones/core of `commit`, written under `into`."""
+def core_tree(
+    commit: str, into: Path, paths: tuple[str, ...] = ("zones/__init__.py", "zones/core")
+) -> Path:
+    """zones/__init__.py and zones/core of `commit` (or other `paths`), written under `into`."""
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", commit, "zones/__init__.py", "zones/core"],
+        ["git", "-C", str(REPO), "archive", commit, *paths],
         check=True,
         capture_output=True,
     ).stdout
