@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,22 @@ def imported_from(module: Any, root: str) -> None:
     """Stop unless `module` was imported from the tree under `root`."""
     if not Path(module.__file__).resolve().is_relative_to(Path(root).resolve()):
         raise SystemExit(f"{module.__name__} came from {module.__file__}, not from {root}")
+
+
+def alternating_runs(
+    commit: str,
+    runs: int,
+    figures: Callable[[Path, int], Any],
+    paths: tuple[str, ...] = ("zones/__init__.py", "zones/core"),
+) -> dict[str, list[Any]]:
+    """`figures(root, run)` for the baseline tree of `commit` and the current one, `runs`
+    times each, the order alternating from one run to the next so drifting load on a shared
+    machine hits both."""
+    out: dict[str, list[Any]] = {"baseline": [], "current": []}
+    with tempfile.TemporaryDirectory(prefix="baseline-") as tmp:
+        roots = {"baseline": core_tree(commit, Path(tmp), paths), "current": REPO}
+        for run in range(runs):
+            order = ["baseline", "current"] if run % 2 == 0 else ["current", "baseline"]
+            for name in order:
+                out[name].append(figures(roots[name], run))
+    return out

@@ -28,13 +28,12 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.baseline import child_figures, core_tree, imported_from  # noqa: E402
+from bench.baseline import alternating_runs, child_figures, imported_from  # noqa: E402
 
 BASELINE_COMMIT = "839ae976452b4e9e78041c10370d0b3a34e257f7"
 """The last commit whose zones kept every transfer decision for good."""
@@ -111,14 +110,11 @@ def main() -> None:
         baseline=f"zones/core at {BASELINE_COMMIT[:12]}",
     )
     flags = ["--ticks", str(args.ticks), "--churn-every", str(args.churn_every)]
-    runs: dict[str, list[dict[str, list[float]]]] = {"baseline": [], "current": []}
-    with tempfile.TemporaryDirectory(prefix="decisions-baseline-") as tmp:
-        roots = {"baseline": core_tree(BASELINE_COMMIT, Path(tmp)), "current": REPO}
-        for run in range(args.runs):
-            order = ["baseline", "current"] if run % 2 == 0 else ["current", "baseline"]
-            for name in order:
-                flags_run = [*flags, "--seed", str(args.seed + run)]
-                runs[name].append(child_figures(__file__, roots[name], *flags_run))
+    runs = alternating_runs(
+        BASELINE_COMMIT,
+        args.runs,
+        lambda root, run: child_figures(__file__, root, *flags, "--seed", str(args.seed + run)),
+    )
     seconds = args.ticks / 20
     joined = args.ticks // args.churn_every
     print(

@@ -27,14 +27,13 @@ import inspect
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.baseline import child_figures, core_tree, imported_from  # noqa: E402
+from bench.baseline import alternating_runs, child_figures, imported_from  # noqa: E402
 
 BASELINE_COMMIT = "df3ad00aedfe42cdeacbdfa6885586d0f5405fda"
 """The last commit whose pacer checked each leg alone and re-armed early timers."""
@@ -132,15 +131,14 @@ def main() -> None:
         walkers=f"{args.walkers:,}, every {STUCK_EVERY}th sent its walk again at each check",
         baseline=f"zones/ at {BASELINE_COMMIT[:12]}",
     )
-    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "current": []}
     extra = ["--walkers", str(args.walkers), "--seconds", str(args.seconds)]
     extra += ["--warmup", str(args.warmup)]
-    with tempfile.TemporaryDirectory(prefix="pacer-baseline-") as tmp:
-        roots = {"baseline": core_tree(BASELINE_COMMIT, Path(tmp), ("zones",)), "current": REPO}
-        for run in range(args.runs):
-            order = ["baseline", "current"] if run % 2 == 0 else ["current", "baseline"]
-            for name in order:
-                runs[name].append(child_figures(__file__, roots[name], *extra))
+    runs = alternating_runs(
+        BASELINE_COMMIT,
+        args.runs,
+        lambda root, _run: child_figures(__file__, root, *extra),
+        ("zones",),
+    )
     print(f"the pacer's main-thread CPU, median of {args.runs} runs of {args.seconds:g} s")
     print(f"{'':<10}{'checks/s':>10}{'wake-ups/s':>12}{'µs a check':>12}{'cores':>8}")
     for name, figures in runs.items():

@@ -29,13 +29,12 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.baseline import child_figures, core_tree, imported_from  # noqa: E402
+from bench.baseline import alternating_runs, child_figures, imported_from  # noqa: E402
 
 BASELINE_COMMIT = "d1bfbd30ac8cb87e48ec29460e70b8ce4be45292"
 """The last commit whose zones/core has the step as it was before it was trimmed."""
@@ -123,13 +122,7 @@ def main() -> None:
         threads="OMP_NUM_THREADS=1, single-threaded step",
         baseline=f"zones/core at {BASELINE_COMMIT[:12]}",
     )
-    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "current": []}
-    with tempfile.TemporaryDirectory(prefix="zone-step-baseline-") as tmp:
-        roots = {"baseline": core_tree(BASELINE_COMMIT, Path(tmp)), "current": REPO}
-        for run in range(args.runs):
-            order = ["baseline", "current"] if run % 2 == 0 else ["current", "baseline"]
-            for name in order:
-                runs[name].append(child(roots[name], args))
+    runs = alternating_runs(BASELINE_COMMIT, args.runs, lambda root, _run: child(root, args))
     print(
         f"zone step CPU per call, median of {args.runs} runs of {args.ticks:,} steps"
         f" (after {args.warmup} untimed), default ZoneParams"
