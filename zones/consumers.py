@@ -107,7 +107,7 @@ class Outbox:
         self.dropped = 0
         self.direct = 0  # frames written straight to the socket
 
-    def frame(self, data: bytes) -> None:
+    def frame(self, data: bytes | memoryview) -> None:
         direct = self._direct
         queued = self._held or self._busy or self._events or self._frame is not None
         if direct is not None and not queued and direct(data):
@@ -115,7 +115,7 @@ class Outbox:
             return
         if self._frame is not None:
             self.dropped += 1
-        self._frame = data
+        self._frame = bytes(data)  # not a view that would keep a whole tick's frames
         self._wake.set()
 
     def release(self) -> None:
@@ -576,7 +576,7 @@ class VisitorConsumer(AsyncWebsocketConsumer):
             resume=position.to_json(),
         )
 
-    def send_frame(self, frame: bytes) -> None:
+    def send_frame(self, frame: bytes | memoryview) -> None:
         self.outbox.frame(frame)
 
     def send_event(self, event: dict[str, Any]) -> None:

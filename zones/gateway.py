@@ -74,8 +74,11 @@ OVERVIEW_EVERY = 2  # operators get the whole market every 2nd tick: 10 Hz
 class VisitorSink(Protocol):
     """What the gateway needs from a visitor's socket."""
 
-    def send_frame(self, frame: bytes) -> None:
-        """Queue the newest frame; must not wait for the socket (a slow one drops frames)."""
+    def send_frame(self, frame: bytes | memoryview) -> None:
+        """Queue the newest frame; must not wait for the socket (a slow one drops frames).
+
+        A memoryview is a view of the whole tick's frames (views.frames): a frame kept
+        past the call is kept as bytes."""
 
     def send_event(self, event: dict[str, Any]) -> None:
         """Queue an event; must not wait for the socket."""

@@ -28,10 +28,12 @@ OPCODE_BINARY_FIN = 0x82
 SHORT = struct.Struct("!BBH")
 LONG = struct.Struct("!BBQ")
 
-BinaryWriter = Callable[[bytes], bool]  # True: written; False: declined, send it through ASGI
+BinaryWriter = Callable[
+    [bytes | memoryview], bool
+]  # True: written; False: declined, send it through ASGI
 
 
-def binary_message(data: bytes) -> bytes:
+def binary_message(data: bytes | memoryview) -> bytes:
     """`data` as one unmasked, final binary websocket frame (RFC 6455 §5.2)."""
     size = len(data)
     if size < 126:
@@ -56,7 +58,7 @@ def direct_binary_writer(send: Callable[..., Any]) -> BinaryWriter | None:
         return None
     transport, writable, conn = protocol.transport, protocol.writable, protocol.conn
 
-    def write(data: bytes) -> bool:
+    def write(data: bytes | memoryview) -> bool:
         if (
             conn.state is not OPEN
             or protocol.close_sent

@@ -28,7 +28,7 @@ import numpy as np
 from .constants import INTEREST_RADIUS_M, MARKET_SIZE_M
 from .ranges import RangeMap
 from .skeleton import bodies as body_blocks
-from .wire import BODY_DTYPE, RowFlag, frame_encode, frame_rows
+from .wire import BODY_DTYPE, BODY_RECORD, ROW_RECORD, RowFlag, frame_rows, frames_encode
 
 FAR_RADIUS_M = 20.0
 FAR_EVERY = 4
@@ -193,37 +193,29 @@ def nearest_within(d2: np.ndarray, radius2: float, most: int) -> np.ndarray:
     return mask
 
 
-def frames(view: np.ndarray, cut: Cut, acks: list[int], tick_ms: int) -> list[bytes]:
-    """Each visitor's interest frame (wire.frame_encode): its rows in view order, then bodies.
+def frames(view: np.ndarray, cut: Cut, acks: list[int], tick_ms: int) -> list[bytes | memoryview]:
+    """Each visitor's interest frame (wire.frame_encode's bytes): its rows in view order,
+    then bodies; one buffer for all of them (wire.frames_encode).
 
     `acks` holds each visitor's highest input seq taken. The view is quantised once and
     each body block built once, however many visitors receive it.
     """
     picked = cut.rows < cut.n
-    rows = frame_rows(view)[cut.rows[picked]]
-    row_ends = np.cumsum(np.count_nonzero(picked, axis=1)).tolist()
+    rows = np.take(frame_rows(view).view(ROW_RECORD), cut.rows[picked])
     dressed_by = cut.bodies < cut.n
     body_columns = cut.bodies[dressed_by]
     dressed = np.unique(body_columns)
     blocks = body_blocks(view[dressed]) if dressed.size else np.zeros(0, BODY_DTYPE)
-    bodies = blocks[np.searchsorted(dressed, body_columns)]
-    body_ends = np.cumsum(np.count_nonzero(dressed_by, axis=1)).tolist()
-    out = []
-    row_start = body_start = 0
-    for ack, far, row_end, body_end in zip(
-        acks, cut.far.tolist(), row_ends, body_ends, strict=True
-    ):
-        out.append(
-            frame_encode(
-                rows[row_start:row_end],
-                bodies[body_start:body_end],
-                ack_seq=ack,
-                tick_ms=tick_ms,
-                far=far,
-            )
-        )
-        row_start, body_start = row_end, body_end
-    return out
+    bodies = np.take(blocks.view(BODY_RECORD), np.searchsorted(dressed, body_columns))
+    return frames_encode(
+        rows,
+        np.count_nonzero(picked, axis=1),
+        bodies,
+        np.count_nonzero(dressed_by, axis=1),
+        acks=np.array(acks, np.int64),
+        tick_ms=tick_ms,
+        far=cut.far,
+    )
 
 
 class EventKind:

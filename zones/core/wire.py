@@ -279,6 +279,60 @@ def frame_encode(
     return b"".join((header, rows.tobytes(), bodies.tobytes()))
 
 
+ROW_RECORD = np.dtype((np.void, FRAME_ROW_DTYPE.itemsize))
+"""A frame row as 24 opaque bytes, the size of the frame header too: gathering records
+copies whole rows at once, where a gather of FRAME_ROW_DTYPE copies field by field
+(about 20 times as long for a tick's rows)."""
+BODY_RECORD = np.dtype((np.void, BODY_DTYPE.itemsize))
+assert ROW_RECORD.itemsize == FRAME_HEADER_DTYPE.itemsize
+
+
+def frames_encode(
+    rows: np.ndarray,
+    row_counts: np.ndarray,
+    bodies: np.ndarray,
+    body_counts: np.ndarray,
+    *,
+    acks: np.ndarray,
+    tick_ms: int,
+    far: np.ndarray,
+) -> list[bytes | memoryview]:
+    """V interest frames at once, each as frame_encode makes it.
+
+    `rows` (FRAME_ROW_DTYPE) and `bodies` (BODY_DTYPE) hold every frame's rows and
+    bodies in turn, `row_counts` and `body_counts` (V,) how many of each are a frame's;
+    `acks` (V,) its ack_seq, `far` (V,) bool its flag. The headers and rows are laid out
+    in one buffer as 24-byte records, so a frame without bodies is a memoryview of it
+    (no copy); a frame with bodies is bytes. The views keep the buffer alive.
+    """
+    v = row_counts.size
+    header = np.zeros(v, FRAME_HEADER_DTYPE)
+    header["magic"], header["version"] = FRAME_MAGIC, FRAME_VERSION
+    header["kind"], header["tick_ms"] = FRAME_KIND_INTEREST, tick_ms
+    header["ack_seq"], header["rows"], header["bodies"] = acks, row_counts, body_counts
+    header["flags"] = np.where(far, FRAME_FAR_ROWS, 0)
+    ends = np.cumsum(row_counts + 1)  # in records: each frame's header, then its rows
+    starts = ends - row_counts - 1
+    records = np.empty(int(ends[-1]) if v else 0, ROW_RECORD)
+    is_row = np.ones(records.size, bool)
+    is_row[starts] = False
+    records[starts] = header.view(ROW_RECORD)
+    records[is_row] = rows.view(ROW_RECORD)
+    laid = records.view(np.uint8).data
+    size = ROW_RECORD.itemsize
+    out: list[bytes | memoryview] = [
+        laid[a:b] for a, b in zip((starts * size).tolist(), (ends * size).tolist(), strict=True)
+    ]
+    dressed = np.flatnonzero(body_counts)
+    if dressed.size:
+        blocks = bodies.view(np.uint8).data
+        body_ends = np.cumsum(body_counts)[dressed] * BODY_DTYPE.itemsize
+        body_starts = body_ends - body_counts[dressed] * BODY_DTYPE.itemsize
+        for i, a, b in zip(dressed.tolist(), body_starts.tolist(), body_ends.tolist(), strict=True):
+            out[i] = b"".join((out[i], blocks[a:b]))
+    return out
+
+
 def frame_header(data: bytes, dtype: np.dtype, kind: int, version: int, what: str) -> np.void:
     """The checked header of a binary frame of `kind` and `version`; ValueError says why not."""
     if len(data) < dtype.itemsize:

@@ -23,6 +23,8 @@ from zones.core.wire import (
     RowFlag,
     frame_decode,
     frame_encode,
+    frame_rows,
+    frames_encode,
 )
 
 HEADER = 24
@@ -109,6 +111,44 @@ def test_a_frame_decodes_to_what_was_encoded(n_rows, n_bodies, far):
     np.testing.assert_allclose(got_rows["vel"], rows["vel"], atol=0.005 + 1e-6)
     assert got_bodies.tobytes() == blocks.tobytes()
     np.testing.assert_array_equal(got_bodies["bones"], blocks["bones"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_many_frames_at_once_are_the_frames_one_at_a_time(seed):
+    rng = np.random.default_rng(seed)
+    v = int(rng.integers(0, 40))
+    row_counts = rng.integers(0, 6, v)
+    body_counts = np.where(rng.random(v) < 0.4, rng.integers(0, 4, v), 0)
+    rows = frame_rows(random_rows(rng, int(row_counts.sum())))
+    blocks = bodies(random_rows(rng, int(body_counts.sum())))
+    acks = rng.integers(0, 2**32, v)
+    far = rng.random(v) < 0.3
+    got = frames_encode(rows, row_counts, blocks, body_counts, acks=acks, tick_ms=TICK_MS, far=far)
+    assert len(got) == v
+    row_ends, body_ends = np.cumsum(row_counts), np.cumsum(body_counts)
+    for i, frame in enumerate(got):
+        one = frame_encode(
+            rows[row_ends[i] - row_counts[i] : row_ends[i]],
+            blocks[body_ends[i] - body_counts[i] : body_ends[i]],
+            ack_seq=int(acks[i]),
+            tick_ms=TICK_MS,
+            far=bool(far[i]),
+        )
+        assert bytes(frame) == one, f"frame {i} of {v}"
+
+
+def test_no_visitors_make_no_frames():
+    none = np.zeros(0, np.int64)
+    got = frames_encode(
+        np.zeros(0, FRAME_ROW_DTYPE),
+        none,
+        np.zeros(0, BODY_DTYPE),
+        none,
+        acks=none,
+        tick_ms=TICK_MS,
+        far=np.zeros(0, bool),
+    )
+    assert got == []
 
 
 def test_the_header_is_little_endian_at_the_documented_offsets():
