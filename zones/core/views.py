@@ -173,8 +173,13 @@ def _picks(parts: list[tuple[np.ndarray, np.ndarray]], v: int, n: int) -> np.nda
 def squared_distances(centres: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """(V, N) float32 squared distances, m², between (V, 3) centres and (N, 3) positions.
 
-    Expanded as |c|² − 2c·p + |p|² so that it is one matrix product for everyone.
+    Expanded as |c|² − 2c·p + |p|² so that it is one matrix product for everyone, about
+    the positions' middle: float32 keeps 7 digits of |c|² and |p|², so 60 m from the
+    origin two visitors 0.18 m apart came out up to 6 mm nearer or farther; measured
+    from the middle of a crowd, a small fraction of a millimetre.
     """
+    middle = (pos.min(axis=0) + pos.max(axis=0)) / 2 if pos.size else 0.0
+    centres, pos = centres - middle, pos - middle
     return (
         np.einsum("ij,ij->i", centres, centres)[:, None]
         - 2.0 * centres @ pos.T
