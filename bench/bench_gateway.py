@@ -33,15 +33,15 @@ import django  # noqa: E402
 django.setup()
 
 from bench.machine import machine_info  # noqa: E402
+from bench.markets import BOOTHS, market_view  # noqa: E402
 from market.live import LiveMarket  # noqa: E402
 from zones.core.constants import INTEREST_RADIUS_M, SIM_TICK_HZ  # noqa: E402
 from zones.core.ranges import floor_ranges  # noqa: E402
 from zones.core.skeleton import bodies as body_blocks  # noqa: E402
 from zones.core.views import FAR_RADIUS_M  # noqa: E402
-from zones.core.wire import ROW_DTYPE, RowFlag, frame_encode  # noqa: E402
+from zones.core.wire import RowFlag, frame_encode  # noqa: E402
 from zones.gateway import Gateway, Link  # noqa: E402
 
-BOOTHS = 32
 TICKS = 4  # one of every phase of the far rows and the bodies
 
 
@@ -67,24 +67,6 @@ class Counted:
 
     async def transferred(self) -> None:
         pass
-
-
-def market_view(visitors: int, rng: np.random.Generator) -> np.ndarray:
-    """Visitor roots: a third at an entrance, a third in a choke point, a third spread."""
-    third = visitors // 3
-    crowd = rng.normal((20.0, 0.0, 20.0), (2.5, 0.0, 2.5), (third, 3))
-    choke = np.column_stack(
-        [rng.uniform(60, 68, third), np.zeros(third), rng.normal(64, 0.8, third)]
-    )
-    spread = rng.uniform((0, 0, 0), (128, 0, 128), (visitors - 2 * third, 3))
-    rows = np.zeros(visitors, ROW_DTYPE)
-    rows["id"] = np.arange(visitors, dtype=np.uint64) + 1
-    rows["pos"] = np.clip(np.concatenate([crowd, choke, spread]), 0.5, 127.5)
-    rows["pos"][:, 1] = 1.0
-    rows["vel"] = rng.normal(0, 0.8, (visitors, 3)) * (1, 0, 1)
-    rows["flags"] = RowFlag.AUTHORITATIVE | RowFlag.VISITOR_ROOT
-    rows["zone"] = rng.integers(0, BOOTHS, visitors)
-    return rows
 
 
 def gateway_with(view: np.ndarray) -> tuple[Gateway, list[Link], list[Counted]]:
