@@ -8,12 +8,14 @@ and stayed, a zone above its capacity, headroom at or under 12.5 %). Those lines
 very different paces from day to day: on 2 vCPUs of the same AMD EPYC the zone step of
 1,800 walking entities (`bench/bench_zone_step.py`'s headline figure) has taken from
 0.44 ms to 1.67 ms at the median, and the market's web and worker CPU moved with it
-(docs/performance.md, "Sizing the strict CI run by the machine's pace").
+(docs/performance.md, "A slow machine: CI's strict run sized by the machine's pace").
 
 So the run is sized by that figure, measured here first: all 1,000 visitors when the step
 takes at most FULL_PACE_MS, else as many fewer as the machine is slower, in steps of
-STEP_VISITORS and never under FLOOR_VISITORS. Every run on record with the step at or
-under 1.16 ms took all 1,000; FULL_PACE_MS keeps room below that.
+STEP_VISITORS and never under FLOOR_VISITORS. The pace can drift by a third between this
+measurement and the run (a CI run measured 0.943 ms, asked 950 visitors, then ran at the
+CPU a frame of a 1.14–1.32 ms machine and joined 829): FULL_PACE_MS is 0.9 ms, the pace
+the full load held at, over that third.
 """
 
 import sys
@@ -24,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_zone_step import measure, median_ms  # noqa: E402
 
 FULL_VISITORS = 1000
-FULL_PACE_MS = 0.9
+FULL_PACE_MS = 0.7
 STEP_VISITORS = 50
 FLOOR_VISITORS = 200
 
