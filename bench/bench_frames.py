@@ -45,23 +45,16 @@ def measure(root: str, visitors: int, repeats: int) -> dict[str, float | str]:
     from zones.core import views
 
     imported_from(views, root)
-    from zones.core.wire import RowFlag
 
-    class Exact:
-        """The cut's radius queries out of float64 distances (views.Nearest), so that
-        both trees encode frames of the same picks whatever their own matrix does."""
+    class Exact(views.DistanceMatrix):
+        """The distance matrix's queries out of float64 distances, so that both trees
+        encode frames of the same picks whatever their own matrix's float32 does."""
 
         def __init__(self, view: np.ndarray, own: np.ndarray) -> None:
+            super().__init__(view, own)
             pos = view["pos"].astype(np.float64)
             self.d2 = ((pos[own][:, None, :] - pos[None, :, :]) ** 2).sum(axis=2)
             self.d2[np.arange(own.size), own] = -1.0
-            self.roots = (view["flags"] & RowFlag.VISITOR_ROOT) != 0
-
-        def __call__(self, which, radius, most, roots):
-            d2 = self.d2 if which is None else self.d2[which]
-            if roots:
-                d2 = np.where(self.roots[None, :], d2, np.inf)
-            return views.picks_of(views.nearest_within(d2, radius**2, most))
 
     view = market_view(visitors, np.random.default_rng(visitors))
     own = np.arange(view.size, dtype=np.int64)
