@@ -81,11 +81,14 @@ async def _measure(walkers: int, warmup: float, seconds: float) -> dict[str, flo
             if index % 20 == 19:
                 await asyncio.sleep(START_S * 20 / walkers)
         await asyncio.sleep(warmup)
+        stuck = visitors[::STUCK_EVERY]
         checks, wakeups = pacer.checks, getattr(pacer, "wakeups", 0)
+        sent = [v._transport.sent for v in stuck]  # type: ignore[attr-defined]
         cpu, wall = time.thread_time(), time.monotonic()
         await asyncio.sleep(seconds)
         cpu, wall = time.thread_time() - cpu, time.monotonic() - wall
         checks, wakeups = pacer.checks - checks, getattr(pacer, "wakeups", 0) - wakeups
+        sent = [v._transport.sent - s for v, s in zip(stuck, sent, strict=True)]  # type: ignore[attr-defined]
         pacer.close()
         await asyncio.gather(*legs, return_exceptions=True)
         return {
@@ -93,6 +96,9 @@ async def _measure(walkers: int, warmup: float, seconds: float) -> dict[str, flo
             "wakeups_s": wakeups / wall if grouped else float("nan"),
             "us_per_check": cpu / checks * 1e6,
             "cores": cpu / wall,
+            "seconds": wall,
+            "stuck_sends_least": float(min(sent)),
+            "stuck_sends_most": float(max(sent)),
         }
     finally:
         await fleet.aclose()
