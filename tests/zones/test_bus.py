@@ -7,6 +7,7 @@ import uuid
 import numpy as np
 import pytest
 
+from tests.waiting import until
 from zones.bus import LocalBus, RedisBus, rows_bus, rows_channel
 from zones.core.wire import ROW_DTYPE, rows_packet, rows_unpack
 
@@ -18,13 +19,6 @@ def packet(zone: int, tick: int, n: int = 3) -> bytes:
     rows["id"] = np.arange(n) + 100 * zone
     rows["zone"] = zone
     return rows_packet(zone, tick, T0 + 50 * tick, rows)
-
-
-async def until(predicate, timeout: float = 2.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 def test_channels_carry_prefix_market_and_zone():

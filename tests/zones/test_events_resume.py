@@ -27,6 +27,7 @@ from market.events.types import AssetChanged
 from market.rates import JOIN_LIMIT_DEFAULTS
 from tests.live import free_port, http_get, live_market
 from tests.subprocesses import REPO_ROOT
+from tests.waiting import until
 from zones.client.visitor import JoinRefused, Visitor, VisitorClosed
 
 MARKET = 1
@@ -120,7 +121,26 @@ async def come_back(visitor: Visitor) -> None:
             await asyncio.sleep(0.2)
 
 
-async def run(web: WebProcess, log) -> tuple[list[Visitor], dict[int, int], int]:
+async def stored_events(log) -> list:
+    """Every event of the market's stream, oldest first."""
+    stored = []
+    cursor = 0
+    while batch := (await log.read(cursor, 1000)).entries:
+        stored += batch
+        cursor = batch[-1].offset
+    return stored
+
+
+def expected_offsets(visitor: Visitor, first: int, stored: list) -> list[int]:
+    """The offsets of the stored events after `first` that the visitor's socket delivers."""
+    return [
+        e.offset
+        for e in stored
+        if e.offset > first and wanted(visitor, envelope_parse(e.data).subject, visitor.booth)
+    ]
+
+
+async def run(web: WebProcess, log) -> tuple[list[Visitor], dict[int, int], int, list]:
     stop = asyncio.Event()
     publisher = asyncio.create_task(publish_forever(log, stop))
     visitors = [
@@ -147,13 +167,22 @@ async def run(web: WebProcess, log) -> tuple[list[Visitor], dict[int, int], int]
             await asyncio.to_thread(web.start)
 
     await asyncio.gather(killer(), *(keep_coming_back(v) for v in visitors))
-    await asyncio.sleep(1.0)  # the last events reach every socket
+    await asyncio.sleep(1.0)  # events published with everyone connected
     stop.set()
     published = await publisher
-    await asyncio.sleep(1.0)
+    stored = await stored_events(log)
+    for visitor in visitors:  # the last events reach every socket
+        last = max(expected_offsets(visitor, first[visitor.entity], stored), default=0)
+        await until(
+            lambda v=visitor, last=last: (
+                max((e.get("offset", 0) for e in v.events), default=0) >= last
+            ),
+            f"visitor {visitor.entity}'s last event",
+            timeout=30.0,
+        )
     for visitor in visitors:
         await visitor.close()
-    return visitors, first, published
+    return visitors, first, published, stored
 
 
 def wanted(visitor: Visitor, subject: str, booth: int) -> bool:
@@ -173,30 +202,18 @@ def test_a_thousand_reconnects_through_two_killed_web_processes_lose_and_repeat_
 
     async def go():
         try:
-            outcome = await run(web, log)
-            stored = []
-            cursor = 0
-            while batch := (await log.read(cursor, 1000)).entries:
-                stored += batch
-                cursor = batch[-1].offset
-            return outcome, stored
+            return await run(web, log)
         finally:
             await backend.close()
 
     try:
-        (visitors, first, published), stored = asyncio.run(go())
+        visitors, first, published, stored = asyncio.run(go())
     finally:
         web.stop()
     assert web.kills == len(KILL_AT)
     assert published > 500
     for visitor in visitors:
-        booth = visitor.booth
-        expected = [
-            e.offset
-            for e in stored
-            if e.offset > first[visitor.entity]
-            and wanted(visitor, envelope_parse(e.data).subject, booth)
-        ]
+        expected = expected_offsets(visitor, first[visitor.entity], stored)
         received = [e["offset"] for e in visitor.events if "offset" in e]
         assert visitor.stats.events_repeated == 0
         lost, extra = sorted(set(expected) - set(received)), sorted(set(received) - set(expected))

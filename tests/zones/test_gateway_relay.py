@@ -8,6 +8,7 @@ from channels.layers import get_channel_layer
 
 from market.live import LiveMarket
 from market.services import DEMO_BOOTHS
+from tests.waiting import until
 from zones import gateway as gateway_module
 from zones.bus import map_packet
 from zones.channels import zone_channel
@@ -65,13 +66,6 @@ async def publish(gateway: Gateway, zones, tick: int) -> None:
         await gateway.bus.publish(
             MARKET, zone, rows_packet(zone, tick, T0 + 50 * tick, zone_rows(zone, tick))
         )
-
-
-async def until(predicate, timeout: float = 2.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.002)
 
 
 @pytest.fixture

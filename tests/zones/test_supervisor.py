@@ -47,7 +47,8 @@ async def test_a_crashing_worker_restarts_with_growing_backoff_then_is_quarantin
     layer = get_channel_layer()
     watcher = EventWatch(5, ops_health_subject(5))
     await watcher.__aenter__()
-    boss = supervisor(CRASH, quarantine_s=1.5, backoff_first_s=0.05)
+    # a quarantine long enough for the refusals below on a loaded machine
+    boss = supervisor(CRASH, quarantine_s=6.0, backoff_first_s=0.05)
     stop = asyncio.Event()
     task = asyncio.create_task(boss.run(stop))
     try:
@@ -90,7 +91,7 @@ async def test_a_crashing_worker_restarts_with_growing_backoff_then_is_quarantin
             assert message_from_wire(refused).replies["id"].tolist() == [entity]
 
         # When the quarantine is over, the worker gets another chance.
-        await healths(watcher, lambda s: s[-1:] == [(0, "restarting")], timeout=5)
+        await healths(watcher, lambda s: s[-1:] == [(0, "restarting")], timeout=30)
         assert crashing.starts >= 5
     finally:
         stop.set()

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import uvloop
 
+from tests.waiting import until
 from tests.zones.client.fake_market import FakeMarket
 from zones.client.burst import CHECK_S
 from zones.client.visitor import OWN_ID, JoinRefused, Visitor, VisitorClosed
@@ -26,7 +27,7 @@ from zones.core.wire import (
     RowFlag,
     frame_encode,
 )
-from zones.load.drive import PACE_S, TIMER_SLACK_S, Pacer
+from zones.load.drive import TIMER_SLACK_S, Pacer
 from zones.load.lean import LeanFleet, LeanVisitor, TicketPool, WakeClock, motions_of
 
 ENTITY = 0x0000_0203_0405_0607
@@ -498,14 +499,17 @@ async def test_the_pacer_checks_each_walker_as_walk_to_does_on_its_grid():
         pacer.walk(stuck, np.array([9.0, 1.0, 5.0]), east, 0.35, 1.5),
         pacer.walk(moving, np.array([9.0, 1.0, 5.0]), east, 0.35, 1.5),
     ]
-    await asyncio.wait_for(asyncio.gather(*legs), 2.0)
+    await asyncio.wait_for(asyncio.gather(*legs), 10.0)
     first = arrived._transport.inputs
     assert [i[1][1:] for i in first] == [(0.0, 0.0, 0.0)]  # stopped at the first check
-    assert CHECK_S - TIMER_SLACK_S <= first[0][0] - started <= CHECK_S + PACE_S + 0.05
+    assert first[0][0] - started >= CHECK_S - TIMER_SLACK_S  # (a loaded machine: later)
     sent = [i[1] for i in stuck._transport.inputs]
     assert [s[0] for s in sent] == list(range(1, len(sent) + 1))  # seqs in order
     assert sent[:-1] == [(n, 1.5, 0.0, 0.0) for n in range(1, len(sent))]  # walk, every check
-    assert sent[-1][1:] == (0.0, 0.0, 0.0) and len(sent) >= 4  # then stopped at the deadline
+    assert sent[-1][1:] == (0.0, 0.0, 0.0) and len(sent) >= 2  # then stopped at the deadline
+    at = np.array([i[0] for i in stuck._transport.inputs])
+    assert np.all(np.diff(at[:-1]) >= CHECK_S - TIMER_SLACK_S)  # a walk a check, a check a CHECK_S
+    assert at[-1] - started >= 0.35 - TIMER_SLACK_S  # not stopped before its deadline
     assert [i[1][1:] for i in moving._transport.inputs] == [(0.0, 0.0, 0.0)]  # only the stop
     cancelled = pacer.walk(stuck, np.array([9.0, 1.0, 5.0]), east, 5.0, 1.5)
     pacer.close()
@@ -523,7 +527,7 @@ def test_the_pacer_wakes_once_a_check_on_uvloop_whose_timers_fire_early():
         return pacer
 
     pacer = uvloop.run(walk())
-    assert pacer.checks >= 9  # every CHECK_S for a second
+    assert pacer.checks >= 5  # every CHECK_S for a second (fewer on a loaded machine)
     assert pacer.wakeups <= pacer.checks + 1
 
 
@@ -540,17 +544,18 @@ async def test_legs_due_together_are_checked_as_one_group_and_a_closed_visitor_f
     quiet = standing(None)  # no own row came yet: only its deadline ends it
     legs = [pacer.walk(v, (9.0, 1.0, 5.0), east, 5.0, 1.5) for v in walkers]
     waiting = pacer.walk(quiet, (9.0, 1.0, 5.0), east, 0.25, 1.5)
-    await asyncio.sleep(CHECK_S * 2.5)
+    await until(lambda: len(asked) >= 2, "two checks")
     assert asked[:2] == [4, 4] and pacer.checks == 8  # two checks, each one call for all
     walkers[1]._gone.set_result(None)  # its socket closed: its leg fails at the next check
-    await asyncio.wait_for(waiting, 1.0)
+    await asyncio.wait_for(waiting, 10.0)
     assert [i[1][1:] for i in quiet._transport.inputs] == [(0.0, 0.0, 0.0)]
     with pytest.raises(VisitorClosed):
-        await asyncio.wait_for(legs[1], 1.0)
-    await asyncio.sleep(CHECK_S * 1.5)
+        await asyncio.wait_for(legs[1], 10.0)
+    checked = len(asked)
+    await until(lambda: len(asked) > checked, "a check after the closed visitor's")
     assert asked[-1] == 2 and not legs[0].done() and not legs[2].done()
     walkers[0].motion = (1_000, 100, 500, 150, 0, 0, 1, 0)  # past the end: stopped, alone
-    await asyncio.wait_for(legs[0], 1.0)
+    await asyncio.wait_for(legs[0], 10.0)
     assert [i[1][1:] for i in walkers[0]._transport.inputs] == [(0.0, 0.0, 0.0)]
     assert walkers[2]._transport.inputs == [] and not legs[2].done()  # walking on, untouched
     pacer.close()
