@@ -196,7 +196,7 @@ def handle_intents(
     for i in refuse.tolist():
         state.decisions.record(id_list[i], epoch_list[i], int(accepted_before[i]), state.hlc)
     if admit.size:
-        free = np.flatnonzero(state.status == Status.FREE)[: admit.size]
+        free = state.free_slots(admit.size)
         _admit(state, free, rows[admit], srcs[admit])
         for i in admit.tolist():
             state.decisions.record(id_list[i], epoch_list[i], epoch_list[i], state.hlc)

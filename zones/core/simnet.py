@@ -22,7 +22,7 @@ from .constants import HYSTERESIS_TICKS, TICK_MS
 from .hilbert import encode_positions
 from .messages import Message, message_from_wire, message_to_wire
 from .ranges import RangeMap
-from .state import Status, ZoneParams, ZoneState
+from .state import STORAGE_START, Status, ZoneParams, ZoneState
 from .step import StepInputs, StepOutput, step
 from .wire import ANSWER_DTYPE, COMMAND_DTYPE, SPAWN_DTYPE, empty
 
@@ -49,15 +49,14 @@ class SimNetwork:
     write_ahead: bool = True
     tick: int = 0
     workers: int = 0  # zones of the market: one per range when 0, more to have spares
+    storage: int = STORAGE_START  # slots a zone's arrays start with (they grow)
 
     def __post_init__(self) -> None:
         n = max(self.workers, self.ranges.n)
         self.skew = self.rng.integers(-self.faults.max_skew_ms, self.faults.max_skew_ms + 1, size=n)
-        # Storage has room to spare, so that only the admission rules keep a zone
-        # within its capacity: a broken rule shows as an over-full zone.
-        self.zones = [
-            ZoneState.empty(z, self.ranges, 2 * self.params[z].capacity) for z in range(n)
-        ]
+        # Storage grows as needed, so only the admission rules keep a zone within its
+        # capacity: a broken rule shows as an over-full zone.
+        self.zones = [ZoneState.empty(z, self.ranges, self.storage) for z in range(n)]
         self.snapshots = [z.copy() for z in self.zones]
         self.down_until = [0] * n
         self.queue: list[

@@ -1,8 +1,13 @@
 """A zone's state as a structure of arrays.
 
 Slot i of every per-entity array describes the same entity; a slot whose
-`status` is FREE is unused. Arrays have length `capacity` (ZONE_CAPACITY
-authority slots); a zone never holds more live entities than that.
+`status` is FREE is unused. The arrays' length is the zone's storage
+(`ZoneState.capacity`), which starts at STORAGE_START slots and doubles when a
+spawn or an arrival finds no free slot: a zone of 30 visitors steps, copies and
+snapshots 64 slots, not ZONE_CAPACITY. What bounds the live entities is the
+admission rule (ZoneParams.capacity, ZONE_CAPACITY authority slots), never the
+storage. Growing appends FREE slots and keeps every slot where it was, so the
+slots taken are the same as in a zone whose storage was large from the start.
 """
 
 from dataclasses import dataclass, field, fields
@@ -20,6 +25,9 @@ from .constants import (
 from .decisions import Decisions
 from .items import Items
 from .ranges import RangeMap, floor_ranges
+
+STORAGE_START = 64
+"""Slots a new zone's arrays have; they double whenever a tick needs more free slots."""
 
 
 class Status:
@@ -92,47 +100,17 @@ class ZoneState:
 
     @classmethod
     def empty(
-        cls, zone: int, ranges: RangeMap, capacity: int = ZONE_CAPACITY, hlc: int = 0
+        cls, zone: int, ranges: RangeMap, capacity: int = STORAGE_START, hlc: int = 0
     ) -> "ZoneState":
-        """A zone with no entities."""
-        c = capacity
-        return cls(
-            zone=zone,
-            ranges=ranges,
-            tick=0,
-            hlc=hlc,
-            status=np.zeros(c, np.uint8),
-            id=np.zeros(c, np.uint64),
-            kind=np.zeros(c, np.uint16),
-            pos=np.zeros((c, 3), np.float32),
-            vel=np.zeros((c, 3), np.float32),
-            code=np.zeros(c, np.uint32),
-            epoch=np.zeros(c, np.uint32),
-            xfer_epoch=np.zeros(c, np.uint32),
-            peer=np.full(c, -1, np.int16),
-            outside=np.zeros(c, np.uint16),
-            arrival=np.zeros(c, np.uint64),
-            deadline=np.zeros(c, np.int64),
-            sent_tick=np.zeros(c, np.int64),
-            attempts=np.zeros(c, np.uint16),
-            rto=np.full(c, INITIAL_RTO_TICKS, np.int32),
-            retry_at=np.zeros(c, np.int64),
-            nacks=np.zeros(c, np.uint16),
-            move_clock=np.zeros(c, np.float64),
-            seq=np.zeros(c, np.uint32),
-            needs=np.zeros((c, 4), np.float32),
-            npc_state=np.zeros(c, np.uint8),
-            action=np.zeros(c, np.uint8),
-            target=np.zeros(c, np.uint64),
-            goal=np.zeros((c, 3), np.float32),
-            action_left=np.zeros(c, np.int32),
-            decide_in=np.zeros(c, np.int32),
-            lease=np.zeros(c, np.uint32),
-            lease_left=np.zeros(c, np.int32),
-            srtt=np.full(MAX_ZONES, -1.0),
-            rttvar=np.zeros(MAX_ZONES),
-            decisions=Decisions(),
-        )
+        """A zone with no entities, its arrays `capacity` slots long."""
+        state = object.__new__(cls)
+        state.zone, state.ranges, state.tick, state.hlc = zone, ranges, 0, hlc
+        for name, (dtype, shape, fill) in _SLOT_FIELDS.items():
+            setattr(state, name, np.full((capacity, *shape), fill, dtype))
+        state.srtt, state.rttvar = np.full(MAX_ZONES, -1.0), np.zeros(MAX_ZONES)
+        state.decisions = Decisions()
+        state._index = None
+        return state
 
     def copy(self) -> "ZoneState":
         """An independent copy: writing to either never changes the other."""
@@ -150,7 +128,23 @@ class ZoneState:
 
     @property
     def capacity(self) -> int:
+        """Slots of storage (the arrays' length), FREE ones included; not the admission limit."""
         return int(self.status.size)
+
+    def free_slots(self, n: int) -> np.ndarray:
+        """The first `n` FREE slots, the storage doubled first (or grown to fit) when fewer
+        are free. The same slots as a zone with more storage would give: growing only
+        appends FREE slots after the existing ones."""
+        free = np.flatnonzero(self.status == Status.FREE)
+        if free.size < n:
+            size = self.capacity
+            grown = max(2 * size, size + n - free.size)
+            for name, (dtype, shape, fill) in _SLOT_FIELDS.items():
+                array: np.ndarray = np.full((grown, *shape), fill, dtype)
+                array[:size] = getattr(self, name)
+                setattr(self, name, array)
+            free = np.concatenate([free, np.arange(size, grown)])
+        return free[:n]
 
     def live_mask(self) -> np.ndarray:
         """Slots holding an entity in any state."""
@@ -178,6 +172,39 @@ class ZoneState:
 
 
 _ARRAY_FIELDS = tuple(f.name for f in fields(ZoneState) if f.type in ("np.ndarray", np.ndarray))
+
+_SLOT_FIELDS: dict[str, tuple[type, tuple[int, ...], float]] = {
+    # name: (dtype, shape after the slot axis, value of a FREE slot)
+    "status": (np.uint8, (), 0),
+    "id": (np.uint64, (), 0),
+    "kind": (np.uint16, (), 0),
+    "pos": (np.float32, (3,), 0),
+    "vel": (np.float32, (3,), 0),
+    "code": (np.uint32, (), 0),
+    "epoch": (np.uint32, (), 0),
+    "xfer_epoch": (np.uint32, (), 0),
+    "peer": (np.int16, (), -1),
+    "outside": (np.uint16, (), 0),
+    "arrival": (np.uint64, (), 0),
+    "deadline": (np.int64, (), 0),
+    "sent_tick": (np.int64, (), 0),
+    "attempts": (np.uint16, (), 0),
+    "rto": (np.int32, (), INITIAL_RTO_TICKS),
+    "retry_at": (np.int64, (), 0),
+    "nacks": (np.uint16, (), 0),
+    "move_clock": (np.float64, (), 0),
+    "seq": (np.uint32, (), 0),
+    "needs": (np.float32, (4,), 0),
+    "npc_state": (np.uint8, (), 0),
+    "action": (np.uint8, (), 0),
+    "target": (np.uint64, (), 0),
+    "goal": (np.float32, (3,), 0),
+    "action_left": (np.int32, (), 0),
+    "decide_in": (np.int32, (), 0),
+    "lease": (np.uint32, (), 0),
+    "lease_left": (np.int32, (), 0),
+}
+assert set(_SLOT_FIELDS) == set(_ARRAY_FIELDS) - {"srtt", "rttvar"}
 
 
 def default_ranges(n: int = DEFAULT_ZONES) -> RangeMap:

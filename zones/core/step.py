@@ -261,7 +261,7 @@ def _spawn(s: ZoneState, spawns: np.ndarray, params: ZoneParams) -> tuple[np.nda
     candidates = np.flatnonzero(unique & (s.slots_of(spawns["id"]) < 0))
     quota = int(spawn_quota(s.live_count(), candidates.size, spawn_cap=params.spawn_cap))
     take = candidates[:quota]
-    slots = np.flatnonzero(s.status == Status.FREE)[: take.size]
+    slots = s.free_slots(take.size)
     rows = spawns[take]
     s.status[slots] = Status.OWNED
     s.id[slots], s.kind[slots] = rows["id"], rows["kind"]
