@@ -18,6 +18,10 @@ starts one fresh interpreter per step, baseline and current alternately, so
 both see the same machine; each measures every load with the calling thread's
 CPU time (time.thread_time_ns) over all its ticks. The figures are the median
 over --runs runs; the ratio is the baseline's median over the current one.
+
+Each load is also stepped with storage for FULL (1,800) slots from the start, as every
+zone had before its storage grew with its crowd: a second table sets the current step
+with that storage beside the current step with the zone's own (64 slots here).
 """
 
 import os
@@ -42,6 +46,8 @@ LOADS = (0, 15, 50)
 """Visitors per zone in each measured load."""
 T0 = 1_800_000_000_000
 TARGET_IDLE_MS = 0.1  # step + persistence of an idle zone, per tick
+FULL = 1_800
+"""ZONE_CAPACITY: the storage every zone had before it grew with its crowd."""
 
 
 def measure(root: str, ticks: int, warmup: int) -> dict[str, float]:
@@ -78,16 +84,18 @@ def measure(root: str, ticks: int, warmup: int) -> dict[str, float]:
     params = ZoneParams(zone=0)
     result = {}
     for visitors in LOADS:
-        state = ZoneState.empty(0, floor_ranges(3))
-        for t in range(warmup):
-            state, _ = step(state, inputs(t, visitors), params)
-        if state.live_count() != visitors:
-            raise SystemExit(f"{state.live_count()} live entities, {visitors} expected")
-        timed = [inputs(t, visitors) for t in range(warmup, warmup + ticks)]
-        started = time.thread_time_ns()
-        for tick_inputs in timed:
-            state, _ = step(state, tick_inputs, params)
-        result[str(visitors)] = (time.thread_time_ns() - started) / ticks / 1e3
+        # the zone's own storage, and storage for the whole capacity from the start
+        for key, storage in ((str(visitors), {}), (f"{visitors} full", {"capacity": FULL})):
+            state = ZoneState.empty(0, floor_ranges(3), **storage)
+            for t in range(warmup):
+                state, _ = step(state, inputs(t, visitors), params)
+            if state.live_count() != visitors:
+                raise SystemExit(f"{state.live_count()} live entities, {visitors} expected")
+            timed = [inputs(t, visitors) for t in range(warmup, warmup + ticks)]
+            started = time.thread_time_ns()
+            for tick_inputs in timed:
+                state, _ = step(state, tick_inputs, params)
+            result[key] = (time.thread_time_ns() - started) / ticks / 1e3
     return result
 
 
@@ -135,6 +143,16 @@ def main() -> None:
         name = "idle (no entities)" if visitors == 0 else f"{visitors} visitors, roots moving"
         spread = " ".join(f"{r[key]:.1f}" for r in runs["current"])
         print(f"{name:<26}{before:>9.1f} us{after:>9.1f} us{before / after:>8.1f}x   {spread}")
+    print(
+        f"\ncurrent step, storage of {FULL:,} slots from the start against the zone's own"
+        " (64 slots, doubling when full)"
+    )
+    print(f"{'load':<26}{'full':>12}{'own':>12}{'ratio':>9}")
+    for visitors in LOADS:
+        full = statistics.median(r[f"{visitors} full"] for r in runs["current"])
+        own = statistics.median(r[str(visitors)] for r in runs["current"])
+        name = "idle (no entities)" if visitors == 0 else f"{visitors} visitors, roots moving"
+        print(f"{name:<26}{full:>9.1f} us{own:>9.1f} us{full / own:>8.2f}x")
     idle_ms = statistics.median(r["0"] for r in runs["current"]) / 1e3
     verdict = "met" if idle_ms <= TARGET_IDLE_MS else "not met"
     print(
