@@ -23,8 +23,9 @@ around the step call alone, excluding the network (wire forms, delivery,
 snapshots). In the same ticks, interleaved, two more figures are taken:
 
 * the same step on the same inputs, with zone 0's state packed into 1,800
-  slots (SimNetwork gives every zone twice its capacity in storage; the native
-  zone server had ZONE_CAPACITY slots);
+  slots (the bench's network gives every zone twice its capacity in storage, as
+  the simulator did before a zone's storage grew with its crowd; the native zone
+  server had ZONE_CAPACITY slots);
 * a second network with the same walkers standing still: no commands, no
   migrations, the step's floor cost.
 
@@ -242,6 +243,7 @@ def build(counts: list[int], seed: int) -> tuple[SimNetwork, Crowd, dict[int, np
         params=params,
         rng=np.random.default_rng(seed),
         faults=Faults(drop=0.0, duplicate=0.0),
+        storage=2 * ZONE_CAPACITY,  # the spare storage every zone had before it grew
     )
     crowd = Crowd(net, np.random.default_rng(seed + 1))
     return net, crowd, spawn_rows(crowd, counts)

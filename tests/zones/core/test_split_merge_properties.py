@@ -152,8 +152,7 @@ def claim_range(net, zone):
         codes = encode_positions(other.pos[held], p.lo, p.hi)
         theirs = held[state.ranges.assign(codes) == zone]
         theirs = theirs[state.slots_of(other.id[theirs]) < 0]
-        free = np.flatnonzero(state.status == Status.FREE)[: theirs.size]
-        theirs = theirs[: free.size]
+        free = state.free_slots(theirs.size)
         for name in ("id", "kind", "pos", "vel", "epoch", "xfer_epoch", "code", "seq"):
             getattr(state, name)[free] = getattr(other, name)[theirs]
         state.status[free] = Status.OWNED

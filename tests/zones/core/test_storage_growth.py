@@ -2,6 +2,8 @@
 takes the same slots, says the same things and holds the same records as a zone whose
 storage was large from the start (zones/core/state.py)."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -10,17 +12,19 @@ from zones.core.crowd import Crowd
 from zones.core.ranges import floor_ranges
 from zones.core.simnet import SimNetwork
 from zones.core.state import _SLOT_FIELDS, STORAGE_START, Status, ZoneParams, ZoneState
-from zones.core.wire import SPAWN_DTYPE
 
 LARGE = 1_000
+SMALL = 4
+ARRIVALS_TICKS = 400  # long enough for walkers out of zone 0 to fill the others
 
 
-def lockstep_differences(seed: int, small: int, ticks: int = 160) -> tuple[list[str], int]:
-    """Two lossy three-zone markets, storage `small` and LARGE, driven alike: what differs,
-    and the most storage a zone of the small one grew to."""
+def lockstep(seed: int, only_zone_0: bool = False, ticks: int = 160) -> tuple[list[str], list[int]]:
+    """Two lossy three-zone markets, storage SMALL and LARGE, driven alike: what differs,
+    and each zone's storage in the small one at the end. With `only_zone_0`, newcomers
+    spawn in zone 0 alone: the other zones fill only by arrivals."""
     params = [ZoneParams(zone=z, hi=SMALL_MARKET, capacity=120, spawn_cap=90) for z in range(3)]
     nets, crowds = [], []
-    for storage in (small, LARGE):
+    for storage in (SMALL, LARGE):
         net = SimNetwork(floor_ranges(3), params, np.random.default_rng(seed), storage=storage)
         nets.append(net)
         crowds.append(Crowd(net, np.random.default_rng(seed + 1)))
@@ -28,7 +32,9 @@ def lockstep_differences(seed: int, small: int, ticks: int = 160) -> tuple[list[
     for t in range(ticks):
         outputs = []
         for net, crowd in zip(nets, crowds, strict=True):
-            spawns = crowd.spawn(40) if t % 40 == 0 else None  # waves of newcomers
+            spawns = crowd.spawn(40) if t % 40 == 0 else None
+            if spawns is not None and only_zone_0:
+                spawns = {0: spawns[0]}
             crashes = {1: 5} if t == 90 else None  # a zone restarts from its snapshot
             out = net.run_tick(spawns=spawns, commands=crowd.commands(), crashes=crashes)
             crowd.record_spawns(out)
@@ -43,7 +49,7 @@ def lockstep_differences(seed: int, small: int, ticks: int = 160) -> tuple[list[
                 differences.append(f"tick {t} zone {z}: interest rows differ")
         if differences:
             break
-    return differences, max(zone.capacity for zone in nets[0].zones)
+    return differences, [zone.capacity for zone in nets[0].zones]
 
 
 def state_differences(grown: ZoneState, large: ZoneState) -> list[str]:
@@ -64,17 +70,22 @@ def state_differences(grown: ZoneState, large: ZoneState) -> list[str]:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_zone_whose_storage_grows_runs_as_one_with_room_from_the_start(seed):
-    differences, grown = lockstep_differences(seed, small=4)
+def test_a_zone_whose_storage_grows_with_spawns_runs_as_one_with_room_from_the_start(seed):
+    differences, storage = lockstep(seed)
     assert differences == []
-    assert grown >= 32  # doubled three times at least, spawns and arrivals alike
+    assert max(storage) >= 8 * SMALL  # doubled three times at least
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_zone_whose_storage_grows_with_arrivals_runs_as_one_with_room_from_the_start(seed):
+    differences, storage = lockstep(seed, only_zone_0=True, ticks=ARRIVALS_TICKS)
+    assert differences == []
+    assert storage[1] > SMALL and storage[2] > SMALL  # grown by arrivals alone
 
 
 def test_storage_grows_only_when_a_tick_needs_more_slots_and_keeps_every_slot():
     state = ZoneState.empty(0, floor_ranges(3))
     assert state.capacity == STORAGE_START
-    rows = np.zeros(STORAGE_START + 10, SPAWN_DTYPE)
-    rows["id"] = np.arange(1, rows.size + 1)
     state.status[:3] = Status.OWNED
     state.id[:3] = [7, 8, 9]
     free = state.free_slots(STORAGE_START)  # three taken: doubled
@@ -84,13 +95,17 @@ def test_storage_grows_only_when_a_tick_needs_more_slots_and_keeps_every_slot():
     assert state.free_slots(5).tolist() == [3, 4, 5, 6, 7]  # enough free: no growth
     assert state.capacity == 2 * STORAGE_START
     state.free_slots(5 * STORAGE_START)  # more than doubling gives: grown to fit
-    assert state.capacity == 2 * STORAGE_START + 5 * STORAGE_START - (2 * STORAGE_START - 3)
+    assert state.capacity == 3 + 5 * STORAGE_START
 
 
-def test_the_lockstep_check_catches_growth_that_moves_where_entities_go(monkeypatch):
-    """Control: storage that grows but hands out its new slots before the old free ones."""
+def newest_first(caller: str):
+    """Storage that, called from `caller` in a zone still small, grows and hands out its
+    new slots before the old free ones."""
+    right = ZoneState.free_slots
 
-    def newest_first(self, n):
+    def free_slots(self, n):
+        if self.capacity >= LARGE or sys._getframe(1).f_code.co_name != caller:
+            return right(self, n)
         size = self.capacity
         grown = size + n
         for name, (dtype, shape, fill) in _SLOT_FIELDS.items():
@@ -99,5 +114,14 @@ def test_the_lockstep_check_catches_growth_that_moves_where_entities_go(monkeypa
             setattr(self, name, array)
         return np.arange(size, grown)
 
-    monkeypatch.setattr(ZoneState, "free_slots", newest_first)
-    assert lockstep_differences(1, small=4)[0]
+    return free_slots
+
+
+@pytest.mark.parametrize(("caller", "only_zone_0"), [("_spawn", False), ("handle_intents", True)])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_lockstep_check_catches_growth_that_moves_where_entities_go(
+    monkeypatch, caller, only_zone_0, seed
+):
+    """Control: in the small market only, spawns or arrivals take the new slots first."""
+    monkeypatch.setattr(ZoneState, "free_slots", newest_first(caller))
+    assert lockstep(seed, only_zone_0, ticks=ARRIVALS_TICKS if only_zone_0 else 160)[0]
