@@ -19,9 +19,10 @@ both see the same machine; each measures every load with the calling thread's
 CPU time (time.thread_time_ns) over all its ticks. The figures are the median
 over --runs runs; the ratio is the baseline's median over the current one.
 
-Each load is also stepped with storage for FULL (1,800) slots from the start, as every
-zone had before its storage grew with its crowd: a second table sets the current step
-with that storage beside the current step with the zone's own (64 slots here).
+Each load is also stepped with storage for ZONE_CAPACITY (1,800) slots from the start,
+as every zone had before its storage grew with its crowd: a second table sets the current
+step with that storage beside the current step with the zone's own (STORAGE_START slots,
+64, enough for these loads).
 """
 
 import os
@@ -46,8 +47,6 @@ LOADS = (0, 15, 50)
 """Visitors per zone in each measured load."""
 T0 = 1_800_000_000_000
 TARGET_IDLE_MS = 0.1  # step + persistence of an idle zone, per tick
-FULL = 1_800
-"""ZONE_CAPACITY: the storage every zone had before it grew with its crowd."""
 
 
 def measure(root: str, ticks: int, warmup: int) -> dict[str, float]:
@@ -58,7 +57,7 @@ def measure(root: str, ticks: int, warmup: int) -> dict[str, float]:
     import numpy as np
 
     from zones.core import step as step_module
-    from zones.core.constants import TICK_MS
+    from zones.core.constants import TICK_MS, ZONE_CAPACITY
     from zones.core.ranges import floor_ranges
     from zones.core.state import ZoneParams, ZoneState
     from zones.core.step import StepInputs, step
@@ -85,7 +84,8 @@ def measure(root: str, ticks: int, warmup: int) -> dict[str, float]:
     result = {}
     for visitors in LOADS:
         # the zone's own storage, and storage for the whole capacity from the start
-        for key, storage in ((str(visitors), {}), (f"{visitors} full", {"capacity": FULL})):
+        full = {"capacity": ZONE_CAPACITY}
+        for key, storage in ((str(visitors), {}), (f"{visitors} full", full)):
             state = ZoneState.empty(0, floor_ranges(3), **storage)
             for t in range(warmup):
                 state, _ = step(state, inputs(t, visitors), params)
@@ -143,9 +143,12 @@ def main() -> None:
         name = "idle (no entities)" if visitors == 0 else f"{visitors} visitors, roots moving"
         spread = " ".join(f"{r[key]:.1f}" for r in runs["current"])
         print(f"{name:<26}{before:>9.1f} us{after:>9.1f} us{before / after:>8.1f}x   {spread}")
+    from zones.core.constants import ZONE_CAPACITY
+    from zones.core.state import STORAGE_START
+
     print(
-        f"\ncurrent step, storage of {FULL:,} slots from the start against the zone's own"
-        " (64 slots, doubling when full)"
+        f"\ncurrent step, storage of {ZONE_CAPACITY:,} slots from the start against the"
+        f" zone's own ({STORAGE_START} slots, doubling when full)"
     )
     print(f"{'load':<26}{'full':>12}{'own':>12}{'ratio':>9}")
     for visitors in LOADS:
